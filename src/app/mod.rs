@@ -20,8 +20,8 @@ pub fn run() -> anyhow::Result<()> {
 pub struct CaptionerApp {}
 
 impl eframe::App for CaptionerApp {
-    fn update(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
-        egui::CentralPanel::default().show(ctx, |ui| {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        egui::CentralPanel::default().show(ui, |ui| {
             ui.heading("captioner");
             ui.label("Captions for your photos, written on your machine.");
         });
