@@ -487,13 +487,15 @@ impl BatchPanel {
     fn toolbar_ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
         let busy = self.running.is_some();
         ui.horizontal(|ui| {
-            ui.label("Folder");
-            let edit = ui.add_enabled(
-                !busy,
-                egui::TextEdit::singleline(&mut self.folder)
-                    .hint_text("a folder of photos")
-                    .desired_width((ui.available_width() - 200.0).max(120.0)),
-            );
+            let label = ui.label("Folder");
+            let edit = ui
+                .add_enabled(
+                    !busy,
+                    egui::TextEdit::singleline(&mut self.folder)
+                        .hint_text("a folder of photos")
+                        .desired_width((ui.available_width() - 200.0).max(120.0)),
+                )
+                .labelled_by(label.id);
             let enter = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
             if ui
                 .add_enabled(!busy && self.dialog.is_none(), egui::Button::new("Browse…"))
@@ -513,8 +515,9 @@ impl BatchPanel {
         });
         ui.horizontal(|ui| {
             let has_items = !self.items.is_empty();
-            ui.label("Beam");
+            let label = ui.label("Beam");
             ui.add_enabled(!busy, egui::DragValue::new(&mut self.beam).range(1..=10))
+                .labelled_by(label.id)
                 .on_hover_text("1 = greedy decoding; more = beam search (slower, often better)");
             if busy {
                 if ui.button("Cancel").clicked() {

@@ -231,16 +231,17 @@ impl CaptionPanel {
             }
             ui.weak("or drop / paste (Ctrl+V) a photo");
             ui.separator();
-            ui.label("Beam");
+            let label = ui.label("Beam");
             let beam = ui
                 .add(egui::DragValue::new(&mut self.beam).range(1..=10))
+                .labelled_by(label.id)
                 .on_hover_text("1 = greedy decoding; more = beam search, with alternatives");
             let beam_set = beam.drag_stopped() || (beam.changed() && !beam.dragged());
             if let Some(input) = self.last_input.clone().filter(|_| beam_set) {
                 self.caption(input, shared);
             }
             ui.separator();
-            ui.label("Model");
+            let label = ui.label("Model");
             let mut chosen = None;
             egui::ComboBox::from_id_salt("model_choice")
                 .selected_text(self.model.label())
@@ -268,7 +269,9 @@ impl CaptionPanel {
                     if ui.button("Refresh list").clicked() {
                         shared.send(Command::ListModels);
                     }
-                });
+                })
+                .response
+                .labelled_by(label.id);
             if let Some(choice) = chosen.filter(|c| *c != self.model) {
                 self.choose_model(choice, shared);
             }

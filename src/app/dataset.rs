@@ -182,12 +182,14 @@ impl DatasetPanel {
 
     fn folder_ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
         ui.horizontal(|ui| {
-            ui.label("Folder");
-            let edit = ui.add(
-                egui::TextEdit::singleline(&mut self.folder)
-                    .hint_text("path to a dataset folder")
-                    .desired_width(ui.available_width() - 220.0),
-            );
+            let label = ui.label("Folder");
+            let edit = ui
+                .add(
+                    egui::TextEdit::singleline(&mut self.folder)
+                        .hint_text("path to a dataset folder")
+                        .desired_width(ui.available_width() - 220.0),
+                )
+                .labelled_by(label.id);
             let enter = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
             if ui
                 .add_enabled(self.dialog.is_none(), egui::Button::new("Browse…"))
@@ -213,7 +215,7 @@ impl DatasetPanel {
             }
         });
         ui.horizontal(|ui| {
-            ui.label("Cleaning");
+            let label = ui.label("Cleaning");
             egui::ComboBox::from_id_salt("cleaning")
                 .selected_text(self.cleaning.name())
                 .show_ui(ui, |ui| {
@@ -221,9 +223,12 @@ impl DatasetPanel {
                         .on_hover_text("lowercase, no punctuation or digits; keeps \"a\"");
                     ui.selectable_value(&mut self.cleaning, Cleaning::Tutorial, "tutorial")
                         .on_hover_text("as the tutorial: also drops one-letter words");
-                });
-            ui.label("Min word count");
-            ui.add(egui::DragValue::new(&mut self.min_count).range(1..=100));
+                })
+                .response
+                .labelled_by(label.id);
+            let label = ui.label("Min word count");
+            ui.add(egui::DragValue::new(&mut self.min_count).range(1..=100))
+                .labelled_by(label.id);
             ui.checkbox(&mut self.check_images, "Check image files");
         });
     }
@@ -337,13 +342,14 @@ impl DatasetPanel {
 
     fn images_ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
         ui.horizontal(|ui| {
-            ui.label("Find");
+            let label = ui.label("Find");
             ui.add(
                 egui::TextEdit::singleline(&mut self.filter.text)
                     .hint_text("word or file name")
                     .desired_width(200.0),
-            );
-            ui.label("Split");
+            )
+            .labelled_by(label.id);
+            let label = ui.label("Split");
             egui::ComboBox::from_id_salt("split_filter")
                 .selected_text(self.filter.split.map_or("all", Split::name))
                 .show_ui(ui, |ui| {
@@ -351,7 +357,9 @@ impl DatasetPanel {
                     for s in [Split::Train, Split::Dev, Split::Test, Split::None] {
                         ui.selectable_value(&mut self.filter.split, Some(s), s.name());
                     }
-                });
+                })
+                .response
+                .labelled_by(label.id);
         });
         self.refresh_view();
         let Some(loaded) = &self.loaded else { return };
