@@ -106,13 +106,30 @@ pub fn format_summary(s: &Summary) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "Dataset      {}", s.root.display());
     let _ = writeln!(out, "Layout       {}", s.layout);
-    let _ = writeln!(out, "Images       {} captioned images in {}", s.images, s.images_dir.display());
+    let _ = writeln!(
+        out,
+        "Images       {} captioned images in {}",
+        s.images,
+        s.images_dir.display()
+    );
     let _ = writeln!(out, "Captions     {}", s.captions);
-    let _ = writeln!(out, "Missing      {} images referenced by captions but not on disk", s.missing_images);
+    let _ = writeln!(
+        out,
+        "Missing      {} images referenced by captions but not on disk",
+        s.missing_images
+    );
     if s.unreadable_images > 0 {
-        let _ = writeln!(out, "Unreadable   {} image files that cannot be read", s.unreadable_images);
+        let _ = writeln!(
+            out,
+            "Unreadable   {} image files that cannot be read",
+            s.unreadable_images
+        );
     }
-    let _ = writeln!(out, "Uncaptioned  {} images without captions", s.uncaptioned_images);
+    let _ = writeln!(
+        out,
+        "Uncaptioned  {} images without captions",
+        s.uncaptioned_images
+    );
     let _ = writeln!(
         out,
         "Splits       train {}, dev {}, test {}{} (from {})",

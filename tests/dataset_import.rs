@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use captioner::dataset::{self, Cleaning, DatasetError, ImportOptions, Layout, Split, SplitSource};
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 fn import(path: &Path) -> dataset::Dataset {
@@ -60,7 +62,10 @@ fn broken_flickr8k_imports_the_good_lines_and_reports_the_rest() {
         .unwrap();
     assert_eq!(
         a.captions,
-        vec!["A dog runs across the grass .", "A brown dog is running outside ."]
+        vec![
+            "A dog runs across the grass .",
+            "A brown dog is running outside ."
+        ]
     );
     assert_eq!(line_of("no tab"), vec![Some(3)]);
     assert_eq!(line_of("no '#N'"), vec![Some(4)]);
@@ -102,13 +107,25 @@ fn kaggle_csv_with_commas_and_quotes() {
     assert_eq!(a.captions[0], "A dog, brown and white, runs on the grass .");
     assert_eq!(a.captions[1], "A dog says \"woof\" to a cat .");
     assert_eq!(a.captions.len(), 3);
-    assert_eq!(ds.caption_count(), 6);
-    assert_eq!(problems_matching(&ds, "captions.txt", "empty caption").len(), 1);
-    assert_eq!(problems_matching(&ds, "captions.txt", "duplicate caption").len(), 1);
-    assert_eq!(problems_matching(&ds, "captions.txt", "expected 2 fields").len(), 1);
+    assert_eq!(ds.caption_count(), 5);
+    assert_eq!(
+        problems_matching(&ds, "captions.txt", "empty caption").len(),
+        1
+    );
+    assert_eq!(
+        problems_matching(&ds, "captions.txt", "duplicate caption").len(),
+        1
+    );
+    assert_eq!(
+        problems_matching(&ds, "captions.txt", "expected 2 fields").len(),
+        1
+    );
     assert_eq!(ds.missing, vec!["missing.jpg"]);
     let lines: Vec<_> = ds.problems.iter().map(|p| p.line).collect();
-    assert!(lines.contains(&Some(6)) && lines.contains(&Some(7)), "{lines:?}");
+    assert!(
+        lines.contains(&Some(6)) && lines.contains(&Some(7)),
+        "{lines:?}"
+    );
     // No split files: splits come from a hash of the name.
     assert_eq!(ds.split_source, SplitSource::Hash);
 }
@@ -121,10 +138,19 @@ fn coco_captions() {
     assert_eq!(ds.caption_count(), 4);
     assert_eq!(ds.split_source, SplitSource::Files);
     let train: Vec<_> = ds.split(Split::Train).map(|e| e.name.as_str()).collect();
-    assert_eq!(train, vec!["train2017/000000000001.jpg", "train2017/000000000002.jpg"]);
+    assert_eq!(
+        train,
+        vec!["train2017/000000000001.jpg", "train2017/000000000002.jpg"]
+    );
     assert_eq!(ds.split(Split::Dev).count(), 1);
-    assert_eq!(problems_matching(&ds, "captions_train2017.json", "image id 99").len(), 1);
-    assert_eq!(problems_matching(&ds, "captions_train2017.json", "empty caption").len(), 1);
+    assert_eq!(
+        problems_matching(&ds, "captions_train2017.json", "image id 99").len(),
+        1
+    );
+    assert_eq!(
+        problems_matching(&ds, "captions_train2017.json", "empty caption").len(),
+        1
+    );
 }
 
 #[test]
@@ -133,12 +159,21 @@ fn sidecar_folder() {
     assert_eq!(ds.layout, Layout::Sidecar);
     assert_eq!(ds.images.len(), 2);
     let dog = ds.images.iter().find(|e| e.name == "dog.jpg").unwrap();
-    assert_eq!(dog.captions, vec!["A dog runs across the grass.", "A brown dog outside."]);
+    assert_eq!(
+        dog.captions,
+        vec!["A dog runs across the grass.", "A brown dog outside."]
+    );
     let kids = ds.images.iter().find(|e| e.name == "kids.jpg").unwrap();
     assert_eq!(kids.captions, vec!["Children play in the park."]);
     assert_eq!(ds.uncaptioned, vec!["nocaption.jpg"]);
-    assert_eq!(problems_matching(&ds, "dog.txt", "duplicate caption")[0].line, Some(4));
-    assert_eq!(problems_matching(&ds, "orphan.txt", "without a matching image").len(), 1);
+    assert_eq!(
+        problems_matching(&ds, "dog.txt", "duplicate caption")[0].line,
+        Some(4)
+    );
+    assert_eq!(
+        problems_matching(&ds, "orphan.txt", "without a matching image").len(),
+        1
+    );
 }
 
 #[test]
@@ -173,7 +208,11 @@ fn unusable_inputs_fail_with_clear_errors() {
     let bad = tmp.path().join("bad");
     std::fs::create_dir_all(bad.join("Flickr8k_text")).unwrap();
     std::fs::create_dir_all(bad.join("Flicker8k_Dataset")).unwrap();
-    std::fs::write(bad.join("Flickr8k_text/Flickr8k.token.txt"), "garbage\nx.jpg#0\tA caption .\n").unwrap();
+    std::fs::write(
+        bad.join("Flickr8k_text/Flickr8k.token.txt"),
+        "garbage\nx.jpg#0\tA caption .\n",
+    )
+    .unwrap();
     let e = dataset::import(&bad, &opts).unwrap_err();
     assert!(matches!(e, DatasetError::Unusable { .. }), "{e}");
     let msg = e.to_string();
@@ -183,14 +222,22 @@ fn unusable_inputs_fail_with_clear_errors() {
     // A token file but no images folder.
     let noimg = tmp.path().join("noimg");
     std::fs::create_dir_all(noimg.join("Flickr8k_text")).unwrap();
-    std::fs::write(noimg.join("Flickr8k_text/Flickr8k.token.txt"), "x.jpg#0\tA caption .\n").unwrap();
+    std::fs::write(
+        noimg.join("Flickr8k_text/Flickr8k.token.txt"),
+        "x.jpg#0\tA caption .\n",
+    )
+    .unwrap();
     let e = dataset::import(&noimg, &opts).unwrap_err();
     assert!(e.to_string().contains("no images folder"), "{e}");
 
     // A broken COCO file.
     let coco = tmp.path().join("coco");
     std::fs::create_dir_all(&coco).unwrap();
-    std::fs::write(coco.join("captions_train.json"), "{\"images\": [\n  {\"id\": 1,,}\n").unwrap();
+    std::fs::write(
+        coco.join("captions_train.json"),
+        "{\"images\": [\n  {\"id\": 1,,}\n",
+    )
+    .unwrap();
     let e = dataset::import(&coco, &opts).unwrap_err();
     let msg = e.to_string();
     assert!(msg.contains("captions_train.json:2"), "{msg}");
@@ -248,7 +295,10 @@ fn tutorial_cleaning_shrinks_the_vocabulary() {
 fn full_flickr8k_figures() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/flickr8k");
     if !dir.is_dir() {
-        eprintln!("skipped: {} is not here (the full Flickr8k set is needed)", dir.display());
+        eprintln!(
+            "skipped: {} is not here (the full Flickr8k set is needed)",
+            dir.display()
+        );
         return;
     }
     let ds = import(&dir);
@@ -259,5 +309,9 @@ fn full_flickr8k_figures() {
     assert_eq!(s.splits.train, 6000);
     assert_eq!(s.splits.dev, 1000);
     assert_eq!(s.missing_images, 0);
-    assert!(s.problems.is_empty(), "{:?}", &s.problems[..s.problems.len().min(5)]);
+    assert!(
+        s.problems.is_empty(),
+        "{:?}",
+        &s.problems[..s.problems.len().min(5)]
+    );
 }

@@ -124,13 +124,20 @@ pub(crate) fn read(root: &Path, files: Vec<PathBuf>) -> Result<RawDataset, Datas
                 problems.push(Problem::new(
                     path,
                     None,
-                    format!("{what}: image id {} is not in \"images\"; skipped", ann.image_id),
+                    format!(
+                        "{what}: image id {} is not in \"images\"; skipped",
+                        ann.image_id
+                    ),
                 ));
                 continue;
             };
             let caption = ann.caption.trim();
             if caption.is_empty() {
-                problems.push(Problem::new(path, None, format!("{what}: empty caption; skipped")));
+                problems.push(Problem::new(
+                    path,
+                    None,
+                    format!("{what}: empty caption; skipped"),
+                ));
                 continue;
             }
             these.push(name.clone());

@@ -72,7 +72,9 @@ pub(crate) fn read(root: &Path, found: Found) -> Result<RawDataset, DatasetError
                     problems.push(Problem::new(
                         &path,
                         Some(line),
-                        format!("'{name}' is already in the {previous} split; now counted as {split}"),
+                        format!(
+                            "'{name}' is already in the {previous} split; now counted as {split}"
+                        ),
                     ));
                 } else {
                     problems.push(Problem::new(

@@ -54,7 +54,7 @@ pub(crate) fn read(found: Found) -> Result<RawDataset, DatasetError> {
                         path: path.to_path_buf(),
                         message: format!(
                             "line 1: expected the header 'image,caption', found '{}'",
-                            String::from_utf8_lossy(&h.as_slice().to_vec())
+                            String::from_utf8_lossy(h.as_slice())
                         ),
                     });
                 }
@@ -75,7 +75,11 @@ pub(crate) fn read(found: Found) -> Result<RawDataset, DatasetError> {
             Ok(r) => r,
             Err(e) => {
                 let line = e.position().map(|p| p.line() as usize);
-                problems.push(Problem::new(path, line, format!("malformed CSV: {e}; row skipped")));
+                problems.push(Problem::new(
+                    path,
+                    line,
+                    format!("malformed CSV: {e}; row skipped"),
+                ));
                 continue;
             }
         };
@@ -87,7 +91,11 @@ pub(crate) fn read(found: Found) -> Result<RawDataset, DatasetError> {
         let (image, caption) = match (field(image_col), field(caption_col)) {
             (Some(Ok(i)), Some(Ok(c))) => (i.trim(), c.trim()),
             (Some(Err(_)), _) | (_, Some(Err(_))) => {
-                problems.push(Problem::new(path, line, "not valid UTF-8 text; row skipped"));
+                problems.push(Problem::new(
+                    path,
+                    line,
+                    "not valid UTF-8 text; row skipped",
+                ));
                 continue;
             }
             _ => {

@@ -200,7 +200,10 @@ pub(crate) struct RawCaption {
 
 /// Reads a text file, dropping a UTF-8 byte-order mark; returns its lines (CR LF or LF endings)
 /// with 1-based numbers. Lines that are not valid UTF-8 become problems.
-pub(crate) fn read_lines(path: &Path, problems: &mut Vec<Problem>) -> Result<Vec<(usize, String)>, DatasetError> {
+pub(crate) fn read_lines(
+    path: &Path,
+    problems: &mut Vec<Problem>,
+) -> Result<Vec<(usize, String)>, DatasetError> {
     let bytes = std::fs::read(path).map_err(|source| DatasetError::Io {
         path: path.to_path_buf(),
         source,
@@ -214,7 +217,10 @@ pub(crate) fn read_lines(path: &Path, problems: &mut Vec<Problem>) -> Result<Vec
             Err(e) => problems.push(Problem::new(
                 path,
                 Some(i + 1),
-                format!("not valid UTF-8 text (bad byte at column {}); line skipped", e.valid_up_to() + 1),
+                format!(
+                    "not valid UTF-8 text (bad byte at column {}); line skipped",
+                    e.valid_up_to() + 1
+                ),
             )),
         }
     }
@@ -234,10 +240,13 @@ pub(crate) fn list_images(dir: &Path) -> Result<Vec<String>, DatasetError> {
     let mut names = Vec::new();
     for entry in entries.flatten() {
         let path = entry.path();
-        if has_image_extension(&path) && path.is_file() {
-            if let Some(name) = entry.file_name().to_str() {
-                names.push(name.to_string());
-            }
+        if has_image_extension(&path)
+            && entry
+                .file_type()
+                .is_ok_and(|t| t.is_file() || t.is_symlink())
+            && let Some(name) = entry.file_name().to_str()
+        {
+            names.push(name.to_string());
         }
     }
     names.sort();
@@ -274,7 +283,11 @@ pub fn import(path: &Path, options: &ImportOptions) -> Result<Dataset, DatasetEr
 }
 
 /// The checks and bookkeeping common to every layout.
-fn assemble(root: &Path, raw: RawDataset, options: &ImportOptions) -> Result<Dataset, DatasetError> {
+fn assemble(
+    root: &Path,
+    raw: RawDataset,
+    options: &ImportOptions,
+) -> Result<Dataset, DatasetError> {
     let RawDataset {
         layout,
         images_dir,
@@ -333,7 +346,11 @@ fn assemble(root: &Path, raw: RawDataset, options: &ImportOptions) -> Result<Dat
         let bad: Vec<(usize, String)> = present
             .par_iter()
             .enumerate()
-            .filter_map(|(i, (name, _))| check_image_file(&images_dir.join(name)).err().map(|e| (i, e)))
+            .filter_map(|(i, (name, _))| {
+                check_image_file(&images_dir.join(name))
+                    .err()
+                    .map(|e| (i, e))
+            })
             .collect();
         for (i, message) in bad.iter().rev() {
             let (name, _) = present.remove(*i);
@@ -370,6 +387,9 @@ fn assemble(root: &Path, raw: RawDataset, options: &ImportOptions) -> Result<Dat
             }
         })
         .collect();
+
+    // Report problems in file order, then line order.
+    problems.sort_by(|a, b| a.file.cmp(&b.file).then(a.line.cmp(&b.line)));
 
     if images.is_empty() {
         return Err(DatasetError::Unusable {
@@ -454,20 +474,40 @@ impl Dataset {
             .images
             .iter()
             .filter(|e| !has_train || e.split == Split::Train)
-            .flat_map(|e| e.captions.iter().map(|c| clean_caption(c, self.options.cleaning)))
+            .flat_map(|e| {
+                e.captions
+                    .iter()
+                    .map(|c| clean_caption(c, self.options.cleaning))
+            })
             .collect();
-        Vocab::build(cleaned.iter().map(Vec::as_slice), min_count, self.options.cleaning)
+        Vocab::build(
+            cleaned.iter().map(Vec::as_slice),
+            min_count,
+            self.options.cleaning,
+        )
     }
 
     /// Summary figures, as `captioner dataset inspect` prints them.
     pub fn summary(&self) -> Summary {
+        let has_train = self.images.iter().any(|e| e.split == Split::Train);
+        let cleaned: Vec<(bool, Vec<Vec<String>>)> = self
+            .images
+            .par_iter()
+            .map(|e| (!has_train || e.split == Split::Train, self.cleaned(e)))
+            .collect();
         let lengths = LengthStats::from_lengths(
-            self.images
+            cleaned
                 .iter()
-                .flat_map(|e| e.captions.iter())
-                .map(|c| clean_caption(c, self.options.cleaning).len()),
+                .flat_map(|(_, caps)| caps.iter().map(Vec::len)),
         );
-        let vocab = self.vocab();
+        let vocab = Vocab::build(
+            cleaned
+                .iter()
+                .filter(|(train, _)| *train)
+                .flat_map(|(_, caps)| caps.iter().map(Vec::as_slice)),
+            self.options.min_count,
+            self.options.cleaning,
+        );
         let count = |s: Split| self.images.iter().filter(|e| e.split == s).count();
         Summary {
             root: self.root.clone(),

@@ -4,7 +4,9 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use super::{DatasetError, Layout, Problem, RawCaption, RawDataset, has_image_extension, read_lines};
+use super::{
+    DatasetError, Layout, Problem, RawCaption, RawDataset, has_image_extension, read_lines,
+};
 
 /// A folder is a sidecar dataset when it holds at least one image with a `.txt` beside it.
 pub(crate) fn detect(root: &Path) -> bool {
@@ -15,12 +17,19 @@ pub(crate) fn detect(root: &Path) -> bool {
     let mut texts = HashSet::new();
     for entry in entries.flatten() {
         let path = entry.path();
-        let Some(stem) = path.file_stem().and_then(|s| s.to_str()).map(str::to_string) else {
+        let Some(stem) = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .map(str::to_string)
+        else {
             continue;
         };
         if has_image_extension(&path) {
             images.insert(stem);
-        } else if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("txt")) {
+        } else if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("txt"))
+        {
             texts.insert(stem);
         }
     }
@@ -51,7 +60,11 @@ pub(crate) fn read(root: &Path) -> Result<RawDataset, DatasetError> {
                 continue;
             }
             if !seen.insert(caption.to_string()) {
-                problems.push(Problem::new(&txt, Some(line), "duplicate caption; kept the first"));
+                problems.push(Problem::new(
+                    &txt,
+                    Some(line),
+                    "duplicate caption; kept the first",
+                ));
                 continue;
             }
             captions.push(RawCaption {
@@ -76,7 +89,11 @@ pub(crate) fn read(root: &Path) -> Result<RawDataset, DatasetError> {
             .collect();
         orphans.sort();
         for p in orphans {
-            problems.push(Problem::new(&p, None, "caption file without a matching image; ignored"));
+            problems.push(Problem::new(
+                &p,
+                None,
+                "caption file without a matching image; ignored",
+            ));
         }
     }
     Ok(RawDataset {

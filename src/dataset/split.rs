@@ -37,7 +37,9 @@ impl std::str::FromStr for Split {
             "train" => Ok(Split::Train),
             "dev" | "val" | "validation" => Ok(Split::Dev),
             "test" => Ok(Split::Test),
-            other => Err(format!("unknown split '{other}' (expected train, dev or test)")),
+            other => Err(format!(
+                "unknown split '{other}' (expected train, dev or test)"
+            )),
         }
     }
 }

@@ -250,7 +250,10 @@ mod tests {
             "a man riding on a threewheeled wheelchair"
         );
         assert_eq!(
-            words("Two dogs' 2nd ball, 3 PUPS & a cat's toy!", Cleaning::Natural),
+            words(
+                "Two dogs' 2nd ball, 3 PUPS & a cat's toy!",
+                Cleaning::Natural
+            ),
             "two dogs ball pups a cats toy"
         );
         assert_eq!(words("   ", Cleaning::Natural), "");
@@ -263,7 +266,10 @@ mod tests {
             .map(|s| clean_caption(s, Cleaning::Natural))
             .collect();
         let v = Vocab::build(caps.iter().map(Vec::as_slice), 2, Cleaning::Natural);
-        assert_eq!(v.words, vec!["<pad>", "<start>", "<end>", "<unk>", "a", "dog"]);
+        assert_eq!(
+            v.words,
+            vec!["<pad>", "<start>", "<end>", "<unk>", "a", "dog"]
+        );
         assert_eq!(v.id("dog"), 5);
         assert_eq!(v.id("cat"), UNK_ID);
         assert_eq!(v.decode(&[1, 4, 5, 3, 2]), vec!["a", "dog"]);
