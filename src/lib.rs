@@ -8,3 +8,4 @@ pub mod cli;
 pub mod dataset;
 pub mod eval;
 pub mod paths;
+pub mod worker;

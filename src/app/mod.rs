@@ -1,29 +1,326 @@
-//! The desktop app (eframe/egui).
+//! The desktop app (eframe/egui): four panels over one worker thread.
+//!
+//! The UI thread owns only UI state. Everything slow (the model, dataset import, image
+//! decoding, file dialogs, exports) runs elsewhere: model jobs on the [`crate::worker`] thread,
+//! thumbnails on [`thumbnails::Thumbnails`]' pool, dialogs and file writes on short-lived
+//! threads ([`tasks`]). Results come back over channels and wake the UI with a repaint.
+//!
+//! Panels persist their settings (last folders, training settings, chosen model) through
+//! eframe's storage; runtime state is `#[serde(skip)]`.
+
+pub mod batch;
+pub mod caption;
+pub mod dataset;
+pub mod export;
+pub mod status;
+pub mod tasks;
+pub mod thumbnails;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::worker::{Event, Job, Worker, WorkerConfig};
+use batch::BatchPanel;
+use caption::CaptionPanel;
+use dataset::DatasetPanel;
+use status::Status;
+use thumbnails::Thumbnails;
+
+/// Where the app keeps its files. Tests point this at a temporary folder.
+#[derive(Clone, Debug)]
+pub struct AppPaths {
+    /// The per-user data folder.
+    pub data_dir: PathBuf,
+    /// Feature caches.
+    pub cache_dir: PathBuf,
+    /// Trained models, one folder each.
+    pub models_dir: PathBuf,
+}
+
+impl AppPaths {
+    /// The OS data directory (e.g. `~/.local/share/captioner`).
+    pub fn from_os() -> AppPaths {
+        let data_dir = crate::paths::data_dir().unwrap_or_else(|| PathBuf::from(".captioner"));
+        AppPaths {
+            cache_dir: crate::paths::cache_dir(None),
+            models_dir: data_dir.join("models"),
+            data_dir,
+        }
+    }
+
+    /// Everything under one folder.
+    pub fn under(root: &Path) -> AppPaths {
+        AppPaths {
+            data_dir: root.to_path_buf(),
+            cache_dir: root.join("cache"),
+            models_dir: root.join("models"),
+        }
+    }
+}
 
 /// Opens the desktop window and runs until it is closed.
 pub fn run() -> anyhow::Result<()> {
+    let paths = AppPaths::from_os();
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("captioner")
-            .with_inner_size([1100.0, 760.0]),
+            .with_inner_size([1180.0, 780.0])
+            .with_min_inner_size([640.0, 420.0])
+            .with_drag_and_drop(true),
+        persistence_path: Some(paths.data_dir.join("app.ron")),
         ..Default::default()
     };
     eframe::run_native(
         "captioner",
         options,
-        Box::new(|_cc| Ok(Box::new(CaptionerApp::default()))),
+        Box::new(move |cc| Ok(Box::new(CaptionerApp::new(cc, paths)))),
     )
     .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
 }
 
-#[derive(Default)]
-pub struct CaptionerApp {}
+/// The four panels.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Tab {
+    Dataset,
+    Train,
+    #[default]
+    Caption,
+    Batch,
+}
+
+impl Tab {
+    pub const ALL: [Tab; 4] = [Tab::Dataset, Tab::Train, Tab::Caption, Tab::Batch];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Tab::Dataset => "Dataset",
+            Tab::Train => "Train",
+            Tab::Caption => "Caption",
+            Tab::Batch => "Batch",
+        }
+    }
+}
+
+/// What persists between runs: each panel's settings (runtime state inside is skipped).
+#[derive(Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Panels {
+    pub tab: Tab,
+    pub dataset: DatasetPanel,
+    pub caption: CaptionPanel,
+    pub batch: BatchPanel,
+}
+
+/// What all panels use: the worker, the thumbnail pool, the status line, the app's folders.
+pub struct Shared {
+    pub ctx: egui::Context,
+    pub paths: AppPaths,
+    pub worker: Option<Worker>,
+    pub thumbs: Thumbnails,
+    pub status: Status,
+}
+
+impl Shared {
+    /// Sends a command to the worker; reports on the status line when it cannot.
+    pub fn send(&mut self, command: crate::worker::Command) -> bool {
+        let sent = self.worker.as_ref().is_some_and(|w| w.send(command));
+        if !sent {
+            self.status
+                .error("the background worker is not running; restart the app");
+        }
+        sent
+    }
+}
+
+pub struct CaptionerApp {
+    pub panels: Panels,
+    pub shared: Shared,
+}
+
+impl CaptionerApp {
+    /// Builds the app, restoring saved settings when eframe has storage.
+    pub fn new(cc: &eframe::CreationContext<'_>, paths: AppPaths) -> CaptionerApp {
+        let panels: Panels = cc
+            .storage
+            .and_then(|s| eframe::get_value(s, eframe::APP_KEY))
+            .unwrap_or_default();
+        CaptionerApp::with_panels(&cc.egui_ctx, paths, panels)
+    }
+
+    /// Builds the app with the given settings (tests use this).
+    pub fn with_panels(ctx: &egui::Context, paths: AppPaths, panels: Panels) -> CaptionerApp {
+        let mut status = Status::default();
+        let worker = match Worker::spawn(
+            ctx,
+            WorkerConfig {
+                cache_dir: paths.cache_dir.clone(),
+                models_dir: paths.models_dir.clone(),
+            },
+        ) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                status.error(format!("cannot start the background worker: {e}"));
+                None
+            }
+        };
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4));
+        CaptionerApp {
+            panels,
+            shared: Shared {
+                ctx: ctx.clone(),
+                paths,
+                worker,
+                thumbs: Thumbnails::new(ctx, threads, 800),
+                status,
+            },
+        }
+    }
+
+    /// Routes the worker's events to the panels.
+    fn handle_events(&mut self) {
+        let events = match &self.shared.worker {
+            Some(w) => w.poll(),
+            None => return,
+        };
+        for event in events {
+            self.handle_event(event);
+        }
+    }
+
+    fn handle_event(&mut self, event: Event) {
+        let p = &mut self.panels;
+        let shared = &mut self.shared;
+        match event {
+            Event::Progress { job, .. } | Event::Failed { job, .. } => match job {
+                Job::Import => p.dataset.on_event(event, shared),
+                Job::Batch => p.batch.on_event(event, shared),
+                Job::LoadModel | Job::Caption => p.caption.on_event(event, shared),
+                Job::Features | Job::Train | Job::Evaluate => {
+                    if let Event::Failed { job, message } = event {
+                        shared.status.error(format!("{job} failed: {message}"));
+                    }
+                }
+            },
+            Event::DatasetImported { .. } => p.dataset.on_event(event, shared),
+            Event::ModelLoaded { .. } | Event::ModelsListed(_) | Event::Captioned { .. } => {
+                p.caption.on_event(event, shared)
+            }
+            Event::BatchItem { .. } | Event::BatchDone { .. } => p.batch.on_event(event, shared),
+        }
+    }
+
+    /// Files dropped on the window: an image is captioned, a folder is imported as a dataset
+    /// (or opened for batch captioning on the Batch panel), several images form a batch.
+    pub fn handle_dropped(&mut self, paths: Vec<PathBuf>) {
+        if paths.is_empty() {
+            return;
+        }
+        let (dirs, files): (Vec<PathBuf>, Vec<PathBuf>) =
+            paths.into_iter().partition(|p| p.is_dir());
+        let (images, others): (Vec<PathBuf>, Vec<PathBuf>) = files
+            .into_iter()
+            .partition(|p| crate::dataset::has_image_extension(p));
+        for other in &others {
+            self.shared.status.warn(format!(
+                "{}: not an image or a folder; drop a photo to caption it or a folder to import it",
+                other.display()
+            ));
+        }
+        if let Some(dir) = dirs.into_iter().next() {
+            if self.panels.tab == Tab::Batch {
+                self.panels.batch.open_folder(dir, &mut self.shared);
+            } else {
+                self.panels.tab = Tab::Dataset;
+                self.panels.dataset.import(dir, &mut self.shared);
+            }
+            return;
+        }
+        if images.len() > 1 || (self.panels.tab == Tab::Batch && !images.is_empty()) {
+            self.panels.tab = Tab::Batch;
+            self.panels.batch.open_files(images, &mut self.shared);
+        } else if let Some(image) = images.into_iter().next() {
+            self.panels.tab = Tab::Caption;
+            self.panels
+                .caption
+                .caption(crate::worker::ImageInput::File(image), &mut self.shared);
+        }
+    }
+
+    fn top_bar_ui(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            ui.heading("captioner");
+            ui.separator();
+            for tab in Tab::ALL {
+                ui.selectable_value(&mut self.panels.tab, tab, tab.title());
+            }
+        });
+    }
+
+    fn drop_overlay_ui(&mut self, ui: &mut egui::Ui) {
+        let hovering = ui.ctx().input(|i| !i.raw.hovered_files.is_empty());
+        if !hovering {
+            return;
+        }
+        let rect = ui.ctx().content_rect();
+        let painter = ui.ctx().layer_painter(egui::LayerId::new(
+            egui::Order::Foreground,
+            egui::Id::unique("drop_overlay"),
+        ));
+        painter.rect_filled(rect, 0.0, egui::Color32::from_black_alpha(170));
+        let text = if self.panels.tab == Tab::Batch {
+            "Drop a folder or images to caption them all"
+        } else {
+            "Drop a photo to caption it, or a dataset folder to import it"
+        };
+        painter.text(
+            rect.center(),
+            egui::Align2::CENTER_CENTER,
+            text,
+            egui::FontId::proportional(26.0),
+            egui::Color32::WHITE,
+        );
+    }
+}
 
 impl eframe::App for CaptionerApp {
+    fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        let _ = ctx;
+        self.handle_events();
+        self.panels.dataset.poll(&mut self.shared);
+        self.panels.caption.poll(&mut self.shared);
+        self.panels.batch.poll(&mut self.shared);
+    }
+
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
-        egui::CentralPanel::default().show(ui, |ui| {
-            ui.heading("captioner");
-            ui.label("Captions for your photos, written on your machine.");
+        let dropped: Vec<PathBuf> = ui.ctx().input(|i| {
+            i.raw
+                .dropped_files
+                .iter()
+                .map(|f| f.path().to_path_buf())
+                .filter(|p| !p.as_os_str().is_empty())
+                .collect()
         });
+        self.handle_dropped(dropped);
+        if self.panels.tab == Tab::Caption {
+            self.panels.caption.handle_paste(ui.ctx(), &mut self.shared);
+        }
+
+        egui::Panel::top("tabs").show(ui, |ui| self.top_bar_ui(ui));
+        egui::Panel::bottom("status").show(ui, |ui| self.shared.status.bar_ui(ui));
+        egui::CentralPanel::default_margins().show(ui, |ui| match self.panels.tab {
+            Tab::Dataset => self.panels.dataset.panel_ui(ui, &mut self.shared),
+            Tab::Train => {
+                ui.label("Training");
+            }
+            Tab::Caption => self.panels.caption.panel_ui(ui, &mut self.shared),
+            Tab::Batch => self.panels.batch.panel_ui(ui, &mut self.shared),
+        });
+        self.drop_overlay_ui(ui);
+        self.shared.thumbs.end_frame(ui.ctx());
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, eframe::APP_KEY, &self.panels);
     }
 }

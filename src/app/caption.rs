@@ -1,0 +1,466 @@
+//! The Caption panel: drop a photo anywhere on the window (or open one, or paste one) to see
+//! it with its caption, the beam's alternatives with their scores, and each word's
+//! probability; copy the caption; choose the model (the shipped default or a trained one).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::Shared;
+use super::batch::confidence_color;
+use super::tasks::{self, Dialog, Pending};
+use crate::worker::{CaptionOutput, Command, Event, ImageInput, ModelChoice, ModelEntry};
+
+#[derive(Serialize, Deserialize)]
+#[serde(default)]
+pub struct CaptionPanel {
+    /// Beam width (1 = greedy).
+    pub beam: usize,
+    /// The model to caption with.
+    pub model: ModelChoice,
+    /// Where the last image was opened from.
+    pub last_dir: Option<PathBuf>,
+
+    #[serde(skip)]
+    busy: bool,
+    #[serde(skip)]
+    shown: Option<Shown>,
+    #[serde(skip)]
+    last_input: Option<ImageInput>,
+    #[serde(skip)]
+    error: Option<String>,
+    #[serde(skip)]
+    dialog: Option<Pending<Option<PathBuf>>>,
+    #[serde(skip)]
+    models: Vec<ModelEntry>,
+    /// The loaded model, in words.
+    #[serde(skip)]
+    model_info: Option<String>,
+    #[serde(skip)]
+    model_requested: bool,
+}
+
+/// The image on show and its caption.
+pub struct Shown {
+    pub source: String,
+    pub output: CaptionOutput,
+    texture: Option<egui::TextureHandle>,
+}
+
+impl Default for CaptionPanel {
+    fn default() -> Self {
+        CaptionPanel {
+            beam: 3,
+            model: ModelChoice::Default,
+            last_dir: None,
+            busy: false,
+            shown: None,
+            last_input: None,
+            error: None,
+            dialog: None,
+            models: Vec::new(),
+            model_info: None,
+            model_requested: false,
+        }
+    }
+}
+
+impl CaptionPanel {
+    /// The caption on show.
+    pub fn shown(&self) -> Option<&Shown> {
+        self.shown.as_ref()
+    }
+
+    pub fn is_busy(&self) -> bool {
+        self.busy
+    }
+
+    pub fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+
+    pub fn model_info(&self) -> Option<&str> {
+        self.model_info.as_deref()
+    }
+
+    /// Asks the worker for the chosen model and the list of trained ones, once.
+    pub fn ensure_model(&mut self, shared: &mut Shared) {
+        if self.model_requested {
+            return;
+        }
+        self.model_requested = true;
+        shared.send(Command::ListModels);
+        shared.send(Command::LoadModel(self.model.clone()));
+    }
+
+    /// Captions an image with the chosen model.
+    pub fn caption(&mut self, input: ImageInput, shared: &mut Shared) {
+        self.ensure_model(shared);
+        if let ImageInput::File(p) = &input {
+            self.last_dir = p.parent().map(PathBuf::from);
+        }
+        self.last_input = Some(input.clone());
+        if shared.send(Command::Caption {
+            input,
+            beam: self.beam.max(1),
+        }) {
+            self.busy = true;
+            self.error = None;
+        }
+    }
+
+    /// Switches to another model.
+    pub fn choose_model(&mut self, choice: ModelChoice, shared: &mut Shared) {
+        self.model = choice.clone();
+        self.model_info = None;
+        self.model_requested = true;
+        if shared.send(Command::LoadModel(choice)) {
+            // Caption the image on show again with the new model.
+            if let Some(input) = self.last_input.clone() {
+                self.caption(input, shared);
+            }
+        }
+    }
+
+    pub fn poll(&mut self, shared: &mut Shared) {
+        match tasks::take_ready(&mut self.dialog) {
+            Some(Ok(Some(path))) => self.caption(ImageInput::File(path), shared),
+            Some(Ok(None)) => {}
+            Some(Err(e)) => shared.status.error(e),
+            None => {}
+        }
+    }
+
+    pub fn on_event(&mut self, event: Event, shared: &mut Shared) {
+        match event {
+            Event::Captioned {
+                source,
+                output,
+                preview,
+            } => {
+                self.busy = false;
+                self.error = None;
+                let texture = preview.map(|img| {
+                    shared.ctx.load_texture(
+                        "caption-preview",
+                        Arc::unwrap_or_clone(img),
+                        egui::TextureOptions::LINEAR,
+                    )
+                });
+                shared.status.info(format!(
+                    "{}: \"{}\" ({:.0} ms)",
+                    source, output.text, output.millis
+                ));
+                self.shown = Some(Shown {
+                    source,
+                    output,
+                    texture,
+                });
+            }
+            Event::ModelLoaded {
+                choice,
+                description,
+                seconds,
+            } => {
+                if choice == self.model {
+                    self.model_info = Some(description.clone());
+                }
+                shared
+                    .status
+                    .info(format!("model loaded in {seconds:.1} s: {description}"));
+            }
+            Event::ModelsListed(models) => self.models = models,
+            Event::Failed { job, message } => {
+                self.busy = false;
+                if job == crate::worker::Job::LoadModel {
+                    self.model_info = Some(format!("not loaded: {message}"));
+                }
+                shared.status.error(format!("{job} failed: {message}"));
+                self.error = Some(message);
+            }
+            _ => {}
+        }
+    }
+
+    /// Ctrl+V: pasted pixels, or a pasted path to an image file.
+    pub fn handle_paste(&mut self, ctx: &egui::Context, shared: &mut Shared) {
+        let typing = ctx.memory(|m| m.focused().is_some());
+        let pasted: Vec<ImageInput> = ctx.input(|i| {
+            i.events
+                .iter()
+                .filter_map(|e| match e {
+                    egui::Event::PasteImage(img) => Some(ImageInput::Pasted(Arc::clone(img))),
+                    egui::Event::Paste(text) if !typing => pasted_path(text).map(ImageInput::File),
+                    _ => None,
+                })
+                .collect()
+        });
+        if let Some(input) = pasted.into_iter().last() {
+            self.caption(input, shared);
+        }
+    }
+
+    fn open_dialog(&mut self, shared: &mut Shared) {
+        match tasks::open_dialog(&shared.ctx, Dialog::PickImage, self.last_dir.as_deref()) {
+            Ok(p) => self.dialog = Some(p),
+            Err(e) => shared.status.error(e),
+        }
+    }
+
+    pub fn panel_ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
+        self.ensure_model(shared);
+        self.toolbar_ui(ui, shared);
+        ui.separator();
+        if let Some(error) = &self.error {
+            ui.colored_label(ui.visuals().error_fg_color, error);
+        }
+        match &self.shown {
+            None => self.empty_ui(ui, shared),
+            Some(_) => self.result_ui(ui),
+        }
+    }
+
+    fn toolbar_ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
+        ui.horizontal(|ui| {
+            if ui
+                .add_enabled(self.dialog.is_none(), egui::Button::new("Open image…"))
+                .clicked()
+            {
+                self.open_dialog(shared);
+            }
+            ui.weak("or drop / paste (Ctrl+V) a photo");
+            ui.separator();
+            let label = ui.label("Beam");
+            let beam = ui
+                .add(egui::DragValue::new(&mut self.beam).range(1..=10))
+                .labelled_by(label.id)
+                .on_hover_text("1 = greedy decoding; more = beam search, with alternatives");
+            let beam_set = beam.drag_stopped() || (beam.changed() && !beam.dragged());
+            if let Some(input) = self.last_input.clone().filter(|_| beam_set) {
+                self.caption(input, shared);
+            }
+            ui.separator();
+            let label = ui.label("Model");
+            let mut chosen = None;
+            egui::ComboBox::from_id_salt("model_choice")
+                .selected_text(self.model.label())
+                .width(220.0)
+                .show_ui(ui, |ui| {
+                    if ui
+                        .selectable_label(
+                            self.model == ModelChoice::Default,
+                            ModelChoice::Default.label(),
+                        )
+                        .clicked()
+                    {
+                        chosen = Some(ModelChoice::Default);
+                    }
+                    for m in &self.models {
+                        let choice = ModelChoice::Trained(m.dir.clone());
+                        if ui
+                            .selectable_label(self.model == choice, &m.name)
+                            .on_hover_text(&m.description)
+                            .clicked()
+                        {
+                            chosen = Some(choice);
+                        }
+                    }
+                    if ui.button("Refresh list").clicked() {
+                        shared.send(Command::ListModels);
+                    }
+                })
+                .response
+                .labelled_by(label.id);
+            if let Some(choice) = chosen.filter(|c| *c != self.model) {
+                self.choose_model(choice, shared);
+            }
+            match &self.model_info {
+                Some(info) => {
+                    ui.weak(info);
+                }
+                None => {
+                    ui.spinner();
+                    ui.weak("loading model…");
+                }
+            }
+            if self.busy {
+                ui.spinner();
+            }
+        });
+    }
+
+    fn empty_ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
+        let size = ui.available_size();
+        let (rect, response) = ui.allocate_exact_size(size, egui::Sense::click());
+        let stroke = egui::Stroke::new(2.0, ui.visuals().weak_text_color());
+        ui.painter()
+            .rect_stroke(rect.shrink(16.0), 12.0, stroke, egui::StrokeKind::Inside);
+        let text = if self.busy {
+            "Writing a caption…"
+        } else {
+            "Drop a photo here (or anywhere on the window),\nclick to open one, or paste one with Ctrl+V."
+        };
+        ui.painter().text(
+            rect.center(),
+            egui::Align2::CENTER_CENTER,
+            text,
+            egui::FontId::proportional(20.0),
+            ui.visuals().weak_text_color(),
+        );
+        if response.clicked() && self.dialog.is_none() {
+            self.open_dialog(shared);
+        }
+    }
+
+    fn result_ui(&mut self, ui: &mut egui::Ui) {
+        let Some(shown) = &self.shown else { return };
+        let wide = ui.available_width() > 820.0;
+        let image_ui = |ui: &mut egui::Ui, max: egui::Vec2| {
+            if let Some(texture) = &shown.texture {
+                ui.add(
+                    egui::Image::new(texture)
+                        .max_size(max)
+                        .maintain_aspect_ratio(true)
+                        .corner_radius(6.0),
+                );
+            }
+        };
+        if wide {
+            ui.horizontal_top(|ui| {
+                let max = egui::vec2(ui.available_width() * 0.55, ui.available_height() - 8.0);
+                image_ui(ui, max);
+                ui.vertical(|ui| caption_details_ui(ui, shown));
+            });
+        } else {
+            egui::ScrollArea::vertical().show(ui, |ui| {
+                let max = egui::vec2(ui.available_width(), 420.0);
+                image_ui(ui, max);
+                caption_details_ui(ui, shown);
+            });
+        }
+    }
+}
+
+fn caption_details_ui(ui: &mut egui::Ui, shown: &Shown) {
+    let out = &shown.output;
+    ui.add(egui::Label::new(egui::RichText::new(&shown.source).weak().small()).truncate());
+    ui.add_space(6.0);
+    // Each word coloured by the model's probability for it, with the figure on hover.
+    ui.horizontal_wrapped(|ui| {
+        ui.spacing_mut().item_spacing.x = 6.0;
+        for w in &out.words {
+            ui.label(
+                egui::RichText::new(&w.word)
+                    .size(24.0)
+                    .color(confidence_color(w.probability)),
+            )
+            .on_hover_text(format!("p = {:.3}", w.probability));
+        }
+        if out.words.is_empty() {
+            ui.label(egui::RichText::new(&out.text).size(24.0));
+        }
+    });
+    ui.add_space(4.0);
+    ui.horizontal(|ui| {
+        if ui.button("Copy caption").clicked() {
+            ui.ctx().copy_text(out.text.clone());
+        }
+        ui.weak(format!(
+            "confidence {:.0}% · {:.0} ms",
+            out.confidence() * 100.0,
+            out.millis
+        ));
+    });
+    ui.add_space(4.0);
+    ui.horizontal(|ui| {
+        ui.weak("word probability:");
+        for (p, label) in [
+            (0.9, "high"),
+            (0.6, "medium"),
+            (0.3, "low"),
+            (0.05, "very low"),
+        ] {
+            ui.label(
+                egui::RichText::new(label)
+                    .small()
+                    .color(confidence_color(p)),
+            );
+        }
+    });
+    if out.alternatives.len() > 1 {
+        ui.add_space(10.0);
+        ui.strong("Beam alternatives");
+        egui::Grid::new("alternatives")
+            .num_columns(3)
+            .striped(true)
+            .show(ui, |ui| {
+                ui.weak("#");
+                ui.weak("caption");
+                ui.weak("score");
+                ui.end_row();
+                for (i, alt) in out.alternatives.iter().enumerate() {
+                    ui.label(format!("{}", i + 1));
+                    ui.label(&alt.text);
+                    ui.label(format!("{:.3}", alt.score))
+                        .on_hover_text("log-probability per word: closer to 0 is more likely");
+                    ui.end_row();
+                }
+            });
+    }
+}
+
+/// A pasted text that names an existing image file (as file managers copy it), if it does.
+fn pasted_path(text: &str) -> Option<PathBuf> {
+    let line = text.lines().next()?.trim();
+    let line = line.strip_prefix("file://").unwrap_or(line);
+    let path = PathBuf::from(percent_decode(line));
+    (crate::dataset::has_image_extension(&path) && path.is_file()).then_some(path)
+}
+
+/// Decodes `%20`-style escapes in a file URI.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+            if let Some(b) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("/a%20b/c.jpg"), "/a b/c.jpg");
+        assert_eq!(percent_decode("/100%"), "/100%");
+        assert_eq!(percent_decode("/x%2"), "/x%2");
+        assert_eq!(percent_decode("%zz"), "%zz");
+    }
+
+    #[test]
+    fn pasted_path_needs_an_existing_image() {
+        let dog = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/sidecar_mini/dog.jpg"
+        );
+        assert_eq!(
+            pasted_path(&format!("file://{dog}\n")),
+            Some(PathBuf::from(dog))
+        );
+        assert_eq!(pasted_path("hello"), None);
+        assert_eq!(pasted_path("/no/such/file.jpg"), None);
+    }
+}

@@ -1,0 +1,191 @@
+//! Writing a batch's captions out: `.txt` sidecars next to the images, one CSV, or one JSON
+//! file. Every file is written atomically (temporary file, then rename), and a sidecar that
+//! already exists is overwritten only when the caller says so.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::paths::write_atomic;
+
+/// One captioned image to export.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ExportRow {
+    /// The image's name relative to the batch folder (its file name for loose files).
+    pub image: String,
+    pub path: PathBuf,
+    pub caption: String,
+    /// Mean word probability from the model (absent for captions typed by hand).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f32>,
+    /// Whether the caption was edited by hand.
+    pub edited: bool,
+}
+
+/// What an export did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ExportReport {
+    pub written: usize,
+    /// Sidecars left alone because they existed and overwriting was not chosen.
+    pub skipped: usize,
+    /// `path: reason` for each file that could not be written.
+    pub failed: Vec<String>,
+}
+
+impl ExportReport {
+    pub fn describe(&self, what: &str) -> String {
+        let mut s = format!("{what}: {} written", self.written);
+        if self.skipped > 0 {
+            s.push_str(&format!(", {} existing left alone", self.skipped));
+        }
+        if !self.failed.is_empty() {
+            s.push_str(&format!(
+                ", {} failed (first: {})",
+                self.failed.len(),
+                self.failed[0]
+            ));
+        }
+        s
+    }
+}
+
+/// The sidecar of an image: same path, `.txt` extension.
+pub fn sidecar_path(image: &Path) -> PathBuf {
+    image.with_extension("txt")
+}
+
+/// How many of these images already have a sidecar.
+pub fn count_existing_sidecars(images: &[PathBuf]) -> usize {
+    images.iter().filter(|p| sidecar_path(p).exists()).count()
+}
+
+/// Writes each caption to `<image>.txt` (one caption, one line). Existing sidecars are
+/// skipped unless `overwrite`.
+pub fn write_sidecars(rows: &[ExportRow], overwrite: bool) -> ExportReport {
+    let mut report = ExportReport::default();
+    for row in rows {
+        let target = sidecar_path(&row.path);
+        if !overwrite && target.exists() {
+            report.skipped += 1;
+            continue;
+        }
+        let text = format!("{}\n", row.caption.trim());
+        match write_atomic(&target, text.as_bytes()) {
+            Ok(()) => report.written += 1,
+            Err(e) => report.failed.push(format!("{}: {e}", target.display())),
+        }
+    }
+    report
+}
+
+/// The rows as CSV with header `image,caption` (the Kaggle captions layout), plus the
+/// confidence.
+pub fn to_csv(rows: &[ExportRow]) -> Result<Vec<u8>, String> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let err = |e: csv::Error| format!("cannot write CSV: {e}");
+    w.write_record(["image", "caption", "confidence", "edited"])
+        .map_err(err)?;
+    for r in rows {
+        let confidence = r.confidence.map(|c| format!("{c:.4}")).unwrap_or_default();
+        w.write_record([
+            r.image.as_str(),
+            r.caption.trim(),
+            confidence.as_str(),
+            if r.edited { "yes" } else { "no" },
+        ])
+        .map_err(err)?;
+    }
+    w.into_inner().map_err(|e| format!("cannot write CSV: {e}"))
+}
+
+/// The rows as a JSON array.
+pub fn to_json(rows: &[ExportRow]) -> Result<Vec<u8>, String> {
+    let mut bytes =
+        serde_json::to_vec_pretty(rows).map_err(|e| format!("cannot write JSON: {e}"))?;
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+/// Writes `bytes` to `path` atomically and reports it.
+pub fn write_file(path: &Path, bytes: &[u8], rows: usize) -> ExportReport {
+    match write_atomic(path, bytes) {
+        Ok(()) => ExportReport {
+            written: rows,
+            ..ExportReport::default()
+        },
+        Err(e) => ExportReport {
+            failed: vec![format!("{}: {e}", path.display())],
+            ..ExportReport::default()
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(dir: &Path, name: &str, caption: &str) -> ExportRow {
+        ExportRow {
+            image: name.to_string(),
+            path: dir.join(name),
+            caption: caption.to_string(),
+            confidence: Some(0.5),
+            edited: false,
+        }
+    }
+
+    #[test]
+    fn sidecars_skip_existing_unless_asked() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        std::fs::write(d.join("a.txt"), "mine\n").unwrap();
+        let rows = vec![row(d, "a.jpg", "a dog"), row(d, "b.jpg", "a cat ")];
+        assert_eq!(
+            count_existing_sidecars(&[d.join("a.jpg"), d.join("b.jpg")]),
+            1
+        );
+        let r = write_sidecars(&rows, false);
+        assert_eq!((r.written, r.skipped), (1, 1));
+        assert_eq!(std::fs::read_to_string(d.join("a.txt")).unwrap(), "mine\n");
+        assert_eq!(std::fs::read_to_string(d.join("b.txt")).unwrap(), "a cat\n");
+        let r = write_sidecars(&rows, true);
+        assert_eq!((r.written, r.skipped), (2, 0));
+        assert_eq!(std::fs::read_to_string(d.join("a.txt")).unwrap(), "a dog\n");
+        // No temporary files left behind.
+        let names: Vec<_> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+    }
+
+    #[test]
+    fn unwritable_sidecar_is_reported() {
+        let tmp = tempfile::tempdir().unwrap();
+        let missing = tmp.path().join("file-not-dir");
+        std::fs::write(&missing, "x").unwrap();
+        // The image's folder is a file: the sidecar cannot be created.
+        let rows = vec![row(&missing, "a.jpg", "a dog")];
+        let r = write_sidecars(&rows, false);
+        assert_eq!(r.written, 0);
+        assert_eq!(r.failed.len(), 1);
+        assert!(r.describe("sidecars").contains("1 failed"));
+    }
+
+    #[test]
+    fn csv_and_json_round_trip() {
+        let d = Path::new("/x");
+        let rows = vec![
+            row(d, "a.jpg", "a dog, running"),
+            row(d, "b.jpg", "say \"hi\""),
+        ];
+        let csv_bytes = to_csv(&rows).unwrap();
+        let mut reader = csv::Reader::from_reader(csv_bytes.as_slice());
+        let recs: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+        assert_eq!(&recs[0][1], "a dog, running");
+        assert_eq!(&recs[1][1], "say \"hi\"");
+        let json: serde_json::Value = serde_json::from_slice(&to_json(&rows).unwrap()).unwrap();
+        assert_eq!(json[0]["caption"], "a dog, running");
+        assert_eq!(json[1]["image"], "b.jpg");
+    }
+}
