@@ -15,6 +15,6 @@ DISPLAY=$display ./target/release/captioner &
 app=$!
 sleep "$wait"
 mkdir -p "$(dirname "$out")"
-DISPLAY=$display xwd -root -silent | convert xwd:- -crop 1100x760+0+0 "$out"
+DISPLAY=$display xwd -root -silent | convert xwd:- -trim "$out"
 kill $app 2>/dev/null || true
 echo "wrote $out"
