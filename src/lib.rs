@@ -6,6 +6,7 @@
 pub mod app;
 pub mod cli;
 pub mod dataset;
+pub mod encoder;
 pub mod eval;
 pub mod paths;
 pub mod worker;

@@ -1,0 +1,449 @@
+//! Image loading and preprocessing for the encoder.
+//!
+//! * Formats: everything the `image` crate decodes with its default features, in particular
+//!   JPEG, PNG, WebP, BMP, GIF (the first frame of an animation) and TIFF. The format is taken
+//!   from the file's content, not its extension.
+//! * EXIF orientation (JPEG, WebP, TIFF) is applied, so a photo taken in portrait comes out
+//!   upright.
+//! * Colour: grayscale is replicated to RGB; 16-bit and float images are scaled to 8 bits; CMYK
+//!   JPEGs are converted to RGB by the decoder; images with an alpha channel are composited over
+//!   a **white** background (transparent areas become white, not whatever colour happens to be
+//!   stored under them).
+//! * Resizing: straight to the model's square input size with a Catmull-Rom (bicubic, a = -0.5)
+//!   filter, without keeping the aspect ratio and without cropping, as the reference outputs
+//!   were made (Pillow BICUBIC resize of the whole image).
+//! * Normalisation: `(pixel - 127) / 128` per channel, RGB order, HWC layout.
+//! * Decompression bombs: decoding is bounded by [`DecodeLimits`] (by default at most
+//!   16384 x 16384 pixels, 512 MiB for the decoded buffer and 512 MiB of file); larger images
+//!   give [`ImageLoadError::TooLarge`] before the pixel buffer is allocated.
+//! * Truncated JPEGs (no end-of-image marker after the last scan) are rejected instead of being
+//!   silently filled with grey, and decoder panics are turned into errors.
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+
+use image::{
+    DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader, Limits, RgbImage,
+    imageops::FilterType, metadata::Orientation,
+};
+
+/// Why an image could not be loaded. Every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageLoadError {
+    #[error("image file not found: {}", path.display())]
+    NotFound { path: PathBuf },
+    #[error("cannot read image file {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("image file is empty (0 bytes): {}", path.display())]
+    Empty { path: PathBuf },
+    #[error("{} is not an image: its content is not a known image format{}", path.display(),
+        extension.as_ref().map(|e| format!(" (despite the .{e} extension)")).unwrap_or_default())]
+    NotAnImage {
+        path: PathBuf,
+        extension: Option<String>,
+    },
+    #[error("unsupported image format in {}: {detail}", path.display())]
+    Unsupported { path: PathBuf, detail: String },
+    #[error("corrupt or truncated image {}: {detail}", path.display())]
+    Corrupt { path: PathBuf, detail: String },
+    #[error("image {} is too large: {detail}", path.display())]
+    TooLarge { path: PathBuf, detail: String },
+    #[error("invalid raw RGB data for {}: {detail}", path.display())]
+    InvalidPixels { path: PathBuf, detail: String },
+}
+
+impl ImageLoadError {
+    /// The file the error is about.
+    pub fn path(&self) -> &Path {
+        match self {
+            Self::NotFound { path }
+            | Self::Io { path, .. }
+            | Self::Empty { path }
+            | Self::NotAnImage { path, .. }
+            | Self::Unsupported { path, .. }
+            | Self::Corrupt { path, .. }
+            | Self::TooLarge { path, .. }
+            | Self::InvalidPixels { path, .. } => path,
+        }
+    }
+}
+
+/// Bounds on what the decoder may allocate, against decompression bombs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeLimits {
+    /// Largest accepted width in pixels.
+    pub max_width: u32,
+    /// Largest accepted height in pixels.
+    pub max_height: u32,
+    /// Largest decoded pixel buffer in bytes (e.g. 10,000 x 10,000 RGB8 needs 300 MB).
+    pub max_decoded_bytes: u64,
+    /// Largest accepted file in bytes.
+    pub max_file_bytes: u64,
+}
+
+impl Default for DecodeLimits {
+    fn default() -> Self {
+        Self {
+            max_width: 16_384,
+            max_height: 16_384,
+            max_decoded_bytes: 512 * 1024 * 1024,
+            max_file_bytes: 512 * 1024 * 1024,
+        }
+    }
+}
+
+/// A preprocessed image ready for the encoder: normalised `(pixel - 127) / 128`, HWC, RGB.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreprocessedImage {
+    pub width: usize,
+    pub height: usize,
+    /// `height * width * 3` values, row-major, channels last.
+    pub data: Vec<f32>,
+}
+
+/// Normalisation the weights were trained with: `(pixel - 127) / 128`.
+#[inline]
+pub fn normalize_pixel(p: u8) -> f32 {
+    (f32::from(p) - 127.0) / 128.0
+}
+
+/// Loads an image file as upright 8-bit RGB with the default [`DecodeLimits`].
+pub fn load_rgb(path: &Path) -> Result<RgbImage, ImageLoadError> {
+    load_rgb_with_limits(path, &DecodeLimits::default())
+}
+
+/// Loads an image file as upright 8-bit RGB.
+pub fn load_rgb_with_limits(
+    path: &Path,
+    limits: &DecodeLimits,
+) -> Result<RgbImage, ImageLoadError> {
+    let meta = std::fs::metadata(path).map_err(|e| io_error(path, e))?;
+    if meta.is_dir() {
+        return Err(ImageLoadError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::other("is a directory"),
+        });
+    }
+    if meta.len() > limits.max_file_bytes {
+        return Err(ImageLoadError::TooLarge {
+            path: path.to_path_buf(),
+            detail: format!(
+                "the file has {} bytes, the limit is {}",
+                meta.len(),
+                limits.max_file_bytes
+            ),
+        });
+    }
+    let bytes = std::fs::read(path).map_err(|e| io_error(path, e))?;
+    decode_rgb(&bytes, path, limits)
+}
+
+fn io_error(path: &Path, e: std::io::Error) -> ImageLoadError {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        ImageLoadError::NotFound {
+            path: path.to_path_buf(),
+        }
+    } else {
+        ImageLoadError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        }
+    }
+}
+
+/// Decodes an in-memory image file as upright 8-bit RGB. `path` is only used to name the image
+/// in errors (and as a format hint for formats without a signature, such as TGA).
+pub fn decode_rgb(
+    bytes: &[u8],
+    path: &Path,
+    limits: &DecodeLimits,
+) -> Result<RgbImage, ImageLoadError> {
+    let path_buf = || path.to_path_buf();
+    if bytes.is_empty() {
+        return Err(ImageLoadError::Empty { path: path_buf() });
+    }
+    let format = match image::guess_format(bytes) {
+        Ok(format) => format,
+        Err(_) => match ImageFormat::from_path(path) {
+            // TGA has no magic number: trust the extension.
+            Ok(ImageFormat::Tga) => ImageFormat::Tga,
+            Ok(_) => {
+                return Err(ImageLoadError::NotAnImage {
+                    path: path_buf(),
+                    extension: path.extension().map(|e| e.to_string_lossy().into_owned()),
+                });
+            }
+            Err(_) => {
+                return Err(ImageLoadError::NotAnImage {
+                    path: path_buf(),
+                    extension: None,
+                });
+            }
+        },
+    };
+    if format == ImageFormat::Jpeg && jpeg_is_truncated(bytes) {
+        return Err(ImageLoadError::Corrupt {
+            path: path_buf(),
+            detail: "JPEG data ends before the end-of-image marker (truncated file)".to_string(),
+        });
+    }
+
+    // Decoders are not supposed to panic on bad data; if one does, report a corrupt file.
+    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        decode_dynamic(bytes, format, limits)
+    }));
+    let image = match decoded {
+        Ok(result) => result.map_err(|e| map_image_error(e, path))?,
+        Err(_) => {
+            return Err(ImageLoadError::Corrupt {
+                path: path_buf(),
+                detail: format!("the {format:?} decoder failed on this file"),
+            });
+        }
+    };
+    Ok(into_rgb8_over_white(image))
+}
+
+/// Errors of [`decode_dynamic`] before they are tied to a path.
+enum DecodeError {
+    Image(ImageError),
+    TooLarge(String),
+}
+
+fn decode_dynamic(
+    bytes: &[u8],
+    format: ImageFormat,
+    limits: &DecodeLimits,
+) -> Result<DynamicImage, DecodeError> {
+    let mut image_limits = Limits::default();
+    image_limits.max_image_width = Some(limits.max_width);
+    image_limits.max_image_height = Some(limits.max_height);
+    image_limits.max_alloc = Some(limits.max_decoded_bytes);
+
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    reader.limits(image_limits);
+    let mut decoder = reader.into_decoder().map_err(DecodeError::Image)?;
+    let (w, h) = decoder.dimensions();
+    if w > limits.max_width || h > limits.max_height {
+        return Err(DecodeError::TooLarge(format!(
+            "{w}x{h} pixels, the limit is {}x{}",
+            limits.max_width, limits.max_height
+        )));
+    }
+    let total = decoder.total_bytes();
+    if total > limits.max_decoded_bytes {
+        return Err(DecodeError::TooLarge(format!(
+            "{w}x{h} pixels of {:?} need {total} bytes decoded, the limit is {}",
+            decoder.color_type(),
+            limits.max_decoded_bytes
+        )));
+    }
+    // A broken EXIF block must not make the whole image unreadable.
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    let mut image = DynamicImage::from_decoder(decoder).map_err(DecodeError::Image)?;
+    image.apply_orientation(orientation);
+    Ok(image)
+}
+
+fn map_image_error(e: DecodeError, path: &Path) -> ImageLoadError {
+    let path = path.to_path_buf();
+    match e {
+        DecodeError::TooLarge(detail) => ImageLoadError::TooLarge { path, detail },
+        DecodeError::Image(e) => match e {
+            ImageError::Limits(l) => ImageLoadError::TooLarge {
+                path,
+                detail: l.to_string(),
+            },
+            ImageError::Unsupported(u) => ImageLoadError::Unsupported {
+                path,
+                detail: u.to_string(),
+            },
+            ImageError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+                ImageLoadError::Corrupt {
+                    path,
+                    detail: format!("unexpected end of file ({io})"),
+                }
+            }
+            other => ImageLoadError::Corrupt {
+                path,
+                detail: other.to_string(),
+            },
+        },
+    }
+}
+
+/// A JPEG is truncated when no end-of-image marker (FF D9) follows the last start-of-scan
+/// marker (FF DA). Entropy-coded data byte-stuffs every FF, so neither marker can appear
+/// inside it by accident, and embedded EXIF thumbnails come before the main scan.
+fn jpeg_is_truncated(bytes: &[u8]) -> bool {
+    let last_sos = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]);
+    match last_sos {
+        None => true,
+        Some(pos) => !bytes[pos..].windows(2).any(|w| w == [0xFF, 0xD9]),
+    }
+}
+
+/// Converts any decoded image to 8-bit RGB; alpha is composited over white.
+fn into_rgb8_over_white(image: DynamicImage) -> RgbImage {
+    if !image.color().has_alpha() {
+        return image.into_rgb8();
+    }
+    let (w, h) = (image.width(), image.height());
+    let mut out = RgbImage::new(w, h);
+    if image.color().bytes_per_pixel() / image.color().channel_count() == 1 {
+        // 8-bit: La8 or Rgba8.
+        let rgba = image.into_rgba8();
+        for (dst, src) in out.pixels_mut().zip(rgba.pixels()) {
+            let a = u32::from(src[3]);
+            for c in 0..3 {
+                let v = u32::from(src[c]) * a + 255 * (255 - a);
+                dst[c] = ((v + 127) / 255) as u8;
+            }
+        }
+    } else {
+        // 16-bit or float with alpha.
+        let rgba = image.into_rgba16();
+        for (dst, src) in out.pixels_mut().zip(rgba.pixels()) {
+            let a = u64::from(src[3]);
+            for c in 0..3 {
+                // value in [0, 65535 * 65535]; scale to 8 bits with rounding.
+                let v = u64::from(src[c]) * a + 65_535 * (65_535 - a);
+                dst[c] = ((v * 255 + 65_535 * 65_535 / 2) / (65_535 * 65_535)) as u8;
+            }
+        }
+    }
+    out
+}
+
+/// Resizes to `size` x `size` with a Catmull-Rom filter (no crop, aspect ratio not kept).
+/// Returns the image unchanged when it already has that size.
+pub fn resize_rgb(image: RgbImage, size: u32) -> RgbImage {
+    if image.width() == size && image.height() == size {
+        image
+    } else {
+        image::imageops::resize(&image, size, size, FilterType::CatmullRom)
+    }
+}
+
+/// Normalises an RGB image into a [`PreprocessedImage`].
+pub fn normalize_rgb(image: &RgbImage) -> PreprocessedImage {
+    PreprocessedImage {
+        width: image.width() as usize,
+        height: image.height() as usize,
+        data: image.as_raw().iter().map(|&p| normalize_pixel(p)).collect(),
+    }
+}
+
+/// Decode + orient + convert + resize + normalise one image file for a model with a square
+/// input of `size` pixels.
+pub fn preprocess_file(path: &Path, size: u32) -> Result<PreprocessedImage, ImageLoadError> {
+    preprocess_file_with_limits(path, size, &DecodeLimits::default())
+}
+
+/// [`preprocess_file`] with explicit decode limits.
+pub fn preprocess_file_with_limits(
+    path: &Path,
+    size: u32,
+    limits: &DecodeLimits,
+) -> Result<PreprocessedImage, ImageLoadError> {
+    let rgb = load_rgb_with_limits(path, limits)?;
+    Ok(normalize_rgb(&resize_rgb(rgb, size)))
+}
+
+/// Preprocesses many files in parallel (rayon); one result per path, in order.
+pub fn preprocess_files<P: AsRef<Path> + Sync>(
+    paths: &[P],
+    size: u32,
+) -> Vec<Result<PreprocessedImage, ImageLoadError>> {
+    use rayon::prelude::*;
+    paths
+        .par_iter()
+        .map(|p| preprocess_file(p.as_ref(), size))
+        .collect()
+}
+
+/// Preprocesses raw 8-bit RGB pixels (HWC, `width * height * 3` bytes), e.g. the reference
+/// `pixels/*.rgb` files, resizing them to `size` when needed. `name` is only used in errors.
+pub fn preprocess_raw_rgb(
+    bytes: &[u8],
+    width: u32,
+    height: u32,
+    size: u32,
+    name: &Path,
+) -> Result<PreprocessedImage, ImageLoadError> {
+    let expected = width as usize * height as usize * 3;
+    if width == 0 || height == 0 || bytes.len() != expected {
+        return Err(ImageLoadError::InvalidPixels {
+            path: name.to_path_buf(),
+            detail: format!(
+                "{width}x{height} RGB needs {expected} bytes, got {}",
+                bytes.len()
+            ),
+        });
+    }
+    let Some(image) = RgbImage::from_raw(width, height, bytes.to_vec()) else {
+        return Err(ImageLoadError::InvalidPixels {
+            path: name.to_path_buf(),
+            detail: "buffer does not match the dimensions".to_string(),
+        });
+    };
+    Ok(normalize_rgb(&resize_rgb(image, size)))
+}
+
+/// Reads a raw square RGB file such as `pixels/NAME.rgb` (`size * size * 3` bytes).
+pub fn preprocess_raw_rgb_file(
+    path: &Path,
+    size: u32,
+) -> Result<PreprocessedImage, ImageLoadError> {
+    let bytes = std::fs::read(path).map_err(|e| io_error(path, e))?;
+    if bytes.is_empty() {
+        return Err(ImageLoadError::Empty {
+            path: path.to_path_buf(),
+        });
+    }
+    let pixels = bytes.len() / 3;
+    let side = (pixels as f64).sqrt().round() as u32;
+    preprocess_raw_rgb(&bytes, side, side, size, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalisation_constants() {
+        assert_eq!(normalize_pixel(127), 0.0);
+        assert_eq!(normalize_pixel(255), 1.0);
+        assert_eq!(normalize_pixel(0), -127.0 / 128.0);
+    }
+
+    #[test]
+    fn truncation_check() {
+        let ok = [0xFF, 0xD8, 0xFF, 0xDA, 1, 2, 0xFF, 0x00, 3, 0xFF, 0xD9];
+        assert!(!jpeg_is_truncated(&ok));
+        assert!(jpeg_is_truncated(&ok[..8]));
+        // thumbnail EOI before the main scan does not count
+        let thumb = [0xFF, 0xD8, 0xFF, 0xD9, 0xFF, 0xDA, 1, 2, 3];
+        assert!(jpeg_is_truncated(&thumb));
+    }
+
+    #[test]
+    fn alpha_is_composited_over_white() {
+        let mut rgba = image::RgbaImage::new(2, 1);
+        rgba.put_pixel(0, 0, image::Rgba([0, 0, 0, 0]));
+        rgba.put_pixel(1, 0, image::Rgba([10, 20, 30, 255]));
+        let rgb = into_rgb8_over_white(DynamicImage::ImageRgba8(rgba));
+        assert_eq!(rgb.get_pixel(0, 0).0, [255, 255, 255]);
+        assert_eq!(rgb.get_pixel(1, 0).0, [10, 20, 30]);
+
+        let mut rgba16 = image::ImageBuffer::<image::Rgba<u16>, Vec<u16>>::new(2, 1);
+        rgba16.put_pixel(0, 0, image::Rgba([0, 0, 0, 0]));
+        rgba16.put_pixel(1, 0, image::Rgba([0, 32_768, 65_535, 65_535]));
+        let rgb = into_rgb8_over_white(DynamicImage::ImageRgba16(rgba16));
+        assert_eq!(rgb.get_pixel(0, 0).0, [255, 255, 255]);
+        assert_eq!(rgb.get_pixel(1, 0).0, [0, 128, 255]);
+    }
+}
