@@ -1,0 +1,4 @@
+pub mod decoder;
+pub mod eval;
+pub mod model_dir;
+pub mod train;
