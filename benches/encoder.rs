@@ -66,7 +66,11 @@ fn encoder_benches(c: &mut Criterion) {
             return;
         }
     };
-    println!("threads: {}", candle_core::utils::get_num_threads());
+    println!(
+        "threads: {}, kernels: {}",
+        rayon::current_num_threads(),
+        captioner::encoder::kernels::kernel_variant()
+    );
     let batch32: Vec<PathBuf> = files.iter().cycle().take(32).cloned().collect();
     let decoded: Vec<PreprocessedImage> = encoder
         .preprocess_files(&batch32)

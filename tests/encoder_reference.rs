@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
 use captioner::encoder::{
-    Config, Encoder, PreprocessedImage, preprocess_raw_rgb_file, top_k_probabilities,
+    ClassNames, Config, Encoder, PreprocessedImage, preprocess_raw_rgb_file, top_k_probabilities,
 };
 use serde_json::Value;
 
@@ -45,8 +45,11 @@ fn load_reference() -> Option<Value> {
 
 struct RefImage {
     name: String,
+    /// Raw pixels file relative to the fixtures directory.
+    pixels: String,
     feature: Vec<f32>,
     top5: Vec<usize>,
+    top5_labels: Vec<String>,
 }
 
 fn reference_images(reference: &Value) -> Vec<RefImage> {
@@ -57,6 +60,12 @@ fn reference_images(reference: &Value) -> Vec<RefImage> {
                 .iter()
                 .map(|img| RefImage {
                     name: img["image"].as_str().unwrap().to_string(),
+                    pixels: img["pixels_file"]
+                        .as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| {
+                            format!("pixels/{}.rgb", stem(img["image"].as_str().unwrap()))
+                        }),
                     feature: img["feature"]
                         .as_array()
                         .map(|f| f.iter().map(|v| v.as_f64().unwrap() as f32).collect())
@@ -67,6 +76,10 @@ fn reference_images(reference: &Value) -> Vec<RefImage> {
                         .iter()
                         .map(|v| v.as_u64().unwrap() as usize)
                         .collect(),
+                    top5_labels: img["top5_label"]
+                        .as_array()
+                        .map(|l| l.iter().map(|v| v.as_str().unwrap().to_string()).collect())
+                        .unwrap_or_default(),
                 })
                 .collect()
         })
@@ -110,12 +123,17 @@ fn pooled_features_match_reference_from_raw_pixels() {
         let pooled = out.pooled.squeeze(0).unwrap().to_vec1::<f32>().unwrap();
         let logits = out.logits.squeeze(0).unwrap().to_vec1::<f32>().unwrap();
         let err = rel_err(&pooled, &img.feature);
+        let max_abs = pooled
+            .iter()
+            .zip(&img.feature)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
         let top5: Vec<usize> = top_k_probabilities(&logits, 5)
             .iter()
             .map(|p| p.0)
             .collect();
         println!(
-            "{}: relative error {err:.3e}, top-5 {top5:?} (reference {:?})",
+            "{}: relative error {err:.3e}, max abs diff {max_abs:.2e}, top-5 {top5:?} (reference {:?})",
             img.name, img.top5
         );
         assert!(err <= 1e-4, "{}: relative error {err:e} > 1e-4", img.name);
@@ -215,6 +233,7 @@ fn fixture_jpegs_are_classified_like_the_reference() {
     let (Some(encoder), Some(reference)) = (load_encoder(), load_reference()) else {
         return;
     };
+    let names = ClassNames::load(&root().join("models/imagenet_classes.txt")).ok();
     let mut checked = 0;
     for img in reference_images(&reference) {
         let path = fixtures().join("images").join(&img.name);
@@ -240,6 +259,13 @@ fn fixture_jpegs_are_classified_like_the_reference() {
         );
         assert_eq!(top5[0], img.top5[0], "{}: top-1 differs", img.name);
         assert!(top5.contains(&img.top5[0]));
+        if let Some(names) = &names {
+            let ours = encoder.classify(&out, names, 5).unwrap().remove(0);
+            assert_eq!(ours[0].index, img.top5[0]);
+            if let Some(label) = img.top5_labels.first() {
+                assert_eq!(&ours[0].label, label, "{}: top-1 label", img.name);
+            }
+        }
         checked += 1;
     }
     if checked == 0 {
@@ -320,8 +346,10 @@ fn fast_path_matches_generic_path_with_real_weights() {
     let model = encoder.model();
     assert!(model.has_fast_path());
     let mut inputs = vec![synthetic_batch(2, 224, 224), synthetic_batch(1, 97, 130)];
-    let pixels = fixtures().join("pixels/2090545563_a4e66ec76b.rgb");
-    if pixels.exists() {
+    let pixels = load_reference()
+        .and_then(|r| reference_images(&r).into_iter().next())
+        .map(|img| fixtures().join(img.pixels));
+    if let Some(pixels) = pixels.filter(|p| p.exists()) {
         let img: PreprocessedImage = preprocess_raw_rgb_file(&pixels, 224).unwrap();
         inputs.push(encoder.batch_tensor(&[img]).unwrap());
     }

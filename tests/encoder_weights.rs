@@ -248,3 +248,10 @@ fn class_names_errors() {
     let err = ClassNames::load(&blank).unwrap_err();
     assert!(matches!(err, LabelsError::Invalid { .. }) && err.to_string().contains("blank.txt"));
 }
+
+#[test]
+fn encoder_can_be_shared_between_threads() {
+    fn assert_send_sync<T: Send + Sync + Clone>() {}
+    assert_send_sync::<Encoder>();
+    assert_send_sync::<captioner::encoder::EncoderOutput>();
+}

@@ -155,8 +155,9 @@ pub struct Encoder {
     micro_batch: usize,
 }
 
-/// Default number of images per forward pass on the CPU: per-image cost grows with the batch
-/// (the activations stop fitting in cache), so large batches are run in slices of this size.
+/// Default number of images per forward pass on the CPU. Larger batches are cut into slices of
+/// this size that run in parallel, one per thread: per-image cost grows with the batch (the
+/// activations stop fitting in cache) and whole images in parallel need no synchronisation.
 pub const DEFAULT_CPU_MICRO_BATCH: usize = 1;
 
 impl Encoder {
@@ -204,7 +205,8 @@ impl Encoder {
         self.config().head_channels
     }
 
-    /// Sets how many images go through one CPU forward pass (at least 1).
+    /// Sets how many images go through one CPU forward pass (at least 1); see
+    /// [`DEFAULT_CPU_MICRO_BATCH`]. Has no effect on other devices, where a batch is one pass.
     pub fn set_micro_batch(&mut self, images: usize) {
         self.micro_batch = images.max(1);
     }
