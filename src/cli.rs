@@ -22,6 +22,16 @@ pub enum Command {
     /// Work with captioned photo datasets.
     #[command(subcommand)]
     Dataset(DatasetCommand),
+    /// Print the top ImageNet classes of images (a direct check of the image encoder).
+    Classify(ClassifyArgs),
+    /// Compute and cache the image features of a whole dataset.
+    Features(FeaturesArgs),
+    /// Train a caption model on a dataset.
+    Train(TrainArgs),
+    /// Caption photos (with the shipped model unless --model is given).
+    Caption(CaptionArgs),
+    /// Score a model on a dataset split: BLEU-1..4 and CIDEr-D.
+    Eval(EvalArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -39,6 +49,137 @@ pub struct InspectArgs {
     /// The dataset folder.
     pub dir: PathBuf,
     /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub text: TextArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ClassifyArgs {
+    /// Image files.
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+    /// How many classes to print per image.
+    #[arg(long, default_value_t = 5)]
+    pub top: usize,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct FeaturesArgs {
+    /// The dataset folder.
+    pub dir: PathBuf,
+    /// Cache folder (default: the cache in the OS data directory).
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
+    /// Images per encoder pass.
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub text: TextArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// The dataset folder (train split for training, dev split for early stopping).
+    pub dir: PathBuf,
+    /// Epochs to train (a resumed run may raise it).
+    #[arg(long, default_value_t = 20)]
+    pub epochs: usize,
+    /// Captions per batch.
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+    /// Initial learning rate (Adam).
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f32,
+    /// Decoder: `merge` (the tutorial's) or `inject` (Show and Tell).
+    #[arg(long, default_value = "merge")]
+    pub decoder: String,
+    /// Word embedding size.
+    #[arg(long, default_value_t = 256)]
+    pub embed: usize,
+    /// LSTM state size.
+    #[arg(long, default_value_t = 256)]
+    pub hidden: usize,
+    /// Dropout probability.
+    #[arg(long, default_value_t = 0.5)]
+    pub dropout: f32,
+    /// Epochs without a better dev BLEU-4 before training stops (0: never).
+    #[arg(long, default_value_t = 5)]
+    pub patience: usize,
+    /// Dev images decoded each epoch for BLEU-4.
+    #[arg(long, default_value_t = 1000)]
+    pub dev_bleu_images: usize,
+    /// Random seed (weights, batch order, dropout).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Output folder (checkpoints `last/` and `best/`); default: a new folder under the OS
+    /// data directory's models/.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Continue the run in --out from its last checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// Cache folder for image features.
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
+    /// Print one JSON object per event instead of a progress bar.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub text: TextArgs,
+}
+
+/// Decoding options shared by `caption` and `eval`.
+#[derive(Args, Debug, Clone)]
+pub struct DecodeArgs {
+    /// Model folder (default: the shipped model).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Beam width; 1 decodes greedily.
+    #[arg(long, default_value_t = 3)]
+    pub beam: usize,
+    /// Longest caption in words.
+    #[arg(long, default_value_t = 30)]
+    pub max_len: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct CaptionArgs {
+    /// Image files.
+    pub images: Vec<PathBuf>,
+    /// An image file (the tutorial's `-i IMAGE` form).
+    #[arg(short = 'i', long = "image")]
+    pub image: Vec<PathBuf>,
+    #[command(flatten)]
+    pub decode: DecodeArgs,
+    /// Also print each word's probability and the beam's alternatives.
+    #[arg(long)]
+    pub verbose: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// The dataset folder.
+    pub dir: PathBuf,
+    /// The split to score.
+    #[arg(long, default_value = "dev")]
+    pub split: String,
+    #[command(flatten)]
+    pub decode: DecodeArgs,
+    /// Cache folder for image features.
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
+    /// Print JSON.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -73,7 +214,15 @@ impl TextArgs {
 
 /// Parses the process arguments and runs the command.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // The tutorial's form, `captioner -i photo.jpg`, means `captioner caption -i photo.jpg`.
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args
+        .get(1)
+        .is_some_and(|a| a == "-i" || a == "--image")
+    {
+        args.insert(1, "caption".into());
+    }
+    let cli = Cli::parse_from(args);
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -86,6 +235,11 @@ pub fn main() -> ExitCode {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Dataset(DatasetCommand::Inspect(args)) => inspect(&args),
+        Command::Classify(args) => crate::cli_model::classify(&args),
+        Command::Features(args) => crate::cli_model::features(&args),
+        Command::Train(args) => crate::cli_model::train(&args),
+        Command::Caption(args) => crate::cli_model::caption(&args),
+        Command::Eval(args) => crate::cli_model::eval(&args),
     }
 }
 

@@ -5,8 +5,14 @@
 
 pub mod app;
 pub mod cli;
+pub mod cli_model;
 pub mod dataset;
+pub mod decoder;
 pub mod encoder;
 pub mod eval;
+pub mod features;
+pub mod model_dir;
 pub mod paths;
+pub mod pipeline;
+pub mod train;
 pub mod worker;

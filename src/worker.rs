@@ -16,7 +16,13 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
+use candle_core::Device;
+
 use crate::dataset::{self, Dataset, ImportOptions, Summary};
+use crate::encoder::{Encoder, image_io};
+use crate::features::{self, FeatureCache};
+use crate::model_dir;
+use crate::pipeline::{self, Captioner, DecodeOptions};
 
 /// A flag the UI sets to stop a long job; the job checks it between batches.
 #[derive(Clone, Debug, Default)]
@@ -183,8 +189,59 @@ pub enum Command {
         beam: usize,
         cancel: CancelToken,
     },
+    /// Extract features, then train a caption model (or continue one with `resume`).
+    /// Reports [`Event::Training`] as it goes and [`Event::TrainFinished`] at the end.
+    Train {
+        settings: TrainSettings,
+        resume: bool,
+        cancel: CancelToken,
+    },
     /// Finish the current job and end the thread.
     Shutdown,
+}
+
+/// What the Train panel asks for.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct TrainSettings {
+    pub dataset_dir: Option<PathBuf>,
+    pub import: ImportOptions,
+    pub decoder: crate::decoder::DecoderKind,
+    pub embed_dim: usize,
+    pub hidden_dim: usize,
+    pub dropout: f32,
+    pub train: crate::train::TrainConfig,
+    /// The run's folder (checkpoints `last/` and `best/`); `None` makes a new one.
+    pub out_dir: Option<PathBuf>,
+}
+
+impl Default for TrainSettings {
+    fn default() -> Self {
+        TrainSettings {
+            dataset_dir: None,
+            import: ImportOptions::default(),
+            decoder: crate::decoder::DecoderKind::Merge,
+            embed_dim: 256,
+            hidden_dim: 256,
+            dropout: 0.5,
+            train: crate::train::TrainConfig::default(),
+            out_dir: None,
+        }
+    }
+}
+
+impl TrainSettings {
+    /// The decoder configuration for a vocabulary of `vocab_size` ids and `feature_dim` features.
+    pub fn decoder_config(&self, vocab_size: usize, feature_dim: usize) -> crate::decoder::DecoderConfig {
+        crate::decoder::DecoderConfig {
+            kind: self.decoder,
+            feature_dim,
+            embed_dim: self.embed_dim,
+            hidden_dim: self.hidden_dim,
+            vocab_size,
+            dropout: self.dropout,
+        }
+    }
 }
 
 /// What the worker reports.
@@ -230,6 +287,21 @@ pub enum Event {
     Failed {
         job: Job,
         message: String,
+    },
+    /// Training has its data and starts (or resumes) in `out_dir`.
+    TrainStarted {
+        out_dir: PathBuf,
+        device: String,
+    },
+    /// A training event (steps, epochs, checkpoints).
+    Training(crate::train::TrainEvent),
+    /// Training ended: finished, early-stopped or stopped on request (resumable).
+    TrainFinished {
+        out_dir: PathBuf,
+        best_dir: PathBuf,
+        stopped: bool,
+        best_bleu4: f64,
+        epochs_completed: usize,
     },
 }
 
@@ -315,18 +387,26 @@ impl Drop for Worker {
     }
 }
 
-// Until the caption model lands in the library.
-const UNAVAILABLE: &str = "no caption model in this build yet";
-
-/// The state the worker thread owns.
+/// The state the worker thread owns: the device, the encoder and the loaded caption model.
 struct State {
     outbox: Outbox,
-    #[allow(dead_code)]
     config: WorkerConfig,
+    device: Device,
+    device_note: Option<String>,
+    encoder: Option<Encoder>,
+    captioner: Option<(ModelChoice, Captioner)>,
 }
 
 fn run(commands: Receiver<Command>, outbox: Outbox, config: WorkerConfig) {
-    let mut state = State { outbox, config };
+    let (device, device_note) = pipeline::pick_device();
+    let mut state = State {
+        outbox,
+        config,
+        device,
+        device_note,
+        encoder: None,
+        captioner: None,
+    };
     for command in commands {
         if matches!(command, Command::Shutdown) {
             break;
@@ -355,6 +435,7 @@ fn job_of(command: &Command) -> Job {
         Command::LoadModel(_) | Command::ListModels => Job::LoadModel,
         Command::Caption { .. } => Job::Caption,
         Command::CaptionBatch { .. } => Job::Batch,
+        Command::Train { .. } => Job::Train,
         Command::Shutdown => Job::Import,
     }
 }
@@ -363,27 +444,298 @@ impl State {
     fn handle(&mut self, command: Command) {
         match command {
             Command::ImportDataset { dir, options } => self.import_dataset(dir, options),
-            Command::ListModels => self.outbox.send(Event::ModelsListed(Vec::new())),
-            Command::LoadModel(_) => self.outbox.failed(Job::LoadModel, UNAVAILABLE),
-            Command::Caption { .. } => self.outbox.failed(Job::Caption, UNAVAILABLE),
-            Command::CaptionBatch { id, paths, .. } => {
-                for index in 0..paths.len() {
-                    self.outbox.send(Event::BatchItem {
-                        id,
-                        index,
-                        result: Err(UNAVAILABLE.to_string()),
-                    });
+            Command::ListModels => {
+                let models = list_models(&self.config.models_dir);
+                self.outbox.send(Event::ModelsListed(models));
+            }
+            Command::LoadModel(choice) => {
+                if let Err(e) = self.load_model(&choice) {
+                    self.outbox.failed(Job::LoadModel, e);
                 }
-                self.outbox.send(Event::BatchDone {
-                    id,
-                    done: 0,
-                    failed: paths.len(),
-                    stopped: false,
-                    seconds: 0.0,
-                });
+            }
+            Command::Caption { input, beam } => {
+                if let Err(e) = self.caption(input, beam) {
+                    self.outbox.failed(Job::Caption, e);
+                }
+            }
+            Command::CaptionBatch {
+                id,
+                paths,
+                beam,
+                cancel,
+            } => self.caption_batch(id, paths, beam, cancel),
+            Command::Train {
+                settings,
+                resume,
+                cancel,
+            } => {
+                if let Err(e) = self.train(settings, resume, cancel) {
+                    self.outbox.failed(Job::Train, e);
+                }
             }
             Command::Shutdown => {}
         }
+    }
+
+    fn encoder(&mut self) -> Result<&Encoder, String> {
+        if self.encoder.is_none() {
+            let encoder = pipeline::load_encoder(&self.device).map_err(|e| e.to_string())?;
+            self.encoder = Some(encoder);
+        }
+        self.encoder
+            .as_ref()
+            .ok_or_else(|| "the encoder is not loaded".to_string())
+    }
+
+    /// Loads a caption model (no-op when it is the one loaded).
+    fn load_model(&mut self, choice: &ModelChoice) -> Result<(), String> {
+        if self.captioner.as_ref().is_some_and(|(c, _)| c == choice) {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let dir = match choice {
+            ModelChoice::Default => pipeline::default_model_dir(),
+            ModelChoice::Trained(dir) => dir.clone(),
+        };
+        let encoder = self.encoder()?.clone();
+        let model = model_dir::load_model(&dir, &self.device).map_err(|e| e.to_string())?;
+        let captioner = Captioner::new(encoder, model, &dir).map_err(|e| e.to_string())?;
+        let mut description = describe_model(&captioner.model);
+        description.push_str(&format!(", on the {}", pipeline::device_name(&self.device)));
+        if let Some(note) = &self.device_note {
+            description.push_str(&format!(" ({note})"));
+        }
+        self.captioner = Some((choice.clone(), captioner));
+        self.outbox.send(Event::ModelLoaded {
+            choice: choice.clone(),
+            description,
+            seconds: started.elapsed().as_secs_f64(),
+        });
+        Ok(())
+    }
+
+    fn captioner(&mut self) -> Result<&Captioner, String> {
+        if self.captioner.is_none() {
+            self.load_model(&ModelChoice::Default)?;
+        }
+        self.captioner
+            .as_ref()
+            .map(|(_, c)| c)
+            .ok_or_else(|| "no caption model is loaded".to_string())
+    }
+
+    fn caption(&mut self, input: ImageInput, beam: usize) -> Result<(), String> {
+        let source = input.label();
+        let started = Instant::now();
+        let rgb = match &input {
+            ImageInput::File(path) => crate::encoder::load_rgb(path).map_err(|e| e.to_string())?,
+            ImageInput::Pasted(img) => color_image_to_rgb(img)?,
+        };
+        let preview = preview_of(&rgb);
+        let captioner = self.captioner()?;
+        let size = captioner.encoder.input_size();
+        let image = image_io::normalize_rgb(&image_io::resize_rgb(rgb, size));
+        let options = DecodeOptions {
+            beam: beam.max(1),
+            ..DecodeOptions::default()
+        };
+        let result = captioner
+            .caption_image(image, &options)
+            .map_err(|e| format!("{source}: {e}"))?;
+        let mut output = caption_output(result);
+        output.millis = started.elapsed().as_secs_f64() * 1e3;
+        self.outbox.send(Event::Captioned {
+            source,
+            output,
+            preview: Some(Arc::new(preview)),
+        });
+        Ok(())
+    }
+
+    fn caption_batch(&mut self, id: u64, paths: Vec<PathBuf>, beam: usize, cancel: CancelToken) {
+        let started = Instant::now();
+        let total = paths.len();
+        let outbox = self.outbox.clone();
+        let captioner = match self.captioner() {
+            Ok(c) => c,
+            Err(e) => {
+                outbox.failed(Job::Batch, e);
+                outbox.send(Event::BatchDone {
+                    id,
+                    done: 0,
+                    failed: 0,
+                    stopped: true,
+                    seconds: 0.0,
+                });
+                return;
+            }
+        };
+        let options = DecodeOptions {
+            beam: beam.max(1),
+            ..DecodeOptions::default()
+        };
+        let (mut done, mut failed) = (0, 0);
+        let mut stopped = false;
+        // Decode the next few images on another thread while this one runs the model.
+        let size = captioner.encoder.input_size();
+        let (tx, rx) = crossbeam_channel::bounded(4);
+        std::thread::scope(|scope| {
+            let cancel_reader = cancel.clone();
+            let paths_ref = &paths;
+            scope.spawn(move || {
+                for (index, path) in paths_ref.iter().enumerate() {
+                    if cancel_reader.is_cancelled() {
+                        break;
+                    }
+                    let image = crate::encoder::preprocess_file(path, size);
+                    if tx.send((index, image)).is_err() {
+                        break;
+                    }
+                }
+            });
+            for (index, image) in rx.iter() {
+                if cancel.is_cancelled() {
+                    stopped = true;
+                    break;
+                }
+                let result = image
+                    .map_err(|e| e.to_string())
+                    .and_then(|img| captioner.caption_image(img, &options).map_err(|e| e.to_string()))
+                    .map(caption_output);
+                match &result {
+                    Ok(_) => done += 1,
+                    Err(_) => failed += 1,
+                }
+                outbox.send(Event::BatchItem { id, index, result });
+                outbox.send(Event::Progress {
+                    job: Job::Batch,
+                    done: done + failed,
+                    total,
+                    eta: eta(started, done + failed, total),
+                    message: format!("captioned {} of {total}", done + failed),
+                });
+            }
+            drop(rx);
+        });
+        if cancel.is_cancelled() && done + failed < total {
+            stopped = true;
+        }
+        outbox.send(Event::BatchDone {
+            id,
+            done,
+            failed,
+            stopped,
+            seconds: started.elapsed().as_secs_f64(),
+        });
+    }
+
+    fn train(
+        &mut self,
+        settings: TrainSettings,
+        resume: bool,
+        cancel: CancelToken,
+    ) -> Result<(), String> {
+        let dir = settings
+            .dataset_dir
+            .clone()
+            .ok_or_else(|| "choose a dataset folder first (Dataset panel)".to_string())?;
+        let progress = |message: String| Event::Progress {
+            job: Job::Train,
+            done: 0,
+            total: 0,
+            eta: None,
+            message,
+        };
+        self.outbox
+            .send(progress(format!("reading {}", dir.display())));
+        let ds = dataset::import(&dir, &settings.import).map_err(|e| e.to_string())?;
+        let outbox = self.outbox.clone();
+        let encoder = self.encoder()?.clone();
+        let cache = FeatureCache::new(&self.config.cache_dir, encoder.id());
+        let paths: Vec<PathBuf> = ds
+            .images
+            .iter()
+            .filter(|e| matches!(e.split, dataset::Split::Train | dataset::Split::Dev))
+            .map(|e| e.path.clone())
+            .collect();
+        let started = Instant::now();
+        let report = features::extract(
+            &encoder,
+            &cache,
+            &paths,
+            &features::ExtractOptions::default(),
+            cancel.flag(),
+            &mut |e| match e {
+                features::ExtractEvent::Progress {
+                    done,
+                    total,
+                    eta_seconds,
+                    ..
+                } => outbox.send(Event::Progress {
+                    job: Job::Features,
+                    done,
+                    total,
+                    eta: eta_seconds.is_finite().then(|| Duration::from_secs_f64(eta_seconds.max(0.0))),
+                    message: format!("image features {done} of {total}"),
+                }),
+                features::ExtractEvent::Failed { path, reason } => outbox.send(Event::Progress {
+                    job: Job::Features,
+                    done: 0,
+                    total: 0,
+                    eta: None,
+                    message: format!("skipped {}: {reason}", path.display()),
+                }),
+                features::ExtractEvent::Started { .. } => {}
+            },
+        )
+        .map_err(|e| e.to_string())?;
+        let _ = started;
+        let out_dir = settings
+            .out_dir
+            .clone()
+            .unwrap_or_else(|| new_run_dir(&self.config.models_dir, &dir, settings.decoder));
+        if report.stopped {
+            self.outbox.send(Event::TrainFinished {
+                out_dir: out_dir.clone(),
+                best_dir: out_dir.join(crate::train::BEST_DIR),
+                stopped: true,
+                best_bleu4: 0.0,
+                epochs_completed: 0,
+            });
+            return Ok(());
+        }
+        let prepared = pipeline::prepare_training_data(
+            &ds,
+            &cache,
+            encoder.id(),
+            settings.import.min_count,
+        )
+        .map_err(|e| e.to_string())?;
+        let decoder_cfg = settings.decoder_config(prepared.vocab.len(), encoder.feature_dim());
+        self.outbox.send(Event::TrainStarted {
+            out_dir: out_dir.clone(),
+            device: pipeline::device_name(&self.device),
+        });
+        let outbox = self.outbox.clone();
+        let summary = crate::train::train(
+            &decoder_cfg,
+            &settings.train,
+            &prepared.data,
+            &out_dir,
+            resume,
+            &self.device,
+            &mut |event| outbox.send(Event::Training(event)),
+            cancel.flag(),
+        )
+        .map_err(|e| e.to_string())?;
+        self.outbox.send(Event::TrainFinished {
+            out_dir,
+            best_dir: summary.best_dir,
+            stopped: summary.stopped,
+            best_bleu4: summary.best_bleu4,
+            epochs_completed: summary.epochs_completed,
+        });
+        Ok(())
     }
 
     /// Imports on a thread of its own: reading a big dataset needs no model and must not wait
@@ -425,6 +777,126 @@ impl State {
                 .failed(Job::Import, format!("cannot start the import: {e}"));
         }
     }
+}
+
+/// A new run folder under `models_dir`, named after the dataset, decoder and time.
+pub fn new_run_dir(models_dir: &std::path::Path, dataset: &std::path::Path, kind: crate::decoder::DecoderKind) -> PathBuf {
+    let name = dataset
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "dataset".into());
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let stamp = model_dir::iso8601_utc(secs).replace(':', "-");
+    models_dir.join(format!("{name}-{kind}-{stamp}"))
+}
+
+/// Trained models under `models_dir`: every folder with a `config.json`, and the `best/` of
+/// every training run.
+pub fn list_models(models_dir: &std::path::Path) -> Vec<ModelEntry> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(models_dir) else {
+        return found;
+    };
+    let mut dirs: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    for dir in dirs {
+        let run_name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let candidates = [
+            (dir.clone(), run_name.clone()),
+            (dir.join(crate::train::BEST_DIR), format!("{run_name} (best)")),
+            (dir.join(crate::train::LAST_DIR), format!("{run_name} (last)")),
+        ];
+        for (model, name) in candidates {
+            if !model.join(model_dir::CONFIG_FILE).is_file() {
+                continue;
+            }
+            let description = match model_dir::read_meta(&model) {
+                Ok(meta) => describe_meta(&meta),
+                Err(e) => format!("unreadable: {e}"),
+            };
+            found.push(ModelEntry {
+                dir: model,
+                name,
+                description,
+            });
+        }
+    }
+    found
+}
+
+fn describe_meta(meta: &model_dir::ModelMeta) -> String {
+    let mut s = format!("{} epochs on {}", meta.epochs, meta.dataset);
+    if let Some(b) = meta.metrics.get("dev_bleu4") {
+        s.push_str(&format!(", dev BLEU-4 {b:.3}"));
+    }
+    s
+}
+
+fn describe_model(model: &model_dir::LoadedModel) -> String {
+    format!(
+        "{} decoder, {} words, {}",
+        model.config.decoder.kind,
+        model.vocab.len(),
+        describe_meta(&model.meta)
+    )
+}
+
+fn caption_output(r: pipeline::CaptionResult) -> CaptionOutput {
+    CaptionOutput {
+        text: r.text,
+        words: r
+            .words
+            .into_iter()
+            .map(|w| WordScore {
+                word: w.word,
+                probability: w.probability,
+            })
+            .collect(),
+        alternatives: r
+            .alternatives
+            .into_iter()
+            .map(|a| Alternative {
+                text: a.text,
+                score: a.score,
+            })
+            .collect(),
+        millis: r.millis,
+    }
+}
+
+fn color_image_to_rgb(img: &egui::ColorImage) -> Result<image::RgbImage, String> {
+    let [w, h] = img.size;
+    let mut raw = Vec::with_capacity(w * h * 3);
+    for p in &img.pixels {
+        raw.extend_from_slice(&[p.r(), p.g(), p.b()]);
+    }
+    image::RgbImage::from_raw(w as u32, h as u32, raw)
+        .ok_or_else(|| format!("pasted image has an inconsistent size {w}x{h}"))
+}
+
+/// The image scaled to at most 640 pixels on its longer side, for display.
+fn preview_of(rgb: &image::RgbImage) -> egui::ColorImage {
+    let (w, h) = rgb.dimensions();
+    let scale = (640.0 / w.max(h).max(1) as f32).min(1.0);
+    let (pw, ph) = (
+        ((w as f32 * scale).round() as u32).max(1),
+        ((h as f32 * scale).round() as u32).max(1),
+    );
+    let small = if (pw, ph) == (w, h) {
+        rgb.clone()
+    } else {
+        image::imageops::resize(rgb, pw, ph, image::imageops::FilterType::Triangle)
+    };
+    egui::ColorImage::from_rgb([pw as usize, ph as usize], small.as_raw())
 }
 
 /// Estimates the time left from the time taken so far.

@@ -15,6 +15,7 @@ pub mod export;
 pub mod status;
 pub mod tasks;
 pub mod thumbnails;
+pub mod train;
 
 use std::path::{Path, PathBuf};
 
@@ -26,6 +27,7 @@ use caption::CaptionPanel;
 use dataset::DatasetPanel;
 use status::Status;
 use thumbnails::Thumbnails;
+use train::TrainPanel;
 
 /// Where the app keeps its files. Tests point this at a temporary folder.
 #[derive(Clone, Debug)]
@@ -110,6 +112,7 @@ pub struct Panels {
     pub dataset: DatasetPanel,
     pub caption: CaptionPanel,
     pub batch: BatchPanel,
+    pub train: TrainPanel,
 }
 
 /// What all panels use: the worker, the thumbnail pool, the status line, the app's folders.
@@ -196,12 +199,16 @@ impl CaptionerApp {
                 Job::Import => p.dataset.on_event(event, shared),
                 Job::Batch => p.batch.on_event(event, shared),
                 Job::LoadModel | Job::Caption => p.caption.on_event(event, shared),
-                Job::Features | Job::Train | Job::Evaluate => {
+                Job::Features | Job::Train => p.train.on_event(event, shared),
+                Job::Evaluate => {
                     if let Event::Failed { job, message } = event {
                         shared.status.error(format!("{job} failed: {message}"));
                     }
                 }
             },
+            Event::TrainStarted { .. } | Event::Training(_) | Event::TrainFinished { .. } => {
+                p.train.on_event(event, shared)
+            }
             Event::DatasetImported { .. } => p.dataset.on_event(event, shared),
             Event::ModelLoaded { .. } | Event::ModelsListed(_) | Event::Captioned { .. } => {
                 p.caption.on_event(event, shared)
@@ -311,7 +318,12 @@ impl eframe::App for CaptionerApp {
         egui::CentralPanel::default_margins().show(ui, |ui| match self.panels.tab {
             Tab::Dataset => self.panels.dataset.panel_ui(ui, &mut self.shared),
             Tab::Train => {
-                ui.label("Training");
+                let dataset_dir = self
+                    .panels
+                    .dataset
+                    .loaded()
+                    .map(|l| l.dataset.root.clone());
+                self.panels.train.panel_ui(ui, &mut self.shared, dataset_dir)
             }
             Tab::Caption => self.panels.caption.panel_ui(ui, &mut self.shared),
             Tab::Batch => self.panels.batch.panel_ui(ui, &mut self.shared),

@@ -1,0 +1,531 @@
+//! Small numeric kernels for the training engine: a checked wrapper over the `gemm` crate
+//! (the matrix multiply candle itself uses on the CPU), vectorisable `exp`/`sigmoid`/`tanh`,
+//! and a seeded random number generator.
+
+/// Defines `pub(crate) fn NAME(..)` from a portable body and compiles it three times: for
+/// AVX-512, for AVX2+FMA and for the baseline CPU, picking at run time the best the CPU
+/// supports, so the loops vectorise to the full vector width without build flags. Results can
+/// differ in the last bits between CPU kinds (FMA), never between runs on one machine.
+macro_rules! simd_fn {
+    ($(#[$attr:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+        $(#[$attr])*
+        pub(crate) fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            fn portable($($arg: $ty),*) $(-> $ret)? $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+                fn avx512($($arg: $ty),*) $(-> $ret)? {
+                    portable($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                fn avx2($($arg: $ty),*) $(-> $ret)? {
+                    portable($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512bw")
+                    && std::arch::is_x86_feature_detected!("avx512dq")
+                    && std::arch::is_x86_feature_detected!("avx512vl")
+                {
+                    // SAFETY: the CPU has every feature `avx512` was compiled for.
+                    return unsafe { avx512($($arg),*) };
+                }
+                if std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+                {
+                    // SAFETY: the CPU has every feature `avx2` was compiled for.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            portable($($arg),*)
+        }
+    };
+}
+
+/// A read-only strided matrix view: element `(i, j)` is `data[i * rs + j * cs]`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct MatRef<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    rs: usize,
+    cs: usize,
+}
+
+impl<'a> MatRef<'a> {
+    /// A row-major `rows x cols` matrix stored at the start of `data`.
+    pub(crate) fn new(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        Self {
+            data,
+            rows,
+            cols,
+            rs: cols,
+            cs: 1,
+        }
+    }
+
+    /// A general strided view (`data` starts at element (0, 0)).
+    pub(crate) fn strided(data: &'a [f32], rows: usize, cols: usize, rs: usize, cs: usize) -> Self {
+        Self {
+            data,
+            rows,
+            cols,
+            rs,
+            cs,
+        }
+    }
+
+    pub(crate) fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// The transpose (no copy).
+    pub(crate) fn t(self) -> Self {
+        Self {
+            data: self.data,
+            rows: self.cols,
+            cols: self.rows,
+            rs: self.cs,
+            cs: self.rs,
+        }
+    }
+
+    fn fits(&self) -> bool {
+        if self.rows == 0 || self.cols == 0 {
+            return true;
+        }
+        let last = (self.rows - 1) * self.rs + (self.cols - 1) * self.cs;
+        last < self.data.len()
+    }
+}
+
+fn parallelism() -> gemm::Parallelism {
+    let n = rayon::current_num_threads();
+    if n > 1 {
+        gemm::Parallelism::Rayon(n)
+    } else {
+        gemm::Parallelism::None
+    }
+}
+
+/// `dst = a * b` (or `dst += a * b` when `accumulate`), `dst` row-major `a.rows x b.cols`.
+///
+/// # Panics
+/// If the shapes do not agree or a view does not fit its slice (a bug in the caller: every
+/// shape here is derived from already validated sizes). The checks make the `unsafe` call
+/// sound.
+pub(crate) fn matmul(dst: &mut [f32], a: MatRef<'_>, b: MatRef<'_>, accumulate: bool) {
+    matmul_with(dst, a, b, accumulate, parallelism());
+}
+
+/// [`matmul`] on the calling thread only (for products of a few rows).
+pub(crate) fn matmul_single(dst: &mut [f32], a: MatRef<'_>, b: MatRef<'_>, accumulate: bool) {
+    matmul_with(dst, a, b, accumulate, gemm::Parallelism::None);
+}
+
+fn matmul_with(
+    dst: &mut [f32],
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    accumulate: bool,
+    parallelism: gemm::Parallelism,
+) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert_eq!(k, b.rows, "matmul: inner dimensions differ");
+    assert!(dst.len() >= m * n, "matmul: destination too small");
+    assert!(a.fits() && b.fits(), "matmul: view does not fit its slice");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            dst[..m * n].fill(0.0);
+        }
+        return;
+    }
+    // SAFETY: `dst` holds at least m*n elements written with row stride n and column stride
+    // 1; `a` and `b` were checked to address only elements inside their slices; `dst` is a
+    // unique borrow, so it cannot alias `a` or `b`.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.cs as isize,
+            a.rs as isize,
+            b.data.as_ptr(),
+            b.cs as isize,
+            b.rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        )
+    }
+}
+
+/// `dst[j] = sum_i a[i, j]` for a row-major `rows x cols` matrix (as a 1 x rows by rows x cols
+/// product, so it runs in the matrix-multiply kernel). `ones` must hold at least `rows` ones.
+pub(crate) fn column_sums(dst: &mut [f32], a: &[f32], rows: usize, cols: usize, ones: &[f32]) {
+    matmul(
+        &mut dst[..cols],
+        MatRef::new(ones, 1, rows),
+        MatRef::new(a, rows, cols),
+        false,
+    );
+}
+
+/// `dst = src^T` for a row-major `rows x cols` `src` (`dst` is `cols x rows`), in cache
+/// blocks.
+pub(crate) fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+    const BLOCK: usize = 32;
+    let (src, dst) = (&src[..rows * cols], &mut dst[..rows * cols]);
+    for r0 in (0..rows).step_by(BLOCK) {
+        let r1 = (r0 + BLOCK).min(rows);
+        for c0 in (0..cols).step_by(BLOCK) {
+            let c1 = (c0 + BLOCK).min(cols);
+            for r in r0..r1 {
+                for c in c0..c1 {
+                    dst[c * rows + r] = src[r * cols + c];
+                }
+            }
+        }
+    }
+}
+
+/// Copies `bias` into every row of a row-major matrix with `bias.len()` columns.
+pub(crate) fn fill_rows(dst: &mut [f32], bias: &[f32]) {
+    for row in dst.chunks_exact_mut(bias.len()) {
+        row.copy_from_slice(bias);
+    }
+}
+
+const LOG2E: f32 = std::f32::consts::LOG2_E;
+const LN2_HI: f32 = 0.693_359_4;
+const LN2_LO: f32 = -2.121_944_4e-4;
+/// 1.5 * 2^23: adding and subtracting it rounds to the nearest integer with plain arithmetic.
+const ROUND_MAGIC: f32 = 12_582_912.0;
+const ROUND_MAGIC_BITS: i32 = 0x4B40_0000;
+
+/// `e^x` to within about 2 ulp for x in [-87, 88] (clamped outside), written without branches
+/// or library calls so loops over slices vectorise (Cephes' `expf` polynomial).
+#[inline(always)]
+pub(crate) fn exp(x: f32) -> f32 {
+    // Plain selects (not `clamp`, whose NaN rules block vectorisation); NaN gives NaN.
+    let x = if x < -87.0 { -87.0 } else { x };
+    let x = if x > 88.0 { 88.0 } else { x };
+    // t = 1.5 * 2^23 + k exactly, so k sits in the low bits of t (no float-to-int cast,
+    // whose saturation rules would keep the loop scalar).
+    let t = x * LOG2E + ROUND_MAGIC;
+    let kf = t - ROUND_MAGIC;
+    let k = (t.to_bits() as i32).wrapping_sub(ROUND_MAGIC_BITS);
+    let r = x - kf * LN2_HI - kf * LN2_LO;
+    let r2 = r * r;
+    let p = 1.987_569_1e-4_f32;
+    let p = p * r + 1.398_199_9e-3;
+    let p = p * r + 8.333_452e-3;
+    let p = p * r + 4.166_579_6e-2;
+    let p = p * r + 1.666_666_5e-1;
+    let p = p * r + 0.5;
+    let y = p * r2 + r + 1.0;
+    // 2^k through the exponent bits (k in [-126, 127] after the clamp).
+    let scale = f32::from_bits((k.wrapping_add(127) as u32) << 23);
+    y * scale
+}
+
+simd_fn! {
+    /// Largest element (-inf for an empty slice), in eight independent lanes so it vectorises.
+    fn max_of(xs: &[f32]) -> f32 {
+        let mut lanes = [f32::NEG_INFINITY; 16];
+        let chunks = xs.chunks_exact(16);
+        let rest = chunks.remainder();
+        for c in chunks {
+            for (l, &x) in lanes.iter_mut().zip(c) {
+                *l = if x > *l { x } else { *l };
+            }
+        }
+        let mut m = lanes
+            .iter()
+            .fold(f32::NEG_INFINITY, |a, &b| if b > a { b } else { a });
+        for &x in rest {
+            m = if x > m { x } else { m };
+        }
+        m
+    }
+}
+
+simd_fn! {
+    /// `x = e^(x - shift)` for every element; returns their sum (16 lanes, fixed order).
+    fn exp_shifted_sum(xs: &mut [f32], shift: f32) -> f32 {
+        for x in xs.iter_mut() {
+            *x = exp(*x - shift);
+        }
+        let mut lanes = [0.0f32; 16];
+        let chunks = xs.chunks_exact(16);
+        let rest = chunks.remainder();
+        for c in chunks {
+            for (l, &x) in lanes.iter_mut().zip(c) {
+                *l += x;
+            }
+        }
+        lanes.iter().sum::<f32>() + rest.iter().sum::<f32>()
+    }
+}
+
+/// Logistic sigmoid.
+#[inline(always)]
+pub(crate) fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + exp(-x))
+}
+
+/// Hyperbolic tangent as `1 - 2 / (e^(2x) + 1)` (absolute error about 1e-7).
+#[inline(always)]
+pub(crate) fn tanh(x: f32) -> f32 {
+    1.0 - 2.0 / (exp(2.0 * x) + 1.0)
+}
+
+simd_fn! {
+    fn tanh_in_place(xs: &mut [f32]) {
+        for x in xs {
+            *x = tanh(*x);
+        }
+    }
+}
+
+simd_fn! {
+    /// `x = x - log(sum(e^x))` over the slice (log-softmax), in place.
+    fn log_softmax_in_place(xs: &mut [f32]) {
+        let max = {
+            let mut lanes = [f32::NEG_INFINITY; 16];
+            let chunks = xs.chunks_exact(16);
+            let rest = chunks.remainder();
+            for c in chunks {
+                for (l, &x) in lanes.iter_mut().zip(c) {
+                    *l = if x > *l { x } else { *l };
+                }
+            }
+            let mut m = lanes
+                .iter()
+                .fold(f32::NEG_INFINITY, |a, &b| if b > a { b } else { a });
+            for &x in rest {
+                m = if x > m { x } else { m };
+            }
+            m
+        };
+        let mut lanes = [0.0f32; 16];
+        let chunks = xs.chunks_exact(16);
+        let rest = chunks.remainder();
+        for c in chunks {
+            for (l, &x) in lanes.iter_mut().zip(c) {
+                *l += exp(x - max);
+            }
+        }
+        let sum = lanes.iter().sum::<f32>() + rest.iter().map(|&x| exp(x - max)).sum::<f32>();
+        let lse = max + sum.ln();
+        for x in xs.iter_mut() {
+            *x -= lse;
+        }
+    }
+}
+
+simd_fn! {
+    /// Multiplies every element by `k`.
+    fn scale_in_place(xs: &mut [f32], k: f32) {
+        for x in xs {
+            *x *= k;
+        }
+    }
+}
+
+simd_fn! {
+    /// One LSTM cell for one row: activates `gates` (`[i f g o]`, 4 x h, pre-activations) in
+    /// place and writes the cell `c`, `tanh(c)` and the output `h` (`c_prev`: previous cell).
+    fn lstm_forward_row(gates: &mut [f32], c_prev: &[f32], c: &mut [f32], tc: &mut [f32], h: &mut [f32]) {
+        let n = c.len();
+        let (gi, rest) = gates.split_at_mut(n);
+        let (gf, rest) = rest.split_at_mut(n);
+        let (gg, go) = rest.split_at_mut(n);
+        let (gi, gf, gg, go) = (&mut gi[..n], &mut gf[..n], &mut gg[..n], &mut go[..n]);
+        let (cp, tc, h) = (&c_prev[..n], &mut tc[..n], &mut h[..n]);
+        for j in 0..n {
+            let i = sigmoid(gi[j]);
+            let f = sigmoid(gf[j]);
+            let g = tanh(gg[j]);
+            let o = sigmoid(go[j]);
+            gi[j] = i;
+            gf[j] = f;
+            gg[j] = g;
+            go[j] = o;
+            let cj = f * cp[j] + i * g;
+            c[j] = cj;
+            let t = tanh(cj);
+            tc[j] = t;
+            h[j] = o * t;
+        }
+    }
+}
+
+simd_fn! {
+    /// Backward of [`lstm_forward_row`] for one row. `gates` holds the activated gates and
+    /// becomes the gradient of the pre-activations; `dh` is the whole gradient reaching `h`;
+    /// `dc` holds the gradient reaching `c` from the next step (0 if none) and returns the
+    /// gradient for the previous cell.
+    fn lstm_backward_row(gates: &mut [f32], tc: &[f32], dh: &[f32], dc: &mut [f32], c_prev: &[f32]) {
+        let n = dc.len();
+        let (gi, rest) = gates.split_at_mut(n);
+        let (gf, rest) = rest.split_at_mut(n);
+        let (gg, go) = rest.split_at_mut(n);
+        let (gi, gf, gg, go) = (&mut gi[..n], &mut gf[..n], &mut gg[..n], &mut go[..n]);
+        let (tc, dh, cp) = (&tc[..n], &dh[..n], &c_prev[..n]);
+        for j in 0..n {
+            let (i, f, g, o, t) = (gi[j], gf[j], gg[j], go[j], tc[j]);
+            let dcj = dh[j] * o * (1.0 - t * t) + dc[j];
+            gi[j] = dcj * g * i * (1.0 - i);
+            gf[j] = dcj * cp[j] * f * (1.0 - f);
+            gg[j] = dcj * i * (1.0 - g * g);
+            go[j] = dh[j] * t * o * (1.0 - o);
+            dc[j] = dcj * f;
+        }
+    }
+}
+
+/// Adam's per-step coefficients.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct AdamCoefs {
+    pub grad_scale: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub step_size: f32,
+    pub inv_sqrt_bc2: f32,
+}
+
+simd_fn! {
+    /// One Adam update of a chunk of parameters.
+    fn adam_chunk(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], k: AdamCoefs) {
+        let n = p.len();
+        let (g, m, v) = (&g[..n], &mut m[..n], &mut v[..n]);
+        for j in 0..n {
+            let gj = g[j] * k.grad_scale;
+            let mj = k.beta1 * m[j] + (1.0 - k.beta1) * gj;
+            let vj = k.beta2 * v[j] + (1.0 - k.beta2) * gj * gj;
+            m[j] = mj;
+            v[j] = vj;
+            p[j] -= k.step_size * mj / (vj.sqrt() * k.inv_sqrt_bc2 + k.eps);
+        }
+    }
+}
+
+/// SplitMix64: a small, fast, seedable generator (dropout masks, shuffles, initialisation).
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed ^ 0x9E37_79B9_7F4A_7C15)
+    }
+
+    /// A generator for one purpose derived from several numbers (seed, epoch, step, ...).
+    pub fn derive(parts: &[u64]) -> Self {
+        let mut r = Rng::new(0x5EED);
+        for &p in parts {
+            r.0 ^= p;
+            r.next_u64();
+        }
+        r
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    pub fn next_f32(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 * (1.0 / (1u64 << 24) as f32)
+    }
+
+    /// Uniform in [0, n) (n > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        ((self.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * n as f64) as usize % n.max(1)
+    }
+
+    pub fn shuffle<T>(&mut self, xs: &mut [T]) {
+        for i in (1..xs.len()).rev() {
+            let j = self.below(i + 1);
+            xs.swap(i, j);
+        }
+    }
+
+    /// Fills `mask` with inverted-dropout factors: 0 with probability `p`, else `1 / (1 - p)`.
+    pub(crate) fn dropout_mask(&mut self, mask: &mut [f32], p: f32) {
+        let keep = 1.0 / (1.0 - p);
+        for m in mask {
+            *m = if self.next_f32() < p { 0.0 } else { keep };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_is_accurate() {
+        let mut worst = 0.0f64;
+        let mut x = -80.0f32;
+        while x < 80.0 {
+            let want = (x as f64).exp();
+            let got = exp(x) as f64;
+            worst = worst.max(((got - want) / want).abs());
+            x += 0.0137;
+        }
+        assert!(worst < 5e-7, "relative error {worst}");
+        assert_eq!(exp(-1000.0), exp(-87.0));
+        assert!(exp(1000.0).is_finite());
+        for &x in &[-20.0f32, -3.0, -0.5, 0.0, 1e-4, 0.7, 4.0, 30.0] {
+            assert!((sigmoid(x) as f64 - 1.0 / (1.0 + (-(x as f64)).exp())).abs() < 1e-6);
+            assert!((tanh(x) as f64 - (x as f64).tanh()).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn matmul_matches_naive() {
+        let (m, k, n) = (5, 7, 3);
+        let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.11).cos()).collect();
+        let mut c = vec![1.0; m * n];
+        matmul(&mut c, MatRef::new(&a, m, k), MatRef::new(&b, k, n), true);
+        // b^T stored as n x k: use the transpose view of a transposed copy.
+        let mut bt = vec![0.0; n * k];
+        for i in 0..k {
+            for j in 0..n {
+                bt[j * k + i] = b[i * n + j];
+            }
+        }
+        let mut c2 = vec![0.0; m * n];
+        matmul(
+            &mut c2,
+            MatRef::new(&a, m, k),
+            MatRef::new(&bt, n, k).t(),
+            false,
+        );
+        for i in 0..m {
+            for j in 0..n {
+                let want: f32 = (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum();
+                assert!((c[i * n + j] - 1.0 - want).abs() < 1e-5);
+                assert!((c2[i * n + j] - want).abs() < 1e-5);
+            }
+        }
+    }
+}

@@ -1,0 +1,485 @@
+//! Caption decoders: an LSTM language model conditioned on one image feature vector.
+//!
+//! Two architectures share the same token conventions, parameter names and decoding code:
+//!
+//! - [`DecoderKind::Merge`], the tutorial's "merge" model (Tanti et al. 2017, "Where to put the
+//!   image in an image caption generator"): the image feature goes through
+//!   `Dropout -> Dense(hidden, ReLU)`, the words through `Embedding -> Dropout -> LSTM(hidden)`,
+//!   the two are added, then `Dense(hidden, ReLU) -> Dense(vocab)`. At time step `t` the LSTM
+//!   output for the prefix `START w1 .. wt` plus the image projection predicts `w(t+1)`.
+//! - [`DecoderKind::Inject`], Show and Tell style (Vinyals et al. 2015): the image conditions the
+//!   LSTM through its *initial state*: `h0 = tanh(Dense(Dropout(feature)))` and
+//!   `c0 = tanh(Dense'(Dropout(feature)))` (two separate Dense layers, `init_h` and `init_c`).
+//!   Words go through `Embedding -> Dropout -> LSTM`, the LSTM output through
+//!   `Dropout -> Dense(vocab)`. The image is not fed as an input token.
+//!
+//! Tensor names follow PyTorch (`weight` is `[out, in]`; the LSTM has `weight_ih_l0`,
+//! `weight_hh_l0`, `bias_ih_l0`, `bias_hh_l0` with the gates in PyTorch's order i, f, g, o), so
+//! a `torch.nn.LSTM` / `torch.nn.Linear` state dict with the same names loads unchanged.
+//! [`DecoderConfig::param_specs`] lists every tensor with its shape.
+//!
+//! Token ids: [`PAD`] = 0, [`START`] = 1, [`END`] = 2, [`UNK`] = 3; words start at 4.
+
+mod cpu;
+mod inject;
+pub(crate) mod linalg;
+mod lstm;
+mod merge;
+mod search;
+
+pub use inject::InjectDecoder;
+pub use merge::MergeDecoder;
+pub use search::{Caption, beam_search, greedy};
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Padding id (never predicted).
+pub const PAD: u32 = 0;
+/// Start-of-caption id, the first input of every caption (never predicted).
+pub const START: u32 = 1;
+/// End-of-caption id, the last target of every caption.
+pub const END: u32 = 2;
+/// Unknown-word id (rare words in training captions; never emitted by decoding).
+pub const UNK: u32 = 3;
+/// The words conventionally stored at ids 0..4 of a vocabulary.
+pub const SPECIAL_WORDS: [&str; 4] = ["<pad>", "<start>", "<end>", "<unk>"];
+
+/// Errors of the decoder module.
+#[derive(Debug, thiserror::Error)]
+pub enum DecoderError {
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+    #[error("invalid decoder configuration: {0}")]
+    Config(String),
+    #[error("invalid decoder input: {0}")]
+    Input(String),
+}
+
+pub type Result<T> = std::result::Result<T, DecoderError>;
+
+/// Which decoder architecture (see the module documentation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DecoderKind {
+    Merge,
+    Inject,
+}
+
+impl std::fmt::Display for DecoderKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DecoderKind::Merge => "merge",
+            DecoderKind::Inject => "inject",
+        })
+    }
+}
+
+/// Sizes of a decoder. `Default` is the tutorial's merge model for a 1280-d EfficientNet-Lite0
+/// feature with a placeholder vocabulary size (set `vocab_size` from the real vocabulary).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DecoderConfig {
+    pub kind: DecoderKind,
+    /// Length of the image feature vector (1280 for EfficientNet-Lite0).
+    pub feature_dim: usize,
+    /// Word embedding size.
+    pub embed_dim: usize,
+    /// LSTM state size; also the size of the merge model's image projection and hidden Dense.
+    pub hidden_dim: usize,
+    /// Number of token ids, specials included.
+    pub vocab_size: usize,
+    /// Dropout probability used in training (inverted dropout; decoding never drops).
+    pub dropout: f32,
+}
+
+impl Default for DecoderConfig {
+    fn default() -> Self {
+        Self::merge(2531)
+    }
+}
+
+/// One named parameter tensor and its shape.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParamSpec {
+    pub name: String,
+    pub shape: Vec<usize>,
+}
+
+impl ParamSpec {
+    fn new(name: &str, shape: &[usize]) -> Self {
+        Self {
+            name: name.to_string(),
+            shape: shape.to_vec(),
+        }
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// True for a tensor without elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl DecoderConfig {
+    /// The tutorial's merge model (feature 1280, embedding 256, LSTM 256, dropout 0.5).
+    pub fn merge(vocab_size: usize) -> Self {
+        Self {
+            kind: DecoderKind::Merge,
+            feature_dim: 1280,
+            embed_dim: 256,
+            hidden_dim: 256,
+            vocab_size,
+            dropout: 0.5,
+        }
+    }
+
+    /// The inject model with the same sizes as [`DecoderConfig::merge`].
+    pub fn inject(vocab_size: usize) -> Self {
+        Self {
+            kind: DecoderKind::Inject,
+            ..Self::merge(vocab_size)
+        }
+    }
+
+    /// Checks sizes and dropout.
+    pub fn validate(&self) -> Result<()> {
+        let dims = [
+            ("feature_dim", self.feature_dim),
+            ("embed_dim", self.embed_dim),
+            ("hidden_dim", self.hidden_dim),
+        ];
+        for (name, v) in dims {
+            if v == 0 || v > 1 << 16 {
+                return Err(DecoderError::Config(format!(
+                    "{name} = {v} (must be between 1 and 65536)"
+                )));
+            }
+        }
+        if self.vocab_size <= UNK as usize + 1 || self.vocab_size > 1 << 24 {
+            return Err(DecoderError::Config(format!(
+                "vocab_size = {} (must hold the 4 special tokens and at least one word)",
+                self.vocab_size
+            )));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(DecoderError::Config(format!(
+                "dropout = {} (must be in [0, 1))",
+                self.dropout
+            )));
+        }
+        Ok(())
+    }
+
+    /// Every parameter tensor, in a fixed order (the order of the training buffers).
+    pub fn param_specs(&self) -> Vec<ParamSpec> {
+        let (f, e, h, v) = (
+            self.feature_dim,
+            self.embed_dim,
+            self.hidden_dim,
+            self.vocab_size,
+        );
+        let mut specs = Vec::new();
+        match self.kind {
+            DecoderKind::Merge => {
+                specs.push(ParamSpec::new("image.weight", &[h, f]));
+                specs.push(ParamSpec::new("image.bias", &[h]));
+            }
+            DecoderKind::Inject => {
+                specs.push(ParamSpec::new("init_h.weight", &[h, f]));
+                specs.push(ParamSpec::new("init_h.bias", &[h]));
+                specs.push(ParamSpec::new("init_c.weight", &[h, f]));
+                specs.push(ParamSpec::new("init_c.bias", &[h]));
+            }
+        }
+        specs.push(ParamSpec::new("embed.weight", &[v, e]));
+        specs.push(ParamSpec::new("lstm.weight_ih_l0", &[4 * h, e]));
+        specs.push(ParamSpec::new("lstm.weight_hh_l0", &[4 * h, h]));
+        specs.push(ParamSpec::new("lstm.bias_ih_l0", &[4 * h]));
+        specs.push(ParamSpec::new("lstm.bias_hh_l0", &[4 * h]));
+        if self.kind == DecoderKind::Merge {
+            specs.push(ParamSpec::new("hidden.weight", &[h, h]));
+            specs.push(ParamSpec::new("hidden.bias", &[h]));
+        }
+        specs.push(ParamSpec::new("output.weight", &[v, h]));
+        specs.push(ParamSpec::new("output.bias", &[v]));
+        specs
+    }
+
+    /// Total number of trainable parameters.
+    pub fn num_params(&self) -> usize {
+        self.param_specs().iter().map(ParamSpec::len).sum()
+    }
+}
+
+/// The recurrent state of a batch of captions being decoded (one row per caption).
+#[derive(Clone, Debug)]
+pub struct DecodeState {
+    h: Tensor,
+    c: Tensor,
+    /// The merge model's image projection (`ReLU(Dense(feature))`), computed once.
+    image: Option<Tensor>,
+}
+
+impl DecodeState {
+    /// Number of rows.
+    pub fn batch_size(&self) -> usize {
+        self.h.dims().first().copied().unwrap_or(0)
+    }
+
+    /// Keeps (and repeats or reorders) the given rows, e.g. the parents of a beam's survivors.
+    pub fn select(&self, rows: &[u32]) -> Result<Self> {
+        let n = self.batch_size();
+        if let Some(bad) = rows.iter().find(|&&r| r as usize >= n) {
+            return Err(DecoderError::Input(format!(
+                "row {bad} selected from a state of {n} rows"
+            )));
+        }
+        let idx = Tensor::new(rows, self.h.device())?;
+        Ok(Self {
+            h: self.h.index_select(&idx, 0)?,
+            c: self.c.index_select(&idx, 0)?,
+            image: match &self.image {
+                Some(t) => Some(t.index_select(&idx, 0)?),
+                None => None,
+            },
+        })
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Net {
+    Merge(MergeDecoder),
+    Inject(InjectDecoder),
+}
+
+/// A decoder of either kind, ready for decoding (no dropout).
+///
+/// On the CPU, [`greedy`] and [`beam_search`] run a copy of the weights laid out for
+/// step-by-step decoding (see `cpu.rs`) instead of candle ops: same network, same results up
+/// to float rounding, several times faster for a beam's few rows. [`Decoder::step`] always
+/// uses the candle network.
+#[derive(Clone, Debug)]
+pub struct Decoder {
+    net: Net,
+    cpu: Option<Arc<cpu::CpuDecoder>>,
+}
+
+impl Decoder {
+    /// Builds the decoder named by `cfg.kind` from `vb` (tensor names as in
+    /// [`DecoderConfig::param_specs`]).
+    pub fn new(cfg: &DecoderConfig, vb: VarBuilder) -> Result<Self> {
+        let net = match cfg.kind {
+            DecoderKind::Merge => Net::Merge(MergeDecoder::new(cfg, vb)?),
+            DecoderKind::Inject => Net::Inject(InjectDecoder::new(cfg, vb)?),
+        };
+        let mut d = Self { net, cpu: None };
+        if d.device().is_cpu() {
+            d.cpu = Some(Arc::new(cpu::CpuDecoder::new(cfg, &d.tensors()?)?));
+        }
+        Ok(d)
+    }
+
+    /// Builds a decoder from named tensors (for instance the training buffers or a
+    /// safetensors file), checking every name and shape first.
+    pub fn from_tensors(
+        cfg: &DecoderConfig,
+        tensors: HashMap<String, Tensor>,
+        device: &Device,
+    ) -> Result<Self> {
+        cfg.validate()?;
+        for spec in cfg.param_specs() {
+            match tensors.get(&spec.name) {
+                None => {
+                    return Err(DecoderError::Input(format!(
+                        "tensor {} is missing",
+                        spec.name
+                    )));
+                }
+                Some(t) if t.dims() != spec.shape.as_slice() => {
+                    return Err(DecoderError::Input(format!(
+                        "tensor {} has shape {:?}, expected {:?}",
+                        spec.name,
+                        t.dims(),
+                        spec.shape
+                    )));
+                }
+                Some(_) => {}
+            }
+        }
+        Self::new(cfg, VarBuilder::from_tensors(tensors, DType::F32, device))
+    }
+
+    /// The same decoder decoding through candle ops even on the CPU (for cross-checks).
+    pub fn without_cpu_fast_path(mut self) -> Self {
+        self.cpu = None;
+        self
+    }
+
+    /// Whether [`greedy`] and [`beam_search`] use the CPU fast path.
+    pub fn has_cpu_fast_path(&self) -> bool {
+        self.cpu.is_some()
+    }
+
+    fn cpu(&self) -> Option<&cpu::CpuDecoder> {
+        self.cpu.as_deref()
+    }
+
+    /// The merge network, when this is a merge decoder.
+    pub fn merge(&self) -> Option<&MergeDecoder> {
+        match &self.net {
+            Net::Merge(m) => Some(m),
+            Net::Inject(_) => None,
+        }
+    }
+
+    /// The inject network, when this is an inject decoder.
+    pub fn inject(&self) -> Option<&InjectDecoder> {
+        match &self.net {
+            Net::Inject(m) => Some(m),
+            Net::Merge(_) => None,
+        }
+    }
+
+    /// The configuration it was built with.
+    pub fn config(&self) -> &DecoderConfig {
+        match &self.net {
+            Net::Merge(m) => m.config(),
+            Net::Inject(m) => m.config(),
+        }
+    }
+
+    /// The device its weights live on.
+    pub fn device(&self) -> &Device {
+        match &self.net {
+            Net::Merge(m) => m.device(),
+            Net::Inject(m) => m.device(),
+        }
+    }
+
+    /// The initial state for image features `[B, feature_dim]` (or `[feature_dim]`).
+    pub fn start(&self, features: &Tensor) -> Result<DecodeState> {
+        let features = check_features(features, self.config().feature_dim)?
+            .to_device(self.device())?
+            .to_dtype(DType::F32)?;
+        match &self.net {
+            Net::Merge(m) => m.start(&features),
+            Net::Inject(m) => m.start(&features),
+        }
+    }
+
+    /// Feeds one token per row; returns log-probabilities of the next token `[B, vocab]`
+    /// (log-softmax over the whole vocabulary) and the new state.
+    pub fn step(&self, state: &DecodeState, tokens: &[u32]) -> Result<(Tensor, DecodeState)> {
+        if tokens.len() != state.batch_size() {
+            return Err(DecoderError::Input(format!(
+                "{} tokens for a state of {} rows",
+                tokens.len(),
+                state.batch_size()
+            )));
+        }
+        check_tokens(tokens, self.config().vocab_size)?;
+        match &self.net {
+            Net::Merge(m) => m.step(state, tokens),
+            Net::Inject(m) => m.step(state, tokens),
+        }
+    }
+
+    /// Every parameter under its [`ParamSpec`] name and shape (for saving).
+    pub fn tensors(&self) -> Result<HashMap<String, Tensor>> {
+        match &self.net {
+            Net::Merge(m) => m.tensors(),
+            Net::Inject(m) => m.tensors(),
+        }
+    }
+}
+
+fn check_tokens(tokens: &[u32], vocab: usize) -> Result<()> {
+    if let Some(bad) = tokens.iter().find(|&&t| t as usize >= vocab) {
+        return Err(DecoderError::Input(format!(
+            "token id {bad} is outside the vocabulary of {vocab}"
+        )));
+    }
+    Ok(())
+}
+
+/// Accepts `[B, F]` or `[F]` (one image) and returns `[B, F]`.
+fn check_features(features: &Tensor, feature_dim: usize) -> Result<Tensor> {
+    let f = match features.dims() {
+        [f] if *f == feature_dim => features.unsqueeze(0)?,
+        [b, f] if *f == feature_dim && *b > 0 => features.clone(),
+        dims => {
+            return Err(DecoderError::Input(format!(
+                "image features have shape {dims:?}, expected [batch, {feature_dim}] or [{feature_dim}]"
+            )));
+        }
+    };
+    Ok(f)
+}
+
+/// A dense layer `y = x W^T + b` holding `W^T` contiguous (`[in, out]`) for the matmul.
+#[derive(Clone, Debug)]
+struct Dense {
+    w_t: Tensor,
+    b: Tensor,
+}
+
+impl Dense {
+    fn new(vb: VarBuilder, in_dim: usize, out_dim: usize) -> Result<Self> {
+        let bound = (6.0 / (in_dim + out_dim) as f64).sqrt();
+        let w = vb.get_with_hints(
+            (out_dim, in_dim),
+            "weight",
+            candle_nn::Init::Uniform {
+                lo: -bound,
+                up: bound,
+            },
+        )?;
+        let b = vb.get_with_hints(out_dim, "bias", candle_nn::init::ZERO)?;
+        Ok(Self {
+            w_t: w.t()?.contiguous()?,
+            b,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(x.matmul(&self.w_t)?.broadcast_add(&self.b)?)
+    }
+
+    fn export(&self, prefix: &str, out: &mut HashMap<String, Tensor>) -> Result<()> {
+        out.insert(format!("{prefix}.weight"), self.w_t.t()?.contiguous()?);
+        out.insert(format!("{prefix}.bias"), self.b.clone());
+        Ok(())
+    }
+}
+
+/// Word embedding table `[vocab, embed]`.
+#[derive(Clone, Debug)]
+struct Embedding {
+    table: Tensor,
+}
+
+impl Embedding {
+    fn new(vb: VarBuilder, vocab: usize, dim: usize) -> Result<Self> {
+        let table = vb.get_with_hints(
+            (vocab, dim),
+            "weight",
+            candle_nn::Init::Uniform {
+                lo: -0.05,
+                up: 0.05,
+            },
+        )?;
+        Ok(Self { table })
+    }
+
+    fn forward(&self, tokens: &[u32]) -> Result<Tensor> {
+        let idx = Tensor::new(tokens, self.table.device())?;
+        Ok(self.table.index_select(&idx, 0)?)
+    }
+}

@@ -1,0 +1,476 @@
+//! The pieces the command line and the app share above the model layers: where the shipped
+//! models are, a loaded encoder + decoder pair that captions images ([`Captioner`]), turning an
+//! imported dataset and its cached features into training data, and evaluation on a split.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::dataset::{self, Cleaning, Dataset, Split, Vocab};
+use crate::decoder::{self, Caption};
+use crate::encoder::{Config, Encoder, EncoderError, ImageLoadError, PreprocessedImage};
+use crate::features::{self, FeatureCache};
+use crate::model_dir::{self, LoadedModel, ModelDirError};
+use crate::train::{ModelInfo, TrainData};
+
+/// File name of the shipped encoder weights inside the models folder.
+pub const ENCODER_WEIGHTS: &str = "efficientnet-lite0.safetensors";
+/// Folder name of the shipped caption model inside the models folder.
+pub const DEFAULT_MODEL: &str = "default";
+/// ImageNet class names inside the models folder.
+pub const CLASS_NAMES: &str = "imagenet_classes.txt";
+
+/// The folder with the shipped models: `$CAPTIONER_MODELS` when set, else `models/` beside the
+/// executable (an installed copy), else the source checkout's `models/` (a `cargo run`).
+pub fn models_root() -> PathBuf {
+    if let Some(dir) = std::env::var_os("CAPTIONER_MODELS") {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|p| p.join("models")))
+        .filter(|d| d.join(ENCODER_WEIGHTS).is_file())
+    {
+        return dir;
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models")
+}
+
+/// The shipped caption model's directory.
+pub fn default_model_dir() -> PathBuf {
+    models_root().join(DEFAULT_MODEL)
+}
+
+/// The shipped encoder weights.
+pub fn encoder_weights() -> PathBuf {
+    models_root().join(ENCODER_WEIGHTS)
+}
+
+/// Loads the shipped encoder.
+pub fn load_encoder(device: &Device) -> Result<Encoder, EncoderError> {
+    Encoder::load(&encoder_weights(), Config::lite0(), device)
+}
+
+/// The compute device: CUDA when built with the `cuda` feature and a GPU is present, else the
+/// CPU. The note says why the CPU is used when a GPU build finds no GPU.
+pub fn pick_device() -> (Device, Option<String>) {
+    #[cfg(feature = "cuda")]
+    {
+        match Device::new_cuda(0) {
+            Ok(d) => return (d, None),
+            Err(e) => {
+                return (
+                    Device::Cpu,
+                    Some(format!("no usable CUDA GPU ({e}); running on the CPU")),
+                );
+            }
+        }
+    }
+    #[allow(unreachable_code)]
+    (Device::Cpu, None)
+}
+
+/// A short name of a device for people.
+pub fn device_name(device: &Device) -> String {
+    match device {
+        Device::Cpu => format!(
+            "CPU ({} threads)",
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        ),
+        Device::Cuda(_) => "CUDA GPU".to_string(),
+        Device::Metal(_) => "Metal GPU".to_string(),
+    }
+}
+
+/// Errors of loading or running a captioner.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Model(#[from] ModelDirError),
+    #[error(transparent)]
+    Encoder(#[from] EncoderError),
+    #[error(transparent)]
+    Image(#[from] ImageLoadError),
+    #[error(transparent)]
+    Decoder(#[from] decoder::DecoderError),
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+    #[error(
+        "{model}: the model was trained on features of encoder `{wanted}`, but the encoder here is `{have}`"
+    )]
+    EncoderMismatch {
+        model: PathBuf,
+        wanted: String,
+        have: String,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// How to decode.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DecodeOptions {
+    /// Beam width; 1 is greedy decoding.
+    pub beam: usize,
+    /// Longest caption in words.
+    pub max_len: usize,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        DecodeOptions {
+            beam: 3,
+            max_len: 30,
+        }
+    }
+}
+
+/// One word of a caption with the model's probability for it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScoredWord {
+    pub word: String,
+    pub probability: f32,
+}
+
+/// Another caption of the beam, with its length-normalised log-probability.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScoredCaption {
+    pub text: String,
+    pub score: f32,
+}
+
+/// A caption of one image.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CaptionResult {
+    pub text: String,
+    pub words: Vec<ScoredWord>,
+    /// The beam's captions, best first (the first is `text`).
+    pub alternatives: Vec<ScoredCaption>,
+    /// Encode + decode time in milliseconds.
+    pub millis: f64,
+}
+
+/// An encoder and a caption model that belong together.
+pub struct Captioner {
+    pub encoder: Encoder,
+    pub model: LoadedModel,
+    pub model_dir: PathBuf,
+}
+
+impl Captioner {
+    /// Loads the caption model in `model_dir` and the shipped encoder, and checks that the
+    /// model was trained on this encoder's features.
+    pub fn load(model_dir: &Path, device: &Device) -> Result<Captioner, PipelineError> {
+        let model = model_dir::load_model(model_dir, device)?;
+        let encoder = load_encoder(device)?;
+        Captioner::new(encoder, model, model_dir)
+    }
+
+    /// Pairs an already loaded encoder with a model.
+    pub fn new(
+        encoder: Encoder,
+        model: LoadedModel,
+        model_dir: &Path,
+    ) -> Result<Captioner, PipelineError> {
+        let wanted = &model.config.encoder_id;
+        if !wanted.is_empty() && wanted != encoder.id() {
+            return Err(PipelineError::EncoderMismatch {
+                model: model_dir.to_path_buf(),
+                wanted: wanted.clone(),
+                have: encoder.id().to_string(),
+            });
+        }
+        let dim = model.decoder.config().feature_dim;
+        if dim != encoder.feature_dim() {
+            return Err(PipelineError::Other(format!(
+                "{}: the model expects {dim}-d features, the encoder gives {}",
+                model_dir.display(),
+                encoder.feature_dim()
+            )));
+        }
+        Ok(Captioner {
+            encoder,
+            model,
+            model_dir: model_dir.to_path_buf(),
+        })
+    }
+
+    /// Captions one preprocessed image.
+    pub fn caption_image(
+        &self,
+        image: PreprocessedImage,
+        options: &DecodeOptions,
+    ) -> Result<CaptionResult, PipelineError> {
+        let started = Instant::now();
+        let out = self.encoder.encode(&[image])?;
+        let pooled = out.pooled.to_dtype(candle_core::DType::F32)?;
+        let mut result = self.caption_tensor(&pooled, options)?;
+        result.millis = started.elapsed().as_secs_f64() * 1e3;
+        Ok(result)
+    }
+
+    /// Captions an image file.
+    pub fn caption_file(
+        &self,
+        path: &Path,
+        options: &DecodeOptions,
+    ) -> Result<CaptionResult, PipelineError> {
+        let started = Instant::now();
+        let image = self.encoder.preprocess_file(path)?;
+        let mut result = self.caption_image(image, options)?;
+        result.millis = started.elapsed().as_secs_f64() * 1e3;
+        Ok(result)
+    }
+
+    /// Captions from a pooled feature vector (`feature_dim` values).
+    pub fn caption_features(
+        &self,
+        features: &[f32],
+        options: &DecodeOptions,
+    ) -> Result<CaptionResult, PipelineError> {
+        let t = Tensor::from_slice(features, (1, features.len()), self.model.decoder.device())?;
+        self.caption_tensor(&t, options)
+    }
+
+    /// Greedy captions of many feature rows at once (`n * feature_dim` values).
+    pub fn greedy_many(
+        &self,
+        features: &[f32],
+        max_len: usize,
+    ) -> Result<Vec<Vec<String>>, PipelineError> {
+        let dim = self.model.decoder.config().feature_dim;
+        let mut out = Vec::new();
+        for chunk in features.chunks(500 * dim) {
+            let t = Tensor::from_slice(chunk, (chunk.len() / dim, dim), self.model.decoder.device())?;
+            for cap in decoder::greedy(&self.model.decoder, &t, max_len)? {
+                out.push(self.words(&cap.tokens));
+            }
+        }
+        Ok(out)
+    }
+
+    fn caption_tensor(
+        &self,
+        pooled: &Tensor,
+        options: &DecodeOptions,
+    ) -> Result<CaptionResult, PipelineError> {
+        let captions: Vec<Caption> = if options.beam <= 1 {
+            decoder::greedy(&self.model.decoder, pooled, options.max_len)?
+        } else {
+            decoder::beam_search(&self.model.decoder, pooled, options.beam, options.max_len)?
+        };
+        let best = captions
+            .first()
+            .ok_or_else(|| PipelineError::Other("the decoder returned no caption".into()))?;
+        let words: Vec<ScoredWord> = self
+            .words(&best.tokens)
+            .into_iter()
+            .zip(&best.word_probs)
+            .map(|(word, &probability)| ScoredWord { word, probability })
+            .collect();
+        Ok(CaptionResult {
+            text: self.words(&best.tokens).join(" "),
+            words,
+            alternatives: captions
+                .iter()
+                .map(|c| ScoredCaption {
+                    text: self.words(&c.tokens).join(" "),
+                    score: c.score,
+                })
+                .collect(),
+            millis: 0.0,
+        })
+    }
+
+    fn words(&self, tokens: &[u32]) -> Vec<String> {
+        tokens
+            .iter()
+            .map(|&t| {
+                self.model
+                    .vocab
+                    .get(t as usize)
+                    .cloned()
+                    .unwrap_or_else(|| decoder::SPECIAL_WORDS[3].to_string())
+            })
+            .collect()
+    }
+}
+
+/// Text settings stored in a model's `config.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TextSettings {
+    pub cleaning: Cleaning,
+    pub min_count: usize,
+}
+
+/// Training data built from a dataset and its cached features.
+pub struct PreparedData {
+    pub data: TrainData,
+    pub vocab: Vocab,
+    /// Train/dev images left out because they have no cached feature.
+    pub without_features: Vec<PathBuf>,
+}
+
+/// Number of fixed dev images whose captions are shown every epoch.
+pub const SAMPLE_IMAGES: usize = 5;
+
+/// Builds training data from the train and dev splits of `dataset`, with the features in
+/// `cache` (run [`features::extract`] first). Images without a cached feature are left out
+/// and listed.
+pub fn prepare_training_data(
+    dataset: &Dataset,
+    cache: &FeatureCache,
+    encoder_id: &str,
+    min_count: usize,
+) -> Result<PreparedData, PipelineError> {
+    let vocab = dataset.vocab_with(min_count);
+    let wanted: Vec<&dataset::ImageEntry> = dataset
+        .images
+        .iter()
+        .filter(|e| matches!(e.split, Split::Train | Split::Dev))
+        .collect();
+    let paths: Vec<PathBuf> = wanted.iter().map(|e| e.path.clone()).collect();
+    let cached = features::load_cached(cache, &paths);
+    let mut data = TrainData {
+        id_to_word: vocab.words.clone(),
+        info: ModelInfo {
+            encoder_id: encoder_id.to_string(),
+            text: serde_json::to_value(TextSettings {
+                cleaning: dataset.options.cleaning,
+                min_count,
+            })
+            .unwrap_or(serde_json::Value::Null),
+            dataset: dataset
+                .root
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            split: "train".into(),
+        },
+        ..TrainData::default()
+    };
+    let mut without_features = Vec::new();
+    let mut n = 0usize;
+    for (entry, feature) in wanted.iter().zip(cached) {
+        let Some(feature) = feature else {
+            without_features.push(entry.path.clone());
+            continue;
+        };
+        let index = n;
+        n += 1;
+        data.features.extend_from_slice(&feature);
+        let cleaned = dataset.cleaned(entry);
+        let target = if entry.split == Split::Train {
+            &mut data.train
+        } else {
+            &mut data.dev
+        };
+        for words in &cleaned {
+            if !words.is_empty() {
+                target.push((index, vocab.encode(words)));
+            }
+        }
+        if entry.split == Split::Dev {
+            let refs: Vec<Vec<String>> = entry
+                .captions
+                .iter()
+                .map(|c| crate::eval::tokenize(c))
+                .collect();
+            if data.sample_images.len() < SAMPLE_IMAGES {
+                data.sample_images.push((index, entry.name.clone()));
+            }
+            data.dev_refs.push((index, refs));
+        }
+    }
+    Ok(PreparedData {
+        data,
+        vocab,
+        without_features,
+    })
+}
+
+/// Scores of an evaluation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EvalReport {
+    pub split: String,
+    pub images: usize,
+    pub beam: usize,
+    pub bleu: [f64; 4],
+    pub cider_d: f64,
+    /// Images skipped (no feature could be computed), with the reason.
+    pub skipped: Vec<(PathBuf, String)>,
+    pub seconds: f64,
+}
+
+/// Captions every image of `split` and scores the captions against the references.
+/// Features come from `cache` (computed and cached first where missing).
+pub fn evaluate(
+    captioner: &Captioner,
+    dataset: &Dataset,
+    split: Split,
+    cache: &FeatureCache,
+    options: &DecodeOptions,
+    stop: &std::sync::atomic::AtomicBool,
+    on_extract: &mut dyn FnMut(features::ExtractEvent),
+) -> Result<EvalReport, PipelineError> {
+    let started = Instant::now();
+    let entries: Vec<&dataset::ImageEntry> = dataset.split(split).collect();
+    if entries.is_empty() {
+        return Err(PipelineError::Other(format!(
+            "{}: the dataset has no {} split",
+            dataset.root.display(),
+            split.name()
+        )));
+    }
+    let paths: Vec<PathBuf> = entries.iter().map(|e| e.path.clone()).collect();
+    let report = features::extract(
+        &captioner.encoder,
+        cache,
+        &paths,
+        &features::ExtractOptions::default(),
+        stop,
+        on_extract,
+    )
+    .map_err(|e| PipelineError::Other(e.to_string()))?;
+    let cached = features::load_cached(cache, &paths);
+    let mut hyps = Vec::new();
+    let mut refs = Vec::new();
+    let mut skipped = report.failed.clone();
+    let mut greedy_feats = Vec::new();
+    let mut greedy_refs = Vec::new();
+    for (entry, feature) in entries.iter().zip(cached) {
+        let Some(feature) = feature else {
+            if !skipped.iter().any(|(p, _)| p == &entry.path) {
+                skipped.push((entry.path.clone(), "no feature in the cache".into()));
+            }
+            continue;
+        };
+        let r: Vec<String> = entry.captions.clone();
+        if options.beam <= 1 {
+            greedy_feats.extend_from_slice(&feature);
+            greedy_refs.push(r);
+        } else {
+            let c = captioner.caption_features(&feature, options)?;
+            hyps.push(c.text);
+            refs.push(r);
+        }
+    }
+    if options.beam <= 1 {
+        for words in captioner.greedy_many(&greedy_feats, options.max_len)? {
+            hyps.push(words.join(" "));
+        }
+        refs = greedy_refs;
+    }
+    let scores = crate::eval::evaluate(&hyps, &refs);
+    Ok(EvalReport {
+        split: split.name().to_string(),
+        images: hyps.len(),
+        beam: options.beam.max(1),
+        bleu: scores.bleu,
+        cider_d: scores.cider_d,
+        skipped,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}

@@ -1,0 +1,997 @@
+//! The training engine: forward and backward passes of both decoders written out by hand on
+//! flat `f32` buffers.
+//!
+//! Why not candle's autograd: a step of this small model is dominated by per-op overhead and by
+//! work that a generic graph cannot skip. Here:
+//! - every batch is *packed* like PyTorch's `PackedSequence`: captions sorted by length, time
+//!   step `t` holds only the `n_t` captions that are still running (a prefix of the batch), so
+//!   no padding position is ever computed, in the LSTM or in the output layers;
+//! - the input projections of all time steps are one matrix multiply; only the recurrent
+//!   `h W_hh^T` product runs inside the time loop;
+//! - the gates, cell and softmax are fused loops with a vectorisable `exp`;
+//! - the backward pass (BPTT) reuses the forward buffers in place, and the weight gradients of
+//!   the recurrent matrix are one matrix multiply over all time steps.
+//!
+//! The loss is the mean cross-entropy over the real target tokens of the batch (each caption's
+//! words and its END), exactly what the candle [`crate::decoder::Decoder`] computes step by step
+//! (a test checks the two agree).
+
+use crate::decoder::linalg::{
+    MatRef, Rng, column_sums, exp_shifted_sum, fill_rows, lstm_backward_row, lstm_forward_row,
+    matmul, max_of, scale_in_place, tanh_in_place, transpose,
+};
+use crate::decoder::{DecoderConfig, DecoderKind, END, ParamSpec, START};
+use candle_core::{Device, Tensor};
+use rayon::prelude::*;
+use std::collections::HashMap;
+use std::ops::Range;
+
+/// Errors of the training engine (inputs that do not fit the model).
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("invalid training input: {0}")]
+    Input(String),
+    #[error(transparent)]
+    Decoder(#[from] crate::decoder::DecoderError),
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+}
+
+type Result<T> = std::result::Result<T, EngineError>;
+
+/// All parameters of a decoder in one flat buffer, in [`DecoderConfig::param_specs`] order.
+/// The same layout holds gradients and the optimizer's moments.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Params {
+    cfg: DecoderConfig,
+    specs: Vec<ParamSpec>,
+    offsets: Vec<usize>,
+    data: Vec<f32>,
+}
+
+impl Params {
+    /// All zeros.
+    pub fn zeros(cfg: &DecoderConfig) -> Result<Self> {
+        cfg.validate()?;
+        let specs = cfg.param_specs();
+        let mut offsets = Vec::with_capacity(specs.len() + 1);
+        let mut total = 0;
+        for s in &specs {
+            offsets.push(total);
+            total += s.len();
+        }
+        offsets.push(total);
+        Ok(Self {
+            cfg: cfg.clone(),
+            specs,
+            offsets,
+            data: vec![0.0; total],
+        })
+    }
+
+    /// A fresh initialisation, reproducible from `seed`: Glorot-uniform Dense and input
+    /// kernels, uniform(±1/sqrt(hidden)) recurrent kernel, uniform(±0.05) embeddings, zero
+    /// biases except the LSTM forget gate (1, as Keras' `unit_forget_bias`).
+    pub fn init(cfg: &DecoderConfig, seed: u64) -> Result<Self> {
+        let mut p = Self::zeros(cfg)?;
+        let mut rng = Rng::derive(&[seed, 0x1417]);
+        let h = cfg.hidden_dim;
+        for i in 0..p.specs.len() {
+            let spec = p.specs[i].clone();
+            let range = p.offsets[i]..p.offsets[i + 1];
+            let slice = &mut p.data[range];
+            let name = spec.name.as_str();
+            let bound = match name {
+                "embed.weight" => 0.05,
+                "lstm.weight_hh_l0" => 1.0 / (h as f32).sqrt(),
+                "lstm.bias_ih_l0" => {
+                    slice[h..2 * h].fill(1.0);
+                    continue;
+                }
+                _ if spec.shape.len() == 1 => continue,
+                _ => (6.0 / (spec.shape[0] + spec.shape[1]) as f32).sqrt(),
+            };
+            for x in slice.iter_mut() {
+                *x = (rng.next_f32() * 2.0 - 1.0) * bound;
+            }
+        }
+        Ok(p)
+    }
+
+    pub fn config(&self) -> &DecoderConfig {
+        &self.cfg
+    }
+
+    pub fn specs(&self) -> &[ParamSpec] {
+        &self.specs
+    }
+
+    /// Number of parameters.
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    pub fn as_slice(&self) -> &[f32] {
+        &self.data
+    }
+
+    pub fn as_mut_slice(&mut self) -> &mut [f32] {
+        &mut self.data
+    }
+
+    /// The buffer range of a named tensor.
+    pub fn range(&self, name: &str) -> Option<Range<usize>> {
+        let i = self.specs.iter().position(|s| s.name == name)?;
+        Some(self.offsets[i]..self.offsets[i + 1])
+    }
+
+    /// One named tensor's values.
+    pub fn get(&self, name: &str) -> Option<&[f32]> {
+        self.range(name).map(|r| &self.data[r])
+    }
+
+    /// Every tensor by name and its values, in spec order.
+    pub fn iter(&self) -> impl Iterator<Item = (&ParamSpec, &[f32])> {
+        self.specs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s, &self.data[self.offsets[i]..self.offsets[i + 1]]))
+    }
+
+    /// Copies into candle tensors named as in [`DecoderConfig::param_specs`].
+    pub fn to_tensors(&self, device: &Device) -> Result<HashMap<String, Tensor>> {
+        let mut out = HashMap::with_capacity(self.specs.len());
+        for (spec, values) in self.iter() {
+            let t = Tensor::from_slice(values, spec.shape.as_slice(), device)?;
+            out.insert(spec.name.clone(), t);
+        }
+        Ok(out)
+    }
+
+    /// Reads named tensors (each must exist with its spec's shape).
+    pub fn from_tensors(cfg: &DecoderConfig, tensors: &HashMap<String, Tensor>) -> Result<Self> {
+        let mut p = Self::zeros(cfg)?;
+        for i in 0..p.specs.len() {
+            let spec = &p.specs[i];
+            let t = tensors
+                .get(&spec.name)
+                .ok_or_else(|| EngineError::Input(format!("tensor {} is missing", spec.name)))?;
+            if t.dims() != spec.shape.as_slice() {
+                return Err(EngineError::Input(format!(
+                    "tensor {} has shape {:?}, expected {:?}",
+                    spec.name,
+                    t.dims(),
+                    spec.shape
+                )));
+            }
+            let values = t
+                .to_dtype(candle_core::DType::F32)?
+                .flatten_all()?
+                .to_vec1::<f32>()?;
+            p.data[p.offsets[i]..p.offsets[i + 1]].copy_from_slice(&values);
+        }
+        Ok(p)
+    }
+
+    /// Builds a candle decoder (for decoding) with these weights.
+    pub fn to_decoder(&self, device: &Device) -> Result<crate::decoder::Decoder> {
+        Ok(crate::decoder::Decoder::from_tensors(
+            &self.cfg,
+            self.to_tensors(device)?,
+            device,
+        )?)
+    }
+}
+
+/// Image features of the whole data set, row-major `[n_images, dim]`.
+#[derive(Clone, Copy, Debug)]
+pub struct Features<'a> {
+    data: &'a [f32],
+    dim: usize,
+}
+
+impl<'a> Features<'a> {
+    pub fn new(data: &'a [f32], dim: usize) -> Result<Self> {
+        if dim == 0 || !data.len().is_multiple_of(dim) {
+            return Err(EngineError::Input(format!(
+                "{} feature values do not divide into rows of {dim}",
+                data.len()
+            )));
+        }
+        Ok(Self { data, dim })
+    }
+
+    pub fn len(&self) -> usize {
+        self.data.len() / self.dim
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    fn row(&self, i: usize) -> &'a [f32] {
+        &self.data[i * self.dim..(i + 1) * self.dim]
+    }
+}
+
+/// One caption of a batch: its image's row in [`Features`] and its word ids (no START/END).
+#[derive(Clone, Copy, Debug)]
+pub struct Example<'a> {
+    pub image: usize,
+    pub words: &'a [u32],
+}
+
+/// Summed loss of a batch and the number of predicted tokens it covers.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct BatchLoss {
+    pub sum: f64,
+    pub tokens: usize,
+}
+
+impl BatchLoss {
+    /// Mean cross-entropy per token (0 for an empty batch).
+    pub fn mean(&self) -> f64 {
+        if self.tokens == 0 {
+            0.0
+        } else {
+            self.sum / self.tokens as f64
+        }
+    }
+}
+
+/// Buffer ranges of the tensors the engine touches.
+#[derive(Clone, Debug)]
+struct Ranges {
+    embed: Range<usize>,
+    w_ih: Range<usize>,
+    w_hh: Range<usize>,
+    b_ih: Range<usize>,
+    b_hh: Range<usize>,
+    out_w: Range<usize>,
+    out_b: Range<usize>,
+    head: Head,
+}
+
+#[derive(Clone, Debug)]
+enum Head {
+    Merge {
+        img_w: Range<usize>,
+        img_b: Range<usize>,
+        hid_w: Range<usize>,
+        hid_b: Range<usize>,
+    },
+    Inject {
+        h_w: Range<usize>,
+        h_b: Range<usize>,
+        c_w: Range<usize>,
+        c_b: Range<usize>,
+    },
+}
+
+impl Ranges {
+    fn new(p: &Params) -> Result<Self> {
+        let r = |name: &str| {
+            p.range(name)
+                .ok_or_else(|| EngineError::Input(format!("parameter {name} is missing")))
+        };
+        let head = match p.cfg.kind {
+            DecoderKind::Merge => Head::Merge {
+                img_w: r("image.weight")?,
+                img_b: r("image.bias")?,
+                hid_w: r("hidden.weight")?,
+                hid_b: r("hidden.bias")?,
+            },
+            DecoderKind::Inject => Head::Inject {
+                h_w: r("init_h.weight")?,
+                h_b: r("init_h.bias")?,
+                c_w: r("init_c.weight")?,
+                c_b: r("init_c.bias")?,
+            },
+        };
+        Ok(Self {
+            embed: r("embed.weight")?,
+            w_ih: r("lstm.weight_ih_l0")?,
+            w_hh: r("lstm.weight_hh_l0")?,
+            b_ih: r("lstm.bias_ih_l0")?,
+            b_hh: r("lstm.bias_hh_l0")?,
+            out_w: r("output.weight")?,
+            out_b: r("output.bias")?,
+            head,
+        })
+    }
+}
+
+/// Reused buffers of one batch (grown on demand, never shrunk).
+#[derive(Debug, Default)]
+struct Workspace {
+    /// Batch positions sorted by caption length, longest first.
+    order: Vec<usize>,
+    /// `n[t]`: captions still running at step t; `off[t]`: first packed row of step t.
+    n: Vec<usize>,
+    off: Vec<usize>,
+    tok_in: Vec<u32>,
+    tok_out: Vec<u32>,
+    /// Image features after dropout `[B, F]`.
+    fd: Vec<f32>,
+    /// Merge: image projection after ReLU. Inject: h0 = tanh(..).
+    img: Vec<f32>,
+    /// Inject: c0 = tanh(..).
+    c0: Vec<f32>,
+    x: Vec<f32>,
+    mask_x: Vec<f32>,
+    bias4: Vec<f32>,
+    gates: Vec<f32>,
+    cs: Vec<f32>,
+    tcs: Vec<f32>,
+    hs: Vec<f32>,
+    /// Merge: LSTM output + image projection. Inject: LSTM output after dropout.
+    m: Vec<f32>,
+    mask_o: Vec<f32>,
+    /// Merge: hidden Dense output after ReLU.
+    a2: Vec<f32>,
+    logits: Vec<f32>,
+    row_loss: Vec<f64>,
+    ones: Vec<f32>,
+    // backward
+    d_a2: Vec<f32>,
+    d_hs: Vec<f32>,
+    d_img: Vec<f32>,
+    d_c0: Vec<f32>,
+    dh_rec: Vec<f32>,
+    dc: Vec<f32>,
+    hprev: Vec<f32>,
+    dx: Vec<f32>,
+    w_ih_t: Vec<f32>,
+    w_hh_t: Vec<f32>,
+    w_out_t: Vec<f32>,
+    dg_t: Vec<f32>,
+    /// Whether the last forward pass applied dropout masks.
+    dropped: bool,
+}
+
+fn resize(v: &mut Vec<f32>, n: usize) {
+    v.resize(n, 0.0);
+}
+
+/// Optional wall-clock accounting of the engine's phases.
+#[derive(Debug, Default)]
+struct Profiler {
+    on: bool,
+    last: Option<std::time::Instant>,
+    acc: Vec<(&'static str, f64)>,
+}
+
+impl Profiler {
+    fn start(&mut self) {
+        if self.on {
+            self.last = Some(std::time::Instant::now());
+        }
+    }
+
+    fn mark(&mut self, phase: &'static str) {
+        if !self.on {
+            return;
+        }
+        let now = std::time::Instant::now();
+        let dt = self.last.map_or(0.0, |t| (now - t).as_secs_f64());
+        self.last = Some(now);
+        match self.acc.iter_mut().find(|(n, _)| *n == phase) {
+            Some((_, s)) => *s += dt,
+            None => self.acc.push((phase, dt)),
+        }
+    }
+}
+
+/// Forward/backward machinery for one decoder configuration.
+#[derive(Debug)]
+pub struct Engine {
+    cfg: DecoderConfig,
+    ranges: Ranges,
+    ws: Workspace,
+    prof: Profiler,
+}
+
+impl Engine {
+    pub fn new(cfg: &DecoderConfig) -> Result<Self> {
+        let p = Params::zeros(cfg)?;
+        Ok(Self {
+            cfg: cfg.clone(),
+            ranges: Ranges::new(&p)?,
+            ws: Workspace::default(),
+            prof: Profiler::default(),
+        })
+    }
+
+    pub fn config(&self) -> &DecoderConfig {
+        &self.cfg
+    }
+
+    /// Turns on (or off) accounting of the wall-clock time of each phase of the passes.
+    pub fn set_profiling(&mut self, on: bool) {
+        self.prof.on = on;
+    }
+
+    /// Seconds spent in each phase since profiling was turned on or last reset, in first-seen
+    /// order.
+    pub fn phase_times(&self) -> &[(&'static str, f64)] {
+        &self.prof.acc
+    }
+
+    pub fn reset_phase_times(&mut self) {
+        self.prof.acc.clear();
+    }
+
+    /// Forward pass with dropout from `rng` (none when `None`) and backward pass: writes the
+    /// gradient of the batch's mean token loss into `grads` (every element is overwritten).
+    pub fn train_step(
+        &mut self,
+        params: &Params,
+        grads: &mut Params,
+        features: Features<'_>,
+        batch: &[Example<'_>],
+        rng: Option<&mut Rng>,
+    ) -> Result<BatchLoss> {
+        if grads.cfg != self.cfg {
+            return Err(EngineError::Input(
+                "gradient buffer made for another configuration".into(),
+            ));
+        }
+        let loss = self.forward(params, features, batch, rng, true)?;
+        self.backward(params, grads);
+        Ok(loss)
+    }
+
+    /// Loss of a batch with teacher forcing and no dropout (no gradients).
+    pub fn eval_loss(
+        &mut self,
+        params: &Params,
+        features: Features<'_>,
+        batch: &[Example<'_>],
+    ) -> Result<BatchLoss> {
+        self.forward(params, features, batch, None, false)
+    }
+
+    fn check(&self, params: &Params, features: Features<'_>, batch: &[Example<'_>]) -> Result<()> {
+        if params.cfg != self.cfg {
+            return Err(EngineError::Input(
+                "parameters made for another configuration".into(),
+            ));
+        }
+        if features.dim() != self.cfg.feature_dim {
+            return Err(EngineError::Input(format!(
+                "features have {} values per image, the decoder expects {}",
+                features.dim(),
+                self.cfg.feature_dim
+            )));
+        }
+        let v = self.cfg.vocab_size;
+        for ex in batch {
+            if ex.image >= features.len() {
+                return Err(EngineError::Input(format!(
+                    "image index {} out of range ({} images)",
+                    ex.image,
+                    features.len()
+                )));
+            }
+            if let Some(bad) = ex.words.iter().find(|&&w| w as usize >= v) {
+                return Err(EngineError::Input(format!(
+                    "word id {bad} is outside the vocabulary of {v}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn forward(
+        &mut self,
+        params: &Params,
+        features: Features<'_>,
+        batch: &[Example<'_>],
+        mut rng: Option<&mut Rng>,
+        want_grad: bool,
+    ) -> Result<BatchLoss> {
+        self.check(params, features, batch)?;
+        if batch.is_empty() {
+            return Ok(BatchLoss::default());
+        }
+        self.prof.start();
+        let cfg = &self.cfg;
+        let (f, e, h, v) = (
+            cfg.feature_dim,
+            cfg.embed_dim,
+            cfg.hidden_dim,
+            cfg.vocab_size,
+        );
+        let g4 = 4 * h;
+        let p = &params.data;
+        let rg = &self.ranges;
+        let ws = &mut self.ws;
+        let dropout = if rng.is_some() { cfg.dropout } else { 0.0 };
+        let use_dropout = dropout > 0.0;
+        ws.dropped = use_dropout;
+
+        // Packing: sort by length (longest first, ties in batch order).
+        let b = batch.len();
+        ws.order.clear();
+        ws.order.extend(0..b);
+        ws.order
+            .sort_by(|&x, &y| batch[y].words.len().cmp(&batch[x].words.len()));
+        let steps = batch[ws.order[0]].words.len() + 1;
+        ws.n.clear();
+        ws.off.clear();
+        let mut total = 0;
+        for t in 0..steps {
+            let nt = ws
+                .order
+                .iter()
+                .take_while(|&&i| batch[i].words.len() + 1 > t)
+                .count();
+            ws.off.push(total);
+            ws.n.push(nt);
+            total += nt;
+        }
+        let rows = total;
+        ws.tok_in.clear();
+        ws.tok_out.clear();
+        for t in 0..steps {
+            for &i in &ws.order[..ws.n[t]] {
+                let w = batch[i].words;
+                ws.tok_in.push(if t == 0 { START } else { w[t - 1] });
+                ws.tok_out.push(if t < w.len() { w[t] } else { END });
+            }
+        }
+
+        // Image features (with dropout).
+        resize(&mut ws.fd, b * f);
+        for (slot, &i) in ws.order.iter().enumerate() {
+            let dst = &mut ws.fd[slot * f..(slot + 1) * f];
+            dst.copy_from_slice(features.row(batch[i].image));
+            if let (true, Some(r)) = (use_dropout, rng.as_deref_mut()) {
+                let keep = 1.0 / (1.0 - dropout);
+                for x in dst.iter_mut() {
+                    *x *= if r.next_f32() < dropout { 0.0 } else { keep };
+                }
+            }
+        }
+        let fd_mat = MatRef::new(&ws.fd, b, f);
+        resize(&mut ws.img, b * h);
+        match &rg.head {
+            Head::Merge { img_w, img_b, .. } => {
+                fill_rows(&mut ws.img, &p[img_b.clone()]);
+                matmul(
+                    &mut ws.img,
+                    fd_mat,
+                    MatRef::new(&p[img_w.clone()], h, f).t(),
+                    true,
+                );
+                for x in ws.img.iter_mut() {
+                    *x = x.max(0.0);
+                }
+            }
+            Head::Inject { h_w, h_b, c_w, c_b } => {
+                fill_rows(&mut ws.img, &p[h_b.clone()]);
+                matmul(
+                    &mut ws.img,
+                    fd_mat,
+                    MatRef::new(&p[h_w.clone()], h, f).t(),
+                    true,
+                );
+                tanh_in_place(&mut ws.img);
+                resize(&mut ws.c0, b * h);
+                fill_rows(&mut ws.c0, &p[c_b.clone()]);
+                matmul(
+                    &mut ws.c0,
+                    fd_mat,
+                    MatRef::new(&p[c_w.clone()], h, f).t(),
+                    true,
+                );
+                tanh_in_place(&mut ws.c0);
+            }
+        }
+
+        self.prof.mark("fwd: packing, image layers");
+        // Embeddings (with dropout) and the input projections of every step at once.
+        resize(&mut ws.x, rows * e);
+        let table = &p[rg.embed.clone()];
+        for (row, &tok) in ws.tok_in.iter().enumerate() {
+            let t = tok as usize;
+            ws.x[row * e..(row + 1) * e].copy_from_slice(&table[t * e..(t + 1) * e]);
+        }
+        if let (true, Some(r)) = (use_dropout, rng.as_deref_mut()) {
+            resize(&mut ws.mask_x, rows * e);
+            r.dropout_mask(&mut ws.mask_x, dropout);
+            for (x, m) in ws.x.iter_mut().zip(&ws.mask_x) {
+                *x *= m;
+            }
+        }
+        resize(&mut ws.bias4, g4);
+        for ((d, a), c) in ws
+            .bias4
+            .iter_mut()
+            .zip(&p[rg.b_ih.clone()])
+            .zip(&p[rg.b_hh.clone()])
+        {
+            *d = a + c;
+        }
+        resize(&mut ws.gates, rows * g4);
+        fill_rows(&mut ws.gates, &ws.bias4);
+        // Contiguous transposed copies: the kernel runs these shapes markedly faster than on
+        // transposed views (measured), and the copies are small next to the products.
+        resize(&mut ws.w_ih_t, e * g4);
+        transpose(&p[rg.w_ih.clone()], g4, e, &mut ws.w_ih_t);
+        resize(&mut ws.w_hh_t, h * g4);
+        transpose(&p[rg.w_hh.clone()], g4, h, &mut ws.w_hh_t);
+        let w_hh_t = MatRef::new(&ws.w_hh_t, h, g4);
+        matmul(
+            &mut ws.gates,
+            MatRef::new(&ws.x, rows, e),
+            MatRef::new(&ws.w_ih_t, e, g4),
+            true,
+        );
+
+        self.prof.mark("fwd: embeddings, input projection");
+        // The recurrence: only h_{t-1} W_hh^T inside the loop.
+        resize(&mut ws.cs, rows * h);
+        resize(&mut ws.tcs, rows * h);
+        resize(&mut ws.hs, rows * h);
+        let inject = matches!(rg.head, Head::Inject { .. });
+        let zeros = vec![0.0f32; h];
+        for t in 0..steps {
+            let (r0, nt) = (ws.off[t], ws.n[t]);
+            let block = &mut ws.gates[r0 * g4..(r0 + nt) * g4];
+            if t > 0 {
+                let prev = ws.off[t - 1];
+                matmul(block, MatRef::new(&ws.hs[prev * h..], nt, h), w_hh_t, true);
+            } else if inject {
+                matmul(block, MatRef::new(&ws.img, nt, h), w_hh_t, true);
+            }
+            let (cs_prev, cs_cur) = ws.cs.split_at_mut(r0 * h);
+            for bi in 0..nt {
+                let cp: &[f32] = if t > 0 {
+                    let pr = ws.off[t - 1] + bi;
+                    &cs_prev[pr * h..(pr + 1) * h]
+                } else if inject {
+                    &ws.c0[bi * h..(bi + 1) * h]
+                } else {
+                    &zeros
+                };
+                let row = r0 + bi;
+                lstm_forward_row(
+                    &mut block[bi * g4..(bi + 1) * g4],
+                    cp,
+                    &mut cs_cur[bi * h..(bi + 1) * h],
+                    &mut ws.tcs[row * h..(row + 1) * h],
+                    &mut ws.hs[row * h..(row + 1) * h],
+                );
+            }
+        }
+
+        self.prof.mark("fwd: recurrence");
+        // Output layers, on the real (packed) rows only.
+        resize(&mut ws.m, rows * h);
+        let head_in: &[f32] = match &rg.head {
+            Head::Merge { hid_w, hid_b, .. } => {
+                for t in 0..steps {
+                    for bi in 0..ws.n[t] {
+                        let row = ws.off[t] + bi;
+                        let dst = &mut ws.m[row * h..(row + 1) * h];
+                        let src = &ws.hs[row * h..(row + 1) * h];
+                        let im = &ws.img[bi * h..(bi + 1) * h];
+                        for j in 0..h {
+                            dst[j] = src[j] + im[j];
+                        }
+                    }
+                }
+                resize(&mut ws.a2, rows * h);
+                fill_rows(&mut ws.a2, &p[hid_b.clone()]);
+                matmul(
+                    &mut ws.a2,
+                    MatRef::new(&ws.m, rows, h),
+                    MatRef::new(&p[hid_w.clone()], h, h).t(),
+                    true,
+                );
+                for x in ws.a2.iter_mut() {
+                    *x = x.max(0.0);
+                }
+                &ws.a2
+            }
+            Head::Inject { .. } => {
+                if let (true, Some(r)) = (use_dropout, rng) {
+                    resize(&mut ws.mask_o, rows * h);
+                    r.dropout_mask(&mut ws.mask_o, dropout);
+                    for ((d, s), m) in ws.m.iter_mut().zip(&ws.hs).zip(&ws.mask_o) {
+                        *d = s * m;
+                    }
+                } else {
+                    ws.m.copy_from_slice(&ws.hs[..rows * h]);
+                }
+                &ws.m
+            }
+        };
+        resize(&mut ws.logits, rows * v);
+        fill_rows(&mut ws.logits, &p[rg.out_b.clone()]);
+        matmul(
+            &mut ws.logits,
+            MatRef::new(head_in, rows, h),
+            MatRef::new(&p[rg.out_w.clone()], v, h).t(),
+            true,
+        );
+
+        self.prof.mark("fwd: output layers");
+        // Softmax cross-entropy; with `want_grad` the logits become d(mean loss)/d(logits).
+        ws.row_loss.resize(rows, 0.0);
+        let scale = 1.0 / rows as f32;
+        ws.logits
+            .par_chunks_mut(v)
+            .zip(ws.tok_out.par_iter())
+            .zip(ws.row_loss.par_iter_mut())
+            .with_min_len(16)
+            .for_each(|((l, &target), loss)| {
+                let target = target as usize;
+                let max = max_of(l);
+                let picked = l[target];
+                let sum = exp_shifted_sum(l, max);
+                *loss = f64::from(max) + f64::from(sum).ln() - f64::from(picked);
+                if want_grad {
+                    scale_in_place(l, scale / sum);
+                    l[target] -= scale;
+                }
+            });
+        let sum: f64 = ws.row_loss[..rows].iter().sum();
+        self.prof.mark("fwd: softmax, loss");
+        Ok(BatchLoss { sum, tokens: rows })
+    }
+
+    /// Backward pass of the last `forward` (with `want_grad`), writing every gradient.
+    fn backward(&mut self, params: &Params, grads: &mut Params) {
+        let cfg = &self.cfg;
+        let (f, e, h, v) = (
+            cfg.feature_dim,
+            cfg.embed_dim,
+            cfg.hidden_dim,
+            cfg.vocab_size,
+        );
+        let g4 = 4 * h;
+        let p = &params.data;
+        let g = &mut grads.data;
+        let rg = &self.ranges;
+        let ws = &mut self.ws;
+        let b = ws.order.len();
+        if b == 0 {
+            g.fill(0.0);
+            return;
+        }
+        let steps = ws.n.len();
+        let rows = ws.tok_in.len();
+        if ws.ones.len() < rows.max(b) {
+            ws.ones.resize(rows.max(b), 1.0);
+        }
+        let dl = MatRef::new(&ws.logits, rows, v);
+
+        // Output layer and head.
+        resize(&mut ws.d_hs, rows * h);
+        let head_in: &[f32] = match rg.head {
+            Head::Merge { .. } => &ws.a2,
+            Head::Inject { .. } => &ws.m,
+        };
+        matmul(
+            &mut g[rg.out_w.clone()],
+            dl.t(),
+            MatRef::new(head_in, rows, h),
+            false,
+        );
+        column_sums(&mut g[rg.out_b.clone()], &ws.logits, rows, v, &ws.ones);
+        // W_out as the transposed view of a contiguous W_out^T (faster for this shape).
+        resize(&mut ws.w_out_t, h * v);
+        transpose(&p[rg.out_w.clone()], v, h, &mut ws.w_out_t);
+        let out_w = MatRef::new(&ws.w_out_t, h, v).t();
+        match &rg.head {
+            Head::Merge {
+                img_w,
+                img_b,
+                hid_w,
+                hid_b,
+            } => {
+                resize(&mut ws.d_a2, rows * h);
+                matmul(&mut ws.d_a2, dl, out_w, false);
+                for (d, a) in ws.d_a2.iter_mut().zip(&ws.a2) {
+                    if *a <= 0.0 {
+                        *d = 0.0;
+                    }
+                }
+                let dz = MatRef::new(&ws.d_a2, rows, h);
+                matmul(
+                    &mut g[hid_w.clone()],
+                    dz.t(),
+                    MatRef::new(&ws.m, rows, h),
+                    false,
+                );
+                column_sums(&mut g[hid_b.clone()], &ws.d_a2, rows, h, &ws.ones);
+                matmul(
+                    &mut ws.d_hs,
+                    dz,
+                    MatRef::new(&p[hid_w.clone()], h, h),
+                    false,
+                );
+                resize(&mut ws.d_img, b * h);
+                ws.d_img.fill(0.0);
+                for t in 0..steps {
+                    for bi in 0..ws.n[t] {
+                        let row = ws.off[t] + bi;
+                        let src = &ws.d_hs[row * h..(row + 1) * h];
+                        let dst = &mut ws.d_img[bi * h..(bi + 1) * h];
+                        for j in 0..h {
+                            dst[j] += src[j];
+                        }
+                    }
+                }
+                for (d, a) in ws.d_img.iter_mut().zip(&ws.img) {
+                    if *a <= 0.0 {
+                        *d = 0.0;
+                    }
+                }
+                matmul(
+                    &mut g[img_w.clone()],
+                    MatRef::new(&ws.d_img, b, h).t(),
+                    MatRef::new(&ws.fd, b, f),
+                    false,
+                );
+                column_sums(&mut g[img_b.clone()], &ws.d_img, b, h, &ws.ones);
+            }
+            Head::Inject { .. } => {
+                matmul(&mut ws.d_hs, dl, out_w, false);
+                if ws.dropped {
+                    for (d, m) in ws.d_hs.iter_mut().zip(&ws.mask_o) {
+                        *d *= m;
+                    }
+                }
+            }
+        }
+
+        self.prof.mark("bwd: output layers");
+        // Backpropagation through time; the gates buffer becomes d(pre-activation gates).
+        let inject = matches!(rg.head, Head::Inject { .. });
+        resize(&mut ws.dh_rec, b * h);
+        resize(&mut ws.dc, b * h);
+        let w_hh = MatRef::new(&p[rg.w_hh.clone()], g4, h);
+        let zeros = vec![0.0f32; h];
+        for t in (0..steps).rev() {
+            let (r0, nt) = (ws.off[t], ws.n[t]);
+            let n_next = if t + 1 < steps { ws.n[t + 1] } else { 0 };
+            // Captions still running at t + 1 pass back dh (dc is already in `ws.dc`); the
+            // others end here and start from dc = 0.
+            for bi in 0..n_next {
+                let row = r0 + bi;
+                let dst = &mut ws.d_hs[row * h..(row + 1) * h];
+                for (d, s) in dst.iter_mut().zip(&ws.dh_rec[bi * h..(bi + 1) * h]) {
+                    *d += s;
+                }
+            }
+            ws.dc[n_next * h..nt * h].fill(0.0);
+            for bi in 0..nt {
+                let row = r0 + bi;
+                let cp: &[f32] = if t > 0 {
+                    let pr = ws.off[t - 1] + bi;
+                    &ws.cs[pr * h..(pr + 1) * h]
+                } else if inject {
+                    &ws.c0[bi * h..(bi + 1) * h]
+                } else {
+                    &zeros
+                };
+                lstm_backward_row(
+                    &mut ws.gates[row * g4..(row + 1) * g4],
+                    &ws.tcs[row * h..(row + 1) * h],
+                    &ws.d_hs[row * h..(row + 1) * h],
+                    &mut ws.dc[bi * h..(bi + 1) * h],
+                    cp,
+                );
+            }
+            if t > 0 || inject {
+                matmul(
+                    &mut ws.dh_rec[..nt * h],
+                    MatRef::new(&ws.gates[r0 * g4..], nt, g4),
+                    w_hh,
+                    false,
+                );
+            }
+        }
+        self.prof.mark("bwd: recurrence");
+        // Recurrent weights: one product over all steps with the previous hidden states.
+        let first = if inject { 0 } else { ws.n[0] };
+        resize(&mut ws.hprev, (rows - first) * h);
+        for t in 0..steps {
+            for bi in 0..ws.n[t] {
+                let row = ws.off[t] + bi;
+                if row < first {
+                    continue;
+                }
+                let src = if t > 0 {
+                    let pr = ws.off[t - 1] + bi;
+                    &ws.hs[pr * h..(pr + 1) * h]
+                } else {
+                    &ws.img[bi * h..(bi + 1) * h]
+                };
+                ws.hprev[(row - first) * h..(row - first + 1) * h].copy_from_slice(src);
+            }
+        }
+        let dg = MatRef::new(&ws.gates, rows, g4);
+        // dG^T once (4h x rows): both weight gradients read it as a plain row-major matrix.
+        resize(&mut ws.dg_t, g4 * rows);
+        transpose(&ws.gates[..rows * g4], rows, g4, &mut ws.dg_t);
+        matmul(
+            &mut g[rg.w_hh.clone()],
+            MatRef::strided(&ws.dg_t[first..], g4, rows - first, rows, 1),
+            MatRef::new(&ws.hprev, rows - first, h),
+            false,
+        );
+        matmul(
+            &mut g[rg.w_ih.clone()],
+            MatRef::new(&ws.dg_t, g4, rows),
+            MatRef::new(&ws.x, rows, e),
+            false,
+        );
+        column_sums(&mut g[rg.b_ih.clone()], &ws.gates, rows, g4, &ws.ones);
+        let (lo, hi) = (rg.b_ih.clone(), rg.b_hh.clone());
+        g.copy_within(lo, hi.start);
+
+        self.prof.mark("bwd: LSTM weight gradients");
+        // Embeddings.
+        resize(&mut ws.dx, rows * e);
+        matmul(
+            &mut ws.dx,
+            dg,
+            MatRef::new(&p[rg.w_ih.clone()], g4, e),
+            false,
+        );
+        if ws.dropped {
+            for (d, m) in ws.dx.iter_mut().zip(&ws.mask_x) {
+                *d *= m;
+            }
+        }
+        let ge = &mut g[rg.embed.clone()];
+        ge.fill(0.0);
+        for (row, &tok) in ws.tok_in.iter().enumerate() {
+            let t = tok as usize;
+            let dst = &mut ge[t * e..(t + 1) * e];
+            for (d, s) in dst.iter_mut().zip(&ws.dx[row * e..(row + 1) * e]) {
+                *d += s;
+            }
+        }
+
+        self.prof.mark("bwd: embeddings");
+        // Inject: the initial state's Dense layers.
+        if let Head::Inject { h_w, h_b, c_w, c_b } = &rg.head {
+            for (d, y) in ws.dh_rec[..b * h].iter_mut().zip(&ws.img) {
+                *d *= 1.0 - y * y;
+            }
+            resize(&mut ws.d_c0, b * h);
+            for ((d, s), y) in ws.d_c0.iter_mut().zip(&ws.dc).zip(&ws.c0) {
+                *d = s * (1.0 - y * y);
+            }
+            let fd = MatRef::new(&ws.fd, b, f);
+            matmul(
+                &mut g[h_w.clone()],
+                MatRef::new(&ws.dh_rec, b, h).t(),
+                fd,
+                false,
+            );
+            column_sums(&mut g[h_b.clone()], &ws.dh_rec, b, h, &ws.ones);
+            matmul(
+                &mut g[c_w.clone()],
+                MatRef::new(&ws.d_c0, b, h).t(),
+                fd,
+                false,
+            );
+            column_sums(&mut g[c_b.clone()], &ws.d_c0, b, h, &ws.ones);
+        }
+        self.prof.mark("bwd: initial state");
+    }
+}

@@ -1,0 +1,684 @@
+//! Training a caption decoder: whole captions with teacher forcing, Adam with gradient-norm
+//! clipping and learning-rate decay on plateau, dev loss and free-running dev BLEU-4 every
+//! epoch, early stopping, and exactly resumable checkpoints.
+//!
+//! The forward and backward passes run in the hand-written CPU [`engine`] (see its
+//! documentation for why and how); the candle [`Decoder`] is used for decoding.
+//!
+//! Layout of `out_dir`:
+//! - `last/`: the checkpoint after the latest completed epoch, or at the exact step where a
+//!   stop request was honoured;
+//! - `best/`: the checkpoint of the epoch with the best dev BLEU-4.
+//!
+//! Both are complete model directories (loadable by [`crate::model_dir::load_model`]) plus
+//! `optimizer.safetensors` and `train_state.json`, each written atomically.
+//!
+//! Determinism: batch order is a function of `seed` and the epoch, dropout masks of `seed`,
+//! epoch and step, and every reduction runs in a fixed order, so a run stopped and resumed
+//! ends with the same weights, bit for bit, as a run that never stopped (on the same machine
+//! and thread count).
+
+pub mod adam;
+pub mod batches;
+pub mod checkpoint;
+pub mod engine;
+
+mod summary;
+
+pub use adam::Adam;
+pub use checkpoint::{DataFingerprint, TrainState, load_checkpoint, save_checkpoint};
+pub use engine::{BatchLoss, Engine, EngineError, Example, Features, Params};
+pub use summary::{LayerSummary, ModelSummary, model_summary};
+
+pub use crate::decoder::linalg::Rng;
+use crate::decoder::{self, Decoder, DecoderConfig, DecoderError, END, PAD, START};
+use crate::model_dir::{self, FORMAT_VERSION, ModelDirError};
+use candle_core::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// Name of the latest checkpoint inside `out_dir`.
+pub const LAST_DIR: &str = "last";
+/// Name of the best checkpoint inside `out_dir`.
+pub const BEST_DIR: &str = "best";
+
+/// Training hyper-parameters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TrainConfig {
+    /// Epochs to train (a resumed run may raise it to train further).
+    pub epochs: usize,
+    pub batch_size: usize,
+    /// Initial learning rate of Adam.
+    pub lr: f32,
+    /// Global gradient-norm clipping threshold (0 disables clipping).
+    pub clip_norm: f32,
+    /// Factor applied to the learning rate after `lr_patience` epochs without a better dev
+    /// BLEU-4 (1 disables decay).
+    pub lr_decay: f32,
+    /// Epochs without improvement before the learning rate is cut (0 disables decay).
+    pub lr_patience: usize,
+    /// Epochs without improvement before training stops (0 disables early stopping).
+    pub early_stop_patience: usize,
+    /// Size of the fixed dev subset (the first images of `TrainData::dev_refs`) decoded
+    /// greedily each epoch for BLEU-4.
+    pub dev_bleu_images: usize,
+    /// Longest caption (in words) decoded for dev BLEU and samples.
+    pub max_len: usize,
+    /// Seeds the initial weights, batch order and dropout.
+    pub seed: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 20,
+            batch_size: 64,
+            lr: 1e-3,
+            clip_norm: 5.0,
+            lr_decay: 0.5,
+            lr_patience: 2,
+            early_stop_patience: 5,
+            dev_bleu_images: 300,
+            max_len: 30,
+            seed: 42,
+        }
+    }
+}
+
+impl TrainConfig {
+    pub fn validate(&self) -> Result<(), TrainError> {
+        let bad = |m: String| Err(TrainError::Config(m));
+        if self.batch_size == 0 {
+            return bad("batch_size must be at least 1".into());
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return bad(format!("lr = {} (must be positive)", self.lr));
+        }
+        if !(self.clip_norm.is_finite() && self.clip_norm >= 0.0) {
+            return bad(format!("clip_norm = {} (must be >= 0)", self.clip_norm));
+        }
+        if !(self.lr_decay > 0.0 && self.lr_decay <= 1.0) {
+            return bad(format!("lr_decay = {} (must be in (0, 1])", self.lr_decay));
+        }
+        if self.dev_bleu_images == 0 {
+            return bad("dev_bleu_images must be at least 1".into());
+        }
+        if self.max_len == 0 {
+            return bad("max_len must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// Where a model comes from; written into every checkpoint's `config.json` and `meta.json`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    pub encoder_id: String,
+    /// The caller's text settings (cleaning mode, minimum count, ...), stored verbatim.
+    pub text: serde_json::Value,
+    pub dataset: String,
+    pub split: String,
+}
+
+/// Everything training reads.
+#[derive(Clone, Debug, Default)]
+pub struct TrainData {
+    /// Image features, row-major `[n_images, feature_dim]`.
+    pub features: Vec<f32>,
+    /// Training captions: (image index, word ids without START/END).
+    pub train: Vec<(usize, Vec<u32>)>,
+    /// Dev captions for the teacher-forced dev loss.
+    pub dev: Vec<(usize, Vec<u32>)>,
+    /// Dev images with their reference captions (as words) for BLEU; the first
+    /// `TrainConfig::dev_bleu_images` are decoded.
+    pub dev_refs: Vec<(usize, Vec<Vec<String>>)>,
+    /// Token id -> word (the vocabulary saved with the model).
+    pub id_to_word: Vec<String>,
+    /// Images captioned after every epoch to show progress: (image index, display name).
+    pub sample_images: Vec<(usize, String)>,
+    pub info: ModelInfo,
+}
+
+/// Results of one epoch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochReport {
+    /// 1-based.
+    pub epoch: usize,
+    /// Mean token cross-entropy over the epoch's batches (with dropout).
+    pub train_loss: f64,
+    /// Mean token cross-entropy on the dev captions (teacher forcing, no dropout).
+    pub dev_loss: f64,
+    /// Corpus BLEU-4 of greedy captions on the dev subset.
+    pub dev_bleu4: f64,
+    /// BLEU-1..4 of the same captions.
+    pub dev_bleu: [f64; 4],
+    /// (sample name, greedy caption).
+    pub samples: Vec<(String, String)>,
+    /// Wall-clock seconds of the epoch (training and evaluation).
+    pub seconds: f64,
+    /// Estimated seconds for the remaining epochs.
+    pub eta_seconds: f64,
+    /// Learning rate for the next epoch (after any decay).
+    pub lr: f32,
+    /// Whether dev BLEU-4 beat every earlier epoch (a new `best/` checkpoint).
+    pub improved: bool,
+}
+
+/// Progress reports, in order: `Started`, then `Step`s and an `Epoch` per epoch with its
+/// `Checkpoint`s, then `Stopped` (stop request) or `Finished`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TrainEvent {
+    Started {
+        total_epochs: usize,
+        steps_per_epoch: usize,
+        /// 1-based epoch and completed steps in it where this run begins.
+        start_epoch: usize,
+        start_step: usize,
+        train_captions: usize,
+        dev_captions: usize,
+        summary: ModelSummary,
+    },
+    Step {
+        /// 1-based.
+        epoch: usize,
+        /// Steps completed in this epoch (1..=steps_per_epoch).
+        step: usize,
+        steps_per_epoch: usize,
+        /// Mean token loss of this batch.
+        loss: f32,
+        /// Mean token loss of the epoch so far.
+        avg_loss: f32,
+        lr: f32,
+    },
+    Epoch(EpochReport),
+    Checkpoint {
+        path: PathBuf,
+        best: bool,
+    },
+    /// A stop request was honoured; `resume` continues at this 1-based epoch after `step`
+    /// completed steps.
+    Stopped {
+        epoch: usize,
+        step: usize,
+    },
+    Finished {
+        best_epoch: usize,
+        best_bleu4: f64,
+    },
+}
+
+/// What a call to [`train`] achieved.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainSummary {
+    /// 1-based epoch of the best dev BLEU-4 (0 when no epoch completed).
+    pub best_epoch: usize,
+    pub best_bleu4: f64,
+    /// Completed epochs, over all resumed runs.
+    pub epochs_completed: usize,
+    /// True when a stop request ended the run (resumable).
+    pub stopped: bool,
+    pub early_stopped: bool,
+    pub history: Vec<EpochReport>,
+    pub best_dir: PathBuf,
+    pub last_dir: PathBuf,
+}
+
+/// Errors of training.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("invalid training configuration: {0}")]
+    Config(String),
+    #[error("invalid training data: {0}")]
+    Data(String),
+    #[error("cannot resume: {0}")]
+    Resume(String),
+    #[error("training diverged at epoch {epoch}, step {step}: the loss or gradient is not finite")]
+    Diverged { epoch: usize, step: usize },
+    #[error(transparent)]
+    ModelDir(#[from] ModelDirError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Decoder(#[from] DecoderError),
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+}
+
+fn check_captions(
+    what: &str,
+    captions: &[(usize, Vec<u32>)],
+    n_images: usize,
+    vocab: usize,
+) -> Result<(), TrainError> {
+    for (k, (img, words)) in captions.iter().enumerate() {
+        if *img >= n_images {
+            return Err(TrainError::Data(format!(
+                "{what} caption {k}: image index {img} out of range ({n_images} images)"
+            )));
+        }
+        if let Some(w) = words
+            .iter()
+            .find(|&&w| w as usize >= vocab || w == PAD || w == START || w == END)
+        {
+            return Err(TrainError::Data(format!(
+                "{what} caption {k}: word id {w} is a special token or outside the vocabulary of {vocab}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl TrainData {
+    /// Number of images (rows of `features`).
+    pub fn n_images(&self, feature_dim: usize) -> usize {
+        self.features.len() / feature_dim.max(1)
+    }
+
+    /// Checks the data against a decoder configuration.
+    pub fn validate(&self, cfg: &DecoderConfig) -> Result<(), TrainError> {
+        let f = cfg.feature_dim;
+        if self.features.is_empty() || !self.features.len().is_multiple_of(f) {
+            return Err(TrainError::Data(format!(
+                "{} feature values do not form rows of {f}",
+                self.features.len()
+            )));
+        }
+        if let Some(i) = self.features.iter().position(|x| !x.is_finite()) {
+            return Err(TrainError::Data(format!(
+                "image {} has a non-finite feature value",
+                i / f
+            )));
+        }
+        let n = self.n_images(f);
+        let v = cfg.vocab_size;
+        if self.train.is_empty() {
+            return Err(TrainError::Data("no training captions".into()));
+        }
+        if self.dev.is_empty() || self.dev_refs.is_empty() {
+            return Err(TrainError::Data(
+                "no dev captions (dev loss and BLEU need a dev split)".into(),
+            ));
+        }
+        check_captions("train", &self.train, n, v)?;
+        check_captions("dev", &self.dev, n, v)?;
+        if let Some((img, _)) = self.dev_refs.iter().find(|(i, _)| *i >= n) {
+            return Err(TrainError::Data(format!(
+                "dev reference image {img} out of range ({n} images)"
+            )));
+        }
+        if let Some((img, _)) = self.sample_images.iter().find(|(i, _)| *i >= n) {
+            return Err(TrainError::Data(format!(
+                "sample image {img} out of range ({n} images)"
+            )));
+        }
+        if self.id_to_word.len() != v {
+            return Err(TrainError::Data(format!(
+                "vocabulary has {} words, the decoder expects {v}",
+                self.id_to_word.len()
+            )));
+        }
+        Ok(())
+    }
+
+    fn fingerprint(&self, cfg: &DecoderConfig) -> DataFingerprint {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut mix = |x: u64| {
+            for b in x.to_le_bytes() {
+                h ^= u64::from(b);
+                h = h.wrapping_mul(0x0100_0000_01b3);
+            }
+        };
+        for (img, words) in &self.train {
+            mix(*img as u64);
+            mix(words.len() as u64);
+            for &w in words {
+                mix(u64::from(w));
+            }
+        }
+        DataFingerprint {
+            n_images: self.n_images(cfg.feature_dim),
+            train_captions: self.train.len(),
+            dev_captions: self.dev.len(),
+            train_hash: h,
+        }
+    }
+
+    fn features_of(
+        &self,
+        images: &[usize],
+        dim: usize,
+        device: &Device,
+    ) -> Result<Tensor, TrainError> {
+        let mut rows = Vec::with_capacity(images.len() * dim);
+        for &i in images {
+            rows.extend_from_slice(&self.features[i * dim..(i + 1) * dim]);
+        }
+        Ok(Tensor::from_vec(rows, (images.len(), dim), device)?)
+    }
+
+    fn words(&self, tokens: &[u32]) -> Vec<String> {
+        tokens
+            .iter()
+            .map(|&t| {
+                self.id_to_word
+                    .get(t as usize)
+                    .cloned()
+                    .unwrap_or_else(|| decoder::SPECIAL_WORDS[3].to_string())
+            })
+            .collect()
+    }
+}
+
+/// Greedy captions (as words) for images, in chunks.
+fn greedy_words(
+    dec: &Decoder,
+    data: &TrainData,
+    images: &[usize],
+    max_len: usize,
+) -> Result<Vec<Vec<String>>, TrainError> {
+    let dim = dec.config().feature_dim;
+    let mut out = Vec::with_capacity(images.len());
+    for chunk in images.chunks(500) {
+        let feats = data.features_of(chunk, dim, dec.device())?;
+        for cap in decoder::greedy(dec, &feats, max_len)? {
+            out.push(data.words(&cap.tokens));
+        }
+    }
+    Ok(out)
+}
+
+/// Mean teacher-forced token loss over `captions` without dropout.
+pub fn dev_loss(
+    engine: &mut Engine,
+    params: &Params,
+    features: Features<'_>,
+    captions: &[(usize, Vec<u32>)],
+    batch_size: usize,
+) -> Result<f64, TrainError> {
+    let mut order: Vec<usize> = (0..captions.len()).collect();
+    order.sort_by_key(|&i| captions[i].1.len());
+    let mut total = BatchLoss::default();
+    for chunk in order.chunks(batch_size.max(1)) {
+        let batch: Vec<Example<'_>> = chunk
+            .iter()
+            .map(|&i| Example {
+                image: captions[i].0,
+                words: &captions[i].1,
+            })
+            .collect();
+        let l = engine.eval_loss(params, features, &batch)?;
+        total.sum += l.sum;
+        total.tokens += l.tokens;
+    }
+    Ok(total.mean())
+}
+
+/// Trains (or, with `resume`, continues training from `out_dir/last/`) a decoder.
+///
+/// Training runs on the CPU engine whatever `device` is; `device` hosts the decoder used for
+/// the dev BLEU and sample captions. `stop` is checked before every batch: when set, a
+/// checkpoint of the exact position is written to `out_dir/last/` and the function returns
+/// with [`TrainSummary::stopped`]. On resume, the decoder configuration, data, batch size and
+/// seed must match the checkpoint; `epochs` and the patience settings may change, and the
+/// learning rate continues from the checkpoint.
+#[allow(clippy::too_many_arguments)]
+pub fn train(
+    decoder_cfg: &DecoderConfig,
+    train_cfg: &TrainConfig,
+    data: &TrainData,
+    out_dir: &Path,
+    resume: bool,
+    device: &Device,
+    on_event: &mut dyn FnMut(TrainEvent),
+    stop: &AtomicBool,
+) -> Result<TrainSummary, TrainError> {
+    decoder_cfg.validate()?;
+    train_cfg.validate()?;
+    data.validate(decoder_cfg)?;
+    let cfg = train_cfg;
+    let fingerprint = data.fingerprint(decoder_cfg);
+    let last_dir = out_dir.join(LAST_DIR);
+    let best_dir = out_dir.join(BEST_DIR);
+    model_dir::recover_interrupted_write(&last_dir)?;
+    model_dir::recover_interrupted_write(&best_dir)?;
+
+    let (mut params, mut adam, mut state) = if resume {
+        if !last_dir.join(checkpoint::STATE_FILE).is_file() {
+            return Err(TrainError::Resume(format!(
+                "no checkpoint in {}",
+                last_dir.display()
+            )));
+        }
+        let (p, a, s) = load_checkpoint(&last_dir, decoder_cfg)?;
+        if s.data != fingerprint {
+            return Err(TrainError::Resume(
+                "the training data differ from the checkpoint's".into(),
+            ));
+        }
+        if s.train.batch_size != cfg.batch_size || s.train.seed != cfg.seed {
+            return Err(TrainError::Resume(format!(
+                "batch_size and seed must stay as in the checkpoint ({} and {})",
+                s.train.batch_size, s.train.seed
+            )));
+        }
+        (p, a, s)
+    } else {
+        let p = Params::init(decoder_cfg, cfg.seed)?;
+        let a = Adam::new(p.len(), cfg.lr);
+        let s = TrainState {
+            format_version: FORMAT_VERSION,
+            decoder: decoder_cfg.clone(),
+            train: cfg.clone(),
+            epoch: 0,
+            step: 0,
+            lr: cfg.lr,
+            adam_step: 0,
+            loss_sum: 0.0,
+            loss_tokens: 0,
+            epoch_seconds: 0.0,
+            best_bleu4: None,
+            best_epoch: 0,
+            since_improvement: 0,
+            plateau: 0,
+            early_stopped: false,
+            history: Vec::new(),
+            data: fingerprint.clone(),
+        };
+        (p, a, s)
+    };
+    state.train = cfg.clone();
+    adam.lr = state.lr;
+
+    let dim = decoder_cfg.feature_dim;
+    let features = Features::new(&data.features, dim)?;
+    let mut engine = Engine::new(decoder_cfg)?;
+    let mut grads = Params::zeros(decoder_cfg)?;
+    let lengths: Vec<usize> = data.train.iter().map(|(_, w)| w.len()).collect();
+    let steps_per_epoch = batches::steps_per_epoch(data.train.len(), cfg.batch_size);
+    let n_bleu = cfg.dev_bleu_images.min(data.dev_refs.len());
+    let bleu_images: Vec<usize> = data.dev_refs[..n_bleu].iter().map(|(i, _)| *i).collect();
+    let bleu_refs: Vec<Vec<Vec<String>>> = data.dev_refs[..n_bleu]
+        .iter()
+        .map(|(_, r)| r.clone())
+        .collect();
+    let sample_images: Vec<usize> = data.sample_images.iter().map(|(i, _)| *i).collect();
+
+    on_event(TrainEvent::Started {
+        total_epochs: cfg.epochs,
+        steps_per_epoch,
+        start_epoch: state.epoch + 1,
+        start_step: state.step,
+        train_captions: data.train.len(),
+        dev_captions: data.dev.len(),
+        summary: model_summary(decoder_cfg),
+    });
+
+    let summary = |state: &TrainState, stopped: bool| TrainSummary {
+        best_epoch: state.best_epoch,
+        best_bleu4: state.best_bleu4.unwrap_or(0.0),
+        epochs_completed: state.history.len(),
+        stopped,
+        early_stopped: state.early_stopped,
+        history: state.history.clone(),
+        best_dir: best_dir.clone(),
+        last_dir: last_dir.clone(),
+    };
+
+    while state.epoch < cfg.epochs && !state.early_stopped {
+        let epoch = state.epoch;
+        let started = Instant::now();
+        let carried = state.epoch_seconds;
+        let order = batches::epoch_batches(&lengths, cfg.batch_size, cfg.seed, epoch);
+        let mut batch: Vec<Example<'_>> = Vec::with_capacity(cfg.batch_size);
+        while state.step < order.len() {
+            let step = state.step;
+            if stop.load(Ordering::Relaxed) {
+                state.epoch_seconds = carried + started.elapsed().as_secs_f64();
+                state.adam_step = adam.step;
+                state.lr = adam.lr;
+                save_checkpoint(
+                    &last_dir,
+                    &params,
+                    &adam,
+                    &state,
+                    &data.id_to_word,
+                    &data.info,
+                )?;
+                on_event(TrainEvent::Checkpoint {
+                    path: last_dir.clone(),
+                    best: false,
+                });
+                on_event(TrainEvent::Stopped {
+                    epoch: epoch + 1,
+                    step,
+                });
+                return Ok(summary(&state, true));
+            }
+            batch.clear();
+            batch.extend(order[step].iter().map(|&i| Example {
+                image: data.train[i].0,
+                words: &data.train[i].1,
+            }));
+            let mut rng = Rng::derive(&[cfg.seed, epoch as u64, step as u64, 0xD4]);
+            let loss = engine.train_step(&params, &mut grads, features, &batch, Some(&mut rng))?;
+            let norm = Adam::grad_norm(grads.as_slice());
+            if !loss.sum.is_finite() || !norm.is_finite() {
+                return Err(TrainError::Diverged {
+                    epoch: epoch + 1,
+                    step: step + 1,
+                });
+            }
+            adam.update(
+                params.as_mut_slice(),
+                grads.as_slice(),
+                Adam::clip_factor(norm, cfg.clip_norm),
+            );
+            state.loss_sum += loss.sum;
+            state.loss_tokens += loss.tokens as u64;
+            state.step = step + 1;
+            on_event(TrainEvent::Step {
+                epoch: epoch + 1,
+                step: step + 1,
+                steps_per_epoch,
+                loss: loss.mean() as f32,
+                avg_loss: (state.loss_sum / state.loss_tokens.max(1) as f64) as f32,
+                lr: adam.lr,
+            });
+        }
+
+        // End of epoch: evaluate, schedule, checkpoint.
+        let dev_loss = dev_loss(&mut engine, &params, features, &data.dev, cfg.batch_size)?;
+        let dec = params.to_decoder(device)?;
+        let hyps = greedy_words(&dec, data, &bleu_images, cfg.max_len)?;
+        let bleu = crate::eval::corpus_bleu(&hyps, &bleu_refs);
+        let samples: Vec<(String, String)> = greedy_words(&dec, data, &sample_images, cfg.max_len)?
+            .into_iter()
+            .zip(&data.sample_images)
+            .map(|(words, (_, name))| (name.clone(), words.join(" ")))
+            .collect();
+        let bleu4 = bleu[3];
+        let improved = state.best_bleu4.is_none_or(|b| bleu4 > b);
+        if improved {
+            state.best_bleu4 = Some(bleu4);
+            state.best_epoch = epoch + 1;
+            state.since_improvement = 0;
+            state.plateau = 0;
+        } else {
+            state.since_improvement += 1;
+            state.plateau += 1;
+            if cfg.lr_patience > 0 && state.plateau >= cfg.lr_patience {
+                adam.lr *= cfg.lr_decay;
+                state.plateau = 0;
+            }
+        }
+        if cfg.early_stop_patience > 0 && state.since_improvement >= cfg.early_stop_patience {
+            state.early_stopped = true;
+        }
+        let seconds = carried + started.elapsed().as_secs_f64();
+        let done = state.history.len() + 1;
+        let mean_seconds =
+            (state.history.iter().map(|r| r.seconds).sum::<f64>() + seconds) / done as f64;
+        let remaining = if state.early_stopped {
+            0
+        } else {
+            cfg.epochs.saturating_sub(epoch + 1)
+        };
+        let report = EpochReport {
+            epoch: epoch + 1,
+            train_loss: state.loss_sum / state.loss_tokens.max(1) as f64,
+            dev_loss,
+            dev_bleu4: bleu4,
+            dev_bleu: bleu,
+            samples,
+            seconds,
+            eta_seconds: mean_seconds * remaining as f64,
+            lr: adam.lr,
+            improved,
+        };
+        state.history.push(report.clone());
+        state.epoch = epoch + 1;
+        state.step = 0;
+        state.loss_sum = 0.0;
+        state.loss_tokens = 0;
+        state.epoch_seconds = 0.0;
+        state.lr = adam.lr;
+        state.adam_step = adam.step;
+        if improved {
+            save_checkpoint(
+                &best_dir,
+                &params,
+                &adam,
+                &state,
+                &data.id_to_word,
+                &data.info,
+            )?;
+        }
+        save_checkpoint(
+            &last_dir,
+            &params,
+            &adam,
+            &state,
+            &data.id_to_word,
+            &data.info,
+        )?;
+        on_event(TrainEvent::Epoch(report));
+        on_event(TrainEvent::Checkpoint {
+            path: last_dir.clone(),
+            best: false,
+        });
+        if improved {
+            on_event(TrainEvent::Checkpoint {
+                path: best_dir.clone(),
+                best: true,
+            });
+        }
+    }
+    on_event(TrainEvent::Finished {
+        best_epoch: state.best_epoch,
+        best_bleu4: state.best_bleu4.unwrap_or(0.0),
+    });
+    Ok(summary(&state, false))
+}
