@@ -216,10 +216,7 @@ impl TextArgs {
 pub fn main() -> ExitCode {
     // The tutorial's form, `captioner -i photo.jpg`, means `captioner caption -i photo.jpg`.
     let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    if args
-        .get(1)
-        .is_some_and(|a| a == "-i" || a == "--image")
-    {
+    if args.get(1).is_some_and(|a| a == "-i" || a == "--image") {
         args.insert(1, "caption".into());
     }
     let cli = Cli::parse_from(args);

@@ -141,7 +141,10 @@ pub fn features(args: &FeaturesArgs) -> anyhow::Result<ExitCode> {
     let ds = dataset::import(&args.dir, &args.text.import_options())?;
     let device = device();
     let encoder = pipeline::load_encoder(&device)?;
-    let cache = FeatureCache::new(&crate::paths::cache_dir(args.cache.as_deref()), encoder.id());
+    let cache = FeatureCache::new(
+        &crate::paths::cache_dir(args.cache.as_deref()),
+        encoder.id(),
+    );
     let paths: Vec<PathBuf> = ds.images.iter().map(|e| e.path.clone()).collect();
     let report = extract_with_progress(&encoder, &cache, &paths, args.batch, &stop, args.json)?;
     if args.json {
@@ -206,7 +209,9 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<ExitCode> {
     };
     let out = match (&args.out, args.resume) {
         (Some(out), _) => out.clone(),
-        (None, true) => anyhow::bail!("--resume needs --out DIR: the folder of the run to continue"),
+        (None, true) => {
+            anyhow::bail!("--resume needs --out DIR: the folder of the run to continue")
+        }
         (None, false) => default_out_dir(&args.dir, kind),
     };
     let ds = dataset::import(&args.dir, &args.text.import_options())?;
@@ -221,7 +226,10 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<ExitCode> {
     }
     let device = device();
     let encoder = pipeline::load_encoder(&device)?;
-    let cache = FeatureCache::new(&crate::paths::cache_dir(args.cache.as_deref()), encoder.id());
+    let cache = FeatureCache::new(
+        &crate::paths::cache_dir(args.cache.as_deref()),
+        encoder.id(),
+    );
     let paths: Vec<PathBuf> = ds
         .images
         .iter()
@@ -398,7 +406,9 @@ fn event_json(event: &TrainEvent) -> Option<String> {
         TrainEvent::Finished {
             best_epoch,
             best_bleu4,
-        } => serde_json::json!({"event": "finished", "best_epoch": best_epoch, "best_bleu4": best_bleu4}),
+        } => {
+            serde_json::json!({"event": "finished", "best_epoch": best_epoch, "best_bleu4": best_bleu4})
+        }
     };
     Some(v.to_string())
 }
@@ -416,10 +426,7 @@ fn decode_options(d: &crate::cli::DecodeArgs) -> anyhow::Result<DecodeOptions> {
     })
 }
 
-fn load_captioner(
-    model: Option<&Path>,
-    device: &candle_core::Device,
-) -> anyhow::Result<Captioner> {
+fn load_captioner(model: Option<&Path>, device: &candle_core::Device) -> anyhow::Result<Captioner> {
     let dir = model
         .map(Path::to_path_buf)
         .unwrap_or_else(pipeline::default_model_dir);
@@ -509,21 +516,22 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<ExitCode> {
     } else {
         progress_bar(0, "features")
     };
-    let report = pipeline::evaluate(
-        &captioner,
-        &ds,
-        split,
-        &cache,
-        &options,
-        &stop,
-        &mut |e| match e {
-            ExtractEvent::Started { total, .. } => bar.set_length(total as u64),
-            ExtractEvent::Progress { done, .. } => bar.set_position(done as u64),
-            ExtractEvent::Failed { path, reason } => {
-                bar.suspend(|| eprintln!("skipped {}: {reason}", path.display()))
-            }
-        },
-    )?;
+    let report =
+        pipeline::evaluate(
+            &captioner,
+            &ds,
+            split,
+            &cache,
+            &options,
+            &stop,
+            &mut |e| match e {
+                ExtractEvent::Started { total, .. } => bar.set_length(total as u64),
+                ExtractEvent::Progress { done, .. } => bar.set_position(done as u64),
+                ExtractEvent::Failed { path, reason } => {
+                    bar.suspend(|| eprintln!("skipped {}: {reason}", path.display()))
+                }
+            },
+        )?;
     bar.finish_and_clear();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -243,7 +243,8 @@ impl Captioner {
         let dim = self.model.decoder.config().feature_dim;
         let mut out = Vec::new();
         for chunk in features.chunks(500 * dim) {
-            let t = Tensor::from_slice(chunk, (chunk.len() / dim, dim), self.model.decoder.device())?;
+            let t =
+                Tensor::from_slice(chunk, (chunk.len() / dim, dim), self.model.decoder.device())?;
             for cap in decoder::greedy(&self.model.decoder, &t, max_len)? {
                 out.push(self.words(&cap.tokens));
             }

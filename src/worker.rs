@@ -232,7 +232,11 @@ impl Default for TrainSettings {
 
 impl TrainSettings {
     /// The decoder configuration for a vocabulary of `vocab_size` ids and `feature_dim` features.
-    pub fn decoder_config(&self, vocab_size: usize, feature_dim: usize) -> crate::decoder::DecoderConfig {
+    pub fn decoder_config(
+        &self,
+        vocab_size: usize,
+        feature_dim: usize,
+    ) -> crate::decoder::DecoderConfig {
         crate::decoder::DecoderConfig {
             kind: self.decoder,
             feature_dim,
@@ -600,7 +604,11 @@ impl State {
                 }
                 let result = image
                     .map_err(|e| e.to_string())
-                    .and_then(|img| captioner.caption_image(img, &options).map_err(|e| e.to_string()))
+                    .and_then(|img| {
+                        captioner
+                            .caption_image(img, &options)
+                            .map_err(|e| e.to_string())
+                    })
                     .map(caption_output);
                 match &result {
                     Ok(_) => done += 1,
@@ -675,7 +683,9 @@ impl State {
                     job: Job::Features,
                     done,
                     total,
-                    eta: eta_seconds.is_finite().then(|| Duration::from_secs_f64(eta_seconds.max(0.0))),
+                    eta: eta_seconds
+                        .is_finite()
+                        .then(|| Duration::from_secs_f64(eta_seconds.max(0.0))),
                     message: format!("image features {done} of {total}"),
                 }),
                 features::ExtractEvent::Failed { path, reason } => outbox.send(Event::Progress {
@@ -704,13 +714,9 @@ impl State {
             });
             return Ok(());
         }
-        let prepared = pipeline::prepare_training_data(
-            &ds,
-            &cache,
-            encoder.id(),
-            settings.import.min_count,
-        )
-        .map_err(|e| e.to_string())?;
+        let prepared =
+            pipeline::prepare_training_data(&ds, &cache, encoder.id(), settings.import.min_count)
+                .map_err(|e| e.to_string())?;
         let decoder_cfg = settings.decoder_config(prepared.vocab.len(), encoder.feature_dim());
         self.outbox.send(Event::TrainStarted {
             out_dir: out_dir.clone(),
@@ -780,7 +786,11 @@ impl State {
 }
 
 /// A new run folder under `models_dir`, named after the dataset, decoder and time.
-pub fn new_run_dir(models_dir: &std::path::Path, dataset: &std::path::Path, kind: crate::decoder::DecoderKind) -> PathBuf {
+pub fn new_run_dir(
+    models_dir: &std::path::Path,
+    dataset: &std::path::Path,
+    kind: crate::decoder::DecoderKind,
+) -> PathBuf {
     let name = dataset
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -812,8 +822,14 @@ pub fn list_models(models_dir: &std::path::Path) -> Vec<ModelEntry> {
             .unwrap_or_default();
         let candidates = [
             (dir.clone(), run_name.clone()),
-            (dir.join(crate::train::BEST_DIR), format!("{run_name} (best)")),
-            (dir.join(crate::train::LAST_DIR), format!("{run_name} (last)")),
+            (
+                dir.join(crate::train::BEST_DIR),
+                format!("{run_name} (best)"),
+            ),
+            (
+                dir.join(crate::train::LAST_DIR),
+                format!("{run_name} (last)"),
+            ),
         ];
         for (model, name) in candidates {
             if !model.join(model_dir::CONFIG_FILE).is_file() {

@@ -318,12 +318,10 @@ impl eframe::App for CaptionerApp {
         egui::CentralPanel::default_margins().show(ui, |ui| match self.panels.tab {
             Tab::Dataset => self.panels.dataset.panel_ui(ui, &mut self.shared),
             Tab::Train => {
-                let dataset_dir = self
-                    .panels
-                    .dataset
-                    .loaded()
-                    .map(|l| l.dataset.root.clone());
-                self.panels.train.panel_ui(ui, &mut self.shared, dataset_dir)
+                let dataset_dir = self.panels.dataset.loaded().map(|l| l.dataset.root.clone());
+                self.panels
+                    .train
+                    .panel_ui(ui, &mut self.shared, dataset_dir)
             }
             Tab::Caption => self.panels.caption.panel_ui(ui, &mut self.shared),
             Tab::Batch => self.panels.batch.panel_ui(ui, &mut self.shared),

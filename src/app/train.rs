@@ -15,7 +15,7 @@ use crate::decoder::DecoderKind;
 use crate::train::{EpochReport, ModelSummary, TrainEvent};
 use crate::worker::{CancelToken, Command, Event, Job, TrainSettings};
 
-#[derive(Serialize, Deserialize)]
+#[derive(Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct TrainPanel {
     pub settings: TrainSettings,
@@ -24,16 +24,6 @@ pub struct TrainPanel {
 
     #[serde(skip)]
     run: Option<Run>,
-}
-
-impl Default for TrainPanel {
-    fn default() -> Self {
-        TrainPanel {
-            settings: TrainSettings::default(),
-            last_run: None,
-            run: None,
-        }
-    }
 }
 
 /// What the panel knows about the run on show.
@@ -92,7 +82,10 @@ impl TrainPanel {
         } else {
             Some(crate::worker::new_run_dir(
                 &shared.paths.models_dir,
-                settings.dataset_dir.as_deref().unwrap_or(std::path::Path::new("dataset")),
+                settings
+                    .dataset_dir
+                    .as_deref()
+                    .unwrap_or(std::path::Path::new("dataset")),
                 settings.decoder,
             ))
         };
@@ -192,19 +185,30 @@ impl TrainPanel {
         }
     }
 
-    pub fn panel_ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared, dataset_dir: Option<PathBuf>) {
+    pub fn panel_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        shared: &mut Shared,
+        dataset_dir: Option<PathBuf>,
+    ) {
         egui::Panel::left("train-settings")
             .resizable(false)
             .default_size(300.0)
             .show(ui, |ui| {
-                egui::ScrollArea::vertical().show(ui, |ui| self.settings_ui(ui, shared, dataset_dir));
+                egui::ScrollArea::vertical()
+                    .show(ui, |ui| self.settings_ui(ui, shared, dataset_dir));
             });
         egui::CentralPanel::default_margins().show(ui, |ui| {
             egui::ScrollArea::vertical().show(ui, |ui| self.run_ui(ui));
         });
     }
 
-    fn settings_ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared, dataset_dir: Option<PathBuf>) {
+    fn settings_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        shared: &mut Shared,
+        dataset_dir: Option<PathBuf>,
+    ) {
         let running = self.is_running();
         ui.heading("Settings");
         let dataset = dataset_dir.clone().or(self.settings.dataset_dir.clone());
@@ -234,7 +238,11 @@ impl TrainPanel {
                     .selected_text(s.decoder.to_string())
                     .show_ui(ui, |ui| {
                         ui.selectable_value(&mut s.decoder, DecoderKind::Merge, "merge (tutorial)");
-                        ui.selectable_value(&mut s.decoder, DecoderKind::Inject, "inject (Show and Tell)");
+                        ui.selectable_value(
+                            &mut s.decoder,
+                            DecoderKind::Inject,
+                            "inject (Show and Tell)",
+                        );
                     });
                 ui.end_row();
                 ui.label("Embedding size");
@@ -244,7 +252,11 @@ impl TrainPanel {
                 ui.add(egui::DragValue::new(&mut s.hidden_dim).range(8..=2048));
                 ui.end_row();
                 ui.label("Dropout");
-                ui.add(egui::DragValue::new(&mut s.dropout).range(0.0..=0.9).speed(0.01));
+                ui.add(
+                    egui::DragValue::new(&mut s.dropout)
+                        .range(0.0..=0.9)
+                        .speed(0.01),
+                );
                 ui.end_row();
                 ui.label("Vocabulary min count");
                 ui.add(egui::DragValue::new(&mut s.import.min_count).range(1..=100));
@@ -268,14 +280,14 @@ impl TrainPanel {
         ui.separator();
         ui.horizontal(|ui| {
             if ui
-                .add_enabled(!running && dataset.is_some(), egui::Button::new("▶ Start"))
+                .add_enabled(!running && dataset.is_some(), egui::Button::new("Start"))
                 .on_hover_text("Train a new model from scratch")
                 .clicked()
             {
                 self.start(dataset.clone(), false, shared);
             }
             if ui
-                .add_enabled(running, egui::Button::new("■ Stop"))
+                .add_enabled(running, egui::Button::new("Stop"))
                 .on_hover_text("Stop after the current batch; the checkpoint can be resumed")
                 .clicked()
             {
@@ -283,7 +295,7 @@ impl TrainPanel {
             }
             let can_resume = !running && dataset.is_some() && self.last_run.is_some();
             if ui
-                .add_enabled(can_resume, egui::Button::new("⟳ Resume"))
+                .add_enabled(can_resume, egui::Button::new("Resume"))
                 .on_hover_text("Continue the latest run from its last checkpoint")
                 .clicked()
             {
@@ -340,11 +352,7 @@ impl TrainPanel {
             ui.add(
                 egui::ProgressBar::new(run.step as f32 / run.steps_per_epoch as f32).text(format!(
                     "epoch {} of {}, step {} / {}, loss {:.3}",
-                    run.epoch,
-                    run.total_epochs,
-                    run.step,
-                    run.steps_per_epoch,
-                    run.avg_loss
+                    run.epoch, run.total_epochs, run.step, run.steps_per_epoch, run.avg_loss
                 )),
             );
             if per_epoch.is_finite() {
@@ -420,22 +428,24 @@ impl TrainPanel {
                     summary.kind, summary.total_params
                 ),
                 |ui| {
-                    egui::Grid::new("model-summary").striped(true).show(ui, |ui| {
-                        ui.strong("layer");
-                        ui.strong("type");
-                        ui.strong("input");
-                        ui.strong("output shape");
-                        ui.strong("parameters");
-                        ui.end_row();
-                        for l in &summary.layers {
-                            ui.label(&l.name);
-                            ui.label(&l.kind);
-                            ui.label(&l.input);
-                            ui.label(&l.output_shape);
-                            ui.label(l.params.to_string());
+                    egui::Grid::new("model-summary")
+                        .striped(true)
+                        .show(ui, |ui| {
+                            ui.strong("layer");
+                            ui.strong("type");
+                            ui.strong("input");
+                            ui.strong("output shape");
+                            ui.strong("parameters");
                             ui.end_row();
-                        }
-                    });
+                            for l in &summary.layers {
+                                ui.label(&l.name);
+                                ui.label(&l.kind);
+                                ui.label(&l.input);
+                                ui.label(&l.output_shape);
+                                ui.label(l.params.to_string());
+                                ui.end_row();
+                            }
+                        });
                 },
             );
         }
@@ -474,8 +484,10 @@ fn on_train_event(run: &mut Run, event: TrainEvent) {
             run.step = step;
             run.steps_per_epoch = steps_per_epoch;
             run.avg_loss = avg_loss;
-            run.step_losses
-                .push([(epoch.saturating_sub(1) * steps_per_epoch + step) as f64, f64::from(loss)]);
+            run.step_losses.push([
+                (epoch.saturating_sub(1) * steps_per_epoch + step) as f64,
+                f64::from(loss),
+            ]);
         }
         TrainEvent::Epoch(report) => run.epochs.push(report),
         TrainEvent::Checkpoint { .. } => {}

@@ -64,7 +64,13 @@ impl FeatureCache {
     pub fn new(root: &Path, encoder_id: &str) -> FeatureCache {
         let safe: String = encoder_id
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
         FeatureCache {
             dir: root.join("features").join(safe),
@@ -96,7 +102,8 @@ impl FeatureCache {
             path: path.clone(),
             message,
         };
-        let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| damaged(e.to_string()))?;
+        let st =
+            safetensors::SafeTensors::deserialize(&bytes).map_err(|e| damaged(e.to_string()))?;
         let view = st.tensor("pooled").map_err(|e| damaged(e.to_string()))?;
         if view.dtype() != safetensors::Dtype::F32 || view.shape().len() != 1 {
             return Err(damaged(format!(
@@ -117,16 +124,22 @@ impl FeatureCache {
     pub fn put(&self, hash: &str, pooled: &[f32]) -> Result<(), CacheError> {
         let path = self.entry(hash);
         let bytes: Vec<u8> = pooled.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![pooled.len()], &bytes)
-            .map_err(|e| CacheError::Damaged {
-                path: path.clone(),
-                message: e.to_string(),
-            })?;
-        let encoded = safetensors::serialize([("pooled", view)], None).map_err(|e| CacheError::Damaged {
+        let view = safetensors::tensor::TensorView::new(
+            safetensors::Dtype::F32,
+            vec![pooled.len()],
+            &bytes,
+        )
+        .map_err(|e| CacheError::Damaged {
             path: path.clone(),
             message: e.to_string(),
         })?;
-        crate::paths::write_atomic(&path, &encoded).map_err(|source| CacheError::Io { path, source })
+        let encoded =
+            safetensors::serialize([("pooled", view)], None).map_err(|e| CacheError::Damaged {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+        crate::paths::write_atomic(&path, &encoded)
+            .map_err(|source| CacheError::Io { path, source })
     }
 }
 

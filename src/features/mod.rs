@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use crate::encoder::image_io::{DecodeLimits, ImageLoadError, decode_rgb, normalize_rgb, resize_rgb};
+use crate::encoder::image_io::{
+    DecodeLimits, ImageLoadError, decode_rgb, normalize_rgb, resize_rgb,
+};
 use crate::encoder::{Encoder, EncoderError, PreprocessedImage};
 
 /// Why extraction as a whole failed (a bad image never fails it: it is reported and skipped).
@@ -77,8 +79,14 @@ impl Default for ExtractOptions {
 /// One image the producer has prepared.
 enum Prepared {
     Cached,
-    Ready { hash: String, image: PreprocessedImage },
-    Failed { path: PathBuf, reason: String },
+    Ready {
+        hash: String,
+        image: PreprocessedImage,
+    },
+    Failed {
+        path: PathBuf,
+        reason: String,
+    },
 }
 
 fn prepare(path: &Path, cache: &FeatureCache, size: u32, limits: &DecodeLimits) -> Prepared {
@@ -107,7 +115,9 @@ fn prepare(path: &Path, cache: &FeatureCache, size: u32, limits: &DecodeLimits) 
 fn reason_of(e: &ImageLoadError) -> String {
     let full = e.to_string();
     let prefix = format!("{}: ", e.path().display());
-    full.strip_prefix(&prefix).map(str::to_string).unwrap_or(full)
+    full.strip_prefix(&prefix)
+        .map(str::to_string)
+        .unwrap_or(full)
 }
 
 /// Extracts and caches the pooled feature of every image in `paths`.
@@ -132,7 +142,7 @@ pub fn extract(
         ..ExtractReport::default()
     };
     let (tx, rx) = crossbeam_channel::bounded::<Vec<Prepared>>(2);
-    let limits = options.limits.clone();
+    let limits = options.limits;
     let mut done = 0usize;
     let mut first_event = true;
     let result = std::thread::scope(|scope| -> Result<(), FeatureError> {

@@ -1,0 +1,229 @@
+//! The model commands as a user runs them: classify, features, train, caption, eval.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn captioner() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_captioner"))
+}
+
+fn fixture(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(p)
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap();
+    eprintln!("stderr: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+#[test]
+fn classify_prints_top5_and_names_bad_files() {
+    let out = run(captioner()
+        .arg("classify")
+        .arg("--json")
+        .arg(fixture("encoder/images/2529205842_bdcb49d65b.jpg"))
+        .arg(fixture("encoder/images/246231741_882b45c4e1.jpg"))
+        .arg(fixture("broken_flickr8k/Flicker8k_Dataset/notes.jpg")));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a bad file makes the exit status 1"
+    );
+    let v = json(&out);
+    let items = v.as_array().unwrap();
+    assert_eq!(items.len(), 3);
+    let top = &items[0]["top"];
+    assert_eq!(top.as_array().unwrap().len(), 5);
+    assert_eq!(top[0]["name"], "basketball");
+    assert!(top[0]["probability"].as_f64().unwrap() > 0.5);
+    assert!(
+        items[1]["top"][0]["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("German shepherd")
+    );
+    assert!(items[2]["error"].as_str().unwrap().contains("notes.jpg"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("notes.jpg"));
+}
+
+#[test]
+fn features_caches_then_finds_everything_cached() {
+    let tmp = tempfile::tempdir().unwrap();
+    let features = |extra: &[&str]| {
+        let mut c = captioner();
+        c.arg("features")
+            .arg(fixture("flickr8k_mini"))
+            .arg("--cache")
+            .arg(tmp.path())
+            .arg("--json")
+            .args(extra);
+        run(&mut c)
+    };
+    let out = features(&["--batch", "5"]);
+    assert!(out.status.success());
+    let v = json(&out);
+    assert_eq!(v["images"], 24);
+    assert_eq!(v["computed"], 24);
+    let out = features(&[]);
+    let v = json(&out);
+    assert_eq!(v["computed"], 0);
+    assert_eq!(v["cached"], 24);
+}
+
+/// Train on the 24-image fixture, resume, caption with the result and evaluate it.
+#[test]
+fn train_resume_caption_and_eval_end_to_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run_dir = tmp.path().join("run");
+    let cache = tmp.path().join("cache");
+    let train = |epochs: &str, resume: bool| {
+        let mut c = captioner();
+        c.arg("train")
+            .arg(fixture("flickr8k_mini"))
+            .args(["--epochs", epochs, "--batch", "16", "--min-count", "1"])
+            .args(["--hidden", "32", "--embed", "32", "--json"])
+            .arg("--out")
+            .arg(&run_dir)
+            .arg("--cache")
+            .arg(&cache);
+        if resume {
+            c.arg("--resume");
+        }
+        run(&mut c)
+    };
+    let out = train("2", false);
+    assert!(out.status.success());
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let epochs: Vec<&serde_json::Value> = lines.iter().filter(|v| v["event"] == "epoch").collect();
+    assert_eq!(epochs.len(), 2);
+    for e in &epochs {
+        assert!(e["train_loss"].as_f64().unwrap().is_finite());
+        let b = e["dev_bleu4"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&b));
+    }
+    assert!(lines.iter().any(|v| v["event"] == "finished"));
+    for f in [
+        "config.json",
+        "vocab.json",
+        "weights.safetensors",
+        "meta.json",
+    ] {
+        assert!(run_dir.join("best").join(f).is_file(), "{f}");
+        assert!(run_dir.join("last").join(f).is_file(), "{f}");
+    }
+
+    let out = train("3", true);
+    assert!(out.status.success());
+    let started: serde_json::Value = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["event"] == "started")
+        .unwrap();
+    assert_eq!(started["start_epoch"], 3);
+
+    let image = fixture("flickr8k_mini/Flicker8k_Dataset/1191338263_a4fa073154.jpg");
+    let out = run(captioner()
+        .arg("caption")
+        .arg("--model")
+        .arg(run_dir.join("best"))
+        .args(["--beam", "2", "--json"])
+        .arg(&image));
+    assert!(out.status.success());
+    let v = json(&out);
+    let c = &v[0];
+    let text = c["caption"].as_str().unwrap();
+    let words = c["words"].as_array().unwrap();
+    assert_eq!(text.split_whitespace().count(), words.len());
+    for w in words {
+        let p = w["probability"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&p));
+    }
+    assert!(!c["alternatives"].as_array().unwrap().is_empty());
+
+    let out = run(captioner()
+        .arg("eval")
+        .arg(fixture("flickr8k_mini"))
+        .arg("--model")
+        .arg(run_dir.join("best"))
+        .arg("--cache")
+        .arg(&cache)
+        .args(["--split", "dev", "--beam", "1", "--json"]));
+    assert!(out.status.success());
+    let v = json(&out);
+    assert_eq!(v["images"], 8);
+    assert_eq!(v["split"], "dev");
+    let bleu = v["bleu"].as_array().unwrap();
+    assert_eq!(bleu.len(), 4);
+    for b in bleu {
+        assert!((0.0..=1.0).contains(&b.as_f64().unwrap()));
+    }
+}
+
+#[test]
+fn resume_without_out_and_bad_decoder_are_clear_errors() {
+    let out = run(captioner()
+        .arg("train")
+        .arg(fixture("flickr8k_mini"))
+        .arg("--resume"));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--out"));
+    let out = run(captioner()
+        .arg("train")
+        .arg(fixture("flickr8k_mini"))
+        .args(["--decoder", "attention"]));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("merge"));
+}
+
+#[test]
+fn caption_with_a_missing_model_or_a_bad_image_says_which() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run(captioner()
+        .arg("caption")
+        .arg("--model")
+        .arg(tmp.path().join("nope"))
+        .arg(fixture("encoder/images/2529205842_bdcb49d65b.jpg")));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
+}
+
+/// The shipped model: `captioner caption photo.jpg` and the tutorial's `-i` form.
+#[test]
+fn shipped_model_captions_photos() {
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/default");
+    assert!(
+        model.join("weights.safetensors").is_file(),
+        "the default model must ship in models/default"
+    );
+    let dog = fixture("encoder/images/246231741_882b45c4e1.jpg");
+    let out = run(captioner().arg("caption").arg(&dog));
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        text.contains("dog") || text.contains("shepherd"),
+        "caption of a German shepherd: {text}"
+    );
+    let out = run(captioner().arg("-i").arg(&dog));
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), text);
+    // A bad image among good ones: reported by name, the others still captioned.
+    let out = run(captioner()
+        .arg("caption")
+        .arg(fixture("broken_flickr8k/Flicker8k_Dataset/empty.jpg"))
+        .arg(&dog));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("empty.jpg"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("246231741_882b45c4e1.jpg"), "{stdout}");
+}
