@@ -32,6 +32,62 @@ pub enum Command {
     Caption(CaptionArgs),
     /// Score a model on a dataset split: BLEU-1..4 and CIDEr-D.
     Eval(EvalArgs),
+    /// Open the desktop app (what `captioner` alone does), optionally with a photo or folder.
+    App(AppArgs),
+    /// Speed measurements (JSON), as reported in the README.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Args, Debug)]
+pub struct AppArgs {
+    /// Photos to caption or a folder to import, as if dropped on the window.
+    pub open: Vec<PathBuf>,
+    /// The panel to show.
+    #[arg(long, value_enum)]
+    pub tab: Option<crate::app::Tab>,
+    /// Start the panel's job on what was opened: training (--tab train, on a dataset folder)
+    /// or captioning every photo (--tab batch, on a photo folder).
+    #[arg(long)]
+    pub run: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Encoder images/s at batch 1 and 32, decode included and excluded.
+    Encoder {
+        /// Folder of JPEGs (the first --n by name are used).
+        #[arg(long, default_value = "../shared/flickr8k/Flicker8k_Dataset")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 64)]
+        n: usize,
+        #[arg(long, num_args = 1.., default_values_t = [1usize, 32])]
+        batches: Vec<usize>,
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+    },
+    /// One decoder training epoch from cached features.
+    Train {
+        /// The dataset folder (its features must be cached).
+        #[arg(default_value = "../shared/flickr8k")]
+        dir: PathBuf,
+        #[arg(long)]
+        cache: Option<PathBuf>,
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+    },
+    /// Warm single-photo caption latency (decode + encoder + beam search).
+    Caption {
+        /// Photos, captioned in turn.
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        #[arg(long)]
+        model: Option<PathBuf>,
+        #[arg(long, default_value_t = 3)]
+        beam: usize,
+        #[arg(long, default_value_t = 30)]
+        n: usize,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -237,6 +293,40 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Train(args) => crate::cli_model::train(&args),
         Command::Caption(args) => crate::cli_model::caption(&args),
         Command::Eval(args) => crate::cli_model::eval(&args),
+        Command::App(a) => {
+            crate::app::run_with(crate::app::Startup {
+                tab: a.tab,
+                open: a.open,
+                run: a.run,
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(b) => {
+            let v = match b {
+                BenchCommand::Encoder {
+                    dir,
+                    n,
+                    batches,
+                    reps,
+                } => crate::bench::encoder(&dir, n, &batches, reps)?,
+                BenchCommand::Train { dir, cache, batch } => {
+                    crate::bench::train(&dir, &crate::paths::cache_dir(cache.as_deref()), batch)?
+                }
+                BenchCommand::Caption {
+                    images,
+                    model,
+                    beam,
+                    n,
+                } => crate::bench::caption(
+                    &images,
+                    &model.unwrap_or_else(crate::pipeline::default_model_dir),
+                    beam,
+                    n,
+                )?,
+            };
+            println!("{v}");
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

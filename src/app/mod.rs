@@ -61,8 +61,24 @@ impl AppPaths {
     }
 }
 
+/// What to do right after the window opens (`captioner app --tab .. --open ..`).
+#[derive(Clone, Debug, Default)]
+pub struct Startup {
+    pub tab: Option<Tab>,
+    /// Opened as if dropped on the window: a photo is captioned, a folder imported.
+    pub open: Vec<PathBuf>,
+    /// Start the panel's job on what was opened: training on the Train panel (once the
+    /// dataset is imported), captioning every photo on the Batch panel.
+    pub run: bool,
+}
+
 /// Opens the desktop window and runs until it is closed.
 pub fn run() -> anyhow::Result<()> {
+    run_with(Startup::default())
+}
+
+/// [`run`] with startup actions.
+pub fn run_with(startup: Startup) -> anyhow::Result<()> {
     let paths = AppPaths::from_os();
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
@@ -76,13 +92,17 @@ pub fn run() -> anyhow::Result<()> {
     eframe::run_native(
         "captioner",
         options,
-        Box::new(move |cc| Ok(Box::new(CaptionerApp::new(cc, paths)))),
+        Box::new(move |cc| {
+            let mut app = CaptionerApp::new(cc, paths);
+            app.apply_startup(startup);
+            Ok(Box::new(app))
+        }),
     )
     .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
 }
 
 /// The four panels.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 pub enum Tab {
     Dataset,
     Train,
@@ -139,6 +159,8 @@ impl Shared {
 pub struct CaptionerApp {
     pub panels: Panels,
     pub shared: Shared,
+    /// Start training (Train tab) or batch captioning (Batch tab) once the input is loaded.
+    pending_run: bool,
 }
 
 impl CaptionerApp {
@@ -177,7 +199,38 @@ impl CaptionerApp {
                 thumbs: Thumbnails::new(ctx, threads, 800),
                 status,
             },
+            pending_run: false,
         }
+    }
+
+    fn start_pending_run(&mut self) {
+        match self.panels.tab {
+            Tab::Train => {
+                if let Some(root) = self.panels.dataset.loaded().map(|l| l.dataset.root.clone()) {
+                    self.pending_run = false;
+                    self.panels.train.start(Some(root), false, &mut self.shared);
+                }
+            }
+            Tab::Batch => {
+                if !self.panels.batch.is_listing() && !self.panels.batch.items().is_empty() {
+                    self.pending_run = false;
+                    self.panels.batch.caption_all(false, &mut self.shared);
+                }
+            }
+            Tab::Dataset | Tab::Caption => self.pending_run = false,
+        }
+    }
+
+    /// Runs the startup actions: open files as if dropped, pick a tab, start training.
+    pub fn apply_startup(&mut self, startup: Startup) {
+        if let Some(tab) = startup.tab {
+            self.panels.tab = tab;
+        }
+        self.handle_dropped(startup.open);
+        if let Some(tab) = startup.tab {
+            self.panels.tab = tab;
+        }
+        self.pending_run = startup.run;
     }
 
     /// Routes the worker's events to the panels.
@@ -294,6 +347,9 @@ impl eframe::App for CaptionerApp {
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
         let _ = ctx;
         self.handle_events();
+        if self.pending_run {
+            self.start_pending_run();
+        }
         self.panels.dataset.poll(&mut self.shared);
         self.panels.caption.poll(&mut self.shared);
         self.panels.batch.poll(&mut self.shared);

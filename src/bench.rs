@@ -1,0 +1,244 @@
+//! `captioner bench ...`: the speed figures the README reports, measured the same way as the
+//! PyTorch scripts in tools/ so both can run side by side (`tools/bench_side_by_side.sh`).
+//!
+//! - `encoder`: images/s at each batch size, decode included (read + decode + resize +
+//!   normalise + forward) and excluded (forward only on prepared inputs); one warm-up pass,
+//!   then `reps` timed passes, median reported.
+//! - `train`: one training epoch of the decoder over the Flickr8k training captions from
+//!   cached features (the training loop only, as tools/bench_torch_decoder.py times it).
+//! - `caption`: warm single-photo latency (decode + encoder + beam search), median of `n`.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use serde_json::json;
+
+use crate::dataset::{self, ImportOptions};
+use crate::decoder::DecoderConfig;
+use crate::encoder::PreprocessedImage;
+use crate::features::FeatureCache;
+use crate::pipeline::{self, Captioner, DecodeOptions};
+use crate::train::{TrainConfig, TrainEvent};
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let m = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        (v[m - 1] + v[m]) / 2.0
+    }
+}
+
+fn loadavg() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|x| x.parse().ok()))
+        .unwrap_or(f64::NAN)
+}
+
+/// The first `n` JPEGs of `dir`, sorted by name.
+pub fn jpegs(dir: &Path, n: usize) -> anyhow::Result<Vec<PathBuf>> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("jpg") || e.eq_ignore_ascii_case("jpeg"))
+        })
+        .collect();
+    v.sort();
+    v.truncate(n);
+    if v.is_empty() {
+        anyhow::bail!("no JPEG images in {}", dir.display());
+    }
+    Ok(v)
+}
+
+/// Encoder images/s; returns one JSON object.
+pub fn encoder(
+    dir: &Path,
+    n: usize,
+    batches: &[usize],
+    reps: usize,
+) -> anyhow::Result<serde_json::Value> {
+    let load_start = loadavg();
+    let device = candle_core::Device::Cpu;
+    let encoder = pipeline::load_encoder(&device)?;
+    let paths = jpegs(dir, n)?;
+    let n = paths.len();
+    let prepared: Vec<PreprocessedImage> = encoder
+        .preprocess_files(&paths)
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+    let mut results = serde_json::Map::new();
+    for &bs in batches {
+        let bs = bs.max(1);
+        let pass_included = || -> anyhow::Result<()> {
+            for chunk in paths.chunks(bs) {
+                let images: Vec<PreprocessedImage> = encoder
+                    .preprocess_files(chunk)
+                    .into_iter()
+                    .collect::<Result<_, _>>()?;
+                encoder.encode(&images)?;
+            }
+            Ok(())
+        };
+        let pass_excluded = || -> anyhow::Result<()> {
+            for chunk in prepared.chunks(bs) {
+                encoder.encode(chunk)?;
+            }
+            Ok(())
+        };
+        for (name, pass) in [
+            (
+                "decode_included",
+                &pass_included as &dyn Fn() -> anyhow::Result<()>,
+            ),
+            ("decode_excluded", &pass_excluded),
+        ] {
+            pass()?; // warm-up
+            let mut rates = Vec::new();
+            for _ in 0..reps.max(1) {
+                let t = Instant::now();
+                pass()?;
+                rates.push(n as f64 / t.elapsed().as_secs_f64());
+            }
+            results.insert(
+                format!("{name}_batch{bs}"),
+                json!({"images_per_s": median(rates.clone()), "passes": rates}),
+            );
+        }
+    }
+    Ok(json!({
+        "bench": "rust_encoder",
+        "threads": rayon::current_num_threads(),
+        "images": n,
+        "reps": reps,
+        "loadavg_1min_start_end": [load_start, loadavg()],
+        "results": results,
+    }))
+}
+
+/// One training epoch of the default merge decoder over the training captions of `dataset`,
+/// from cached features (run `captioner features` first).
+pub fn train(
+    dataset_dir: &Path,
+    cache_dir: &Path,
+    batch: usize,
+) -> anyhow::Result<serde_json::Value> {
+    let load_start = loadavg();
+    let device = candle_core::Device::Cpu;
+    let ds = dataset::import(dataset_dir, &ImportOptions::default())?;
+    let encoder = pipeline::load_encoder(&device)?;
+    let cache = FeatureCache::new(cache_dir, encoder.id());
+    let prepared = pipeline::prepare_training_data(&ds, &cache, encoder.id(), 5)?;
+    if !prepared.without_features.is_empty() {
+        anyhow::bail!(
+            "{} images have no cached feature: run `captioner features {}` first",
+            prepared.without_features.len(),
+            dataset_dir.display()
+        );
+    }
+    let cfg = DecoderConfig::merge(prepared.vocab.len());
+    let train_cfg = TrainConfig {
+        epochs: 1,
+        batch_size: batch,
+        dev_bleu_images: 1,
+        ..TrainConfig::default()
+    };
+    let out = std::env::temp_dir().join(format!("captioner-bench-{}", std::process::id()));
+    let mut started: Option<Instant> = None;
+    let mut loop_seconds = f64::NAN;
+    let mut steps = 0;
+    let mut loss = f64::NAN;
+    let mut on_event = |e: TrainEvent| match e {
+        TrainEvent::Started { .. } => started = Some(Instant::now()),
+        TrainEvent::Step {
+            step,
+            steps_per_epoch,
+            avg_loss,
+            ..
+        } => {
+            if step == steps_per_epoch
+                && let Some(t) = started
+            {
+                loop_seconds = t.elapsed().as_secs_f64();
+                steps = steps_per_epoch;
+                loss = f64::from(avg_loss);
+            }
+        }
+        _ => {}
+    };
+    let stop = AtomicBool::new(false);
+    let t = Instant::now();
+    let result = crate::train::train(
+        &cfg,
+        &train_cfg,
+        &prepared.data,
+        &out,
+        false,
+        &device,
+        &mut on_event,
+        &stop,
+    );
+    let _ = std::fs::remove_dir_all(&out);
+    result?;
+    Ok(json!({
+        "bench": "rust_decoder_merge_train",
+        "threads": rayon::current_num_threads(),
+        "vocab_size": cfg.vocab_size,
+        "parameters": cfg.num_params(),
+        "train_captions": prepared.data.train.len(),
+        "batch": batch,
+        "steps_per_epoch": steps,
+        "epoch_s": loop_seconds,
+        "epoch_with_dev_eval_and_checkpoint_s": t.elapsed().as_secs_f64(),
+        "epoch_mean_loss": loss,
+        "loadavg_1min_start_end": [load_start, loadavg()],
+    }))
+}
+
+/// Warm latency of captioning single photos (decode + encode + beam search).
+pub fn caption(
+    images: &[PathBuf],
+    model: &Path,
+    beam: usize,
+    n: usize,
+) -> anyhow::Result<serde_json::Value> {
+    let load_start = loadavg();
+    let device = candle_core::Device::Cpu;
+    let t = Instant::now();
+    let captioner = Captioner::load(model, &device)?;
+    let load_s = t.elapsed().as_secs_f64();
+    let options = DecodeOptions {
+        beam,
+        ..DecodeOptions::default()
+    };
+    // Warm-up.
+    for p in images.iter().take(3) {
+        captioner.caption_file(p, &options)?;
+    }
+    let mut ms = Vec::new();
+    for i in 0..n.max(1) {
+        let p = &images[i % images.len()];
+        let t = Instant::now();
+        captioner.caption_file(p, &options)?;
+        ms.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(json!({
+        "bench": "rust_caption_latency",
+        "threads": rayon::current_num_threads(),
+        "beam": beam,
+        "runs": ms.len(),
+        "model_load_s": load_s,
+        "median_ms": median(ms.clone()),
+        "mean_ms": ms.iter().sum::<f64>() / ms.len() as f64,
+        "max_ms": ms.iter().copied().fold(0.0, f64::max),
+        "loadavg_1min_start_end": [load_start, loadavg()],
+    }))
+}
