@@ -323,6 +323,13 @@ impl Outbox {
         self.ctx.request_repaint();
     }
 
+    /// Sends a frequent event (a training step): the UI repaints at most every 100 ms for
+    /// these, so a fast training loop does not keep the UI thread (and a CPU core) busy.
+    fn send_frequent(&self, event: Event) {
+        let _ = self.tx.send(event);
+        self.ctx.request_repaint_after(Duration::from_millis(100));
+    }
+
     fn failed(&self, job: Job, message: impl Into<String>) {
         self.send(Event::Failed {
             job,
@@ -730,7 +737,12 @@ impl State {
             &out_dir,
             resume,
             &self.device,
-            &mut |event| outbox.send(Event::Training(event)),
+            &mut |event| match event {
+                crate::train::TrainEvent::Step { .. } => {
+                    outbox.send_frequent(Event::Training(event))
+                }
+                _ => outbox.send(Event::Training(event)),
+            },
             cancel.flag(),
         )
         .map_err(|e| e.to_string())?;

@@ -4,7 +4,8 @@
 #
 #   bash tools/build_cuda.sh [COMPUTE_CAP]     # e.g. 90 for H100/H200, 80 for A100, 89 for L4
 #
-# The result is target/release/captioner; run it with the environment printed at the end
+# The result is target/cuda/release/captioner (a target folder of its own, so the CPU build in
+# target/release stays as it is); run it with the environment printed at the end
 # (LD_LIBRARY_PATH pointing at the wheels' libraries). The machine that builds needs no GPU;
 # the one that runs needs an NVIDIA driver. Without a usable GPU the binary runs on the CPU
 # and says so.
@@ -45,7 +46,8 @@ export LD_LIBRARY_PATH=$ROOT/lib64:${LD_LIBRARY_PATH:-}
 export LIBRARY_PATH=$ROOT/lib64:${LIBRARY_PATH:-}
 export CUDA_COMPUTE_CAP=$CAP
 nvcc --version | tail -1
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target/cuda}
 cargo build --release --features cuda
 echo
-echo "built target/release/captioner with CUDA (compute capability $CAP). Run it with:"
+echo "built $CARGO_TARGET_DIR/release/captioner with CUDA (compute capability $CAP). Run it with:"
 echo "  export LD_LIBRARY_PATH=$ROOT/lib64:\$LD_LIBRARY_PATH"

@@ -370,7 +370,10 @@ impl TrainPanel {
                 .allow_scroll(false)
                 .x_axis_label("step")
                 .show(&mut cols[0], |p| {
-                    p.line(Line::new("loss", PlotPoints::from(run.step_losses.clone())));
+                    p.line(
+                        Line::new("loss", PlotPoints::from(run.step_losses.clone()))
+                            .color(TRAIN_COLOR),
+                    );
                 });
             cols[1].label("Epoch loss");
             let train: Vec<[f64; 2]> = run
@@ -389,10 +392,18 @@ impl TrainPanel {
                 .legend(Legend::default())
                 .x_axis_label("epoch")
                 .show(&mut cols[1], |p| {
-                    p.line(Line::new("train", PlotPoints::from(train.clone())));
-                    p.points(Points::new("train", PlotPoints::from(train)).radius(3.0));
-                    p.line(Line::new("dev", PlotPoints::from(dev.clone())));
-                    p.points(Points::new("dev", PlotPoints::from(dev)).radius(3.0));
+                    p.line(Line::new("train", PlotPoints::from(train.clone())).color(TRAIN_COLOR));
+                    p.points(
+                        Points::new("train", PlotPoints::from(train))
+                            .radius(3.0)
+                            .color(TRAIN_COLOR),
+                    );
+                    p.line(Line::new("dev", PlotPoints::from(dev.clone())).color(DEV_COLOR));
+                    p.points(
+                        Points::new("dev", PlotPoints::from(dev))
+                            .radius(3.0)
+                            .color(DEV_COLOR),
+                    );
                 });
             cols[2].label("Dev BLEU-4");
             let bleu: Vec<[f64; 2]> = run
@@ -405,8 +416,12 @@ impl TrainPanel {
                 .allow_scroll(false)
                 .x_axis_label("epoch")
                 .show(&mut cols[2], |p| {
-                    p.line(Line::new("BLEU-4", PlotPoints::from(bleu.clone())));
-                    p.points(Points::new("BLEU-4", PlotPoints::from(bleu)).radius(3.0));
+                    p.line(Line::new("BLEU-4", PlotPoints::from(bleu.clone())).color(DEV_COLOR));
+                    p.points(
+                        Points::new("BLEU-4", PlotPoints::from(bleu))
+                            .radius(3.0)
+                            .color(DEV_COLOR),
+                    );
                 });
         });
         if let Some(last) = run.epochs.last() {
@@ -451,6 +466,9 @@ impl TrainPanel {
         }
     }
 }
+
+const TRAIN_COLOR: egui::Color32 = egui::Color32::from_rgb(90, 160, 255);
+const DEV_COLOR: egui::Color32 = egui::Color32::from_rgb(255, 160, 60);
 
 fn on_train_event(run: &mut Run, event: TrainEvent) {
     match event {
