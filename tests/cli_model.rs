@@ -227,3 +227,17 @@ fn shipped_model_captions_photos() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("246231741_882b45c4e1.jpg"), "{stdout}");
 }
+
+/// `captioner bench caption` measures warm latency with the shipped model.
+#[test]
+fn bench_caption_reports_latency() {
+    let out = run(captioner()
+        .args(["bench", "caption", "--n", "2", "--beam", "2"])
+        .arg(fixture("encoder/images/2529205842_bdcb49d65b.jpg")));
+    assert!(out.status.success());
+    let v = json(&out);
+    assert_eq!(v["runs"], 2);
+    assert_eq!(v["beam"], 2);
+    let median = v["median_ms"].as_f64().unwrap();
+    assert!(median > 0.0 && median <= v["max_ms"].as_f64().unwrap());
+}

@@ -12,33 +12,40 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CAP=${1:-${CUDA_COMPUTE_CAP:-90}}
-VENV=${CUDA_VENV:-$PWD/target/cuda-venv}
+VENV=${CUDA_VENV:-$PWD/target/cuda13-venv}
 PY=${PYTHON:-python3}
 
 if [ ! -x "$VENV/bin/pip" ]; then
   "$PY" -m venv "$VENV"
 fi
+# CUDA 13 wheels: nvidia-cuda-nvcc has the whole compiler driver (the -cu12 wheels ship only
+# ptxas). All of them unpack under site-packages/nvidia/cu13/{bin,include,lib}.
 "$VENV/bin/pip" install --quiet --upgrade \
-  "nvidia-cuda-nvcc-cu12==12.*" "nvidia-cuda-runtime-cu12==12.*" "nvidia-cuda-nvrtc-cu12==12.*" \
-  "nvidia-cublas-cu12==12.*" "nvidia-curand-cu12==12.*" "nvidia-cuda-cccl-cu12==12.*"
+  nvidia-cuda-nvcc nvidia-cuda-runtime nvidia-cuda-nvrtc nvidia-cublas nvidia-curand nvidia-cuda-cccl
 
 SITE=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-NV=$SITE/nvidia
-# One CUDA tree the way nvcc and cudarc expect it: bin/, include/, lib64/.
+# One CUDA tree the way nvcc and cudarc expect it: bin/, include/, lib64/ (+ nvvm/).
 ROOT=$PWD/target/cuda-root
 rm -rf "$ROOT"
 mkdir -p "$ROOT/bin" "$ROOT/include" "$ROOT/lib64"
-ln -sf "$NV"/cuda_nvcc/bin/* "$ROOT/bin/"
-[ -d "$NV/cuda_nvcc/nvvm" ] && ln -sfn "$NV/cuda_nvcc/nvvm" "$ROOT/nvvm"
-for pkg in "$NV"/*/; do
-  [ -d "$pkg/include" ] && cp -rs "$pkg"include/. "$ROOT/include/" 2>/dev/null || true
-  [ -d "$pkg/lib" ] && for f in "$pkg"lib/*; do ln -sf "$f" "$ROOT/lib64/"; done
-done
-# Unversioned names for the linker.
+while IFS= read -r d; do
+  case "$d" in
+    */bin) cp -rsf "$d/." "$ROOT/bin/" ;;
+    */include) cp -rsf "$d/." "$ROOT/include/" ;;
+    */lib|*/lib64) cp -rsf "$d/." "$ROOT/lib64/" ;;
+    */nvvm) ln -sfn "$d" "$ROOT/nvvm" ;;
+  esac
+done < <(find "$SITE/nvidia/cu13" -mindepth 1 -maxdepth 1 -type d \( -name bin -o -name include -o -name lib -o -name lib64 -o -name nvvm \) | sort)
+# Unversioned names for the linker; libcuda (the driver) is linked against the toolkit's stub
+# when the build machine has no driver.
 for f in "$ROOT"/lib64/lib*.so.*; do
+  [ -e "$f" ] || continue
   base=${f%%.so.*}.so
   [ -e "$base" ] || ln -sf "$(readlink -f "$f")" "$base"
 done
+if [ ! -e "$ROOT/lib64/libcuda.so" ] && [ -e "$ROOT/lib64/stubs/libcuda.so" ]; then
+  ln -sf "$ROOT/lib64/stubs/libcuda.so" "$ROOT/lib64/libcuda.so"
+fi
 
 export CUDA_ROOT=$ROOT CUDA_PATH=$ROOT CUDA_HOME=$ROOT CUDA_TOOLKIT_ROOT_DIR=$ROOT
 export PATH=$ROOT/bin:$PATH

@@ -16,9 +16,10 @@ trap 'kill $xvfb 2>/dev/null || true' EXIT
 sleep 2
 mkdir -p screenshots
 
-shot() { # NAME SECONDS ARGS...
+shot() { # NAME SECONDS ARGS...   ($SHOTS, e.g. "train caption", limits which are taken)
   local name=$1 wait=$2
   shift 2
+  if [ -n "${SHOTS:-}" ] && [[ " $SHOTS " != *" $name "* ]]; then return 0; fi
   DISPLAY=$display ./target/release/captioner app "$@" &
   local app=$!
   sleep "$wait"

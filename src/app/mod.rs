@@ -161,6 +161,63 @@ pub struct CaptionerApp {
     pub shared: Shared,
     /// Start training (Train tab) or batch captioning (Batch tab) once the input is loaded.
     pending_run: bool,
+    /// Frame-time statistics, printed when `CAPTIONER_FRAME_STATS` is set.
+    frame_stats: Option<FrameStats>,
+}
+
+/// How long the app's own per-frame work (events, layout, widgets) takes: with
+/// `CAPTIONER_FRAME_STATS=1` the app prints, every 5 seconds, the number of frames, the mean and
+/// the slowest, so UI responsiveness during training or batch runs can be measured.
+#[derive(Debug)]
+pub struct FrameStats {
+    window_start: std::time::Instant,
+    frame_start: Option<std::time::Instant>,
+    frames: usize,
+    total: std::time::Duration,
+    slowest: std::time::Duration,
+    slowest_ever: std::time::Duration,
+}
+
+impl FrameStats {
+    fn new() -> FrameStats {
+        FrameStats {
+            window_start: std::time::Instant::now(),
+            frame_start: None,
+            frames: 0,
+            total: std::time::Duration::ZERO,
+            slowest: std::time::Duration::ZERO,
+            slowest_ever: std::time::Duration::ZERO,
+        }
+    }
+
+    fn begin(&mut self) {
+        self.frame_start = Some(std::time::Instant::now());
+    }
+
+    fn end(&mut self) {
+        let Some(start) = self.frame_start.take() else {
+            return;
+        };
+        let d = start.elapsed();
+        self.frames += 1;
+        self.total += d;
+        self.slowest = self.slowest.max(d);
+        self.slowest_ever = self.slowest_ever.max(d);
+        if self.window_start.elapsed() >= std::time::Duration::from_secs(5) {
+            eprintln!(
+                "frames: {} in the last {:.1} s, mean {:.2} ms, slowest {:.2} ms (slowest so far {:.2} ms)",
+                self.frames,
+                self.window_start.elapsed().as_secs_f64(),
+                self.total.as_secs_f64() * 1e3 / self.frames.max(1) as f64,
+                self.slowest.as_secs_f64() * 1e3,
+                self.slowest_ever.as_secs_f64() * 1e3,
+            );
+            self.window_start = std::time::Instant::now();
+            self.frames = 0;
+            self.total = std::time::Duration::ZERO;
+            self.slowest = std::time::Duration::ZERO;
+        }
+    }
 }
 
 impl CaptionerApp {
@@ -200,6 +257,7 @@ impl CaptionerApp {
                 status,
             },
             pending_run: false,
+            frame_stats: std::env::var_os("CAPTIONER_FRAME_STATS").map(|_| FrameStats::new()),
         }
     }
 
@@ -346,6 +404,9 @@ impl CaptionerApp {
 impl eframe::App for CaptionerApp {
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
         let _ = ctx;
+        if let Some(stats) = &mut self.frame_stats {
+            stats.begin();
+        }
         self.handle_events();
         if self.pending_run {
             self.start_pending_run();
@@ -384,6 +445,9 @@ impl eframe::App for CaptionerApp {
         });
         self.drop_overlay_ui(ui);
         self.shared.thumbs.end_frame(ui.ctx());
+        if let Some(stats) = &mut self.frame_stats {
+            stats.end();
+        }
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
