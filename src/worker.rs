@@ -352,6 +352,9 @@ pub struct Worker {
     commands: Sender<Command>,
     events: Receiver<Event>,
     thread: Option<JoinHandle<()>>,
+    /// Set when the app closes: running jobs stop at their next batch (training leaves a
+    /// resumable checkpoint) so that closing never waits for a long job.
+    abort: CancelToken,
 }
 
 impl Worker {
@@ -363,13 +366,16 @@ impl Worker {
             tx: event_tx,
             ctx: ctx.clone(),
         };
+        let abort = CancelToken::new();
+        let worker_abort = abort.clone();
         let thread = std::thread::Builder::new()
             .name("captioner-worker".into())
-            .spawn(move || run(command_rx, outbox, config))?;
+            .spawn(move || run(command_rx, outbox, config, worker_abort))?;
         Ok(Worker {
             commands: command_tx,
             events: event_rx,
             thread: Some(thread),
+            abort,
         })
     }
 
@@ -391,6 +397,7 @@ impl Worker {
 
 impl Drop for Worker {
     fn drop(&mut self) {
+        self.abort.cancel();
         let _ = self.commands.send(Command::Shutdown);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
@@ -406,9 +413,14 @@ struct State {
     device_note: Option<String>,
     encoder: Option<Encoder>,
     captioner: Option<(ModelChoice, Captioner)>,
+    /// The command queue, read between training steps too (see [`State::train`]).
+    commands: Receiver<Command>,
+    /// Commands that arrived during a long job and wait for it to end.
+    deferred: std::collections::VecDeque<Command>,
+    abort: CancelToken,
 }
 
-fn run(commands: Receiver<Command>, outbox: Outbox, config: WorkerConfig) {
+fn run(commands: Receiver<Command>, outbox: Outbox, config: WorkerConfig, abort: CancelToken) {
     let (device, device_note) = pipeline::pick_device();
     let mut state = State {
         outbox,
@@ -417,8 +429,18 @@ fn run(commands: Receiver<Command>, outbox: Outbox, config: WorkerConfig) {
         device_note,
         encoder: None,
         captioner: None,
+        commands,
+        deferred: std::collections::VecDeque::new(),
+        abort,
     };
-    for command in commands {
+    loop {
+        let command = match state.deferred.pop_front() {
+            Some(c) => c,
+            None => match state.commands.recv() {
+                Ok(c) => c,
+                Err(_) => break,
+            },
+        };
         if matches!(command, Command::Shutdown) {
             break;
         }
@@ -536,37 +558,16 @@ impl State {
     }
 
     fn caption(&mut self, input: ImageInput, beam: usize) -> Result<(), String> {
-        let source = input.label();
-        let started = Instant::now();
-        let rgb = match &input {
-            ImageInput::File(path) => crate::encoder::load_rgb(path).map_err(|e| e.to_string())?,
-            ImageInput::Pasted(img) => color_image_to_rgb(img)?,
-        };
-        let preview = preview_of(&rgb);
+        let outbox = self.outbox.clone();
         let captioner = self.captioner()?;
-        let size = captioner.encoder.input_size();
-        let image = image_io::normalize_rgb(&image_io::resize_rgb(rgb, size));
-        let options = DecodeOptions {
-            beam: beam.max(1),
-            ..DecodeOptions::default()
-        };
-        let result = captioner
-            .caption_image(image, &options)
-            .map_err(|e| format!("{source}: {e}"))?;
-        let mut output = caption_output(result);
-        output.millis = started.elapsed().as_secs_f64() * 1e3;
-        self.outbox.send(Event::Captioned {
-            source,
-            output,
-            preview: Some(Arc::new(preview)),
-        });
-        Ok(())
+        caption_with(captioner, &outbox, input, beam)
     }
 
     fn caption_batch(&mut self, id: u64, paths: Vec<PathBuf>, beam: usize, cancel: CancelToken) {
         let started = Instant::now();
         let total = paths.len();
         let outbox = self.outbox.clone();
+        let abort = self.abort.clone();
         let captioner = match self.captioner() {
             Ok(c) => c,
             Err(e) => {
@@ -605,6 +606,9 @@ impl State {
                 }
             });
             for (index, image) in rx.iter() {
+                if abort.is_cancelled() {
+                    cancel.cancel();
+                }
                 if cancel.is_cancelled() {
                     stopped = true;
                     break;
@@ -665,6 +669,7 @@ impl State {
             .send(progress(format!("reading {}", dir.display())));
         let ds = dataset::import(&dir, &settings.import).map_err(|e| e.to_string())?;
         let outbox = self.outbox.clone();
+        let abort = self.abort.clone();
         let encoder = self.encoder()?.clone();
         let cache = FeatureCache::new(&self.config.cache_dir, encoder.id());
         let paths: Vec<PathBuf> = ds
@@ -680,29 +685,36 @@ impl State {
             &paths,
             &features::ExtractOptions::default(),
             cancel.flag(),
-            &mut |e| match e {
-                features::ExtractEvent::Progress {
-                    done,
-                    total,
-                    eta_seconds,
-                    ..
-                } => outbox.send(Event::Progress {
-                    job: Job::Features,
-                    done,
-                    total,
-                    eta: eta_seconds
-                        .is_finite()
-                        .then(|| Duration::from_secs_f64(eta_seconds.max(0.0))),
-                    message: format!("image features {done} of {total}"),
-                }),
-                features::ExtractEvent::Failed { path, reason } => outbox.send(Event::Progress {
-                    job: Job::Features,
-                    done: 0,
-                    total: 0,
-                    eta: None,
-                    message: format!("skipped {}: {reason}", path.display()),
-                }),
-                features::ExtractEvent::Started { .. } => {}
+            &mut |e| {
+                if abort.is_cancelled() {
+                    cancel.cancel();
+                }
+                match e {
+                    features::ExtractEvent::Progress {
+                        done,
+                        total,
+                        eta_seconds,
+                        ..
+                    } => outbox.send(Event::Progress {
+                        job: Job::Features,
+                        done,
+                        total,
+                        eta: eta_seconds
+                            .is_finite()
+                            .then(|| Duration::from_secs_f64(eta_seconds.max(0.0))),
+                        message: format!("image features {done} of {total}"),
+                    }),
+                    features::ExtractEvent::Failed { path, reason } => {
+                        outbox.send(Event::Progress {
+                            job: Job::Features,
+                            done: 0,
+                            total: 0,
+                            eta: None,
+                            message: format!("skipped {}: {reason}", path.display()),
+                        })
+                    }
+                    features::ExtractEvent::Started { .. } => {}
+                }
             },
         )
         .map_err(|e| e.to_string())?;
@@ -729,20 +741,60 @@ impl State {
             out_dir: out_dir.clone(),
             device: pipeline::device_name(&self.device),
         });
+        // Have a caption model ready, so photos dropped during training are captioned between
+        // two training steps instead of waiting for the run to end.
+        if self.captioner.is_none()
+            && let Err(e) = self.load_model(&ModelChoice::Default)
+        {
+            self.outbox
+                .failed(Job::LoadModel, format!("captions during training: {e}"));
+        }
         let outbox = self.outbox.clone();
+        let captioner = self.captioner.as_ref().map(|(_, c)| c);
+        let commands = &self.commands;
+        let deferred = &mut self.deferred;
+        let models_dir = &self.config.models_dir;
+        let device = &self.device;
+        let mut on_event = |event: crate::train::TrainEvent| {
+            if abort.is_cancelled() {
+                cancel.cancel();
+            }
+            while let Ok(command) = commands.try_recv() {
+                match command {
+                    Command::Caption { input, beam } => {
+                        let result = match captioner {
+                            Some(c) => caption_with(c, &outbox, input, beam),
+                            None => Err("no caption model is loaded".to_string()),
+                        };
+                        if let Err(e) = result {
+                            outbox.failed(Job::Caption, e);
+                        }
+                    }
+                    Command::ListModels => {
+                        outbox.send(Event::ModelsListed(list_models(models_dir)))
+                    }
+                    Command::Shutdown => {
+                        cancel.cancel();
+                        deferred.push_back(Command::Shutdown);
+                    }
+                    other => deferred.push_back(other),
+                }
+            }
+            match event {
+                crate::train::TrainEvent::Step { .. } => {
+                    outbox.send_frequent(Event::Training(event))
+                }
+                _ => outbox.send(Event::Training(event)),
+            }
+        };
         let summary = crate::train::train(
             &decoder_cfg,
             &settings.train,
             &prepared.data,
             &out_dir,
             resume,
-            &self.device,
-            &mut |event| match event {
-                crate::train::TrainEvent::Step { .. } => {
-                    outbox.send_frequent(Event::Training(event))
-                }
-                _ => outbox.send(Event::Training(event)),
-            },
+            device,
+            &mut on_event,
             cancel.flag(),
         )
         .map_err(|e| e.to_string())?;
@@ -876,6 +928,39 @@ fn describe_model(model: &model_dir::LoadedModel) -> String {
         model.vocab.len(),
         describe_meta(&model.meta)
     )
+}
+
+/// Captions one image and sends the result (with a preview) to the UI.
+fn caption_with(
+    captioner: &Captioner,
+    outbox: &Outbox,
+    input: ImageInput,
+    beam: usize,
+) -> Result<(), String> {
+    let source = input.label();
+    let started = Instant::now();
+    let rgb = match &input {
+        ImageInput::File(path) => crate::encoder::load_rgb(path).map_err(|e| e.to_string())?,
+        ImageInput::Pasted(img) => color_image_to_rgb(img)?,
+    };
+    let preview = preview_of(&rgb);
+    let size = captioner.encoder.input_size();
+    let image = image_io::normalize_rgb(&image_io::resize_rgb(rgb, size));
+    let options = DecodeOptions {
+        beam: beam.max(1),
+        ..DecodeOptions::default()
+    };
+    let result = captioner
+        .caption_image(image, &options)
+        .map_err(|e| format!("{source}: {e}"))?;
+    let mut output = caption_output(result);
+    output.millis = started.elapsed().as_secs_f64() * 1e3;
+    outbox.send(Event::Captioned {
+        source,
+        output,
+        preview: Some(Arc::new(preview)),
+    });
+    Ok(())
 }
 
 fn caption_output(r: pipeline::CaptionResult) -> CaptionOutput {

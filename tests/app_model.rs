@@ -49,7 +49,8 @@ fn training_starts_stops_and_resumes() {
         s.hidden_dim = 16;
         s.import.min_count = 1;
         s.train.batch_size = 2;
-        s.train.epochs = 200;
+        s.train.epochs = 100_000;
+        s.train.early_stop_patience = 0;
         s.train.dev_bleu_images = 4;
     }
     h.step();
@@ -145,4 +146,45 @@ fn batch_captions_a_folder_marks_bad_images_and_exports() {
         );
     }
     assert!(!photos.join("broken.txt").exists());
+}
+
+/// Closing the window during training stops the run at the next batch, leaving a resumable
+/// checkpoint, instead of waiting for the run to end (this run would take days).
+#[test]
+fn closing_during_training_stops_it_with_a_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = app(tmp.path(), Tab::Dataset);
+    drop_files(&mut h, &[fixtures().join("flickr8k_mini")]);
+    wait_until(&mut h, 60, "the import", |a| {
+        a.panels.dataset.loaded().is_some()
+    });
+    h.state_mut().panels.tab = Tab::Train;
+    {
+        let s = &mut h.state_mut().panels.train.settings;
+        s.embed_dim = 16;
+        s.hidden_dim = 16;
+        s.import.min_count = 1;
+        s.train.batch_size = 2;
+        s.train.epochs = 100_000;
+        s.train.early_stop_patience = 0;
+    }
+    h.step();
+    h.get_by_label("Start").click();
+    wait_until(&mut h, 120, "training steps", |a| {
+        a.panels
+            .train
+            .run()
+            .is_some_and(|r| !r.step_losses.is_empty())
+    });
+    let out = h
+        .state()
+        .panels
+        .train
+        .run()
+        .unwrap()
+        .out_dir
+        .clone()
+        .unwrap();
+    drop(h); // joins the worker thread
+    assert!(out.join("last/train_state.json").is_file());
 }
