@@ -32,6 +32,8 @@ pub enum Command {
     Caption(CaptionArgs),
     /// Score a model on a dataset split: BLEU-1..4 and CIDEr-D.
     Eval(EvalArgs),
+    /// Caption every photo in a folder (and its sub-folders); export sidecars, CSV or JSON.
+    Batch(BatchArgs),
     /// Open the desktop app (what `captioner` alone does), optionally with a photo or folder.
     App(AppArgs),
     /// Speed measurements (JSON), as reported in the README.
@@ -224,6 +226,27 @@ pub struct CaptionArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct BatchArgs {
+    /// The folder of photos.
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub decode: DecodeArgs,
+    /// Write a `.txt` sidecar beside each photo (existing ones are left alone unless
+    /// --overwrite is given).
+    #[arg(long)]
+    pub sidecars: bool,
+    /// Replace existing `.txt` sidecars.
+    #[arg(long, requires = "sidecars")]
+    pub overwrite: bool,
+    /// Write the captions as CSV (image,caption,confidence,edited).
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+    /// Write the captions as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
 pub struct EvalArgs {
     /// The dataset folder.
     pub dir: PathBuf,
@@ -293,6 +316,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Train(args) => crate::cli_model::train(&args),
         Command::Caption(args) => crate::cli_model::caption(&args),
         Command::Eval(args) => crate::cli_model::eval(&args),
+        Command::Batch(args) => crate::cli_model::batch(&args),
         Command::App(a) => {
             crate::app::run_with(crate::app::Startup {
                 tab: a.tab,

@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::cli::{CaptionArgs, ClassifyArgs, EvalArgs, FeaturesArgs, TrainArgs};
+use crate::app::export::{self, ExportRow};
+use crate::cli::{BatchArgs, CaptionArgs, ClassifyArgs, EvalArgs, FeaturesArgs, TrainArgs};
 use crate::dataset::{self, Split};
 use crate::decoder::{DecoderConfig, DecoderKind};
 use crate::encoder::ClassNames;
@@ -557,4 +558,88 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+pub fn batch(args: &BatchArgs) -> anyhow::Result<ExitCode> {
+    let options = decode_options(&args.decode)?;
+    let images = crate::app::batch::list_images_recursive(&args.dir).map_err(anyhow::Error::msg)?;
+    if images.is_empty() {
+        anyhow::bail!("{}: no photos found", args.dir.display());
+    }
+    let stop = interrupt_flag();
+    let device = device();
+    let captioner = load_captioner(args.decode.model.as_deref(), &device)?;
+    let bar = progress_bar(images.len() as u64, "captioning");
+    let mut rows = Vec::new();
+    let mut failed = 0;
+    for path in &images {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let name = path
+            .strip_prefix(&args.dir)
+            .unwrap_or(path)
+            .display()
+            .to_string();
+        match captioner.caption_file(path, &options) {
+            Ok(c) => {
+                bar.suspend(|| println!("{name}: {}", c.text));
+                let confidence = if c.words.is_empty() {
+                    0.0
+                } else {
+                    let mean_log = c
+                        .words
+                        .iter()
+                        .map(|w| f64::from(w.probability.max(1e-12)).ln())
+                        .sum::<f64>()
+                        / c.words.len() as f64;
+                    mean_log.exp() as f32
+                };
+                rows.push(ExportRow {
+                    image: name,
+                    path: path.clone(),
+                    caption: c.text,
+                    confidence: Some(confidence),
+                    edited: false,
+                });
+            }
+            Err(e) => {
+                failed += 1;
+                bar.suspend(|| eprintln!("error: {}: {e}", path.display()));
+            }
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let stopped = rows.len() + failed < images.len();
+    eprintln!(
+        "{} captioned, {failed} could not be read{}",
+        rows.len(),
+        if stopped { ", stopped early" } else { "" }
+    );
+    let mut export_failed = false;
+    if args.sidecars {
+        let r = export::write_sidecars(&rows, args.overwrite);
+        eprintln!("{}", r.describe("sidecars"));
+        export_failed |= !r.failed.is_empty();
+    }
+    for (target, bytes) in [
+        (&args.csv, args.csv.as_ref().map(|_| export::to_csv(&rows))),
+        (
+            &args.json,
+            args.json.as_ref().map(|_| export::to_json(&rows)),
+        ),
+    ] {
+        if let (Some(target), Some(bytes)) = (target, bytes) {
+            let bytes = bytes.map_err(anyhow::Error::msg)?;
+            let r = export::write_file(target, &bytes, rows.len());
+            eprintln!("{}", r.describe(&target.display().to_string()));
+            export_failed |= !r.failed.is_empty();
+        }
+    }
+    Ok(if failed == 0 && !export_failed && !stopped {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -241,3 +241,55 @@ fn bench_caption_reports_latency() {
     let median = v["median_ms"].as_f64().unwrap();
     assert!(median > 0.0 && median <= v["max_ms"].as_f64().unwrap());
 }
+
+/// `captioner batch`: captions a folder, names bad files, writes sidecars without touching
+/// existing ones unless asked, and CSV/JSON.
+#[test]
+fn batch_captions_a_folder_and_exports() {
+    let tmp = tempfile::tempdir().unwrap();
+    let photos = tmp.path().join("photos");
+    std::fs::create_dir_all(photos.join("sub")).unwrap();
+    for name in ["2529205842_bdcb49d65b.jpg", "246231741_882b45c4e1.jpg"] {
+        std::fs::copy(fixture("encoder/images").join(name), photos.join(name)).unwrap();
+    }
+    std::fs::copy(
+        fixture("encoder/images/93922153_8d831f7f01.jpg"),
+        photos.join("sub/cliff.jpg"),
+    )
+    .unwrap();
+    std::fs::write(photos.join("broken.jpg"), b"not a jpeg").unwrap();
+    std::fs::write(photos.join("246231741_882b45c4e1.txt"), "mine\n").unwrap();
+    let csv = tmp.path().join("out.csv");
+    let out = run(captioner()
+        .arg("batch")
+        .arg(&photos)
+        .args(["--sidecars", "--beam", "2"])
+        .arg("--csv")
+        .arg(&csv));
+    assert_eq!(out.status.code(), Some(1), "one photo is broken");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("broken.jpg"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.lines().count(), 3, "{stdout}");
+    assert!(stdout.contains("sub/cliff.jpg: "));
+    // The existing sidecar is left alone; the others are written.
+    assert_eq!(
+        std::fs::read_to_string(photos.join("246231741_882b45c4e1.txt")).unwrap(),
+        "mine\n"
+    );
+    let written = std::fs::read_to_string(photos.join("sub/cliff.txt")).unwrap();
+    assert!(stdout.contains(&format!("sub/cliff.jpg: {}", written.trim())));
+    assert!(!photos.join("broken.txt").exists());
+    let csv = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(csv.lines().count(), 4, "{csv}");
+    // --overwrite replaces it.
+    let out = run(captioner()
+        .arg("batch")
+        .arg(&photos)
+        .args(["--sidecars", "--overwrite"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert_ne!(
+        std::fs::read_to_string(photos.join("246231741_882b45c4e1.txt")).unwrap(),
+        "mine\n"
+    );
+}
