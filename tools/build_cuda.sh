@@ -19,9 +19,13 @@ if [ ! -x "$VENV/bin/pip" ]; then
   "$PY" -m venv "$VENV"
 fi
 # CUDA 13 wheels: nvidia-cuda-nvcc has the whole compiler driver (the -cu12 wheels ship only
-# ptxas). All of them unpack under site-packages/nvidia/cu13/{bin,include,lib}.
-"$VENV/bin/pip" install --quiet --upgrade \
-  nvidia-cuda-nvcc nvidia-cuda-runtime nvidia-cuda-nvrtc nvidia-cublas nvidia-curand nvidia-cuda-cccl
+# ptxas). All of them unpack under site-packages/nvidia/cu13/{bin,include,lib}. The toolkit is
+# pinned to 13.4, the newest CUDA that candle's cudarc (0.19.10) knows.
+CUDA_PIN=${CUDA_PIN:-13.4.92}
+"$VENV/bin/pip" install --quiet \
+  "nvidia-cuda-nvcc==$CUDA_PIN" "nvidia-nvvm==$CUDA_PIN" "nvidia-cuda-crt==$CUDA_PIN" \
+  "nvidia-cuda-runtime==$CUDA_PIN" "nvidia-cuda-nvrtc==$CUDA_PIN" \
+  nvidia-cublas nvidia-curand nvidia-cuda-cccl
 
 SITE=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 # One CUDA tree the way nvcc and cudarc expect it: bin/, include/, lib64/ (+ nvvm/).
