@@ -61,9 +61,12 @@ pub fn pick_device() -> (Device, Option<String>) {
         match Device::new_cuda(0) {
             Ok(d) => return (d, None),
             Err(e) => {
+                // candle's error text carries a backtrace: the first line says what failed.
+                let text = e.to_string();
+                let why = text.lines().next().unwrap_or("unknown error").trim();
                 return (
                     Device::Cpu,
-                    Some(format!("no usable CUDA GPU ({e}); running on the CPU")),
+                    Some(format!("no usable CUDA GPU ({why}); running on the CPU")),
                 );
             }
         }

@@ -58,6 +58,20 @@ export LIBRARY_PATH=$ROOT/lib64:${LIBRARY_PATH:-}
 export CUDA_COMPUTE_CAP=$CAP
 nvcc --version | tail -1
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target/cuda}
+# cudarc links against the driver library (libcuda), which comes with the NVIDIA driver, not
+# with the toolkit wheels. On a build machine without a driver, link against a stub that
+# defines the driver functions cudarc uses, named libcuda.so.1 like the real one, so the
+# driver's own library is the one loaded at run time. (Each stub function returns 100,
+# CUDA_ERROR_NO_DEVICE, should the stub ever be loaded.)
+if ! ldconfig -p 2>/dev/null | grep -q 'libcuda\.so\.1' && [ ! -e "$ROOT/lib64/libcuda.so" ]; then
+  cargo build --release --features cuda --lib   # no linking yet: makes the cudarc library
+  rlib=$(ls -t "$CARGO_TARGET_DIR"/release/deps/libcudarc-*.rlib | head -1)
+  nm -u "$rlib" | awk '$1=="U" && $2 ~ /^cu[A-Z]/ {print "int " $2 "(void) { return 100; }"}' | sort -u > "$ROOT/cuda_stub.c"
+  mkdir -p "$ROOT/lib64/stubs"
+  cc -shared -fPIC -Wl,-soname,libcuda.so.1 -o "$ROOT/lib64/stubs/libcuda.so" "$ROOT/cuda_stub.c"
+  ln -sf stubs/libcuda.so "$ROOT/lib64/libcuda.so"
+  echo "no NVIDIA driver here: linking against a stub libcuda ($(wc -l < "$ROOT/cuda_stub.c") functions)"
+fi
 cargo build --release --features cuda
 echo
 echo "built $CARGO_TARGET_DIR/release/captioner with CUDA (compute capability $CAP). Run it with:"
