@@ -185,22 +185,6 @@ pub fn features(args: &FeaturesArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn default_out_dir(dataset_root: &Path, kind: DecoderKind) -> PathBuf {
-    let name = dataset_root
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "dataset".into());
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let stamp = crate::model_dir::iso8601_utc(secs).replace(':', "-");
-    crate::paths::data_dir()
-        .unwrap_or_else(|| PathBuf::from("."))
-        .join("models")
-        .join(format!("{name}-{kind}-{stamp}"))
-}
-
 pub fn train(args: &TrainArgs) -> anyhow::Result<ExitCode> {
     let stop = interrupt_flag();
     let kind = match args.decoder.as_str() {
@@ -213,7 +197,13 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<ExitCode> {
         (None, true) => {
             anyhow::bail!("--resume needs --out DIR: the folder of the run to continue")
         }
-        (None, false) => default_out_dir(&args.dir, kind),
+        (None, false) => pipeline::new_run_dir(
+            &crate::paths::data_dir()
+                .unwrap_or_else(|| PathBuf::from("."))
+                .join("models"),
+            &args.dir,
+            kind,
+        ),
     };
     let ds = dataset::import(&args.dir, &args.text.import_options())?;
     for p in ds.problems.iter().take(5) {
@@ -584,17 +574,7 @@ pub fn batch(args: &BatchArgs) -> anyhow::Result<ExitCode> {
         match captioner.caption_file(path, &options) {
             Ok(c) => {
                 bar.suspend(|| println!("{name}: {}", c.text));
-                let confidence = if c.words.is_empty() {
-                    0.0
-                } else {
-                    let mean_log = c
-                        .words
-                        .iter()
-                        .map(|w| f64::from(w.probability.max(1e-12)).ln())
-                        .sum::<f64>()
-                        / c.words.len() as f64;
-                    mean_log.exp() as f32
-                };
+                let confidence = pipeline::confidence(c.words.iter().map(|w| w.probability));
                 rows.push(ExportRow {
                     image: name,
                     path: path.clone(),

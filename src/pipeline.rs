@@ -268,14 +268,15 @@ impl Captioner {
         let best = captions
             .first()
             .ok_or_else(|| PipelineError::Other("the decoder returned no caption".into()))?;
-        let words: Vec<ScoredWord> = self
-            .words(&best.tokens)
+        let best_words = self.words(&best.tokens);
+        let text = best_words.join(" ");
+        let words: Vec<ScoredWord> = best_words
             .into_iter()
             .zip(&best.word_probs)
             .map(|(word, &probability)| ScoredWord { word, probability })
             .collect();
         Ok(CaptionResult {
-            text: self.words(&best.tokens).join(" "),
+            text,
             words,
             alternatives: captions
                 .iter()
@@ -300,6 +301,37 @@ impl Captioner {
             })
             .collect()
     }
+}
+
+/// A new run folder under `models_dir`, named after the dataset, decoder and time.
+pub fn new_run_dir(
+    models_dir: &Path,
+    dataset: &Path,
+    kind: crate::decoder::DecoderKind,
+) -> PathBuf {
+    let name = dataset
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "dataset".into());
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let stamp = model_dir::iso8601_utc(secs).replace(':', "-");
+    models_dir.join(format!("{name}-{kind}-{stamp}"))
+}
+
+/// The geometric mean of word probabilities (0 for an empty caption): a caption's confidence.
+pub fn confidence(probabilities: impl ExactSizeIterator<Item = f32>) -> f32 {
+    let n = probabilities.len();
+    if n == 0 {
+        return 0.0;
+    }
+    let mean_log = probabilities
+        .map(|p| f64::from(p.max(1e-12)).ln())
+        .sum::<f64>()
+        / n as f64;
+    mean_log.exp() as f32
 }
 
 /// Text settings stored in a model's `config.json`.

@@ -108,16 +108,7 @@ pub struct CaptionOutput {
 impl CaptionOutput {
     /// The geometric mean of the word probabilities (0 for an empty caption).
     pub fn confidence(&self) -> f32 {
-        if self.words.is_empty() {
-            return 0.0;
-        }
-        let mean_log = self
-            .words
-            .iter()
-            .map(|w| f64::from(w.probability.max(1e-12)).ln())
-            .sum::<f64>()
-            / self.words.len() as f64;
-        mean_log.exp() as f32
+        pipeline::confidence(self.words.iter().map(|w| w.probability))
     }
 }
 
@@ -678,7 +669,6 @@ impl State {
             .filter(|e| matches!(e.split, dataset::Split::Train | dataset::Split::Dev))
             .map(|e| e.path.clone())
             .collect();
-        let started = Instant::now();
         let report = features::extract(
             &encoder,
             &cache,
@@ -718,11 +708,9 @@ impl State {
             },
         )
         .map_err(|e| e.to_string())?;
-        let _ = started;
-        let out_dir = settings
-            .out_dir
-            .clone()
-            .unwrap_or_else(|| new_run_dir(&self.config.models_dir, &dir, settings.decoder));
+        let out_dir = settings.out_dir.clone().unwrap_or_else(|| {
+            pipeline::new_run_dir(&self.config.models_dir, &dir, settings.decoder)
+        });
         if report.stopped {
             self.outbox.send(Event::TrainFinished {
                 out_dir: out_dir.clone(),
@@ -847,24 +835,6 @@ impl State {
                 .failed(Job::Import, format!("cannot start the import: {e}"));
         }
     }
-}
-
-/// A new run folder under `models_dir`, named after the dataset, decoder and time.
-pub fn new_run_dir(
-    models_dir: &std::path::Path,
-    dataset: &std::path::Path,
-    kind: crate::decoder::DecoderKind,
-) -> PathBuf {
-    let name = dataset
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "dataset".into());
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let stamp = model_dir::iso8601_utc(secs).replace(':', "-");
-    models_dir.join(format!("{name}-{kind}-{stamp}"))
 }
 
 /// Trained models under `models_dir`: every folder with a `config.json`, and the `best/` of

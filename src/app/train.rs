@@ -80,7 +80,7 @@ impl TrainPanel {
                 }
             }
         } else {
-            Some(crate::worker::new_run_dir(
+            Some(crate::pipeline::new_run_dir(
                 &shared.paths.models_dir,
                 settings
                     .dataset_dir
