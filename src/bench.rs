@@ -7,6 +7,9 @@
 //! - `train`: one training epoch of the decoder over the Flickr8k training captions from
 //!   cached features (the training loop only, as tools/bench_torch_decoder.py times it).
 //! - `caption`: warm single-photo latency (decode + encoder + beam search), median of `n`.
+//! - `batch`: a folder through the "caption a folder" job (read + decode + encode + beam
+//!   search, pipelined), photos/s, beside the encoder's own images/s on the folder's first
+//!   photos (read + decode + forward at the same batch size, one after the other).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -18,6 +21,8 @@ use crate::dataset::{self, ImportOptions};
 use crate::decoder::DecoderConfig;
 use crate::encoder::PreprocessedImage;
 use crate::features::FeatureCache;
+use crate::jobs::CancelToken;
+use crate::jobs::caption::{CaptionInput, FolderOptions, caption_folder, caption_one, list_photos};
 use crate::pipeline::{self, Captioner, DecodeOptions};
 use crate::train::{TrainConfig, TrainEvent};
 
@@ -219,15 +224,16 @@ pub fn caption(
         beam,
         ..DecodeOptions::default()
     };
+    let one = |p: &PathBuf| caption_one(&captioner, CaptionInput::File(p.clone()), &options);
     // Warm-up.
     for p in images.iter().take(3) {
-        captioner.caption_file(p, &options)?;
+        one(p)?;
     }
     let mut ms = Vec::new();
     for i in 0..n.max(1) {
         let p = &images[i % images.len()];
         let t = Instant::now();
-        captioner.caption_file(p, &options)?;
+        one(p)?;
         ms.push(t.elapsed().as_secs_f64() * 1e3);
     }
     Ok(json!({
@@ -239,6 +245,88 @@ pub fn caption(
         "median_ms": median(ms.clone()),
         "mean_ms": ms.iter().sum::<f64>() / ms.len() as f64,
         "max_ms": ms.iter().copied().fold(0.0, f64::max),
+        "loadavg_1min_start_end": [load_start, loadavg()],
+    }))
+}
+
+/// A folder through the "caption a folder" job; returns one JSON object.
+pub fn batch(
+    dir: &Path,
+    model: &Path,
+    beam: usize,
+    batch: usize,
+    limit: Option<usize>,
+) -> anyhow::Result<serde_json::Value> {
+    let load_start = loadavg();
+    let device = candle_core::Device::Cpu;
+    let captioner = Captioner::load(model, &device)?;
+    let (mut photos, _) = list_photos(dir)?;
+    if let Some(n) = limit {
+        photos.truncate(n);
+    }
+    if photos.is_empty() {
+        anyhow::bail!("no photos in {}", dir.display());
+    }
+    let options = FolderOptions {
+        decode: DecodeOptions {
+            beam,
+            ..DecodeOptions::default()
+        },
+        batch: batch.max(1),
+        ..FolderOptions::default()
+    };
+    let cancel = CancelToken::new();
+    // Warm-up on a few photos (weights paged in, buffers allocated).
+    let warm = &photos[..photos.len().min(batch.max(1))];
+    caption_folder(&captioner, warm, &options, &mut |_| {}, &cancel)?;
+
+    // The encoder alone on the first photos: read + decode + forward, batch by batch.
+    let sample = &photos[..photos.len().min(8 * batch.max(1))];
+    let t = Instant::now();
+    for chunk in sample.chunks(batch.max(1)) {
+        let images: Vec<PreprocessedImage> = chunk
+            .iter()
+            .filter_map(|p| {
+                crate::jobs::caption::load_for_encoder(
+                    p,
+                    captioner.encoder.input_size(),
+                    &options.limits,
+                )
+                .ok()
+            })
+            .collect();
+        if !images.is_empty() {
+            captioner.encoder.encode(&images)?;
+        }
+    }
+    let encoder_per_s = sample.len() as f64 / t.elapsed().as_secs_f64();
+
+    let mut failed = 0usize;
+    let report = caption_folder(
+        &captioner,
+        &photos,
+        &options,
+        &mut |e| {
+            if let crate::jobs::JobEvent::Captioned { result: Err(_), .. } = e {
+                failed += 1;
+            }
+        },
+        &cancel,
+    )?;
+    let per_s = report.total as f64 / report.seconds;
+    Ok(json!({
+        "bench": "rust_caption_folder",
+        "threads": rayon::current_num_threads(),
+        "dir": dir,
+        "photos": report.total,
+        "failed": failed,
+        "beam": beam,
+        "batch": batch,
+        "seconds": report.seconds,
+        "photos_per_s": per_s,
+        "encoder_only_sample": sample.len(),
+        "encoder_only_images_per_s": encoder_per_s,
+        "ratio_to_encoder": per_s / encoder_per_s,
         "loadavg_1min_start_end": [load_start, loadavg()],
     }))
 }

@@ -78,6 +78,22 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 64)]
         batch: usize,
     },
+    /// Captioning a whole folder (`captioner batch`'s pipeline): photos/s, beside the
+    /// encoder's own images/s (read + decode + forward) on the first photos of the folder.
+    Batch {
+        /// The folder of photos (searched recursively).
+        dir: PathBuf,
+        #[arg(long)]
+        model: Option<PathBuf>,
+        #[arg(long, default_value_t = 3)]
+        beam: usize,
+        /// Photos per encoder pass.
+        #[arg(long, default_value_t = crate::jobs::caption::FolderOptions::default().batch)]
+        batch: usize,
+        /// Caption only the first N photos.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
     /// Warm single-photo caption latency (decode + encoder + beam search).
     Caption {
         /// Photos, captioned in turn.
@@ -143,39 +159,44 @@ pub struct FeaturesArgs {
     pub text: TextArgs,
 }
 
+/// The one set of training defaults (shared with the app's Train panel).
+fn defaults() -> crate::jobs::TrainSettings {
+    crate::jobs::TrainSettings::default()
+}
+
 #[derive(Args, Debug)]
 pub struct TrainArgs {
     /// The dataset folder (train split for training, dev split for early stopping).
     pub dir: PathBuf,
     /// Epochs to train (a resumed run may raise it).
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = defaults().train.epochs)]
     pub epochs: usize,
     /// Captions per batch.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = defaults().train.batch_size)]
     pub batch: usize,
     /// Initial learning rate (Adam).
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = defaults().train.lr)]
     pub lr: f32,
     /// Decoder: `merge` (the tutorial's) or `inject` (Show and Tell).
-    #[arg(long, default_value = "merge")]
+    #[arg(long, default_value_t = defaults().decoder.to_string())]
     pub decoder: String,
     /// Word embedding size.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = defaults().embed_dim)]
     pub embed: usize,
     /// LSTM state size.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = defaults().hidden_dim)]
     pub hidden: usize,
     /// Dropout probability.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = defaults().dropout)]
     pub dropout: f32,
     /// Epochs without a better dev BLEU-4 before training stops (0: never).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = defaults().train.early_stop_patience)]
     pub patience: usize,
     /// Dev images decoded each epoch for BLEU-4.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = defaults().train.dev_bleu_images)]
     pub dev_bleu_images: usize,
     /// Random seed (weights, batch order, dropout).
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = defaults().train.seed)]
     pub seed: u64,
     /// Output folder (checkpoints `last/` and `best/`); default: a new folder under the OS
     /// data directory's models/.
@@ -273,7 +294,7 @@ pub struct TextArgs {
     #[arg(long, default_value = "natural")]
     pub cleaning: Cleaning,
     /// Words seen fewer times than this in the training captions become <unk>.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = ImportOptions::default().min_count)]
     pub min_count: usize,
     /// Train/dev/test fractions for datasets without split files.
     #[arg(long, default_value = "80/10/10", value_parser = SplitFractions::parse)]
@@ -336,6 +357,19 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 BenchCommand::Train { dir, cache, batch } => {
                     crate::bench::train(&dir, &crate::paths::cache_dir(cache.as_deref()), batch)?
                 }
+                BenchCommand::Batch {
+                    dir,
+                    model,
+                    beam,
+                    batch,
+                    limit,
+                } => crate::bench::batch(
+                    &dir,
+                    &model.unwrap_or_else(crate::pipeline::default_model_dir),
+                    beam,
+                    batch,
+                    limit,
+                )?,
                 BenchCommand::Caption {
                     images,
                     model,

@@ -1,33 +1,39 @@
 //! The command line's model commands: `classify`, `features`, `train`, `caption`, `eval`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::app::export::{self, ExportRow};
 use crate::cli::{BatchArgs, CaptionArgs, ClassifyArgs, EvalArgs, FeaturesArgs, TrainArgs};
-use crate::dataset::{self, Split};
-use crate::decoder::{DecoderConfig, DecoderKind};
+use crate::dataset::Split;
+use crate::decoder::DecoderKind;
 use crate::encoder::ClassNames;
-use crate::features::{self, ExtractEvent, ExtractOptions, ExtractReport, FeatureCache};
+use crate::export::{self, ExportRow};
+use crate::features::{ExtractOptions, FeatureCache};
+use crate::jobs::caption::{self, CaptionInput, FolderOptions};
+use crate::jobs::evaluate::EvalOptions;
+use crate::jobs::models::{self, ModelChoice};
+use crate::jobs::train::{TrainPlaces, TrainResources, TrainSettings};
+use crate::jobs::{CancelToken, Job, JobEvent};
 use crate::pipeline::{self, Captioner, DecodeOptions};
-use crate::train::{self, TrainConfig, TrainEvent};
+use crate::train::{TrainConfig, TrainEvent};
 
 /// A flag set by Ctrl-C, so long jobs stop cleanly (a second Ctrl-C kills at once).
-fn interrupt_flag() -> Arc<AtomicBool> {
-    let flag = Arc::new(AtomicBool::new(false));
-    let f = flag.clone();
+fn interrupt_token() -> CancelToken {
+    let token = CancelToken::new();
+    let t = token.clone();
+    let second = Arc::new(AtomicBool::new(false));
     let _ = ctrlc::set_handler(move || {
-        if f.swap(true, Ordering::SeqCst) {
+        if second.swap(true, Ordering::SeqCst) {
             std::process::exit(130);
         }
+        t.cancel();
         eprintln!("\nstopping after the current batch (Ctrl-C again to quit at once)");
     });
-    flag
+    token
 }
 
 fn device() -> candle_core::Device {
@@ -104,42 +110,182 @@ fn progress_bar(len: u64, what: &str) -> ProgressBar {
     bar
 }
 
-/// Extracts the features of `paths` with a progress bar (hidden with `quiet`).
-fn extract_with_progress(
-    encoder: &crate::encoder::Encoder,
-    cache: &FeatureCache,
-    paths: &[PathBuf],
-    batch: usize,
-    stop: &AtomicBool,
+/// Renders job events on the terminal: a progress bar per stage and messages on stderr, or,
+/// with `json_lines`, training events as JSON lines on stdout. `quiet` hides bars and phase
+/// messages (the command prints one JSON document at the end).
+struct Renderer {
     quiet: bool,
-) -> anyhow::Result<ExtractReport> {
-    let bar = if quiet {
-        ProgressBar::hidden()
-    } else {
-        progress_bar(paths.len() as u64, "features")
-    };
-    let options = ExtractOptions {
-        batch_size: batch.max(1),
-        ..ExtractOptions::default()
-    };
-    let report = features::extract(encoder, cache, paths, &options, stop, &mut |e| match e {
-        ExtractEvent::Started { cached, .. } => {
-            if cached > 0 {
-                bar.set_message(format!("({cached} cached)"));
+    json_lines: bool,
+    bar: Option<(Job, ProgressBar)>,
+    /// Where `--resume` continues (named when training stops).
+    out_dir: Option<PathBuf>,
+}
+
+impl Renderer {
+    fn new(quiet: bool, json_lines: bool) -> Renderer {
+        Renderer {
+            quiet,
+            json_lines,
+            bar: None,
+            out_dir: None,
+        }
+    }
+
+    fn message(&self, text: &str) {
+        match &self.bar {
+            Some((_, bar)) => bar.suspend(|| eprintln!("{text}")),
+            None => eprintln!("{text}"),
+        }
+    }
+
+    /// A result line on stdout (above the progress bar).
+    fn output(&self, text: &str) {
+        match &self.bar {
+            Some((_, bar)) => bar.suspend(|| println!("{text}")),
+            None => println!("{text}"),
+        }
+    }
+
+    fn finish_bar(&mut self) {
+        if let Some((_, bar)) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+
+    fn bar_for(&mut self, job: Job, len: u64, title: &str) -> &ProgressBar {
+        if !matches!(&self.bar, Some((j, b)) if *j == job && b.length() == Some(len)) {
+            self.finish_bar();
+            let bar = if self.quiet || self.json_lines {
+                ProgressBar::hidden()
+            } else {
+                progress_bar(len, title)
+            };
+            self.bar = Some((job, bar));
+        }
+        match &self.bar {
+            Some((_, bar)) => bar,
+            None => unreachable!("the bar was just set"),
+        }
+    }
+
+    fn event(&mut self, event: JobEvent) {
+        match event {
+            JobEvent::Phase { message, .. } => {
+                if !self.quiet && !self.json_lines {
+                    self.message(&message);
+                }
+            }
+            JobEvent::Warning { message, .. } => self.message(&format!("warning: {message}")),
+            JobEvent::Skipped { path, reason, .. } => {
+                self.message(&format!("skipped {}: {reason}", path.display()))
+            }
+            JobEvent::Progress {
+                job, done, total, ..
+            } => {
+                let title = match job {
+                    Job::Features => "features",
+                    Job::Batch => "captioning",
+                    _ => job.name(),
+                };
+                let bar = self.bar_for(job, total as u64, title);
+                bar.set_position(done as u64);
+                if done >= total {
+                    self.finish_bar();
+                }
+            }
+            JobEvent::TrainStarted {
+                out_dir,
+                device,
+                engine,
+            } => {
+                if !self.json_lines {
+                    self.message(&format!("training on the {device} ({engine})"));
+                }
+                self.out_dir = Some(out_dir);
+            }
+            JobEvent::Train(e) => self.train_event(e),
+            JobEvent::Captioned { .. } => {}
+        }
+    }
+
+    fn train_event(&mut self, event: TrainEvent) {
+        if self.json_lines {
+            if let Some(line) = event_json(&event) {
+                println!("{line}");
+            }
+            return;
+        }
+        match &event {
+            TrainEvent::Started {
+                start_epoch,
+                start_step,
+                ..
+            } => {
+                if *start_epoch > 1 || *start_step > 0 {
+                    self.message(&format!(
+                        "resuming at epoch {start_epoch}, after step {start_step}"
+                    ));
+                }
+            }
+            TrainEvent::Step {
+                epoch,
+                step,
+                steps_per_epoch,
+                avg_loss,
+                ..
+            } => {
+                let bar = self.bar_for(
+                    Job::Train,
+                    *steps_per_epoch as u64,
+                    &format!("epoch {epoch}"),
+                );
+                bar.set_position(*step as u64);
+                bar.set_message(format!("loss {avg_loss:.3}"));
+            }
+            TrainEvent::Epoch(r) => {
+                self.finish_bar();
+                println!(
+                    "epoch {:>3}  train loss {:.4}  dev loss {:.4}  dev BLEU-4 {:.4}{}  lr {:.2e}  {:.1} s  ETA {:.0} s",
+                    r.epoch,
+                    r.train_loss,
+                    r.dev_loss,
+                    r.dev_bleu4,
+                    if r.improved { " *" } else { "  " },
+                    r.lr,
+                    r.seconds,
+                    r.eta_seconds
+                );
+                for (name, caption) in &r.samples {
+                    println!("    {name}: {caption}");
+                }
+            }
+            TrainEvent::Checkpoint { .. } => {}
+            TrainEvent::Stopped { epoch, step } => {
+                self.finish_bar();
+                let out = self
+                    .out_dir
+                    .as_ref()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_default();
+                eprintln!(
+                    "stopped in epoch {epoch} after step {step}; continue with --resume --out {out}"
+                );
+            }
+            TrainEvent::Finished {
+                best_epoch,
+                best_bleu4,
+            } => {
+                println!("best: epoch {best_epoch} with dev BLEU-4 {best_bleu4:.4}");
             }
         }
-        ExtractEvent::Progress { done, .. } => bar.set_position(done as u64),
-        ExtractEvent::Failed { path, reason } => {
-            bar.suspend(|| eprintln!("skipped {}: {reason}", path.display()));
-        }
-    })?;
-    bar.finish_and_clear();
-    Ok(report)
+    }
 }
 
 pub fn features(args: &FeaturesArgs) -> anyhow::Result<ExitCode> {
-    let stop = interrupt_flag();
-    let ds = dataset::import(&args.dir, &args.text.import_options())?;
+    let cancel = interrupt_token();
+    let mut renderer = Renderer::new(args.json, false);
+    let events = &mut |e| renderer.event(e);
+    let ds = crate::jobs::import::import(&args.dir, &args.text.import_options(), events, &cancel)?;
     let device = device();
     let encoder = pipeline::load_encoder(&device)?;
     let cache = FeatureCache::new(
@@ -147,7 +293,13 @@ pub fn features(args: &FeaturesArgs) -> anyhow::Result<ExitCode> {
         encoder.id(),
     );
     let paths: Vec<PathBuf> = ds.images.iter().map(|e| e.path.clone()).collect();
-    let report = extract_with_progress(&encoder, &cache, &paths, args.batch, &stop, args.json)?;
+    let options = ExtractOptions {
+        batch_size: args.batch.max(1),
+        ..ExtractOptions::default()
+    };
+    let report =
+        crate::jobs::extract::extract(&encoder, &cache, &paths, &options, events, &cancel)?;
+    renderer.finish_bar();
     if args.json {
         println!(
             "{}",
@@ -185,170 +337,65 @@ pub fn features(args: &FeaturesArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-pub fn train(args: &TrainArgs) -> anyhow::Result<ExitCode> {
-    let stop = interrupt_flag();
-    let kind = match args.decoder.as_str() {
+/// The training settings of `captioner train`'s arguments.
+pub fn train_settings(args: &TrainArgs) -> anyhow::Result<TrainSettings> {
+    let decoder = match args.decoder.as_str() {
         "merge" => DecoderKind::Merge,
         "inject" => DecoderKind::Inject,
         other => anyhow::bail!("--decoder must be `merge` or `inject`, not `{other}`"),
     };
-    let out = match (&args.out, args.resume) {
-        (Some(out), _) => out.clone(),
-        (None, true) => {
-            anyhow::bail!("--resume needs --out DIR: the folder of the run to continue")
-        }
-        (None, false) => pipeline::new_run_dir(
-            &crate::paths::data_dir()
-                .unwrap_or_else(|| PathBuf::from("."))
-                .join("models"),
-            &args.dir,
-            kind,
-        ),
-    };
-    let ds = dataset::import(&args.dir, &args.text.import_options())?;
-    for p in ds.problems.iter().take(5) {
-        eprintln!("warning: {p}");
+    if args.resume && args.out.is_none() {
+        anyhow::bail!("--resume needs --out DIR: the folder of the run to continue");
     }
-    if ds.problems.len() > 5 {
-        eprintln!(
-            "warning: {} more problems (see `captioner dataset inspect`)",
-            ds.problems.len() - 5
-        );
-    }
-    let device = device();
-    let encoder = pipeline::load_encoder(&device)?;
-    let cache = FeatureCache::new(
-        &crate::paths::cache_dir(args.cache.as_deref()),
-        encoder.id(),
-    );
-    let paths: Vec<PathBuf> = ds
-        .images
-        .iter()
-        .filter(|e| matches!(e.split, Split::Train | Split::Dev))
-        .map(|e| e.path.clone())
-        .collect();
-    let report = extract_with_progress(&encoder, &cache, &paths, 32, &stop, args.json)?;
-    if report.stopped {
-        eprintln!("stopped during feature extraction; finished features are cached");
-        return Ok(ExitCode::from(130));
-    }
-    let prepared = pipeline::prepare_training_data(&ds, &cache, encoder.id(), args.text.min_count)?;
-    if !prepared.without_features.is_empty() {
-        eprintln!(
-            "left out {} images without a feature",
-            prepared.without_features.len()
-        );
-    }
-    let decoder_cfg = DecoderConfig {
-        kind,
-        feature_dim: encoder.feature_dim(),
+    Ok(TrainSettings {
+        dataset_dir: Some(args.dir.clone()),
+        import: args.text.import_options(),
+        decoder,
         embed_dim: args.embed,
         hidden_dim: args.hidden,
-        vocab_size: prepared.vocab.len(),
         dropout: args.dropout,
+        train: TrainConfig {
+            epochs: args.epochs,
+            batch_size: args.batch,
+            lr: args.lr,
+            early_stop_patience: args.patience,
+            dev_bleu_images: args.dev_bleu_images,
+            seed: args.seed,
+            ..TrainConfig::default()
+        },
+        out_dir: args.out.clone(),
+    })
+}
+
+pub fn train(args: &TrainArgs) -> anyhow::Result<ExitCode> {
+    let settings = train_settings(args)?;
+    let cancel = interrupt_token();
+    let device = device();
+    let encoder = pipeline::load_encoder(&device)?;
+    let places = TrainPlaces {
+        cache_dir: crate::paths::cache_dir(args.cache.as_deref()),
+        models_dir: crate::jobs::train::default_models_dir(),
     };
-    let train_cfg = TrainConfig {
-        epochs: args.epochs,
-        batch_size: args.batch,
-        lr: args.lr,
-        early_stop_patience: args.patience,
-        dev_bleu_images: args.dev_bleu_images,
-        seed: args.seed,
-        ..TrainConfig::default()
-    };
-    eprintln!(
-        "training a {kind} decoder ({} parameters, vocabulary {}) on {} train / {} dev captions into {}",
-        decoder_cfg.num_params(),
-        decoder_cfg.vocab_size,
-        prepared.data.train.len(),
-        prepared.data.dev.len(),
-        out.display()
-    );
-    let json = args.json;
-    let mut bar: Option<ProgressBar> = None;
-    let mut on_event = |event: TrainEvent| {
-        if json {
-            if let Some(line) = event_json(&event) {
-                println!("{line}");
-            }
-            return;
-        }
-        match &event {
-            TrainEvent::Started {
-                start_epoch,
-                start_step,
-                ..
-            } => {
-                if *start_epoch > 1 || *start_step > 0 {
-                    eprintln!("resuming at epoch {start_epoch}, after step {start_step}");
-                }
-            }
-            TrainEvent::Step {
-                epoch,
-                step,
-                steps_per_epoch,
-                avg_loss,
-                ..
-            } => {
-                let b = bar.get_or_insert_with(|| {
-                    progress_bar(*steps_per_epoch as u64, &format!("epoch {epoch}"))
-                });
-                b.set_position(*step as u64);
-                b.set_message(format!("loss {avg_loss:.3}"));
-            }
-            TrainEvent::Epoch(r) => {
-                if let Some(b) = bar.take() {
-                    b.finish_and_clear();
-                }
-                println!(
-                    "epoch {:>3}  train loss {:.4}  dev loss {:.4}  dev BLEU-4 {:.4}{}  lr {:.2e}  {:.1} s  ETA {:.0} s",
-                    r.epoch,
-                    r.train_loss,
-                    r.dev_loss,
-                    r.dev_bleu4,
-                    if r.improved { " *" } else { "  " },
-                    r.lr,
-                    r.seconds,
-                    r.eta_seconds
-                );
-                for (name, caption) in &r.samples {
-                    println!("    {name}: {caption}");
-                }
-            }
-            TrainEvent::Checkpoint { .. } => {}
-            TrainEvent::Stopped { epoch, step } => {
-                if let Some(b) = bar.take() {
-                    b.finish_and_clear();
-                }
-                eprintln!(
-                    "stopped in epoch {epoch} after step {step}; continue with --resume --out {}",
-                    out.display()
-                );
-            }
-            TrainEvent::Finished {
-                best_epoch,
-                best_bleu4,
-            } => {
-                println!("best: epoch {best_epoch} with dev BLEU-4 {best_bleu4:.4}");
-            }
-        }
-    };
-    let summary = train::train(
-        &decoder_cfg,
-        &train_cfg,
-        &prepared.data,
-        &out,
+    let mut renderer = Renderer::new(false, args.json);
+    let outcome = crate::jobs::train::train(
+        &settings,
+        &places,
         args.resume,
-        &device,
-        &mut on_event,
-        &stop,
-    )
-    .with_context(|| format!("training into {}", out.display()))?;
-    if !json {
-        println!("best model: {}", summary.best_dir.display());
-        println!("last checkpoint: {}", summary.last_dir.display());
+        TrainResources {
+            device: &device,
+            encoder: &encoder,
+        },
+        &mut |e| renderer.event(e),
+        &cancel,
+    )?;
+    renderer.finish_bar();
+    if outcome.stopped_in_features {
+        eprintln!("stopped during feature extraction; finished features are cached");
+    } else if !args.json {
+        println!("best model: {}", outcome.best_dir.display());
+        println!("last checkpoint: {}", outcome.last_dir.display());
     }
-    Ok(if summary.stopped {
+    Ok(if outcome.stopped {
         ExitCode::from(130)
     } else {
         ExitCode::SUCCESS
@@ -417,20 +464,16 @@ fn decode_options(d: &crate::cli::DecodeArgs) -> anyhow::Result<DecodeOptions> {
     })
 }
 
-fn load_captioner(model: Option<&Path>, device: &candle_core::Device) -> anyhow::Result<Captioner> {
-    let dir = model
-        .map(Path::to_path_buf)
-        .unwrap_or_else(pipeline::default_model_dir);
-    Captioner::load(&dir, device).with_context(|| {
-        if model.is_none() {
-            format!(
-                "loading the shipped model from {} (pass --model DIR to use another)",
-                dir.display()
-            )
-        } else {
-            format!("loading the model in {}", dir.display())
-        }
-    })
+fn load_captioner(
+    model: Option<&std::path::Path>,
+    device: &candle_core::Device,
+) -> anyhow::Result<Captioner> {
+    let encoder = pipeline::load_encoder(device)?;
+    Ok(models::load_captioner(
+        &ModelChoice::from_dir(model),
+        encoder,
+        device,
+    )?)
 }
 
 pub fn caption(args: &CaptionArgs) -> anyhow::Result<ExitCode> {
@@ -444,8 +487,9 @@ pub fn caption(args: &CaptionArgs) -> anyhow::Result<ExitCode> {
     let mut failed = 0;
     let mut json = Vec::new();
     for path in images {
-        match captioner.caption_file(path, &options) {
-            Ok(c) => {
+        match caption::caption_one(&captioner, CaptionInput::File(path.clone()), &options) {
+            Ok(one) => {
+                let c = one.result;
                 if args.json {
                     json.push(serde_json::json!({"image": path, "caption": c.text,
                         "words": c.words, "alternatives": c.alternatives, "millis": c.millis}));
@@ -469,9 +513,9 @@ pub fn caption(args: &CaptionArgs) -> anyhow::Result<ExitCode> {
             }
             Err(e) => {
                 failed += 1;
-                eprintln!("error: {}: {e}", path.display());
+                eprintln!("error: {}: {}", path.display(), e.report());
                 if args.json {
-                    json.push(serde_json::json!({"image": path, "error": e.to_string()}));
+                    json.push(serde_json::json!({"image": path, "error": e.report()}));
                 }
             }
         }
@@ -493,37 +537,24 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<ExitCode> {
         "test" => Split::Test,
         other => anyhow::bail!("--split must be train, dev or test, not `{other}`"),
     };
-    let options = decode_options(&args.decode)?;
-    let stop = interrupt_flag();
+    let options = EvalOptions {
+        split,
+        import: args.text.import_options(),
+        decode: decode_options(&args.decode)?,
+    };
+    let cancel = interrupt_token();
     let device = device();
     let captioner = load_captioner(args.decode.model.as_deref(), &device)?;
-    let ds = dataset::import(&args.dir, &args.text.import_options())?;
-    let cache = FeatureCache::new(
+    let mut renderer = Renderer::new(args.json, false);
+    let report = crate::jobs::evaluate::evaluate(
+        &captioner,
+        &args.dir,
         &crate::paths::cache_dir(args.cache.as_deref()),
-        captioner.encoder.id(),
-    );
-    let bar = if args.json {
-        ProgressBar::hidden()
-    } else {
-        progress_bar(0, "features")
-    };
-    let report =
-        pipeline::evaluate(
-            &captioner,
-            &ds,
-            split,
-            &cache,
-            &options,
-            &stop,
-            &mut |e| match e {
-                ExtractEvent::Started { total, .. } => bar.set_length(total as u64),
-                ExtractEvent::Progress { done, .. } => bar.set_position(done as u64),
-                ExtractEvent::Failed { path, reason } => {
-                    bar.suspend(|| eprintln!("skipped {}: {reason}", path.display()))
-                }
-            },
-        )?;
-    bar.finish_and_clear();
+        &options,
+        &mut |e| renderer.event(e),
+        &cancel,
+    )?;
+    renderer.finish_bar();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -551,51 +582,62 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn batch(args: &BatchArgs) -> anyhow::Result<ExitCode> {
-    let options = decode_options(&args.decode)?;
-    let images = crate::app::batch::list_images_recursive(&args.dir).map_err(anyhow::Error::msg)?;
+    let options = FolderOptions {
+        decode: decode_options(&args.decode)?,
+        ..FolderOptions::default()
+    };
+    let (images, unreadable) = caption::list_photos(&args.dir)?;
+    for (dir, reason) in &unreadable {
+        eprintln!("skipped folder {}: {reason}", dir.display());
+    }
     if images.is_empty() {
         anyhow::bail!("{}: no photos found", args.dir.display());
     }
-    let stop = interrupt_flag();
+    let cancel = interrupt_token();
     let device = device();
     let captioner = load_captioner(args.decode.model.as_deref(), &device)?;
-    let bar = progress_bar(images.len() as u64, "captioning");
+    let mut renderer = Renderer::new(false, false);
     let mut rows = Vec::new();
-    let mut failed = 0;
-    for path in &images {
-        if stop.load(Ordering::Relaxed) {
-            break;
-        }
-        let name = path
-            .strip_prefix(&args.dir)
-            .unwrap_or(path)
-            .display()
-            .to_string();
-        match captioner.caption_file(path, &options) {
-            Ok(c) => {
-                bar.suspend(|| println!("{name}: {}", c.text));
-                let confidence = pipeline::confidence(c.words.iter().map(|w| w.probability));
-                rows.push(ExportRow {
-                    image: name,
-                    path: path.clone(),
-                    caption: c.text,
-                    confidence: Some(confidence),
-                    edited: false,
-                });
+    let report = caption::caption_folder(
+        &captioner,
+        &images,
+        &options,
+        &mut |event| match event {
+            JobEvent::Captioned { path, result, .. } => {
+                let name = path
+                    .strip_prefix(&args.dir)
+                    .unwrap_or(&path)
+                    .display()
+                    .to_string();
+                match result {
+                    Ok(c) => {
+                        renderer.output(&format!("{name}: {}", c.text));
+                        rows.push(ExportRow {
+                            image: name,
+                            confidence: Some(c.word_probability_geomean()),
+                            path,
+                            caption: c.text,
+                            edited: false,
+                        });
+                    }
+                    Err(e) => renderer.message(&format!("error: {}", e.report())),
+                }
             }
-            Err(e) => {
-                failed += 1;
-                bar.suspend(|| eprintln!("error: {}: {e}", path.display()));
-            }
-        }
-        bar.inc(1);
-    }
-    bar.finish_and_clear();
-    let stopped = rows.len() + failed < images.len();
+            other => renderer.event(other),
+        },
+        &cancel,
+    )?;
+    renderer.finish_bar();
     eprintln!(
-        "{} captioned, {failed} could not be read{}",
-        rows.len(),
-        if stopped { ", stopped early" } else { "" }
+        "{} captioned, {} could not be read{}, {:.1} photos/s",
+        report.captioned,
+        report.failed,
+        if report.stopped {
+            ", stopped early"
+        } else {
+            ""
+        },
+        (report.captioned + report.failed) as f64 / report.seconds.max(1e-9)
     );
     let mut export_failed = false;
     if args.sidecars {
@@ -617,9 +659,11 @@ pub fn batch(args: &BatchArgs) -> anyhow::Result<ExitCode> {
             export_failed |= !r.failed.is_empty();
         }
     }
-    Ok(if failed == 0 && !export_failed && !stopped {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(
+        if report.failed == 0 && !export_failed && !report.stopped && unreadable.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        },
+    )
 }

@@ -155,6 +155,13 @@ pub struct CaptionResult {
     pub millis: f64,
 }
 
+impl CaptionResult {
+    /// The geometric mean of the word probabilities (see [`geometric_mean_probability`]).
+    pub fn word_probability_geomean(&self) -> f32 {
+        geometric_mean_probability(self.words.iter().map(|w| w.probability))
+    }
+}
+
 /// An encoder and a caption model that belong together.
 pub struct Captioner {
     pub encoder: Encoder,
@@ -303,26 +310,9 @@ impl Captioner {
     }
 }
 
-/// A new run folder under `models_dir`, named after the dataset, decoder and time.
-pub fn new_run_dir(
-    models_dir: &Path,
-    dataset: &Path,
-    kind: crate::decoder::DecoderKind,
-) -> PathBuf {
-    let name = dataset
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "dataset".into());
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let stamp = model_dir::iso8601_utc(secs).replace(':', "-");
-    models_dir.join(format!("{name}-{kind}-{stamp}"))
-}
-
-/// The geometric mean of word probabilities (0 for an empty caption): a caption's confidence.
-pub fn confidence(probabilities: impl ExactSizeIterator<Item = f32>) -> f32 {
+/// The geometric mean of word probabilities (0 for an empty caption): how sure the decoder was
+/// of its words, not a calibrated probability that the caption is right.
+pub fn geometric_mean_probability(probabilities: impl ExactSizeIterator<Item = f32>) -> f32 {
     let n = probabilities.len();
     if n == 0 {
         return 0.0;

@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use super::Shared;
 use super::dataset::thumbnail_ui;
-use super::export::{self, ExportReport, ExportRow};
 use super::status::clock;
 use super::tasks::{self, Dialog, Pending};
+use crate::export::{self, ExportReport, ExportRow};
 use crate::worker::{CancelToken, Command, Event};
 
 /// One photo of the batch.
@@ -160,7 +160,9 @@ impl BatchPanel {
         self.cancel();
         self.folder = dir.display().to_string();
         match Pending::spawn(&shared.ctx, "list-folder", move || {
-            list_images_recursive(&dir).map(|files| (dir, files))
+            crate::jobs::caption::list_photos(&dir)
+                .map(|(files, _)| (dir, files))
+                .map_err(|e| e.report())
         }) {
             Ok(p) => self.listing = Some(p),
             Err(e) => shared.status.error(e),
@@ -310,7 +312,7 @@ impl BatchPanel {
                     return;
                 };
                 run.done += 1;
-                run.eta = crate::worker::eta(run.started, run.done, run.items.len());
+                run.eta = crate::jobs::eta(run.started, run.done, run.items.len());
                 let Some(item) = run.items.get(index).and_then(|&i| self.items.get_mut(i)) else {
                     return;
                 };
@@ -318,12 +320,12 @@ impl BatchPanel {
                     Ok(output) => {
                         item.caption = output.text.clone();
                         item.state = ItemState::Captioned {
-                            confidence: output.confidence(),
+                            confidence: output.word_probability_geomean(),
                         };
                     }
-                    Err(message) => {
+                    Err(error) => {
                         run.failed += 1;
-                        item.state = ItemState::Failed(message);
+                        item.state = ItemState::Failed(error.report());
                     }
                 }
             }
@@ -350,11 +352,11 @@ impl BatchPanel {
                     shared.status.info(text);
                 }
             }
-            Event::Failed { message, .. } => {
+            Event::Failed { error, .. } => {
                 self.running = None;
                 shared
                     .status
-                    .error(format!("batch captioning failed: {message}"));
+                    .error(format!("batch captioning failed: {}", error.report()));
             }
             _ => {}
         }
@@ -748,38 +750,4 @@ pub fn confidence_color(p: f32) -> egui::Color32 {
         let t = p * 2.0;
         egui::Color32::from_rgb(225, (80.0 * (1.0 - t) + 190.0 * t) as u8, 70)
     }
-}
-
-/// Image files under `dir` (sub-folders included, hidden ones skipped), sorted by path.
-pub fn list_images_recursive(dir: &Path) -> Result<Vec<PathBuf>, String> {
-    if !dir.is_dir() {
-        return Err(format!("{}: not a folder", dir.display()));
-    }
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let entries = match std::fs::read_dir(&d) {
-            Ok(e) => e,
-            Err(e) if d == dir => return Err(format!("{}: {e}", d.display())),
-            // A sub-folder that cannot be read is left out; the rest is listed.
-            Err(_) => continue,
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            if name.to_string_lossy().starts_with('.') {
-                continue;
-            }
-            let path = entry.path();
-            let Ok(kind) = entry.file_type() else {
-                continue;
-            };
-            if kind.is_dir() {
-                stack.push(path);
-            } else if crate::dataset::has_image_extension(&path) {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
 }

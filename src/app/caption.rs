@@ -171,7 +171,8 @@ impl CaptionPanel {
                     .info(format!("model loaded in {seconds:.1} s: {description}"));
             }
             Event::ModelsListed(models) => self.models = models,
-            Event::Failed { job, message } => {
+            Event::Failed { job, error } => {
+                let message = error.report();
                 self.busy = false;
                 if job == crate::worker::Job::LoadModel {
                     self.model_info = Some(format!("not loaded: {message}"));
@@ -368,7 +369,7 @@ fn caption_details_ui(ui: &mut egui::Ui, shown: &Shown) {
         }
         ui.weak(format!(
             "confidence {:.0}% · {:.0} ms",
-            out.confidence() * 100.0,
+            out.word_probability_geomean() * 100.0,
             out.millis
         ));
     });

@@ -142,7 +142,8 @@ impl DatasetPanel {
                 });
                 self.view_of = None;
             }
-            Event::Failed { message, .. } => {
+            Event::Failed { error, .. } => {
+                let message = error.report();
                 self.busy = false;
                 shared.status.error(format!("import failed: {message}"));
                 self.error = Some(message);

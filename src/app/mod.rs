@@ -11,7 +11,6 @@
 pub mod batch;
 pub mod caption;
 pub mod dataset;
-pub mod export;
 pub mod status;
 pub mod tasks;
 pub mod thumbnails;
@@ -312,8 +311,10 @@ impl CaptionerApp {
                 Job::LoadModel | Job::Caption => p.caption.on_event(event, shared),
                 Job::Features | Job::Train => p.train.on_event(event, shared),
                 Job::Evaluate => {
-                    if let Event::Failed { job, message } = event {
-                        shared.status.error(format!("{job} failed: {message}"));
+                    if let Event::Failed { job, error } = event {
+                        shared
+                            .status
+                            .error(format!("{job} failed: {}", error.report()));
                     }
                 }
             },

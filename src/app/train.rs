@@ -80,7 +80,7 @@ impl TrainPanel {
                 }
             }
         } else {
-            Some(crate::pipeline::new_run_dir(
+            Some(crate::jobs::models::new_run_dir(
                 &shared.paths.models_dir,
                 settings
                     .dataset_dir
@@ -145,19 +145,24 @@ impl TrainPanel {
                 }
             }
             Event::Progress { message, .. } => run.phase = message,
-            Event::TrainStarted { out_dir, device } => {
+            Event::TrainStarted {
+                out_dir,
+                device,
+                engine,
+            } => {
                 run.out_dir = Some(out_dir);
-                run.device = Some(device);
+                run.device = Some(format!("{device}, {engine}"));
                 run.phase = "training".into();
             }
             Event::Training(e) => on_train_event(run, e),
-            Event::TrainFinished {
+            Event::TrainFinished(crate::jobs::TrainOutcome {
                 out_dir,
                 stopped,
                 best_bleu4,
                 epochs_completed,
                 best_dir,
-            } => {
+                ..
+            }) => {
                 run.running = false;
                 let text = if stopped {
                     format!(
@@ -175,9 +180,10 @@ impl TrainPanel {
                 run.finished = Some(text);
                 shared.send(Command::ListModels);
             }
-            Event::Failed { job, message } => {
+            Event::Failed { job, error } => {
                 run.running = false;
                 run.phase = "failed".into();
+                let message = error.report();
                 shared.status.error(format!("{job} failed: {message}"));
                 run.error = Some(message);
             }

@@ -278,7 +278,7 @@ fn map_image_error(e: DecodeError, path: &Path) -> ImageLoadError {
 /// A JPEG is truncated when no end-of-image marker (FF D9) follows the last start-of-scan
 /// marker (FF DA). Entropy-coded data byte-stuffs every FF, so neither marker can appear
 /// inside it by accident, and embedded EXIF thumbnails come before the main scan.
-fn jpeg_is_truncated(bytes: &[u8]) -> bool {
+pub(crate) fn jpeg_is_truncated(bytes: &[u8]) -> bool {
     let last_sos = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]);
     match last_sos {
         None => true,

@@ -20,6 +20,7 @@
 //! generic convolutions.
 
 pub mod efficientnet_lite;
+pub mod fast_jpeg;
 pub mod image_io;
 pub mod kernels;
 pub mod labels;

@@ -81,7 +81,7 @@ impl Default for TrainConfig {
             lr_decay: 0.5,
             lr_patience: 2,
             early_stop_patience: 5,
-            dev_bleu_images: 300,
+            dev_bleu_images: 1000,
             max_len: 30,
             seed: 42,
         }

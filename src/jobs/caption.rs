@@ -1,0 +1,348 @@
+//! Captioning: one photo, or a whole folder through a pipeline that keeps the encoder busy.
+//!
+//! [`caption_folder`] runs three stages at once, joined by small bounded channels:
+//!
+//! ```text
+//!  paths ─► read + decode (rayon, a chunk at a time; big JPEGs decoded at reduced size)
+//!        ─► encode (a batch per chunk, on its own thread)
+//!        ─► beam search + events (the calling thread)
+//! ```
+//!
+//! so that reading the next photos, encoding the current batch and decoding the previous
+//! batch's captions overlap. A photo that cannot be read is reported and the folder goes on.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use rayon::prelude::*;
+
+use super::{CancelToken, Job, JobContext, JobError, JobEvent, Sink};
+use crate::encoder::image_io::{self, DecodeLimits};
+use crate::encoder::{PreprocessedImage, fast_jpeg};
+use crate::pipeline::{CaptionResult, Captioner, DecodeOptions};
+
+/// The photo to caption.
+#[derive(Clone, Debug)]
+pub enum CaptionInput {
+    File(PathBuf),
+    /// Pixels from elsewhere (the clipboard), with a label for messages.
+    Pixels {
+        label: String,
+        image: image::RgbImage,
+    },
+}
+
+impl CaptionInput {
+    pub fn label(&self) -> String {
+        match self {
+            CaptionInput::File(p) => p.display().to_string(),
+            CaptionInput::Pixels { label, .. } => label.clone(),
+        }
+    }
+}
+
+/// Photos are read for [`caption_one`] at no less than this many pixels a side (big JPEGs are
+/// decoded at reduced size), enough for the app's preview.
+pub const PREVIEW_SIDE: u32 = 640;
+
+/// A caption of one photo, and the photo as it was read (oriented; big JPEGs at reduced size,
+/// at least [`PREVIEW_SIDE`] pixels a side) for display.
+pub struct OneCaption {
+    pub result: CaptionResult,
+    pub image: image::RgbImage,
+}
+
+/// Captions one photo.
+pub fn caption_one(
+    captioner: &Captioner,
+    input: CaptionInput,
+    options: &DecodeOptions,
+) -> Result<OneCaption, JobError> {
+    let started = Instant::now();
+    let label = input.label();
+    let rgb = match input {
+        CaptionInput::File(path) => {
+            load_rgb_at_least(&path, PREVIEW_SIDE, &DecodeLimits::default())
+                .job_context(|| "reading the photo")?
+        }
+        CaptionInput::Pixels { image, .. } => image,
+    };
+    let size = captioner.encoder.input_size();
+    let preprocessed = image_io::normalize_rgb(&image_io::resize_rgb(rgb.clone(), size));
+    let mut result = captioner
+        .caption_image(preprocessed, options)
+        .job_context(|| format!("captioning {label}"))?;
+    result.millis = started.elapsed().as_secs_f64() * 1e3;
+    Ok(OneCaption { result, image: rgb })
+}
+
+/// Settings of a folder run.
+#[derive(Clone, Debug)]
+pub struct FolderOptions {
+    pub decode: DecodeOptions,
+    /// Photos per encoder pass (and per decoding chunk).
+    pub batch: usize,
+    pub limits: DecodeLimits,
+}
+
+impl Default for FolderOptions {
+    fn default() -> Self {
+        FolderOptions {
+            decode: DecodeOptions::default(),
+            batch: 16,
+            limits: DecodeLimits::default(),
+        }
+    }
+}
+
+/// What a folder run did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FolderReport {
+    pub total: usize,
+    pub captioned: usize,
+    pub failed: usize,
+    /// Cancelled before every photo was handled.
+    pub stopped: bool,
+    pub seconds: f64,
+}
+
+/// A chunk of photos after reading: each its index and its pixels (or why there are none).
+type Decoded = Vec<(usize, Result<PreprocessedImage, JobError>)>;
+
+/// A chunk after encoding: the pooled features of the photos that could be read, and the
+/// errors of those that could not.
+struct Encoded {
+    rows: Vec<(usize, Vec<f32>)>,
+    failed: Vec<(usize, JobError)>,
+    /// Encoding time per photo of the chunk, in milliseconds.
+    millis_each: f64,
+}
+
+/// Captions every photo of `paths`, sending one [`JobEvent::Captioned`] per photo (in order
+/// of completion, which is the order of `paths`) and [`JobEvent::Progress`] as it goes.
+pub fn caption_folder(
+    captioner: &Captioner,
+    paths: &[PathBuf],
+    options: &FolderOptions,
+    events: Sink,
+    cancel: &CancelToken,
+) -> Result<FolderReport, JobError> {
+    let started = Instant::now();
+    let total = paths.len();
+    let batch = options.batch.max(1);
+    let size = captioner.encoder.input_size();
+    let mut report = FolderReport {
+        total,
+        ..FolderReport::default()
+    };
+    events(JobEvent::Progress {
+        job: Job::Batch,
+        done: 0,
+        total,
+        eta: None,
+    });
+    let (decoded_tx, decoded_rx) = crossbeam_channel::bounded::<Decoded>(2);
+    let (encoded_tx, encoded_rx) = crossbeam_channel::bounded::<Result<Encoded, JobError>>(2);
+    let mut outcome: Result<(), JobError> = Ok(());
+    std::thread::scope(|scope| {
+        let limits = &options.limits;
+        let cancel_reader = cancel.clone();
+        scope.spawn(move || {
+            for (chunk_index, chunk) in paths.chunks(batch).enumerate() {
+                if cancel_reader.is_cancelled() {
+                    break;
+                }
+                let decoded: Decoded = chunk
+                    .par_iter()
+                    .enumerate()
+                    .map(|(i, path)| {
+                        let result = load_for_encoder(path, size, limits)
+                            .job_context(|| format!("reading {}", path.display()));
+                        (chunk_index * batch + i, result)
+                    })
+                    .collect();
+                if decoded_tx.send(decoded).is_err() {
+                    break;
+                }
+            }
+        });
+        let cancel_encoder = cancel.clone();
+        scope.spawn(move || {
+            for chunk in decoded_rx.iter() {
+                if cancel_encoder.is_cancelled() {
+                    break;
+                }
+                let encoded = encode_chunk(captioner, chunk);
+                let failed = encoded.is_err();
+                if encoded_tx.send(encoded).is_err() || failed {
+                    break;
+                }
+            }
+        });
+        for encoded in encoded_rx.iter() {
+            let encoded = match encoded {
+                Ok(e) => e,
+                Err(e) => {
+                    outcome = Err(e);
+                    break;
+                }
+            };
+            let mut items: Vec<(usize, Result<Vec<f32>, JobError>)> = encoded
+                .rows
+                .into_iter()
+                .map(|(i, f)| (i, Ok(f)))
+                .chain(encoded.failed.into_iter().map(|(i, e)| (i, Err(e))))
+                .collect();
+            items.sort_by_key(|(i, _)| *i);
+            for (index, feature) in items {
+                if cancel.is_cancelled() {
+                    break;
+                }
+                let path = paths[index].clone();
+                let result = feature.and_then(|f| {
+                    let t = Instant::now();
+                    let mut r = captioner
+                        .caption_features(&f, &options.decode)
+                        .job_context(|| format!("captioning {}", path.display()))?;
+                    r.millis = encoded.millis_each + t.elapsed().as_secs_f64() * 1e3;
+                    Ok(r)
+                });
+                match &result {
+                    Ok(_) => report.captioned += 1,
+                    Err(_) => report.failed += 1,
+                }
+                events(JobEvent::Captioned {
+                    index,
+                    path,
+                    result,
+                });
+                let done = report.captioned + report.failed;
+                events(JobEvent::Progress {
+                    job: Job::Batch,
+                    done,
+                    total,
+                    eta: super::eta(started, done, total),
+                });
+            }
+            if cancel.is_cancelled() {
+                break;
+            }
+        }
+        // Ends the other stages: their next send fails.
+        drop(encoded_rx);
+    });
+    outcome?;
+    report.stopped = report.captioned + report.failed < total;
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+fn encode_chunk(captioner: &Captioner, chunk: Decoded) -> Result<Encoded, JobError> {
+    let started = Instant::now();
+    let mut indices = Vec::with_capacity(chunk.len());
+    let mut images = Vec::with_capacity(chunk.len());
+    let mut failed = Vec::new();
+    for (index, result) in chunk {
+        match result {
+            Ok(img) => {
+                indices.push(index);
+                images.push(img);
+            }
+            Err(e) => failed.push((index, e)),
+        }
+    }
+    let mut rows = Vec::with_capacity(indices.len());
+    if !images.is_empty() {
+        let out = captioner
+            .encoder
+            .encode(&images)
+            .job_context(|| "running the image encoder")?;
+        let pooled: Vec<Vec<f32>> = out
+            .pooled
+            .to_dtype(candle_core::DType::F32)
+            .and_then(|t| t.to_vec2())
+            .job_context(|| "reading the image features")?;
+        rows.extend(indices.into_iter().zip(pooled));
+    }
+    let n = (rows.len() + failed.len()).max(1);
+    Ok(Encoded {
+        rows,
+        failed,
+        millis_each: started.elapsed().as_secs_f64() * 1e3 / n as f64,
+    })
+}
+
+/// Reads one photo for the encoder: big JPEGs are decoded at a reduced size straight from
+/// their DCT coefficients (no full-resolution decode), everything else by the common loader.
+/// EXIF orientation and size limits apply either way.
+pub fn load_for_encoder(
+    path: &Path,
+    size: u32,
+    limits: &DecodeLimits,
+) -> Result<PreprocessedImage, image_io::ImageLoadError> {
+    let rgb = load_rgb_at_least(path, size, limits)?;
+    Ok(image_io::normalize_rgb(&image_io::resize_rgb(rgb, size)))
+}
+
+/// Reads a photo as upright RGB, decoding big JPEGs at reduced size (still at least
+/// `min_side` pixels a side).
+pub fn load_rgb_at_least(
+    path: &Path,
+    min_side: u32,
+    limits: &DecodeLimits,
+) -> Result<image::RgbImage, image_io::ImageLoadError> {
+    let bytes = std::fs::read(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => image_io::ImageLoadError::NotFound {
+            path: path.to_path_buf(),
+        },
+        _ => image_io::ImageLoadError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        },
+    })?;
+    match fast_jpeg::decode_scaled(&bytes, path, min_side, limits)? {
+        Some(rgb) => Ok(rgb),
+        None => image_io::decode_rgb(&bytes, path, limits),
+    }
+}
+
+/// Paths that could not be read, with the reason.
+pub type Unreadable = Vec<(PathBuf, String)>;
+
+/// The photos in `dir` and its sub-folders (by extension; hidden files and folders skipped;
+/// symbolic links not followed, so a link loop cannot trap the walk), sorted by path, and the
+/// sub-folders that could not be read, with the reason.
+pub fn list_photos(dir: &Path) -> Result<(Vec<PathBuf>, Unreadable), JobError> {
+    if !dir.is_dir() {
+        return Err(JobError::msg(format!("{}: not a folder", dir.display())));
+    }
+    let mut photos = Vec::new();
+    let mut unreadable = Vec::new();
+    let walk = walkdir::WalkDir::new(dir)
+        .follow_links(false)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
+    for entry in walk {
+        match entry {
+            Ok(e) if e.file_type().is_file() => {
+                if crate::dataset::has_image_extension(e.path()) {
+                    photos.push(e.into_path());
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let path = e
+                    .path()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|| dir.to_path_buf());
+                if e.depth() == 0 {
+                    return Err(JobError::new(e).context(format!("listing {}", path.display())));
+                }
+                unreadable.push((path, e.to_string()));
+            }
+        }
+    }
+    photos.sort();
+    Ok((photos, unreadable))
+}

@@ -1,0 +1,73 @@
+//! Scoring a caption model on a split of a dataset (BLEU-1..4, CIDEr-D).
+
+use std::path::Path;
+
+use super::{CancelToken, Job, JobContext, JobError, JobEvent, Sink};
+use crate::dataset::{ImportOptions, Split};
+use crate::features::{ExtractEvent, FeatureCache};
+use crate::pipeline::{self, Captioner, DecodeOptions, EvalReport};
+
+/// What to evaluate on.
+#[derive(Clone, Debug)]
+pub struct EvalOptions {
+    pub split: Split,
+    pub import: ImportOptions,
+    pub decode: DecodeOptions,
+}
+
+/// Imports the dataset in `dir`, computes the missing features of `split` into the cache under
+/// `cache_dir`, captions every image of the split and scores the captions.
+pub fn evaluate(
+    captioner: &Captioner,
+    dir: &Path,
+    cache_dir: &Path,
+    options: &EvalOptions,
+    events: Sink,
+    cancel: &CancelToken,
+) -> Result<EvalReport, JobError> {
+    let ds = super::import::import(dir, &options.import, events, cancel)?;
+    let cache = FeatureCache::new(cache_dir, captioner.encoder.id());
+    events(JobEvent::Phase {
+        job: Job::Evaluate,
+        message: format!(
+            "captioning the {} split of {}",
+            options.split.name(),
+            dir.display()
+        ),
+    });
+    pipeline::evaluate(
+        captioner,
+        &ds,
+        options.split,
+        &cache,
+        &options.decode,
+        cancel.flag(),
+        &mut |e| match e {
+            ExtractEvent::Started { total, .. } => events(JobEvent::Progress {
+                job: Job::Features,
+                done: 0,
+                total,
+                eta: None,
+            }),
+            ExtractEvent::Progress { done, total, .. } => events(JobEvent::Progress {
+                job: Job::Features,
+                done,
+                total,
+                eta: None,
+            }),
+            ExtractEvent::Failed { path, reason } => events(JobEvent::Skipped {
+                job: Job::Features,
+                path,
+                reason,
+            }),
+        },
+    )
+    .job_context(|| {
+        format!(
+            "evaluating {} on the {} split of {}",
+            captioner.model_dir.display(),
+            options.split.name(),
+            dir.display()
+        )
+    })
+}

@@ -1,0 +1,235 @@
+//! Training a caption model from a dataset folder: import, image features (cached), training
+//! data, training with checkpoints. The one sequence both front ends run.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::Device;
+
+use super::{CancelToken, Job, JobContext, JobError, JobEvent, Sink};
+use crate::dataset::{ImportOptions, Split};
+use crate::decoder::{DecoderConfig, DecoderKind};
+use crate::encoder::Encoder;
+use crate::features::{ExtractOptions, FeatureCache};
+use crate::pipeline;
+use crate::train::{self, TrainConfig};
+
+/// What to train: the settings of the Train panel and of `captioner train`, with the one set
+/// of defaults both use.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct TrainSettings {
+    pub dataset_dir: Option<PathBuf>,
+    pub import: ImportOptions,
+    pub decoder: DecoderKind,
+    pub embed_dim: usize,
+    pub hidden_dim: usize,
+    pub dropout: f32,
+    pub train: TrainConfig,
+    /// The run's folder (checkpoints `last/` and `best/`); `None` makes a new one.
+    pub out_dir: Option<PathBuf>,
+}
+
+impl Default for TrainSettings {
+    fn default() -> Self {
+        TrainSettings {
+            dataset_dir: None,
+            import: ImportOptions::default(),
+            decoder: DecoderKind::Merge,
+            embed_dim: 256,
+            hidden_dim: 256,
+            dropout: 0.5,
+            train: TrainConfig::default(),
+            out_dir: None,
+        }
+    }
+}
+
+impl TrainSettings {
+    /// The decoder configuration for a vocabulary of `vocab_size` ids and `feature_dim` features.
+    pub fn decoder_config(&self, vocab_size: usize, feature_dim: usize) -> DecoderConfig {
+        DecoderConfig {
+            kind: self.decoder,
+            feature_dim,
+            embed_dim: self.embed_dim,
+            hidden_dim: self.hidden_dim,
+            vocab_size,
+            dropout: self.dropout,
+        }
+    }
+}
+
+/// Where a training job keeps its files.
+#[derive(Clone, Debug)]
+pub struct TrainPlaces {
+    /// The feature cache's root folder.
+    pub cache_dir: PathBuf,
+    /// Where new run folders are made when the settings name none.
+    pub models_dir: PathBuf,
+}
+
+/// How a training job ended.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainOutcome {
+    pub out_dir: PathBuf,
+    pub best_dir: PathBuf,
+    pub last_dir: PathBuf,
+    /// Stopped on request (during feature extraction or training); `--resume` continues.
+    pub stopped: bool,
+    /// Stopped before training began (while computing image features).
+    pub stopped_in_features: bool,
+    pub best_bleu4: f64,
+    pub epochs_completed: usize,
+}
+
+/// The device training runs on and the encoder that computes its features.
+pub struct TrainResources<'a> {
+    pub device: &'a Device,
+    pub encoder: &'a Encoder,
+}
+
+/// Imports the dataset, computes the missing features, builds the training data and trains
+/// (or, with `resume`, continues the run in `settings.out_dir` from its last checkpoint).
+/// A cancel stops within one batch, leaving a resumable checkpoint.
+pub fn train(
+    settings: &TrainSettings,
+    places: &TrainPlaces,
+    resume: bool,
+    resources: TrainResources,
+    events: Sink,
+    cancel: &CancelToken,
+) -> Result<TrainOutcome, JobError> {
+    let dir = settings.dataset_dir.clone().ok_or_else(|| {
+        JobError::msg("no dataset folder chosen (Dataset panel, or `captioner train DIR`)")
+    })?;
+    let out_dir = match (&settings.out_dir, resume) {
+        (Some(out), _) => out.clone(),
+        (None, true) => {
+            return Err(JobError::msg(
+                "resuming needs the folder of the run to continue (--out DIR)",
+            ));
+        }
+        (None, false) => super::models::new_run_dir(&places.models_dir, &dir, settings.decoder),
+    };
+    let outcome = |stopped_in_features: bool| TrainOutcome {
+        best_dir: out_dir.join(train::BEST_DIR),
+        last_dir: out_dir.join(train::LAST_DIR),
+        out_dir: out_dir.clone(),
+        stopped: true,
+        stopped_in_features,
+        best_bleu4: 0.0,
+        epochs_completed: 0,
+    };
+
+    let ds = super::import::import(&dir, &settings.import, events, cancel)?;
+    report_problems(&ds, events);
+    let encoder = resources.encoder;
+    let cache = FeatureCache::new(&places.cache_dir, encoder.id());
+    let paths: Vec<PathBuf> = ds
+        .images
+        .iter()
+        .filter(|e| matches!(e.split, Split::Train | Split::Dev))
+        .map(|e| e.path.clone())
+        .collect();
+    let report = super::extract::extract(
+        encoder,
+        &cache,
+        &paths,
+        &ExtractOptions::default(),
+        events,
+        cancel,
+    )?;
+    if report.stopped || cancel.is_cancelled() {
+        return Ok(outcome(true));
+    }
+    events(JobEvent::Phase {
+        job: Job::Train,
+        message: "preparing the training data".into(),
+    });
+    let prepared =
+        pipeline::prepare_training_data(&ds, &cache, encoder.id(), settings.import.min_count)
+            .job_context(|| format!("preparing training data from {}", dir.display()))?;
+    if !prepared.without_features.is_empty() {
+        events(JobEvent::Warning {
+            job: Job::Train,
+            message: format!(
+                "left out {} images without a feature",
+                prepared.without_features.len()
+            ),
+        });
+    }
+    let decoder_cfg = settings.decoder_config(prepared.vocab.len(), encoder.feature_dim());
+    events(JobEvent::Phase {
+        job: Job::Train,
+        message: format!(
+            "training a {} decoder ({} parameters, vocabulary {}) on {} train / {} dev captions into {}",
+            decoder_cfg.kind,
+            decoder_cfg.num_params(),
+            decoder_cfg.vocab_size,
+            prepared.data.train.len(),
+            prepared.data.dev.len(),
+            out_dir.display()
+        ),
+    });
+    events(JobEvent::TrainStarted {
+        out_dir: out_dir.clone(),
+        device: pipeline::device_name(resources.device),
+        engine: engine_name(resources.device).to_string(),
+    });
+    let summary = train::train(
+        &decoder_cfg,
+        &settings.train,
+        &prepared.data,
+        &out_dir,
+        resume,
+        resources.device,
+        &mut |e| events(JobEvent::Train(e)),
+        cancel.flag(),
+    )
+    .job_context(|| format!("training into {}", out_dir.display()))?;
+    Ok(TrainOutcome {
+        out_dir: out_dir.clone(),
+        best_dir: summary.best_dir,
+        last_dir: summary.last_dir,
+        stopped: summary.stopped,
+        stopped_in_features: false,
+        best_bleu4: summary.best_bleu4,
+        epochs_completed: summary.epochs_completed,
+    })
+}
+
+/// Which training engine runs on `device`.
+fn engine_name(_device: &Device) -> &'static str {
+    "CPU engine"
+}
+
+/// The first few dataset problems as warnings, and how many more there are.
+fn report_problems(ds: &crate::dataset::Dataset, events: Sink) {
+    const SHOWN: usize = 5;
+    for p in ds.problems.iter().take(SHOWN) {
+        events(JobEvent::Warning {
+            job: Job::Import,
+            message: p.to_string(),
+        });
+    }
+    if ds.problems.len() > SHOWN {
+        events(JobEvent::Warning {
+            job: Job::Import,
+            message: format!(
+                "{} more problems (see `captioner dataset inspect`)",
+                ds.problems.len() - SHOWN
+            ),
+        });
+    }
+}
+
+/// The default folder for new runs: `models/` in the OS data folder.
+pub fn default_models_dir() -> PathBuf {
+    crate::paths::data_dir()
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("models")
+}
+
+/// The feature cache root: `cache` when given, else the OS data folder's.
+pub fn cache_root(cache: Option<&Path>) -> PathBuf {
+    crate::paths::cache_dir(cache)
+}

@@ -1,0 +1,120 @@
+//! What the UI and the worker thread say to each other.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::dataset::{Dataset, ImportOptions, Summary};
+use crate::jobs::{
+    CancelToken, Job, JobError, ModelChoice, ModelEntry, TrainOutcome, TrainSettings,
+};
+
+pub use crate::pipeline::{
+    CaptionResult as CaptionOutput, ScoredCaption as Alternative, ScoredWord as WordScore,
+};
+
+/// The image to caption.
+#[derive(Clone, Debug)]
+pub enum ImageInput {
+    File(PathBuf),
+    /// Pixels pasted from the clipboard.
+    Pasted(Arc<egui::ColorImage>),
+}
+
+impl ImageInput {
+    pub fn label(&self) -> String {
+        match self {
+            ImageInput::File(p) => p.display().to_string(),
+            ImageInput::Pasted(img) => format!("pasted image ({}x{})", img.size[0], img.size[1]),
+        }
+    }
+}
+
+/// What the UI asks the worker to do.
+pub enum Command {
+    /// Load a caption model (the next captions use it).
+    LoadModel(ModelChoice),
+    /// List the trained models in the models folder.
+    ListModels,
+    /// Read and check a dataset folder.
+    ImportDataset {
+        dir: PathBuf,
+        options: ImportOptions,
+    },
+    /// Caption one image.
+    Caption { input: ImageInput, beam: usize },
+    /// Caption many images; one [`Event::BatchItem`] each (a bad image is reported and the
+    /// batch goes on), then [`Event::BatchDone`].
+    CaptionBatch {
+        id: u64,
+        paths: Vec<PathBuf>,
+        beam: usize,
+        cancel: CancelToken,
+    },
+    /// Extract features, then train a caption model (or continue one with `resume`).
+    /// Reports [`Event::Training`] as it goes and [`Event::TrainFinished`] at the end.
+    Train {
+        settings: TrainSettings,
+        resume: bool,
+        cancel: CancelToken,
+    },
+    /// Finish the current job and end the thread.
+    Shutdown,
+}
+
+/// What the worker reports.
+#[derive(Debug)]
+pub enum Event {
+    Progress {
+        job: Job,
+        done: usize,
+        total: usize,
+        eta: Option<Duration>,
+        message: String,
+    },
+    DatasetImported {
+        dataset: Arc<Dataset>,
+        summary: Box<Summary>,
+        seconds: f64,
+    },
+    ModelLoaded {
+        choice: ModelChoice,
+        description: String,
+        seconds: f64,
+    },
+    ModelsListed(Vec<ModelEntry>),
+    Captioned {
+        source: String,
+        output: CaptionOutput,
+        /// The image, downscaled for display.
+        preview: Option<Arc<egui::ColorImage>>,
+    },
+    BatchItem {
+        id: u64,
+        /// Position in the command's `paths`.
+        index: usize,
+        result: Result<CaptionOutput, JobError>,
+    },
+    BatchDone {
+        id: u64,
+        done: usize,
+        failed: usize,
+        stopped: bool,
+        seconds: f64,
+    },
+    /// A job failed; `error` keeps its whole cause chain ([`JobError::report`]).
+    Failed {
+        job: Job,
+        error: JobError,
+    },
+    /// Training has its data and starts (or resumes) in `out_dir`.
+    TrainStarted {
+        out_dir: PathBuf,
+        device: String,
+        engine: String,
+    },
+    /// A training event (steps, epochs, checkpoints).
+    Training(crate::train::TrainEvent),
+    /// Training ended: finished, early-stopped or stopped on request (resumable).
+    TrainFinished(TrainOutcome),
+}
