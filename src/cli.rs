@@ -34,6 +34,9 @@ pub enum Command {
     Eval(EvalArgs),
     /// Caption every photo in a folder (and its sub-folders); export sidecars, CSV or JSON.
     Batch(BatchArgs),
+    /// Fit a model's familiarity (train split) and calibrated confidence (dev split) and write
+    /// them into the model folder.
+    Calibrate(CalibrateArgs),
     /// Open the desktop app (what `captioner` alone does), optionally with a photo or folder.
     App(AppArgs),
     /// Speed measurements (JSON), as reported in the README.
@@ -286,6 +289,29 @@ pub struct EvalArgs {
     pub text: TextArgs,
 }
 
+#[derive(Args, Debug)]
+pub struct CalibrateArgs {
+    /// The dataset folder (its train and dev splits are used; never the test split).
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub decode: DecodeArgs,
+    /// Cache folder for image features.
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
+    /// A folder of photos unlike the dataset's, with `captions.txt` (photo<TAB>caption lines):
+    /// measured mixed with the dev photos, never fitted on.
+    #[arg(long)]
+    pub unfamiliar: Option<PathBuf>,
+    /// Measure only; write nothing into the model folder.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub text: TextArgs,
+}
+
 /// Text-preparation options shared by the commands that read a dataset.
 #[derive(Args, Debug, Clone)]
 pub struct TextArgs {
@@ -338,6 +364,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Caption(args) => crate::cli_model::caption(&args),
         Command::Eval(args) => crate::cli_model::eval(&args),
         Command::Batch(args) => crate::cli_model::batch(&args),
+        Command::Calibrate(args) => crate::cli_model::calibrate(&args),
         Command::App(a) => {
             crate::app::run_with(crate::app::Startup {
                 tab: a.tab,

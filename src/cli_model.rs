@@ -484,6 +484,9 @@ pub fn caption(args: &CaptionArgs) -> anyhow::Result<ExitCode> {
     let options = decode_options(&args.decode)?;
     let device = device();
     let captioner = load_captioner(args.decode.model.as_deref(), &device)?;
+    if let Some(note) = &captioner.trust_note {
+        eprintln!("note: {note}");
+    }
     let mut failed = 0;
     let mut json = Vec::new();
     for path in images {
@@ -491,10 +494,11 @@ pub fn caption(args: &CaptionArgs) -> anyhow::Result<ExitCode> {
             Ok(one) => {
                 let c = one.result;
                 if args.json {
-                    json.push(serde_json::json!({"image": path, "caption": c.text,
-                        "words": c.words, "alternatives": c.alternatives, "millis": c.millis}));
+                    json.push(result_json(&path.display().to_string(), &c));
                 } else if args.verbose {
                     println!("{}: {}", path.display(), c.text);
+                    println!("  {}", trust_line(&c, captioner.trust_note.as_deref()));
+                    println!("  tags: {}", c.tags.join(", "));
                     let words: Vec<String> = c
                         .words
                         .iter()
@@ -596,8 +600,12 @@ pub fn batch(args: &BatchArgs) -> anyhow::Result<ExitCode> {
     let cancel = interrupt_token();
     let device = device();
     let captioner = load_captioner(args.decode.model.as_deref(), &device)?;
+    if let Some(note) = &captioner.trust_note {
+        eprintln!("note: {note}");
+    }
     let mut renderer = Renderer::new(false, false);
     let mut rows = Vec::new();
+    let mut json_rows = Vec::new();
     let report = caption::caption_folder(
         &captioner,
         &images,
@@ -611,10 +619,19 @@ pub fn batch(args: &BatchArgs) -> anyhow::Result<ExitCode> {
                     .to_string();
                 match result {
                     Ok(c) => {
-                        renderer.output(&format!("{name}: {}", c.text));
+                        renderer.output(&format!(
+                            "{name}: {}{}",
+                            c.text,
+                            if c.needs_review == Some(true) {
+                                "  [needs review]"
+                            } else {
+                                ""
+                            }
+                        ));
+                        json_rows.push(result_json(&name, &c));
                         rows.push(ExportRow {
                             image: name,
-                            confidence: Some(c.word_probability_geomean()),
+                            confidence: c.confidence,
                             path,
                             caption: c.text,
                             edited: false,
@@ -649,7 +666,14 @@ pub fn batch(args: &BatchArgs) -> anyhow::Result<ExitCode> {
         (&args.csv, args.csv.as_ref().map(|_| export::to_csv(&rows))),
         (
             &args.json,
-            args.json.as_ref().map(|_| export::to_json(&rows)),
+            args.json.as_ref().map(|_| {
+                serde_json::to_vec_pretty(&json_rows)
+                    .map(|mut v| {
+                        v.push(b'\n');
+                        v
+                    })
+                    .map_err(|e| e.to_string())
+            }),
         ),
     ] {
         if let (Some(target), Some(bytes)) = (target, bytes) {
@@ -666,4 +690,117 @@ pub fn batch(args: &BatchArgs) -> anyhow::Result<ExitCode> {
             ExitCode::FAILURE
         },
     )
+}
+
+/// One caption as JSON: the caption, its trust figures, tags and word probabilities.
+fn result_json(image: &str, c: &pipeline::CaptionResult) -> serde_json::Value {
+    serde_json::json!({
+        "image": image,
+        "caption": c.text,
+        "confidence": c.confidence,
+        "familiarity": c.familiarity,
+        "needs_review": c.needs_review,
+        "review_reason": c.review_reason,
+        "warning": c.review_reason.map(|r| r.warning()),
+        "tags": c.tags,
+        "word_probability_geomean": c.word_probability_geomean(),
+        "words": c.words,
+        "alternatives": c.alternatives,
+        "millis": c.millis,
+    })
+}
+
+/// The trust figures of a caption for people.
+fn trust_line(c: &pipeline::CaptionResult, note: Option<&str>) -> String {
+    let pct = |v: Option<f32>| v.map_or("-".to_string(), |v| format!("{:.0}%", 100.0 * v));
+    let mut s = format!(
+        "confidence {}  familiarity {}  word probability (geometric mean) {:.0}%",
+        pct(c.confidence),
+        pct(c.familiarity),
+        100.0 * c.word_probability_geomean()
+    );
+    match (c.needs_review, c.review_reason) {
+        (Some(true), Some(r)) => s.push_str(&format!("\n  NEEDS REVIEW: {}", r.warning())),
+        (Some(false), _) => s.push_str("  (no review needed)"),
+        _ => {
+            if let Some(n) = note {
+                s.push_str(&format!("\n  ({n})"));
+            }
+        }
+    }
+    s
+}
+
+pub fn calibrate(args: &crate::cli::CalibrateArgs) -> anyhow::Result<ExitCode> {
+    let options = crate::trust::fit::CalibrateOptions {
+        import: args.text.import_options(),
+        decode: decode_options(&args.decode)?,
+        unfamiliar: args.unfamiliar.clone(),
+        write: !args.dry_run,
+    };
+    let cancel = interrupt_token();
+    let device = device();
+    let mut captioner = load_captioner(args.decode.model.as_deref(), &device)?;
+    let mut renderer = Renderer::new(args.json, false);
+    let report = crate::trust::fit::calibrate(
+        &mut captioner,
+        &args.dir,
+        &crate::paths::cache_dir(args.cache.as_deref()),
+        &options,
+        &mut |e| renderer.event(e),
+        &cancel,
+    )?;
+    renderer.finish_bar();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
+    println!(
+        "dev: {} photos, {} acceptable (per-photo CIDEr-D >= {})",
+        report.dev_photos, report.dev_acceptable, report.acceptable_cider
+    );
+    println!(
+        "AUROC on dev: confidence (fitted on the other half) {}  word probability {}",
+        f(report.auroc_confidence_held_out),
+        f(report.auroc_word_geomean)
+    );
+    for (name, a) in &report.auroc_signals {
+        println!("  signal {name}: AUROC {}", f(*a));
+    }
+    let r = &report.review_dev;
+    println!(
+        "needs_review on dev: {} flagged, precision {:.3}, recall {:.3}, good captions flagged {:.1}%",
+        r.flagged,
+        r.precision,
+        r.recall,
+        100.0 * r.good_flagged_rate
+    );
+    println!(
+        "familiarity: {:.3} ms per photo; tag threshold {:.1}",
+        report.familiarity_ms_per_photo, report.calibration.tag_threshold
+    );
+    if let Some(m) = &report.mix {
+        println!(
+            "dev + {} unfamiliar photos ({} with bad captions): AUROC confidence {}  word probability {}  familiarity (unfamiliar vs dev) {}",
+            m.unfamiliar_photos,
+            m.unfamiliar_bad,
+            f(m.auroc_confidence),
+            f(m.auroc_word_geomean),
+            f(m.auroc_similarity_unfamiliar_vs_dev)
+        );
+        println!(
+            "  needs_review: {:.0}% of the unfamiliar bad captions, {:.1}% of the dev good captions; precision {:.3}",
+            100.0 * m.unfamiliar_bad_flagged,
+            100.0 * m.dev_good_flagged,
+            m.review.precision
+        );
+        for p in &m.photos {
+            println!("  {p}");
+        }
+    }
+    if options.write {
+        println!("wrote the calibration into {}", report.model.display());
+    }
+    Ok(ExitCode::SUCCESS)
 }

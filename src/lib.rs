@@ -18,4 +18,5 @@ pub mod model_dir;
 pub mod paths;
 pub mod pipeline;
 pub mod train;
+pub mod trust;
 pub mod worker;

@@ -153,6 +153,24 @@ pub struct CaptionResult {
     pub alternatives: Vec<ScoredCaption>,
     /// Encode + decode time in milliseconds.
     pub millis: f64,
+    /// The calibrated probability that the caption is acceptable (0..1); `None` when the model
+    /// folder has no calibration (see [`Captioner::trust_note`]).
+    #[serde(default)]
+    pub confidence: Option<f32>,
+    /// How much the photo looks like the model's training photos (0..1: the share of dev
+    /// photos no more familiar); `None` without familiarity data.
+    #[serde(default)]
+    pub familiarity: Option<f32>,
+    /// The caption should be checked by a person; `None` without calibration.
+    #[serde(default)]
+    pub needs_review: Option<bool>,
+    /// Why it needs review (`review_reason.warning()` words it).
+    #[serde(default)]
+    pub review_reason: Option<crate::trust::ReviewReason>,
+    /// Plain-word keywords: from the ImageNet classes above the calibrated threshold, then
+    /// the caption's content words.
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 impl CaptionResult {
@@ -167,6 +185,10 @@ pub struct Captioner {
     pub encoder: Encoder,
     pub model: LoadedModel,
     pub model_dir: PathBuf,
+    /// Familiarity, calibration and tags of the model (those its folder has).
+    pub trust: crate::trust::Trust,
+    /// Why captions lack a confidence, if they do (no calibration, or it could not be read).
+    pub trust_note: Option<String>,
 }
 
 impl Captioner {
@@ -200,10 +222,26 @@ impl Captioner {
                 encoder.feature_dim()
             )));
         }
+        // A model without (or with unreadable) trust files still captions; the note says so.
+        let (trust, trust_note) =
+            match crate::trust::Trust::load(model_dir, encoder.weights_path()) {
+                Ok(t) => {
+                    let note = t.note();
+                    (t, note)
+                }
+                Err(e) => (
+                    crate::trust::Trust::default(),
+                    Some(format!(
+                        "no confidence for this model's captions: {e} (run `captioner calibrate` again)"
+                    )),
+                ),
+            };
         Ok(Captioner {
             encoder,
             model,
             model_dir: model_dir.to_path_buf(),
+            trust,
+            trust_note,
         })
     }
 
@@ -282,7 +320,7 @@ impl Captioner {
             .zip(&best.word_probs)
             .map(|(word, &probability)| ScoredWord { word, probability })
             .collect();
-        Ok(CaptionResult {
+        let mut result = CaptionResult {
             text,
             words,
             alternatives: captions
@@ -293,7 +331,36 @@ impl Captioner {
                 })
                 .collect(),
             millis: 0.0,
-        })
+            confidence: None,
+            familiarity: None,
+            needs_review: None,
+            review_reason: None,
+            tags: Vec::new(),
+        };
+        let feature: Vec<f32> = pooled
+            .get(0)
+            .and_then(|t| t.to_dtype(candle_core::DType::F32))
+            .and_then(|t| t.to_vec1::<f32>())?;
+        let a = self.assess(&feature, &result);
+        result.confidence = a.confidence;
+        result.familiarity = a.familiarity;
+        result.needs_review = a.needs_review;
+        result.review_reason = a.review_reason;
+        result.tags = a.tags;
+        Ok(result)
+    }
+
+    /// The trust figures (and their signals) of a caption of the photo with pooled `feature`.
+    pub fn assess(&self, feature: &[f32], result: &CaptionResult) -> crate::trust::Assessment {
+        let words: Vec<(String, f32)> = result
+            .words
+            .iter()
+            .map(|w| (w.word.clone(), w.probability))
+            .collect();
+        let alternatives: Vec<String> =
+            result.alternatives.iter().map(|a| a.text.clone()).collect();
+        self.trust
+            .assess(feature, &words, &alternatives, &self.model.vocab)
     }
 
     fn words(&self, tokens: &[u32]) -> Vec<String> {

@@ -1,0 +1,247 @@
+//! The calibrated confidence: a logistic regression from a caption's [`Signals`] to the
+//! probability that the caption is acceptable (per-photo CIDEr-D at least
+//! [`ACCEPTABLE_CIDER`] against the reference captions), fitted on a dev split and stored in
+//! the model folder as `calibration.json`, with the needs-review and tag thresholds.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Signals, TrustError};
+
+/// The file inside a model folder.
+pub const CALIBRATION_JSON: &str = "calibration.json";
+/// A caption is acceptable when its per-photo CIDEr-D is at least this.
+pub const ACCEPTABLE_CIDER: f64 = 0.1;
+
+/// `calibration.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    /// The signals, in the order of `mean`, `scale` and `weights`.
+    pub signals: Vec<String>,
+    pub mean: Vec<f32>,
+    pub scale: Vec<f32>,
+    pub weights: Vec<f32>,
+    pub bias: f32,
+    /// needs_review when the confidence is below this ...
+    pub review_below: f32,
+    /// ... or the photo's mean similarity to its nearest training photos is below this (the
+    /// 1st percentile of the dev photos').
+    pub unfamiliar_below: f32,
+    /// An ImageNet class gives tags when its probability is at least this.
+    pub tag_threshold: f32,
+    /// What it was fitted on and how well it did (measured by `captioner calibrate`).
+    pub fitted: serde_json::Value,
+}
+
+impl Calibration {
+    /// The probability that the caption is acceptable.
+    pub fn confidence(&self, s: &Signals) -> f32 {
+        let x = s.values();
+        let mut z = self.bias;
+        for (i, v) in x.iter().enumerate() {
+            let (m, sc, w) = (
+                self.mean.get(i).copied().unwrap_or(0.0),
+                self.scale.get(i).copied().unwrap_or(1.0),
+                self.weights.get(i).copied().unwrap_or(0.0),
+            );
+            z += w * (v - m) / sc.max(1e-6);
+        }
+        1.0 / (1.0 + (-z).exp())
+    }
+
+    pub fn save(&self, dir: &Path) -> Result<(), TrustError> {
+        super::write_json(&dir.join(CALIBRATION_JSON), self)
+    }
+
+    /// Reads `calibration.json` from `dir`; `None` when there is none.
+    pub fn load(dir: &Path) -> Result<Option<Calibration>, TrustError> {
+        let path = dir.join(CALIBRATION_JSON);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let c: Calibration = super::read_json(&path)?;
+        let n = Signals::NAMES.len();
+        if c.signals != Signals::NAMES
+            || c.mean.len() != n
+            || c.scale.len() != n
+            || c.weights.len() != n
+        {
+            return Err(TrustError::File {
+                path,
+                message: format!(
+                    "the calibration is for the signals {:?}; this version computes {:?} (run `captioner calibrate` again)",
+                    c.signals,
+                    Signals::NAMES
+                ),
+            });
+        }
+        Ok(Some(c))
+    }
+}
+
+/// Fits a logistic regression (standardised inputs, L2 penalty `l2`) of `good` on `x`.
+/// Returns (mean, scale, weights, bias).
+pub fn fit_logistic(x: &[Vec<f32>], good: &[bool], l2: f64) -> (Vec<f32>, Vec<f32>, Vec<f32>, f32) {
+    let n = x.len().max(1);
+    let k = x.first().map_or(0, Vec::len);
+    let mut mean = vec![0f64; k];
+    for r in x {
+        for j in 0..k {
+            mean[j] += f64::from(r[j]) / n as f64;
+        }
+    }
+    let mut scale = vec![0f64; k];
+    for r in x {
+        for j in 0..k {
+            scale[j] += (f64::from(r[j]) - mean[j]).powi(2) / n as f64;
+        }
+    }
+    let scale: Vec<f64> = scale.iter().map(|v| v.sqrt().max(1e-6)).collect();
+    let z: Vec<Vec<f64>> = x
+        .iter()
+        .map(|r| (0..k).map(|j| (f64::from(r[j]) - mean[j]) / scale[j]).collect())
+        .collect();
+    let mut w = vec![0f64; k];
+    let mut b = 0f64;
+    // Newton's method (k is small).
+    for _ in 0..50 {
+        let mut grad = vec![0f64; k + 1];
+        let mut hess = vec![vec![0f64; k + 1]; k + 1];
+        for (r, &y) in z.iter().zip(good) {
+            let s: f64 = b + r.iter().zip(&w).map(|(a, c)| a * c).sum::<f64>();
+            let p = 1.0 / (1.0 + (-s).exp());
+            let e = p - if y { 1.0 } else { 0.0 };
+            let h = (p * (1.0 - p)).max(1e-9);
+            let mut xr = r.clone();
+            xr.push(1.0);
+            for i in 0..=k {
+                grad[i] += e * xr[i];
+                for j in 0..=k {
+                    hess[i][j] += h * xr[i] * xr[j];
+                }
+            }
+        }
+        for i in 0..k {
+            grad[i] += l2 * w[i];
+            hess[i][i] += l2;
+        }
+        let Some(step) = solve(hess, grad) else { break };
+        for i in 0..k {
+            w[i] -= step[i];
+        }
+        b -= step[k];
+        if step.iter().map(|s| s.abs()).fold(0.0, f64::max) < 1e-8 {
+            break;
+        }
+    }
+    (
+        mean.iter().map(|&v| v as f32).collect(),
+        scale.iter().map(|&v| v as f32).collect(),
+        w.iter().map(|&v| v as f32).collect(),
+        b as f32,
+    )
+}
+
+/// Solves `a x = b` by Gaussian elimination with partial pivoting.
+fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Option<Vec<f64>> {
+    let n = b.len();
+    for c in 0..n {
+        let p = (c..n).max_by(|&i, &j| a[i][c].abs().total_cmp(&a[j][c].abs()))?;
+        if a[p][c].abs() < 1e-12 {
+            return None;
+        }
+        a.swap(c, p);
+        b.swap(c, p);
+        for r in c + 1..n {
+            let f = a[r][c] / a[c][c];
+            for k in c..n {
+                a[r][k] -= f * a[c][k];
+            }
+            b[r] -= f * b[c];
+        }
+    }
+    let mut x = vec![0f64; n];
+    for r in (0..n).rev() {
+        let s: f64 = (r + 1..n).map(|k| a[r][k] * x[k]).sum();
+        x[r] = (b[r] - s) / a[r][r];
+    }
+    Some(x)
+}
+
+/// The area under the ROC curve of `score` for telling `good` (positive) from bad: the
+/// probability that a random good one scores above a random bad one (ties count half).
+/// `None` when either class is empty.
+pub fn auroc(score: &[f32], good: &[bool]) -> Option<f64> {
+    let mut pairs: Vec<(f32, bool)> = score.iter().copied().zip(good.iter().copied()).collect();
+    pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let pos = pairs.iter().filter(|p| p.1).count() as f64;
+    let neg = pairs.len() as f64 - pos;
+    if pos == 0.0 || neg == 0.0 {
+        return None;
+    }
+    // Rank sum of the positives, with average ranks for ties.
+    let mut rank_sum = 0.0;
+    let mut i = 0;
+    while i < pairs.len() {
+        let mut j = i;
+        while j < pairs.len() && pairs[j].0 == pairs[i].0 {
+            j += 1;
+        }
+        let avg = (i + j + 1) as f64 / 2.0;
+        rank_sum += avg * pairs[i..j].iter().filter(|p| p.1).count() as f64;
+        i = j;
+    }
+    Some((rank_sum - pos * (pos + 1.0) / 2.0) / (pos * neg))
+}
+
+/// Precision and recall of `flagged` for finding the bad captions (`!good`), and the share of
+/// good captions flagged.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReviewFigures {
+    pub flagged: usize,
+    pub bad: usize,
+    pub precision: f64,
+    pub recall: f64,
+    pub good_flagged_rate: f64,
+}
+
+pub fn review_figures(flagged: &[bool], good: &[bool]) -> ReviewFigures {
+    let tp = flagged.iter().zip(good).filter(|(f, g)| **f && !**g).count();
+    let nflag = flagged.iter().filter(|f| **f).count();
+    let bad = good.iter().filter(|g| !**g).count();
+    let ngood = good.len() - bad;
+    let fp = nflag - tp;
+    ReviewFigures {
+        flagged: nflag,
+        bad,
+        precision: if nflag > 0 { tp as f64 / nflag as f64 } else { 0.0 },
+        recall: if bad > 0 { tp as f64 / bad as f64 } else { 0.0 },
+        good_flagged_rate: if ngood > 0 { fp as f64 / ngood as f64 } else { 0.0 },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auroc_orders() {
+        assert_eq!(auroc(&[0.1, 0.2, 0.8, 0.9], &[false, false, true, true]), Some(1.0));
+        assert_eq!(auroc(&[0.9, 0.8, 0.2, 0.1], &[false, false, true, true]), Some(0.0));
+        assert_eq!(auroc(&[0.5, 0.5], &[false, true]), Some(0.5));
+        assert_eq!(auroc(&[0.5], &[true]), None);
+    }
+
+    #[test]
+    fn logistic_separates() {
+        let x: Vec<Vec<f32>> = (0..200).map(|i| vec![i as f32, (i % 7) as f32]).collect();
+        let y: Vec<bool> = (0..200).map(|i| i >= 100).collect();
+        let (m, s, w, b) = fit_logistic(&x, &y, 1.0);
+        let p = |v: f32| {
+            let z = b + w[0] * (v - m[0]) / s[0] + w[1] * (3.0 - m[1]) / s[1];
+            1.0 / (1.0 + (-z).exp())
+        };
+        assert!(p(10.0) < 0.1 && p(190.0) > 0.9);
+    }
+}

@@ -1,0 +1,401 @@
+//! How much a photo looks like the photos a model learned from.
+//!
+//! The pooled encoder features of the training photos are L2-normalised, centred and projected
+//! onto their top principal directions (a `dim`-d basis), normalised again and stored in f16
+//! (`familiarity.safetensors`), with up to [`CAPTIONS_KEPT`] reference captions per training
+//! photo as token ids of the model's vocabulary. A photo's raw familiarity is the mean cosine
+//! similarity to its [`NEIGHBOURS`] nearest training photos; the figure shown is the fraction
+//! of dev photos that are no more familiar (the empirical distribution stored in
+//! `familiarity.json`), so 0.5 is a typical Flickr8k photo and 0.0 is less familiar than any.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use super::TrustError;
+
+/// The tensors' file inside a model folder.
+pub const FAMILIARITY_TENSORS: &str = "familiarity.safetensors";
+/// The settings and dev distribution's file inside a model folder.
+pub const FAMILIARITY_JSON: &str = "familiarity.json";
+/// Nearest training photos averaged.
+pub const NEIGHBOURS: usize = 5;
+/// Reference captions kept per training photo.
+pub const CAPTIONS_KEPT: usize = 3;
+/// Size of the projected features.
+pub const DEFAULT_DIM: usize = 96;
+
+/// `familiarity.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FamiliarityInfo {
+    pub encoder_id: String,
+    pub dim: usize,
+    pub neighbours: usize,
+    pub train_photos: usize,
+    /// Mean similarity to the nearest training photos of the dev photos, sorted (101 quantiles).
+    pub dev_quantiles: Vec<f32>,
+}
+
+/// The nearest training photos of one photo.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Neighbours {
+    /// Mean cosine similarity (projected features) to the nearest training photos.
+    pub similarity: f32,
+    /// Their indices, nearest first.
+    pub indices: Vec<usize>,
+}
+
+/// A familiarity model: projection, training bank, neighbour captions, dev distribution.
+#[derive(Clone, Debug)]
+pub struct Familiarity {
+    pub info: FamiliarityInfo,
+    mean: Vec<f32>,
+    /// `dim` rows of `feature_dim` values.
+    basis: Vec<f32>,
+    /// `n` rows of `dim` values, each of unit length.
+    bank: Vec<f32>,
+    /// Token ids of the captions of training photo `i`.
+    captions: Vec<Vec<Vec<u32>>>,
+}
+
+fn l2_normalise(v: &mut [f32]) {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 1e-12 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+}
+
+impl Familiarity {
+    /// Builds the model from the training photos' pooled features (`feature_dim` each) and
+    /// their captions (token ids), with the dev photos' features for the distribution.
+    pub fn build(
+        encoder_id: &str,
+        train: &[&[f32]],
+        captions: Vec<Vec<Vec<u32>>>,
+        dev: &[&[f32]],
+        dim: usize,
+    ) -> Result<Familiarity, TrustError> {
+        let n = train.len();
+        if n < NEIGHBOURS || captions.len() != n {
+            return Err(TrustError::Invalid(format!(
+                "familiarity needs at least {NEIGHBOURS} training photos with captions (got {n} photos, {} caption sets)",
+                captions.len()
+            )));
+        }
+        let d = train[0].len();
+        if train.iter().chain(dev).any(|r| r.len() != d) {
+            return Err(TrustError::Invalid("features of different sizes".into()));
+        }
+        let dim = dim.min(d).min(n);
+        let mut x: Vec<f32> = Vec::with_capacity(n * d);
+        for row in train {
+            let mut r = row.to_vec();
+            l2_normalise(&mut r);
+            x.extend_from_slice(&r);
+        }
+        let mut mean = vec![0f32; d];
+        for row in x.chunks(d) {
+            mean.iter_mut().zip(row).for_each(|(m, v)| *m += v / n as f32);
+        }
+        for row in x.chunks_mut(d) {
+            row.iter_mut().zip(&mean).for_each(|(v, m)| *v -= m);
+        }
+        let basis = top_directions(&x, n, d, dim)?;
+        let mut fam = Familiarity {
+            info: FamiliarityInfo {
+                encoder_id: encoder_id.to_string(),
+                dim,
+                neighbours: NEIGHBOURS,
+                train_photos: n,
+                dev_quantiles: Vec::new(),
+            },
+            mean,
+            basis,
+            bank: Vec::new(),
+            captions: captions
+                .into_iter()
+                .map(|c| c.into_iter().take(CAPTIONS_KEPT).collect())
+                .collect(),
+        };
+        // The bank goes through f16 as it will be stored, so that queries now and after
+        // loading agree.
+        let mut bank = Vec::with_capacity(n * dim);
+        for row in train {
+            bank.extend(fam.project(row));
+        }
+        fam.bank = through_f16(bank)?;
+        fam.basis = through_f16(fam.basis)?;
+        let mut sims: Vec<f32> = dev.iter().map(|r| fam.neighbours(r).similarity).collect();
+        if sims.is_empty() {
+            return Err(TrustError::Invalid(
+                "familiarity needs dev photos for its distribution".into(),
+            ));
+        }
+        sims.sort_by(f32::total_cmp);
+        fam.info.dev_quantiles = (0..=100)
+            .map(|q| sims[((sims.len() - 1) * q) / 100])
+            .collect();
+        Ok(fam)
+    }
+
+    /// Projects a pooled feature: normalised, centred, onto the basis, normalised.
+    fn project(&self, feature: &[f32]) -> Vec<f32> {
+        let d = self.mean.len();
+        let mut f = feature.to_vec();
+        l2_normalise(&mut f);
+        f.iter_mut().zip(&self.mean).for_each(|(v, m)| *v -= m);
+        let mut z: Vec<f32> = self
+            .basis
+            .chunks(d)
+            .map(|b| b.iter().zip(&f).map(|(a, c)| a * c).sum())
+            .collect();
+        l2_normalise(&mut z);
+        z
+    }
+
+    /// The nearest training photos of a pooled feature.
+    pub fn neighbours(&self, feature: &[f32]) -> Neighbours {
+        if feature.len() != self.mean.len() {
+            return Neighbours {
+                similarity: 0.0,
+                indices: Vec::new(),
+            };
+        }
+        let z = self.project(feature);
+        let dim = self.info.dim;
+        let mut best: Vec<(f32, usize)> = Vec::with_capacity(NEIGHBOURS + 1);
+        for (i, row) in self.bank.chunks(dim).enumerate() {
+            let s: f32 = row.iter().zip(&z).map(|(a, b)| a * b).sum();
+            if best.len() < NEIGHBOURS || s > best[best.len() - 1].0 {
+                let at = best.partition_point(|(b, _)| *b >= s);
+                best.insert(at, (s, i));
+                best.truncate(NEIGHBOURS);
+            }
+        }
+        let similarity = best.iter().map(|(s, _)| s).sum::<f32>() / best.len().max(1) as f32;
+        Neighbours {
+            similarity,
+            indices: best.into_iter().map(|(_, i)| i).collect(),
+        }
+    }
+
+    /// The fraction of dev photos no more familiar than `similarity` (0..1).
+    pub fn familiarity(&self, similarity: f32) -> f32 {
+        let q = &self.info.dev_quantiles;
+        if q.is_empty() {
+            return 0.0;
+        }
+        let below = q.partition_point(|v| *v <= similarity);
+        if below == 0 {
+            return 0.0;
+        }
+        if below >= q.len() {
+            return 1.0;
+        }
+        // Interpolate between the quantiles around `similarity`.
+        let (lo, hi) = (q[below - 1], q[below]);
+        let frac = if hi > lo {
+            (similarity - lo) / (hi - lo)
+        } else {
+            0.0
+        };
+        ((below - 1) as f32 + frac) / (q.len() - 1) as f32
+    }
+
+    /// The stored captions (token ids) of training photo `i`.
+    pub fn captions(&self, i: usize) -> &[Vec<u32>] {
+        self.captions.get(i).map_or(&[], Vec::as_slice)
+    }
+
+    /// Writes `familiarity.safetensors` and `familiarity.json` into `dir` (each atomically).
+    pub fn save(&self, dir: &Path) -> Result<(), TrustError> {
+        let n = self.info.train_photos;
+        let d = self.mean.len();
+        let mut offsets: Vec<u32> = vec![0];
+        let mut ids: Vec<u32> = Vec::new();
+        for caps in &self.captions {
+            for c in caps.iter().take(CAPTIONS_KEPT) {
+                ids.extend(c.iter().map(|&t| t.min(u16::MAX as u32)));
+                offsets.push(ids.len() as u32);
+            }
+            for _ in caps.len().min(CAPTIONS_KEPT)..CAPTIONS_KEPT {
+                offsets.push(ids.len() as u32);
+            }
+        }
+        // Two 16-bit ids per stored 32-bit value.
+        let packed: Vec<u32> = ids
+            .chunks(2)
+            .map(|p| p[0] | (p.get(1).copied().unwrap_or(0) << 16))
+            .collect();
+        let cpu = Device::Cpu;
+        let mut tensors = HashMap::new();
+        tensors.insert("mean", Tensor::from_slice(&self.mean, d, &cpu)?);
+        tensors.insert(
+            "basis",
+            Tensor::from_slice(&self.basis, (self.info.dim, d), &cpu)?.to_dtype(DType::F16)?,
+        );
+        tensors.insert(
+            "bank",
+            Tensor::from_slice(&self.bank, (n, self.info.dim), &cpu)?.to_dtype(DType::F16)?,
+        );
+        tensors.insert(
+            "caption_offsets",
+            Tensor::from_slice(&offsets, offsets.len(), &cpu)?,
+        );
+        tensors.insert(
+            "caption_ids",
+            Tensor::from_slice(&packed, packed.len(), &cpu)?,
+        );
+        let path = dir.join(FAMILIARITY_TENSORS);
+        let tmp = dir.join(format!(".{FAMILIARITY_TENSORS}.tmp"));
+        candle_core::safetensors::save(&tensors, &tmp).map_err(|e| TrustError::File {
+            path: tmp.clone(),
+            message: e.to_string(),
+        })?;
+        std::fs::rename(&tmp, &path).map_err(|e| TrustError::Io {
+            path: path.clone(),
+            source: e,
+        })?;
+        super::write_json(&dir.join(FAMILIARITY_JSON), &self.info)
+    }
+
+    /// Reads a familiarity model from `dir`; `None` when the folder has none.
+    pub fn load(dir: &Path) -> Result<Option<Familiarity>, TrustError> {
+        let json = dir.join(FAMILIARITY_JSON);
+        let path = dir.join(FAMILIARITY_TENSORS);
+        if !json.is_file() && !path.is_file() {
+            return Ok(None);
+        }
+        let info: FamiliarityInfo = super::read_json(&json)?;
+        let bad = |message: String| TrustError::File {
+            path: path.clone(),
+            message,
+        };
+        let tensors =
+            candle_core::safetensors::load(&path, &Device::Cpu).map_err(|e| bad(e.to_string()))?;
+        let get = |name: &str, dtype: DType| -> Result<Vec<f32>, TrustError> {
+            let t = tensors
+                .get(name)
+                .ok_or_else(|| bad(format!("no tensor `{name}`")))?;
+            t.to_dtype(dtype)
+                .and_then(|t| t.flatten_all())
+                .and_then(|t| t.to_dtype(DType::F32))
+                .and_then(|t| t.to_vec1::<f32>())
+                .map_err(|e| bad(format!("tensor `{name}`: {e}")))
+        };
+        let get_u32 = |name: &str| -> Result<Vec<u32>, TrustError> {
+            tensors
+                .get(name)
+                .ok_or_else(|| bad(format!("no tensor `{name}`")))?
+                .to_vec1::<u32>()
+                .map_err(|e| bad(format!("tensor `{name}`: {e}")))
+        };
+        let mean = get("mean", DType::F32)?;
+        let basis = get("basis", DType::F16)?;
+        let bank = get("bank", DType::F16)?;
+        let offsets = get_u32("caption_offsets")?;
+        let packed = get_u32("caption_ids")?;
+        let d = mean.len();
+        let n = info.train_photos;
+        if info.dim == 0
+            || basis.len() != info.dim * d
+            || bank.len() != n * info.dim
+            || offsets.len() != n * CAPTIONS_KEPT + 1
+            || info.dev_quantiles.is_empty()
+        {
+            return Err(bad(format!(
+                "sizes do not match {} ({} photos, {}-d)",
+                json.display(),
+                n,
+                info.dim
+            )));
+        }
+        let ids: Vec<u32> = packed
+            .iter()
+            .flat_map(|p| [p & 0xffff, p >> 16])
+            .collect();
+        let mut captions = Vec::with_capacity(n);
+        for i in 0..n {
+            let mut caps = Vec::new();
+            for j in 0..CAPTIONS_KEPT {
+                let (a, b) = (
+                    offsets[i * CAPTIONS_KEPT + j] as usize,
+                    offsets[i * CAPTIONS_KEPT + j + 1] as usize,
+                );
+                if a > b || b > ids.len() {
+                    return Err(bad("caption offsets out of range".into()));
+                }
+                if b > a {
+                    caps.push(ids[a..b].to_vec());
+                }
+            }
+            captions.push(caps);
+        }
+        Ok(Some(Familiarity {
+            info,
+            mean,
+            basis,
+            bank,
+            captions,
+        }))
+    }
+
+    /// The files a model folder gets.
+    pub fn files(dir: &Path) -> [PathBuf; 2] {
+        [dir.join(FAMILIARITY_TENSORS), dir.join(FAMILIARITY_JSON)]
+    }
+}
+
+fn through_f16(v: Vec<f32>) -> Result<Vec<f32>, TrustError> {
+    let n = v.len();
+    Ok(Tensor::from_vec(v, n, &Device::Cpu)?
+        .to_dtype(DType::F16)?
+        .to_dtype(DType::F32)?
+        .to_vec1::<f32>()?)
+}
+
+/// The top `k` principal directions (rows of `d` values) of the centred rows `x` (`n` x `d`),
+/// by subspace iteration on the covariance.
+fn top_directions(x: &[f32], n: usize, d: usize, k: usize) -> Result<Vec<f32>, TrustError> {
+    let cpu = Device::Cpu;
+    let xt = Tensor::from_slice(x, (n, d), &cpu)?;
+    let cov = xt.t()?.matmul(&xt)?; // d x d
+    // Start from the first k coordinate directions, mixed deterministically.
+    let mut q: Vec<f32> = (0..d * k)
+        .map(|i| (((i * 7919 + 13) % 1009) as f32 / 1009.0) - 0.5)
+        .collect();
+    for _ in 0..30 {
+        let qt = Tensor::from_slice(&q, (d, k), &cpu)?;
+        let next = cov.matmul(&qt)?.to_vec2::<f32>()?; // d x k
+        // Gram-Schmidt on the k columns.
+        let mut cols: Vec<Vec<f64>> = (0..k)
+            .map(|j| next.iter().map(|r| f64::from(r[j])).collect())
+            .collect();
+        for j in 0..k {
+            for i in 0..j {
+                let dot: f64 = cols[j].iter().zip(&cols[i]).map(|(a, b)| a * b).sum();
+                let ci = cols[i].clone();
+                cols[j].iter_mut().zip(&ci).for_each(|(a, b)| *a -= dot * b);
+            }
+            let norm = cols[j].iter().map(|a| a * a).sum::<f64>().sqrt();
+            if norm > 1e-12 {
+                cols[j].iter_mut().for_each(|a| *a /= norm);
+            }
+        }
+        for r in 0..d {
+            for (j, col) in cols.iter().enumerate() {
+                q[r * k + j] = col[r] as f32;
+            }
+        }
+    }
+    // Rows of the basis: one direction each.
+    let mut basis = vec![0f32; k * d];
+    for r in 0..d {
+        for j in 0..k {
+            basis[j * d + r] = q[r * k + j];
+        }
+    }
+    Ok(basis)
+}

@@ -1,0 +1,463 @@
+//! `captioner calibrate`: fits a model's familiarity and calibration on a dataset's train and
+//! dev splits (the test split is never read) and writes them into the model folder.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::calibration::{
+    ACCEPTABLE_CIDER, Calibration, ReviewFigures, auroc, fit_logistic, review_figures,
+};
+use super::{Familiarity, Signals, familiarity};
+use crate::dataset::{ImportOptions, Split};
+use crate::features::{ExtractOptions, FeatureCache, load_cached};
+use crate::jobs::{CancelToken, Job, JobContext, JobError, JobEvent, Sink};
+use crate::pipeline::{Captioner, DecodeOptions};
+
+/// The file of reference captions in a folder of extra photos: `photo.jpg<TAB>caption` lines.
+pub const EXTRA_CAPTIONS: &str = "captions.txt";
+
+/// What to calibrate on.
+#[derive(Clone, Debug)]
+pub struct CalibrateOptions {
+    pub import: ImportOptions,
+    pub decode: DecodeOptions,
+    /// A folder of photos unlike the dataset's with [`EXTRA_CAPTIONS`]: not fitted on, only
+    /// measured (mixed with the dev photos).
+    pub unfamiliar: Option<PathBuf>,
+    /// Write the files into the model folder.
+    pub write: bool,
+}
+
+/// Figures on a mix of dev photos and unfamiliar photos.
+#[derive(Clone, Debug, Serialize)]
+pub struct MixFigures {
+    pub dev_photos: usize,
+    pub unfamiliar_photos: usize,
+    pub unfamiliar_bad: usize,
+    pub auroc_confidence: Option<f64>,
+    pub auroc_word_geomean: Option<f64>,
+    pub auroc_similarity_unfamiliar_vs_dev: Option<f64>,
+    /// Share of the unfamiliar photos' bad captions flagged.
+    pub unfamiliar_bad_flagged: f64,
+    /// Share of the dev photos' good captions flagged.
+    pub dev_good_flagged: f64,
+    pub review: ReviewFigures,
+    /// Per unfamiliar photo: name, caption, CIDEr-D, confidence, needs_review, tags.
+    pub photos: Vec<serde_json::Value>,
+}
+
+/// What a calibration measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct CalibrationReport {
+    pub model: PathBuf,
+    pub dev_photos: usize,
+    pub acceptable_cider: f64,
+    pub dev_acceptable: usize,
+    /// AUROC on dev of each signal alone, and of the confidence fitted on the other half.
+    pub auroc_word_geomean: Option<f64>,
+    pub auroc_signals: Vec<(String, Option<f64>)>,
+    pub auroc_confidence_held_out: Option<f64>,
+    pub review_dev: ReviewFigures,
+    pub calibration: Calibration,
+    pub familiarity_ms_per_photo: f64,
+    pub mix: Option<MixFigures>,
+    pub seconds: f64,
+}
+
+fn confidences(cal: &Calibration, signals: &[Signals]) -> Vec<f32> {
+    signals.iter().map(|s| cal.confidence(s)).collect()
+}
+
+fn fit(signals: &[Signals], good: &[bool]) -> Calibration {
+    let x: Vec<Vec<f32>> = signals.iter().map(|s| s.values().to_vec()).collect();
+    let (mean, scale, weights, bias) = fit_logistic(&x, good, 1.0);
+    Calibration {
+        signals: Signals::NAMES.iter().map(|s| s.to_string()).collect(),
+        mean,
+        scale,
+        weights,
+        bias,
+        review_below: 0.0,
+        unfamiliar_below: f32::NEG_INFINITY,
+        tag_threshold: super::DEFAULT_TAG_THRESHOLD,
+        fitted: serde_json::Value::Null,
+    }
+}
+
+/// Fits familiarity (train split) and calibration (dev split) for `captioner`'s model.
+pub fn calibrate(
+    captioner: &mut Captioner,
+    dir: &Path,
+    cache_dir: &Path,
+    options: &CalibrateOptions,
+    events: Sink,
+    cancel: &CancelToken,
+) -> Result<CalibrationReport, JobError> {
+    let started = Instant::now();
+    let ds = crate::jobs::import::import(dir, &options.import, events, cancel)?;
+    let cache = FeatureCache::new(cache_dir, captioner.encoder.id());
+    let train: Vec<&crate::dataset::ImageEntry> = ds.split(Split::Train).collect();
+    let dev: Vec<&crate::dataset::ImageEntry> = ds.split(Split::Dev).collect();
+    if train.is_empty() || dev.is_empty() {
+        return Err(JobError::msg(format!(
+            "{}: calibrating needs a train and a dev split",
+            dir.display()
+        )));
+    }
+    let paths: Vec<PathBuf> = train.iter().chain(&dev).map(|e| e.path.clone()).collect();
+    crate::jobs::extract::extract(
+        &captioner.encoder,
+        &cache,
+        &paths,
+        &ExtractOptions::default(),
+        events,
+        cancel,
+    )?;
+    let feats = load_cached(&cache, &paths);
+    let (train_f, dev_f) = feats.split_at(train.len());
+    // Familiarity from the training photos and their captions.
+    let word_id: std::collections::HashMap<&str, u32> = captioner
+        .model
+        .vocab
+        .iter()
+        .enumerate()
+        .map(|(i, w)| (w.as_str(), i as u32))
+        .collect();
+    let unk = word_id.get("<unk>").copied().unwrap_or(3);
+    let mut rows: Vec<&[f32]> = Vec::new();
+    let mut caps = Vec::new();
+    for (entry, f) in train.iter().zip(train_f) {
+        if let Some(f) = f {
+            rows.push(f);
+            caps.push(
+                ds.cleaned(entry)
+                    .iter()
+                    .map(|ws| {
+                        ws.iter()
+                            .map(|w| word_id.get(w.as_str()).copied().unwrap_or(unk))
+                            .collect()
+                    })
+                    .collect(),
+            );
+        }
+    }
+    let dev_rows: Vec<(&crate::dataset::ImageEntry, &[f32])> = dev
+        .iter()
+        .zip(dev_f)
+        .filter_map(|(e, f)| f.as_deref().map(|f| (*e, f)))
+        .collect();
+    let dev_only: Vec<&[f32]> = dev_rows.iter().map(|(_, f)| *f).collect();
+    events(JobEvent::Phase {
+        job: Job::Evaluate,
+        message: format!(
+            "familiarity from {} training photos, {} dev photos",
+            rows.len(),
+            dev_only.len()
+        ),
+    });
+    let fam = Familiarity::build(
+        captioner.encoder.id(),
+        &rows,
+        caps,
+        &dev_only,
+        familiarity::DEFAULT_DIM,
+    )
+    .job_context(|| "building the familiarity data")?;
+    let t = Instant::now();
+    for f in &dev_only {
+        std::hint::black_box(fam.neighbours(f));
+    }
+    let familiarity_ms_per_photo = t.elapsed().as_secs_f64() * 1e3 / dev_only.len() as f64;
+    captioner.trust.familiarity = Some(fam);
+    captioner.trust.calibration = None;
+
+    // Caption the dev photos and measure them.
+    events(JobEvent::Phase {
+        job: Job::Evaluate,
+        message: format!("captioning {} dev photos", dev_rows.len()),
+    });
+    let mut signals = Vec::new();
+    let mut hyps = Vec::new();
+    let mut refs = Vec::new();
+    let total = dev_rows.len();
+    for (i, (entry, f)) in dev_rows.iter().enumerate() {
+        if cancel.is_cancelled() {
+            return Err(JobError::msg("calibration stopped"));
+        }
+        let r = captioner
+            .caption_features(f, &options.decode)
+            .job_context(|| format!("captioning {}", entry.path.display()))?;
+        signals.push(captioner.assess(f, &r).signals);
+        hyps.push(crate::eval::tokenize(&r.text));
+        refs.push(
+            entry
+                .captions
+                .iter()
+                .map(|c| crate::eval::tokenize(c))
+                .collect::<Vec<_>>(),
+        );
+        if i % 50 == 0 || i + 1 == total {
+            events(JobEvent::Progress {
+                job: Job::Evaluate,
+                done: i + 1,
+                total,
+                eta: None,
+            });
+        }
+    }
+    let cider = crate::eval::cider_d_scores(&hyps, &refs).per_image;
+    let good: Vec<bool> = cider.iter().map(|c| *c >= ACCEPTABLE_CIDER).collect();
+
+    // Held-out check: fit on one half, score the other.
+    let mut held = vec![0f32; signals.len()];
+    for part in 0..2 {
+        let (fs, fg): (Vec<Signals>, Vec<bool>) = signals
+            .iter()
+            .zip(&good)
+            .enumerate()
+            .filter(|(i, _)| i % 2 != part)
+            .map(|(_, (s, g))| (s.clone(), *g))
+            .unzip();
+        let cal = fit(&fs, &fg);
+        for (i, s) in signals.iter().enumerate() {
+            if i % 2 == part {
+                held[i] = cal.confidence(s);
+            }
+        }
+    }
+    let geo: Vec<f32> = signals.iter().map(|s| s.log_word_geomean).collect();
+    let auroc_signals = Signals::NAMES
+        .iter()
+        .enumerate()
+        .map(|(j, n)| {
+            let v: Vec<f32> = signals.iter().map(|s| s.values()[j]).collect();
+            (n.to_string(), auroc(&v, &good))
+        })
+        .collect();
+
+    let mut cal = fit(&signals, &good);
+    // needs_review: the highest confidence threshold that flags at most 5% of the good
+    // captions on dev; and photos less familiar than 99% of the dev photos.
+    let conf = confidences(&cal, &signals);
+    let mut good_conf: Vec<f32> = conf
+        .iter()
+        .zip(&good)
+        .filter(|(_, g)| **g)
+        .map(|(c, _)| *c)
+        .collect();
+    good_conf.sort_by(f32::total_cmp);
+    cal.review_below = good_conf
+        .get(good_conf.len() * 5 / 100)
+        .copied()
+        .unwrap_or(0.0);
+    let mut sims: Vec<f32> = signals.iter().map(|s| s.similarity).collect();
+    sims.sort_by(f32::total_cmp);
+    cal.unfamiliar_below = sims[sims.len() / 100];
+    cal.tag_threshold = tag_threshold(captioner, &dev_rows);
+    let flagged: Vec<bool> = signals
+        .iter()
+        .zip(&conf)
+        .map(|(s, c)| *c < cal.review_below || s.similarity < cal.unfamiliar_below)
+        .collect();
+    let review_dev = review_figures(&flagged, &good);
+    let auroc_confidence_held_out = auroc(&held, &good);
+    cal.fitted = serde_json::json!({
+        "dataset": dir.file_name().map(|n| n.to_string_lossy().into_owned()),
+        "split": "dev",
+        "photos": signals.len(),
+        "decode": options.decode,
+        "acceptable": format!("per-photo CIDEr-D >= {ACCEPTABLE_CIDER}"),
+        "auroc_dev_held_out": auroc_confidence_held_out,
+        "auroc_dev_word_geomean": auroc(&geo, &good),
+        "review_dev": review_dev,
+    });
+    captioner.trust.calibration = Some(cal.clone());
+
+    let mix = match &options.unfamiliar {
+        Some(folder) => Some(measure_mix(
+            captioner, folder, &options.decode, &hyps, &refs, &signals,
+        )?),
+        None => None,
+    };
+
+    if options.write {
+        if let Some(f) = &captioner.trust.familiarity {
+            f.save(&captioner.model_dir)
+                .job_context(|| "writing the familiarity data")?;
+        }
+        cal.save(&captioner.model_dir)
+            .job_context(|| "writing the calibration")?;
+    }
+    captioner.trust_note = captioner.trust.note();
+    Ok(CalibrationReport {
+        model: captioner.model_dir.clone(),
+        dev_photos: signals.len(),
+        acceptable_cider: ACCEPTABLE_CIDER,
+        dev_acceptable: good.iter().filter(|g| **g).count(),
+        auroc_word_geomean: auroc(&geo, &good),
+        auroc_signals,
+        auroc_confidence_held_out,
+        review_dev,
+        calibration: cal,
+        familiarity_ms_per_photo,
+        mix,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// The smallest class probability (of 0.1, 0.2, ... 0.9) at which at least 60% of the dev
+/// photos' class tags appear in their reference captions.
+fn tag_threshold(
+    captioner: &Captioner,
+    dev: &[(&crate::dataset::ImageEntry, &[f32])],
+) -> f32 {
+    let Some(c) = &captioner.trust.classifier else {
+        return super::DEFAULT_TAG_THRESHOLD;
+    };
+    let probs: Vec<(Vec<f32>, std::collections::HashSet<String>)> = dev
+        .iter()
+        .map(|(e, f)| {
+            let words = e
+                .captions
+                .iter()
+                .flat_map(|c| crate::eval::tokenize(c))
+                .collect();
+            (c.probabilities(f), words)
+        })
+        .collect();
+    for step in 1..10 {
+        let t = step as f32 / 10.0;
+        let (mut right, mut all) = (0usize, 0usize);
+        for (p, words) in &probs {
+            for (i, _) in p.iter().enumerate().filter(|(_, q)| **q >= t) {
+                all += 1;
+                if c
+                    .tags(i)
+                    .iter()
+                    .any(|tag| tag.split(' ').any(|w| words.contains(w)))
+                {
+                    right += 1;
+                }
+            }
+        }
+        if all > 0 && right as f64 / all as f64 >= 0.6 {
+            return t;
+        }
+    }
+    super::DEFAULT_TAG_THRESHOLD
+}
+
+fn read_extra_captions(folder: &Path) -> Result<Vec<(String, Vec<String>)>, JobError> {
+    let path = folder.join(EXTRA_CAPTIONS);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| JobError::new(e).context(format!("reading {}", path.display())))?;
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((name, caption)) = line.split_once('\t') else {
+            return Err(JobError::msg(format!(
+                "{}:{}: expected `photo<TAB>caption`",
+                path.display(),
+                n + 1
+            )));
+        };
+        match out.iter_mut().find(|(n, _)| n == name) {
+            Some((_, caps)) => caps.push(caption.to_string()),
+            None => out.push((name.to_string(), vec![caption.to_string()])),
+        }
+    }
+    Ok(out)
+}
+
+fn measure_mix(
+    captioner: &Captioner,
+    folder: &Path,
+    decode: &DecodeOptions,
+    dev_hyps: &[Vec<String>],
+    dev_refs: &[Vec<Vec<String>>],
+    dev_signals: &[Signals],
+) -> Result<MixFigures, JobError> {
+    let extra = read_extra_captions(folder)?;
+    let mut hyps = dev_hyps.to_vec();
+    let mut refs = dev_refs.to_vec();
+    let mut signals = dev_signals.to_vec();
+    let mut results = Vec::new();
+    for (name, caps) in &extra {
+        let path = folder.join(name);
+        let img = crate::jobs::caption::load_for_encoder(
+            &path,
+            captioner.encoder.input_size(),
+            &Default::default(),
+        )
+        .job_context(|| format!("reading {}", path.display()))?;
+        let out = captioner
+            .encoder
+            .encode(&[img])
+            .job_context(|| format!("encoding {}", path.display()))?;
+        let f: Vec<f32> = out
+            .pooled
+            .to_dtype(candle_core::DType::F32)
+            .and_then(|t| t.flatten_all())
+            .and_then(|t| t.to_vec1())
+            .job_context(|| "reading the features")?;
+        let r = captioner
+            .caption_features(&f, decode)
+            .job_context(|| format!("captioning {}", path.display()))?;
+        signals.push(captioner.assess(&f, &r).signals);
+        hyps.push(crate::eval::tokenize(&r.text));
+        refs.push(caps.iter().map(|c| crate::eval::tokenize(c)).collect());
+        results.push((name.clone(), r));
+    }
+    let cider = crate::eval::cider_d_scores(&hyps, &refs).per_image;
+    let good: Vec<bool> = cider.iter().map(|c| *c >= ACCEPTABLE_CIDER).collect();
+    let cal = captioner
+        .trust
+        .calibration
+        .as_ref()
+        .ok_or_else(|| JobError::msg("no calibration to measure"))?;
+    let conf = confidences(cal, &signals);
+    let flagged: Vec<bool> = signals
+        .iter()
+        .zip(&conf)
+        .map(|(s, c)| *c < cal.review_below || s.similarity < cal.unfamiliar_below)
+        .collect();
+    let nd = dev_hyps.len();
+    let geo: Vec<f32> = signals.iter().map(|s| s.log_word_geomean).collect();
+    let sims: Vec<f32> = signals.iter().map(|s| s.similarity).collect();
+    let is_dev: Vec<bool> = (0..signals.len()).map(|i| i < nd).collect();
+    let unf_bad: Vec<usize> = (nd..signals.len()).filter(|&i| !good[i]).collect();
+    let dev_good: Vec<usize> = (0..nd).filter(|&i| good[i]).collect();
+    let share = |idx: &[usize]| {
+        if idx.is_empty() {
+            0.0
+        } else {
+            idx.iter().filter(|&&i| flagged[i]).count() as f64 / idx.len() as f64
+        }
+    };
+    let photos = results
+        .iter()
+        .enumerate()
+        .map(|(k, (name, r))| {
+            let i = nd + k;
+            serde_json::json!({"photo": name, "caption": r.text, "cider_d": cider[i],
+                "confidence": conf[i], "needs_review": flagged[i], "familiarity": r.familiarity,
+                "tags": r.tags})
+        })
+        .collect();
+    Ok(MixFigures {
+        dev_photos: nd,
+        unfamiliar_photos: extra.len(),
+        unfamiliar_bad: unf_bad.len(),
+        auroc_confidence: auroc(&conf, &good),
+        auroc_word_geomean: auroc(&geo, &good),
+        auroc_similarity_unfamiliar_vs_dev: auroc(&sims, &is_dev),
+        unfamiliar_bad_flagged: share(&unf_bad),
+        dev_good_flagged: share(&dev_good),
+        review: review_figures(&flagged, &good),
+        photos,
+    })
+}

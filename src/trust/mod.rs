@@ -1,0 +1,386 @@
+//! How much to trust a caption: familiarity of the photo, a calibrated confidence, a
+//! needs-review flag and plain-word tags (issue 12).
+//!
+//! A model folder may hold `familiarity.safetensors` + `familiarity.json` (written when the
+//! model is trained, or by `captioner calibrate`) and `calibration.json` (written by
+//! `captioner calibrate`, fitted on a dev split). [`Trust::load`] reads what is there; a folder
+//! without them still captions, with `confidence: None` and [`Trust::note`] saying why.
+
+pub mod calibration;
+pub mod familiarity;
+pub mod fit;
+pub mod tags;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use calibration::{Calibration, auroc};
+pub use familiarity::Familiarity;
+pub use tags::Classifier;
+
+/// Why trust information could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum TrustError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), TrustError> {
+    let bytes = serde_json::to_vec_pretty(value).map_err(|e| TrustError::File {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    crate::paths::write_atomic(path, &bytes).map_err(|e| TrustError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })
+}
+
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, TrustError> {
+    let text = std::fs::read_to_string(path).map_err(|e| TrustError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    serde_json::from_str(&text).map_err(|e| TrustError::File {
+        path: path.to_path_buf(),
+        message: format!("line {}: {e}", e.line()),
+    })
+}
+
+/// Words that carry no content (left out of tags and agreement measures).
+pub const STOP_WORDS: &[&str] = &[
+    "a", "an", "the", "and", "or", "of", "in", "on", "at", "to", "with", "is", "are", "its",
+    "his", "her", "their", "while", "for", "from", "by", "into", "up", "down", "out", "some",
+    "two", "three", "one", "other", "another", "each", "it", "this", "that", "there", "who",
+    "as", "be", "has", "have", "near", "next", "over", "under", "through", "front", "<unk>",
+    "<start>", "<end>", "<pad>",
+];
+
+/// The content words of a caption (lower case, no stop words), in order, without repeats.
+pub fn content_words<'a>(words: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for w in words {
+        let w = w.to_lowercase();
+        if !w.is_empty() && !STOP_WORDS.contains(&w.as_str()) && !out.contains(&w) {
+            out.push(w);
+        }
+    }
+    out
+}
+
+/// What a caption's trust is computed from.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Signals {
+    /// ln of the geometric mean of the word probabilities.
+    pub log_word_geomean: f32,
+    /// ln of the least word probability.
+    pub log_word_min: f32,
+    /// Mean cosine similarity to the nearest training photos.
+    pub similarity: f32,
+    /// Share of the caption's n-grams (content words, bigrams, trigrams) found in the
+    /// captions of the nearest training photos.
+    pub neighbour_agreement: f32,
+    /// Probability mass of the ImageNet classes whose plain words the caption uses.
+    pub class_agreement: f32,
+    /// The top ImageNet class's probability.
+    pub top_class: f32,
+    /// Mean overlap of content words between the caption and the beam's other captions.
+    pub beam_agreement: f32,
+}
+
+impl Signals {
+    pub const NAMES: [&'static str; 7] = [
+        "log_word_geomean",
+        "log_word_min",
+        "similarity",
+        "neighbour_agreement",
+        "class_agreement",
+        "top_class",
+        "beam_agreement",
+    ];
+
+    pub fn values(&self) -> [f32; 7] {
+        [
+            self.log_word_geomean,
+            self.log_word_min,
+            self.similarity,
+            self.neighbour_agreement,
+            self.class_agreement,
+            self.top_class,
+            self.beam_agreement,
+        ]
+    }
+}
+
+/// Why a caption needs review.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewReason {
+    /// The photo is unlike the photos the model learned from.
+    Unfamiliar,
+    /// The calibrated confidence is low.
+    LowConfidence,
+}
+
+impl ReviewReason {
+    /// A warning for people.
+    pub fn warning(self) -> &'static str {
+        match self {
+            ReviewReason::Unfamiliar => {
+                "This photo is unlike the photos this model learned from; its caption is probably wrong."
+            }
+            ReviewReason::LowConfidence => {
+                "The model is unsure of this caption; it is probably wrong. Check it before you use it."
+            }
+        }
+    }
+}
+
+/// The trust figures of one caption.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Assessment {
+    pub confidence: Option<f32>,
+    pub familiarity: Option<f32>,
+    pub needs_review: Option<bool>,
+    pub review_reason: Option<ReviewReason>,
+    pub tags: Vec<String>,
+    pub signals: Signals,
+}
+
+/// The trust parts of a caption model (each optional).
+#[derive(Clone, Debug, Default)]
+pub struct Trust {
+    pub familiarity: Option<Familiarity>,
+    pub calibration: Option<Calibration>,
+    pub classifier: Option<Classifier>,
+}
+
+/// ImageNet tag threshold used when the model has no calibration.
+pub const DEFAULT_TAG_THRESHOLD: f32 = 0.3;
+
+impl Trust {
+    /// Reads the trust files of `model_dir` (those present), and the ImageNet classifier from
+    /// the encoder weights with the tag list beside them.
+    pub fn load(model_dir: &Path, encoder_weights: &Path) -> Result<Trust, TrustError> {
+        let classifier = match encoder_weights.parent() {
+            Some(dir) if dir.join(tags::TAGS_FILE).is_file() => Some(Classifier::load(
+                encoder_weights,
+                &dir.join(tags::TAGS_FILE),
+            )?),
+            _ => None,
+        };
+        Ok(Trust {
+            familiarity: Familiarity::load(model_dir)?,
+            calibration: Calibration::load(model_dir)?,
+            classifier,
+        })
+    }
+
+    /// Says what is missing, if anything.
+    pub fn note(&self) -> Option<String> {
+        match (&self.calibration, &self.familiarity) {
+            (Some(_), Some(_)) => None,
+            (None, _) => Some(
+                "this model is not calibrated: captions have no confidence or review flag (run `captioner calibrate DATASET --model DIR`)"
+                    .into(),
+            ),
+            (Some(_), None) => Some(
+                "this model has no familiarity data: captions have no confidence or review flag (run `captioner calibrate DATASET --model DIR`)"
+                    .into(),
+            ),
+        }
+    }
+
+    /// The signals of a caption (`words`: the caption's words and probabilities; `alternatives`:
+    /// the beam's captions; `vocab`: the model's id -> word).
+    pub fn signals(
+        &self,
+        feature: &[f32],
+        words: &[(String, f32)],
+        alternatives: &[String],
+        vocab: &[String],
+        class_probs: Option<&[f32]>,
+    ) -> Signals {
+        let probs: Vec<f32> = words.iter().map(|w| w.1).collect();
+        let geo = crate::pipeline::geometric_mean_probability(probs.iter().copied());
+        let min = probs.iter().copied().fold(1.0f32, f32::min);
+        let caption: Vec<&str> = words.iter().map(|w| w.0.as_str()).collect();
+        let content = content_words(caption.iter().copied());
+        let mut s = Signals {
+            log_word_geomean: geo.max(1e-6).ln(),
+            log_word_min: min.max(1e-6).ln(),
+            beam_agreement: beam_agreement(&content, alternatives),
+            ..Signals::default()
+        };
+        if let Some(f) = &self.familiarity {
+            let nb = f.neighbours(feature);
+            s.similarity = nb.similarity;
+            let refs: Vec<Vec<&str>> = nb
+                .indices
+                .iter()
+                .flat_map(|&i| f.captions(i))
+                .map(|c| {
+                    c.iter()
+                        .map(|&t| vocab.get(t as usize).map_or("<unk>", String::as_str))
+                        .collect()
+                })
+                .collect();
+            s.neighbour_agreement = ngram_agreement(&caption, &content, &refs);
+        }
+        if let (Some(c), Some(p)) = (&self.classifier, class_probs) {
+            s.top_class = p.iter().copied().fold(0.0, f32::max);
+            let words: HashSet<&str> = content.iter().map(String::as_str).collect();
+            s.class_agreement = p
+                .iter()
+                .enumerate()
+                .filter(|(_, q)| **q >= 0.01)
+                .filter(|(i, _)| {
+                    c.tags(*i)
+                        .iter()
+                        .any(|t| t.split(' ').any(|w| words.contains(w)))
+                })
+                .map(|(_, q)| q)
+                .sum::<f32>()
+                .min(1.0);
+        }
+        s
+    }
+
+    /// The trust figures of a caption.
+    pub fn assess(
+        &self,
+        feature: &[f32],
+        words: &[(String, f32)],
+        alternatives: &[String],
+        vocab: &[String],
+    ) -> Assessment {
+        let class_probs = self.classifier.as_ref().map(|c| c.probabilities(feature));
+        let signals = self.signals(feature, words, alternatives, vocab, class_probs.as_deref());
+        let familiarity = self
+            .familiarity
+            .as_ref()
+            .map(|f| f.familiarity(signals.similarity));
+        let (confidence, needs_review, review_reason) =
+            match (&self.calibration, &self.familiarity) {
+                (Some(cal), Some(_)) => {
+                    let c = cal.confidence(&signals);
+                    let reason = if signals.similarity < cal.unfamiliar_below {
+                        Some(ReviewReason::Unfamiliar)
+                    } else if c < cal.review_below {
+                        Some(ReviewReason::LowConfidence)
+                    } else {
+                        None
+                    };
+                    (Some(c), Some(reason.is_some()), reason)
+                }
+                _ => (None, None, None),
+            };
+        let threshold = self
+            .calibration
+            .as_ref()
+            .map_or(DEFAULT_TAG_THRESHOLD, |c| c.tag_threshold);
+        let mut tags: Vec<String> = Vec::new();
+        if let (Some(c), Some(p)) = (&self.classifier, &class_probs) {
+            let mut ranked: Vec<(usize, f32)> = p
+                .iter()
+                .copied()
+                .enumerate()
+                .filter(|(_, q)| *q >= threshold)
+                .collect();
+            ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+            for (i, _) in ranked {
+                for t in c.tags(i) {
+                    if !tags.contains(t) {
+                        tags.push(t.clone());
+                    }
+                }
+            }
+        }
+        for w in content_words(words.iter().map(|w| w.0.as_str())) {
+            if !tags.contains(&w) {
+                tags.push(w);
+            }
+        }
+        Assessment {
+            confidence,
+            familiarity,
+            needs_review,
+            review_reason,
+            tags,
+            signals,
+        }
+    }
+}
+
+fn beam_agreement(content: &[String], alternatives: &[String]) -> f32 {
+    let mine: HashSet<&str> = content.iter().map(String::as_str).collect();
+    let others: Vec<f32> = alternatives
+        .iter()
+        .skip(1)
+        .map(|a| {
+            let theirs: HashSet<String> = content_words(a.split_whitespace()).into_iter().collect();
+            let inter = theirs.iter().filter(|w| mine.contains(w.as_str())).count();
+            let union = mine.len() + theirs.len() - inter;
+            if union == 0 {
+                1.0
+            } else {
+                inter as f32 / union as f32
+            }
+        })
+        .collect();
+    if others.is_empty() {
+        1.0
+    } else {
+        others.iter().sum::<f32>() / others.len() as f32
+    }
+}
+
+/// Mean of: the share of content words, of bigrams and of trigrams of the caption found in
+/// any of `refs`.
+fn ngram_agreement(caption: &[&str], content: &[String], refs: &[Vec<&str>]) -> f32 {
+    if refs.is_empty() {
+        return 0.0;
+    }
+    let mut ref_words: HashSet<&str> = HashSet::new();
+    let mut ref_grams: HashSet<Vec<&str>> = HashSet::new();
+    for r in refs {
+        ref_words.extend(r.iter().copied());
+        for n in 2..=3 {
+            for g in r.windows(n) {
+                ref_grams.insert(g.to_vec());
+            }
+        }
+    }
+    let mut parts = Vec::new();
+    if !content.is_empty() {
+        let hit = content
+            .iter()
+            .filter(|w| ref_words.contains(w.as_str()))
+            .count();
+        parts.push(hit as f32 / content.len() as f32);
+    }
+    for n in 2..=3 {
+        let grams: Vec<&[&str]> = caption.windows(n).collect();
+        if !grams.is_empty() {
+            let hit = grams.iter().filter(|g| ref_grams.contains(&g.to_vec())).count();
+            parts.push(hit as f32 / grams.len() as f32);
+        }
+    }
+    if parts.is_empty() {
+        0.0
+    } else {
+        parts.iter().sum::<f32>() / parts.len() as f32
+    }
+}
