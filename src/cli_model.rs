@@ -578,6 +578,30 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<ExitCode> {
             report.cider_d
         );
         println!("model: {}", captioner.model_dir.display());
+        match &report.trust {
+            Some(t) => {
+                let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
+                println!(
+                    "confidence: AUROC {} (word probability {}) for telling the {} bad captions (per-photo CIDEr-D < {}) from the good",
+                    f(t.auroc_confidence),
+                    f(t.auroc_word_geomean),
+                    t.bad,
+                    crate::trust::calibration::ACCEPTABLE_CIDER
+                );
+                println!(
+                    "needs_review: {} flagged, precision {:.3}, recall {:.3}, good captions flagged {:.1}%",
+                    t.review.flagged,
+                    t.review.precision,
+                    t.review.recall,
+                    100.0 * t.review.good_flagged_rate
+                );
+            }
+            None => {
+                if let Some(note) = &captioner.trust_note {
+                    println!("no confidence figures: {note}");
+                }
+            }
+        }
         if !report.skipped.is_empty() {
             println!("skipped {} images", report.skipped.len());
         }

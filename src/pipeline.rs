@@ -223,7 +223,7 @@ impl Captioner {
             )));
         }
         // A model without (or with unreadable) trust files still captions; the note says so.
-        let (trust, trust_note) =
+        let (mut trust, trust_note) =
             match crate::trust::Trust::load(model_dir, encoder.weights_path()) {
                 Ok(t) => {
                     let note = t.note();
@@ -236,6 +236,7 @@ impl Captioner {
                     )),
                 ),
             };
+        trust.set_vocab(&model.vocab);
         Ok(Captioner {
             encoder,
             model,
@@ -495,6 +496,20 @@ pub struct EvalReport {
     /// Images skipped (no feature could be computed), with the reason.
     pub skipped: Vec<(PathBuf, String)>,
     pub seconds: f64,
+    /// How well the calibrated confidence ranks good and bad captions (beam search with a
+    /// calibrated model only).
+    #[serde(default)]
+    pub trust: Option<TrustFigures>,
+}
+
+/// How well the confidence and needs_review find bad captions (per-photo CIDEr-D below
+/// [`crate::trust::calibration::ACCEPTABLE_CIDER`]) on an evaluated split.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrustFigures {
+    pub bad: usize,
+    pub auroc_confidence: Option<f64>,
+    pub auroc_word_geomean: Option<f64>,
+    pub review: crate::trust::calibration::ReviewFigures,
 }
 
 /// Captions every image of `split` and scores the captions against the references.
@@ -533,6 +548,8 @@ pub fn evaluate(
     let mut skipped = report.failed.clone();
     let mut greedy_feats = Vec::new();
     let mut greedy_refs = Vec::new();
+    // (confidence, word geomean, needs_review) of each beam-searched caption.
+    let mut trust_rows: Vec<(Option<f32>, f32, Option<bool>)> = Vec::new();
     for (entry, feature) in entries.iter().zip(cached) {
         let Some(feature) = feature else {
             if !skipped.iter().any(|(p, _)| p == &entry.path) {
@@ -546,6 +563,7 @@ pub fn evaluate(
             greedy_refs.push(r);
         } else {
             let c = captioner.caption_features(&feature, options)?;
+            trust_rows.push((c.confidence, c.word_probability_geomean(), c.needs_review));
             hyps.push(c.text);
             refs.push(r);
         }
@@ -557,6 +575,7 @@ pub fn evaluate(
         refs = greedy_refs;
     }
     let scores = crate::eval::evaluate(&hyps, &refs);
+    let trust = trust_figures(&hyps, &refs, &trust_rows);
     Ok(EvalReport {
         split: split.name().to_string(),
         images: hyps.len(),
@@ -565,5 +584,35 @@ pub fn evaluate(
         cider_d: scores.cider_d,
         skipped,
         seconds: started.elapsed().as_secs_f64(),
+        trust,
+    })
+}
+
+fn trust_figures(
+    hyps: &[String],
+    refs: &[Vec<String>],
+    rows: &[(Option<f32>, f32, Option<bool>)],
+) -> Option<TrustFigures> {
+    if rows.len() != hyps.len() || rows.iter().any(|r| r.0.is_none() || r.2.is_none()) {
+        return None;
+    }
+    let h: Vec<Vec<String>> = hyps.iter().map(|t| crate::eval::tokenize(t)).collect();
+    let r: Vec<Vec<Vec<String>>> = refs
+        .iter()
+        .map(|rs| rs.iter().map(|t| crate::eval::tokenize(t)).collect())
+        .collect();
+    let cider = crate::eval::cider_d_scores(&h, &r).per_image;
+    let good: Vec<bool> = cider
+        .iter()
+        .map(|c| *c >= crate::trust::calibration::ACCEPTABLE_CIDER)
+        .collect();
+    let conf: Vec<f32> = rows.iter().map(|r| r.0.unwrap_or(0.0)).collect();
+    let geo: Vec<f32> = rows.iter().map(|r| r.1).collect();
+    let flagged: Vec<bool> = rows.iter().map(|r| r.2.unwrap_or(false)).collect();
+    Some(TrustFigures {
+        bad: good.iter().filter(|g| !**g).count(),
+        auroc_confidence: crate::trust::auroc(&conf, &good),
+        auroc_word_geomean: crate::trust::auroc(&geo, &good),
+        review: crate::trust::calibration::review_figures(&flagged, &good),
     })
 }

@@ -186,6 +186,32 @@ pub fn train(
         cancel.flag(),
     )
     .job_context(|| format!("training into {}", out_dir.display()))?;
+    // Familiarity data (issue 12) from the training photos' cached features, so that the new
+    // model's captions get a familiarity figure; `captioner calibrate` adds the confidence.
+    if !summary.stopped {
+        events(JobEvent::Phase {
+            job: Job::Train,
+            message: "computing the familiarity data".into(),
+        });
+        match familiarity_of(&prepared.data, encoder.id()) {
+            Ok(fam) => {
+                for dir in [&summary.best_dir, &summary.last_dir] {
+                    if dir.is_dir()
+                        && let Err(e) = fam.save(dir)
+                    {
+                        events(JobEvent::Warning {
+                            job: Job::Train,
+                            message: format!("no familiarity data for {}: {e}", dir.display()),
+                        });
+                    }
+                }
+            }
+            Err(e) => events(JobEvent::Warning {
+                job: Job::Train,
+                message: format!("no familiarity data: {e}"),
+            }),
+        }
+    }
     Ok(TrainOutcome {
         out_dir: out_dir.clone(),
         best_dir: summary.best_dir,
@@ -195,6 +221,50 @@ pub fn train(
         best_bleu4: summary.best_bleu4,
         epochs_completed: summary.epochs_completed,
     })
+}
+
+/// The familiarity data of a model trained on `data`: its training photos (features and
+/// captions) and, for the distribution, its dev photos.
+pub fn familiarity_of(
+    data: &train::TrainData,
+    encoder_id: &str,
+) -> Result<crate::trust::Familiarity, crate::trust::TrustError> {
+    let n = data
+        .train
+        .iter()
+        .chain(&data.dev)
+        .map(|(i, _)| i + 1)
+        .max()
+        .unwrap_or(0);
+    let dim = if n > 0 { data.features.len() / n } else { 0 };
+    let row = |i: usize| &data.features[i * dim..(i + 1) * dim];
+    let mut train_images: Vec<usize> = Vec::new();
+    let mut captions: Vec<Vec<Vec<u32>>> = Vec::new();
+    for (i, tokens) in &data.train {
+        if train_images.last() != Some(i) {
+            train_images.push(*i);
+            captions.push(Vec::new());
+        }
+        if let Some(c) = captions.last_mut() {
+            c.push(tokens.clone());
+        }
+    }
+    let mut dev_images: Vec<usize> = data.dev.iter().map(|(i, _)| *i).collect();
+    dev_images.dedup();
+    if dim == 0 || data.features.len() < n * dim {
+        return Err(crate::trust::TrustError::Invalid(
+            "no training features".into(),
+        ));
+    }
+    let train_rows: Vec<&[f32]> = train_images.iter().map(|&i| row(i)).collect();
+    let dev_rows: Vec<&[f32]> = dev_images.iter().map(|&i| row(i)).collect();
+    crate::trust::Familiarity::build(
+        encoder_id,
+        &train_rows,
+        captions,
+        &dev_rows,
+        crate::trust::familiarity::DEFAULT_DIM,
+    )
 }
 
 /// Which training engine runs on `device`.

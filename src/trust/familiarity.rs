@@ -58,6 +58,54 @@ pub struct Familiarity {
     bank: Vec<f32>,
     /// Token ids of the captions of training photo `i`.
     captions: Vec<Vec<Vec<u32>>>,
+    /// In how many training photos' stored captions each n-gram (1..=4) occurs.
+    df: HashMap<Vec<u32>, u32>,
+}
+
+/// n-grams (1..=4) of a caption with their counts.
+fn ngrams(tokens: &[u32]) -> [HashMap<&[u32], f32>; 4] {
+    let mut out: [HashMap<&[u32], f32>; 4] = Default::default();
+    for (n, map) in out.iter_mut().enumerate() {
+        for g in tokens.windows(n + 1) {
+            *map.entry(g).or_insert(0.0) += 1.0;
+        }
+    }
+    out
+}
+
+fn document_frequencies(captions: &[Vec<Vec<u32>>]) -> HashMap<Vec<u32>, u32> {
+    let mut df: HashMap<Vec<u32>, u32> = HashMap::new();
+    for caps in captions {
+        let mut seen: std::collections::HashSet<&[u32]> = std::collections::HashSet::new();
+        for c in caps {
+            for n in 1..=4 {
+                for g in c.windows(n) {
+                    if seen.insert(g) {
+                        *df.entry(g.to_vec()).or_insert(0) += 1;
+                    }
+                }
+            }
+        }
+    }
+    df
+}
+
+/// Dot product with eight accumulators (so that the compiler vectorises it).
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for k in 0..8 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
 }
 
 fn l2_normalise(v: &mut [f32]) {
@@ -118,7 +166,9 @@ impl Familiarity {
                 .into_iter()
                 .map(|c| c.into_iter().take(CAPTIONS_KEPT).collect())
                 .collect(),
+            df: HashMap::new(),
         };
+        fam.df = document_frequencies(&fam.captions);
         // The bank goes through f16 as it will be stored, so that queries now and after
         // loading agree.
         let mut bank = Vec::with_capacity(n * dim);
@@ -149,7 +199,7 @@ impl Familiarity {
         let mut z: Vec<f32> = self
             .basis
             .chunks(d)
-            .map(|b| b.iter().zip(&f).map(|(a, c)| a * c).sum())
+            .map(|b| dot(b, &f))
             .collect();
         l2_normalise(&mut z);
         z
@@ -167,7 +217,7 @@ impl Familiarity {
         let dim = self.info.dim;
         let mut best: Vec<(f32, usize)> = Vec::with_capacity(NEIGHBOURS + 1);
         for (i, row) in self.bank.chunks(dim).enumerate() {
-            let s: f32 = row.iter().zip(&z).map(|(a, b)| a * b).sum();
+            let s = dot(row, &z);
             if best.len() < NEIGHBOURS || s > best[best.len() - 1].0 {
                 let at = best.partition_point(|(b, _)| *b >= s);
                 best.insert(at, (s, i));
@@ -202,6 +252,59 @@ impl Familiarity {
             0.0
         };
         ((below - 1) as f32 + frac) / (q.len() - 1) as f32
+    }
+
+    /// CIDEr-D (n = 1..4, sigma 6, as `eval::cider_d`, but with the document frequencies of
+    /// the training captions) of `caption` (token ids) against the stored captions of the
+    /// training photos `indices`.
+    pub fn neighbour_cider(&self, caption: &[u32], indices: &[usize]) -> f32 {
+        let n_docs = (self.captions.len().max(1) as f32).ln();
+        let tfidf = |tokens: &[u32]| -> ([HashMap<Vec<u32>, f32>; 4], [f32; 4]) {
+            let grams = ngrams(tokens);
+            let mut vecs: [HashMap<Vec<u32>, f32>; 4] = Default::default();
+            let mut norms = [0f32; 4];
+            for n in 0..4 {
+                for (g, tf) in &grams[n] {
+                    let df = self.df.get(*g).copied().unwrap_or(0).max(1) as f32;
+                    let w = tf * (n_docs - df.ln());
+                    norms[n] += w * w;
+                    vecs[n].insert(g.to_vec(), w);
+                }
+                norms[n] = norms[n].sqrt();
+            }
+            (vecs, norms)
+        };
+        let (hv, hn) = tfidf(caption);
+        let mut total = 0f32;
+        let mut refs = 0usize;
+        for &i in indices {
+            for r in self.captions(i) {
+                let (rv, rn) = tfidf(r);
+                let delta = caption.len() as f32 - r.len() as f32;
+                let penalty = (-(delta * delta) / (2.0 * 36.0)).exp();
+                let mut s = 0f32;
+                for n in 0..4 {
+                    let mut v: f32 = hv[n]
+                        .iter()
+                        .map(|(g, h)| {
+                            let r = rv[n].get(g).copied().unwrap_or(0.0);
+                            h.min(r) * r
+                        })
+                        .sum();
+                    if hn[n] > 0.0 && rn[n] > 0.0 {
+                        v /= hn[n] * rn[n];
+                    }
+                    s += v * penalty;
+                }
+                total += s / 4.0;
+                refs += 1;
+            }
+        }
+        if refs == 0 {
+            0.0
+        } else {
+            10.0 * total / refs as f32
+        }
     }
 
     /// The stored captions (token ids) of training photo `i`.
@@ -333,12 +436,14 @@ impl Familiarity {
             }
             captions.push(caps);
         }
+        let df = document_frequencies(&captions);
         Ok(Some(Familiarity {
             info,
             mean,
             basis,
             bank,
             captions,
+            df,
         }))
     }
 

@@ -255,7 +255,8 @@ pub fn calibrate(
     let mut sims: Vec<f32> = signals.iter().map(|s| s.similarity).collect();
     sims.sort_by(f32::total_cmp);
     cal.unfamiliar_below = sims[sims.len() / 100];
-    cal.tag_threshold = tag_threshold(captioner, &dev_rows);
+    let (tag_t, tag_precision) = tag_threshold(captioner, &dev_rows);
+    cal.tag_threshold = tag_t;
     let flagged: Vec<bool> = signals
         .iter()
         .zip(&conf)
@@ -272,6 +273,7 @@ pub fn calibrate(
         "auroc_dev_held_out": auroc_confidence_held_out,
         "auroc_dev_word_geomean": auroc(&geo, &good),
         "review_dev": review_dev,
+        "tag_precision_dev": tag_precision,
     });
     captioner.trust.calibration = Some(cal.clone());
 
@@ -308,13 +310,14 @@ pub fn calibrate(
 }
 
 /// The smallest class probability (of 0.1, 0.2, ... 0.9) at which at least 60% of the dev
-/// photos' class tags appear in their reference captions.
+/// photos' class tags appear in their reference captions, and that share (the default
+/// threshold and `None` when no threshold reaches it).
 fn tag_threshold(
     captioner: &Captioner,
     dev: &[(&crate::dataset::ImageEntry, &[f32])],
-) -> f32 {
+) -> (f32, Option<f64>) {
     let Some(c) = &captioner.trust.classifier else {
-        return super::DEFAULT_TAG_THRESHOLD;
+        return (super::DEFAULT_TAG_THRESHOLD, None);
     };
     let probs: Vec<(Vec<f32>, std::collections::HashSet<String>)> = dev
         .iter()
@@ -343,10 +346,10 @@ fn tag_threshold(
             }
         }
         if all > 0 && right as f64 / all as f64 >= 0.6 {
-            return t;
+            return (t, Some(right as f64 / all as f64));
         }
     }
-    super::DEFAULT_TAG_THRESHOLD
+    (super::DEFAULT_TAG_THRESHOLD, None)
 }
 
 fn read_extra_captions(folder: &Path) -> Result<Vec<(String, Vec<String>)>, JobError> {

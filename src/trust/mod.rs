@@ -89,8 +89,8 @@ pub struct Signals {
     pub log_word_min: f32,
     /// Mean cosine similarity to the nearest training photos.
     pub similarity: f32,
-    /// Share of the caption's n-grams (content words, bigrams, trigrams) found in the
-    /// captions of the nearest training photos.
+    /// CIDEr-D of the caption against the captions of the nearest training photos (with the
+    /// training captions' document frequencies).
     pub neighbour_agreement: f32,
     /// Probability mass of the ImageNet classes whose plain words the caption uses.
     pub class_agreement: f32,
@@ -165,6 +165,8 @@ pub struct Trust {
     pub familiarity: Option<Familiarity>,
     pub calibration: Option<Calibration>,
     pub classifier: Option<Classifier>,
+    /// The caption model's word -> id (see [`Trust::set_vocab`]).
+    pub word_ids: std::collections::HashMap<String, u32>,
 }
 
 /// ImageNet tag threshold used when the model has no calibration.
@@ -185,7 +187,18 @@ impl Trust {
             familiarity: Familiarity::load(model_dir)?,
             calibration: Calibration::load(model_dir)?,
             classifier,
+            word_ids: Default::default(),
         })
+    }
+
+    /// Sets the caption model's vocabulary (id -> word), for comparing captions with the
+    /// stored neighbour captions.
+    pub fn set_vocab(&mut self, vocab: &[String]) {
+        self.word_ids = vocab
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (w.clone(), i as u32))
+            .collect();
     }
 
     /// Says what is missing, if anything.
@@ -227,17 +240,13 @@ impl Trust {
         if let Some(f) = &self.familiarity {
             let nb = f.neighbours(feature);
             s.similarity = nb.similarity;
-            let refs: Vec<Vec<&str>> = nb
-                .indices
+            let unk = self.word_ids.get("<unk>").copied().unwrap_or(u32::MAX);
+            let ids: Vec<u32> = caption
                 .iter()
-                .flat_map(|&i| f.captions(i))
-                .map(|c| {
-                    c.iter()
-                        .map(|&t| vocab.get(t as usize).map_or("<unk>", String::as_str))
-                        .collect()
-                })
+                .map(|w| self.word_ids.get(*w).copied().unwrap_or(unk))
                 .collect();
-            s.neighbour_agreement = ngram_agreement(&caption, &content, &refs);
+            let _ = vocab;
+            s.neighbour_agreement = f.neighbour_cider(&ids, &nb.indices);
         }
         if let (Some(c), Some(p)) = (&self.classifier, class_probs) {
             s.top_class = p.iter().copied().fold(0.0, f32::max);
@@ -344,43 +353,5 @@ fn beam_agreement(content: &[String], alternatives: &[String]) -> f32 {
         1.0
     } else {
         others.iter().sum::<f32>() / others.len() as f32
-    }
-}
-
-/// Mean of: the share of content words, of bigrams and of trigrams of the caption found in
-/// any of `refs`.
-fn ngram_agreement(caption: &[&str], content: &[String], refs: &[Vec<&str>]) -> f32 {
-    if refs.is_empty() {
-        return 0.0;
-    }
-    let mut ref_words: HashSet<&str> = HashSet::new();
-    let mut ref_grams: HashSet<Vec<&str>> = HashSet::new();
-    for r in refs {
-        ref_words.extend(r.iter().copied());
-        for n in 2..=3 {
-            for g in r.windows(n) {
-                ref_grams.insert(g.to_vec());
-            }
-        }
-    }
-    let mut parts = Vec::new();
-    if !content.is_empty() {
-        let hit = content
-            .iter()
-            .filter(|w| ref_words.contains(w.as_str()))
-            .count();
-        parts.push(hit as f32 / content.len() as f32);
-    }
-    for n in 2..=3 {
-        let grams: Vec<&[&str]> = caption.windows(n).collect();
-        if !grams.is_empty() {
-            let hit = grams.iter().filter(|g| ref_grams.contains(&g.to_vec())).count();
-            parts.push(hit as f32 / grams.len() as f32);
-        }
-    }
-    if parts.is_empty() {
-        0.0
-    } else {
-        parts.iter().sum::<f32>() / parts.len() as f32
     }
 }

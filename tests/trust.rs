@@ -1,0 +1,205 @@
+//! Captions you can trust (issue 12): the tag mapping, storing and loading the calibration and
+//! familiarity data, models without them, and the shipped model on photos unlike Flickr8k.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::Device;
+use captioner::jobs::caption::{CaptionInput, caption_one};
+use captioner::pipeline::{self, Captioner, DecodeOptions};
+use captioner::trust::calibration::{CALIBRATION_JSON, Calibration};
+use captioner::trust::{Familiarity, ReviewReason, Signals, tags};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn caption(c: &Captioner, photo: &Path) -> captioner::pipeline::CaptionResult {
+    caption_one(c, CaptionInput::File(photo.to_path_buf()), &DecodeOptions::default())
+        .unwrap()
+        .result
+}
+
+#[test]
+fn tag_mapping_covers_every_imagenet_class() {
+    let classes = std::fs::read_to_string(root().join("models/imagenet_classes.txt")).unwrap();
+    let text = std::fs::read_to_string(root().join("models").join(tags::TAGS_FILE)).unwrap();
+    let t = tags::parse_tags(&text);
+    assert_eq!(classes.lines().count(), 1000);
+    assert_eq!(t.len(), 1000, "one line of tags per class");
+    for (i, (tags, class)) in t.iter().zip(classes.lines()).enumerate() {
+        assert!(!tags.is_empty(), "class {i} ({class}) has no tag");
+        for tag in tags {
+            assert_eq!(tag, &tag.to_lowercase(), "class {i}: `{tag}` is not plain lower case");
+        }
+        // The class's own first name is one of its tags.
+        let first = class.split(',').next().unwrap().trim().to_lowercase();
+        assert!(tags.contains(&first), "class {i}: {tags:?} lacks `{first}`");
+    }
+    let has = |i: usize, w: &str| t[i].iter().any(|x| x == w);
+    for i in 151..=268 {
+        assert!(has(i, "dog"), "class {i} {:?}", t[i]);
+    }
+    for i in 281..=285 {
+        assert!(has(i, "cat"), "class {i} {:?}", t[i]);
+    }
+    assert!(has(967, "coffee"), "espresso is coffee: {:?}", t[967]);
+    assert!(has(817, "car"), "sports car is a car: {:?}", t[817]);
+}
+
+fn calibration() -> Calibration {
+    Calibration {
+        signals: Signals::NAMES.iter().map(|s| s.to_string()).collect(),
+        mean: vec![0.1; 7],
+        scale: vec![1.0; 7],
+        weights: vec![0.5, 0.2, 1.0, 0.3, 0.2, 0.1, 0.1],
+        bias: -0.2,
+        review_below: 0.4,
+        unfamiliar_below: 0.3,
+        tag_threshold: 0.3,
+        fitted: serde_json::json!({"split": "dev"}),
+    }
+}
+
+#[test]
+fn calibration_is_stored_and_loaded() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(Calibration::load(dir.path()).unwrap().is_none());
+    let cal = calibration();
+    cal.save(dir.path()).unwrap();
+    let back = Calibration::load(dir.path()).unwrap().unwrap();
+    assert_eq!(back, cal);
+    let s = Signals {
+        log_word_geomean: -1.0,
+        similarity: 0.5,
+        ..Signals::default()
+    };
+    assert_eq!(back.confidence(&s), cal.confidence(&s));
+    assert!((0.0..=1.0).contains(&back.confidence(&s)));
+    // A damaged file is an error naming it (with the line).
+    std::fs::write(dir.path().join(CALIBRATION_JSON), "{\n  \"signals\": [").unwrap();
+    let e = Calibration::load(dir.path()).unwrap_err().to_string();
+    assert!(e.contains(CALIBRATION_JSON) && e.contains("line"), "{e}");
+    // A calibration for other signals is refused, saying so.
+    let mut other = calibration();
+    other.signals[0] = "something_else".into();
+    other.save(dir.path()).unwrap();
+    let e = Calibration::load(dir.path()).unwrap_err().to_string();
+    assert!(e.contains("calibrate"), "{e}");
+}
+
+#[test]
+fn familiarity_is_stored_and_loaded() {
+    // 40 training "photos" in two clusters, 10 dev photos of the first cluster.
+    let feature = |cluster: usize, k: usize| -> Vec<f32> {
+        (0..32)
+            .map(|j| {
+                let base = if (j < 16) == (cluster == 0) { 1.0 } else { 0.0 };
+                base + 0.05 * (((k * 31 + j * 7) % 11) as f32 - 5.0)
+            })
+            .collect()
+    };
+    let train: Vec<Vec<f32>> = (0..40).map(|k| feature(k % 2, k)).collect();
+    let dev: Vec<Vec<f32>> = (0..10).map(|k| feature(0, 100 + k)).collect();
+    let captions: Vec<Vec<Vec<u32>>> = (0..40)
+        .map(|k| vec![vec![4, 5, k as u32 + 6], vec![7, 8]])
+        .collect();
+    let tr: Vec<&[f32]> = train.iter().map(Vec::as_slice).collect();
+    let dv: Vec<&[f32]> = dev.iter().map(Vec::as_slice).collect();
+    let fam = Familiarity::build("enc", &tr, captions, &dv, 8).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    assert!(Familiarity::load(dir.path()).unwrap().is_none());
+    fam.save(dir.path()).unwrap();
+    let back = Familiarity::load(dir.path()).unwrap().unwrap();
+    assert_eq!(back.info, fam.info);
+    let q = feature(0, 500);
+    let (a, b) = (fam.neighbours(&q), back.neighbours(&q));
+    assert_eq!(a, b);
+    // The nearest photos are of the same cluster, and their captions came back.
+    assert!(a.indices.iter().all(|i| i % 2 == 0), "{a:?}");
+    assert_eq!(back.captions(3), &[vec![4, 5, 9], vec![7, 8]]);
+    let f = back.familiarity(a.similarity);
+    assert!((0.0..=1.0).contains(&f));
+    // A photo unlike the training photos is less familiar than the dev photos.
+    let odd: Vec<f32> = (0..32).map(|j| if j % 2 == 0 { 1.0 } else { -1.0 }).collect();
+    assert!(back.familiarity(back.neighbours(&odd).similarity) < 0.05);
+}
+
+/// The shipped model in a folder of its own, without its trust files.
+fn bare_copy_of_default() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["config.json", "vocab.json", "weights.safetensors", "meta.json"] {
+        std::fs::copy(pipeline::default_model_dir().join(f), dir.path().join(f)).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn a_model_without_calibration_still_captions_and_says_so() {
+    let dir = bare_copy_of_default();
+    let c = Captioner::load(dir.path(), &Device::Cpu).unwrap();
+    let note = c.trust_note.clone().unwrap();
+    assert!(note.contains("not calibrated"), "{note}");
+    let photo = root().join("tests/fixtures/unfamiliar/chelsea.jpg");
+    let r = caption(&c, &photo);
+    assert!(!r.text.is_empty());
+    assert_eq!(r.confidence, None);
+    assert_eq!(r.needs_review, None);
+    assert_eq!(r.familiarity, None);
+    assert!(r.tags.iter().any(|t| t == "cat"), "{:?}", r.tags);
+    // The command line says so too, and its JSON has the fields (null).
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_captioner"))
+        .args(["caption", "--json", "--model"])
+        .arg(dir.path())
+        .arg(&photo)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not calibrated"));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v[0]["confidence"].is_null() && v[0]["needs_review"].is_null());
+    assert!(v[0]["tags"].as_array().unwrap().len() > 1);
+}
+
+#[test]
+fn a_damaged_calibration_leaves_captioning_working() {
+    let dir = bare_copy_of_default();
+    std::fs::write(dir.path().join(CALIBRATION_JSON), "not json").unwrap();
+    let c = Captioner::load(dir.path(), &Device::Cpu).unwrap();
+    let note = c.trust_note.clone().unwrap();
+    assert!(note.contains(CALIBRATION_JSON), "{note}");
+    let r = caption(&c, &root().join("tests/fixtures/unfamiliar/coffee.jpg"));
+    assert!(!r.text.is_empty() && r.confidence.is_none());
+}
+
+#[test]
+fn shipped_model_flags_unfamiliar_photos_and_tags_them() {
+    let c = Captioner::load(&pipeline::default_model_dir(), &Device::Cpu).unwrap();
+    assert_eq!(c.trust_note, None, "the shipped model is calibrated");
+    let unf = root().join("tests/fixtures/unfamiliar");
+    let cat = caption(&c, &unf.join("chelsea.jpg"));
+    assert_eq!(cat.needs_review, Some(true), "{cat:?}");
+    assert!(cat.tags.iter().any(|t| t == "cat"), "{:?}", cat.tags);
+    let coffee = caption(&c, &unf.join("coffee.jpg"));
+    assert_eq!(coffee.needs_review, Some(true), "{coffee:?}");
+    assert_eq!(coffee.review_reason, Some(ReviewReason::Unfamiliar));
+    assert!(
+        coffee.tags.iter().any(|t| t == "coffee" || t == "espresso"),
+        "{:?}",
+        coffee.tags
+    );
+    for r in [&cat, &coffee] {
+        let conf = r.confidence.unwrap();
+        assert!((0.0..=1.0).contains(&conf));
+        assert!(r.familiarity.unwrap() < 0.05, "{r:?}");
+    }
+    // The Flickr8k fixture photos are familiar and not flagged.
+    let (photos, _) = captioner::jobs::caption::list_photos(
+        &root().join("tests/fixtures/flickr8k_mini/Flicker8k_Dataset"),
+    )
+    .unwrap();
+    assert!(!photos.is_empty());
+    for p in &photos {
+        let r = caption(&c, p);
+        assert_eq!(r.needs_review, Some(false), "{}: {r:?}", p.display());
+    }
+}
