@@ -223,19 +223,21 @@ impl Captioner {
             )));
         }
         // A model without (or with unreadable) trust files still captions; the note says so.
-        let (mut trust, trust_note) =
-            match crate::trust::Trust::load(model_dir, encoder.weights_path()) {
-                Ok(t) => {
-                    let note = t.note();
-                    (t, note)
-                }
-                Err(e) => (
-                    crate::trust::Trust::default(),
-                    Some(format!(
-                        "no confidence for this model's captions: {e} (run `captioner calibrate` again)"
-                    )),
-                ),
-            };
+        let (mut trust, trust_note) = match crate::trust::Trust::load(
+            model_dir,
+            encoder.weights_path(),
+        ) {
+            Ok(t) => {
+                let note = t.note();
+                (t, note)
+            }
+            Err(e) => (
+                crate::trust::Trust::default(),
+                Some(format!(
+                    "no confidence for this model's captions: {e} (run `captioner calibrate` again)"
+                )),
+            ),
+        };
         trust.set_vocab(&model.vocab);
         Ok(Captioner {
             encoder,

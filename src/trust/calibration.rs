@@ -100,7 +100,11 @@ pub fn fit_logistic(x: &[Vec<f32>], good: &[bool], l2: f64) -> (Vec<f32>, Vec<f3
     let scale: Vec<f64> = scale.iter().map(|v| v.sqrt().max(1e-6)).collect();
     let z: Vec<Vec<f64>> = x
         .iter()
-        .map(|r| (0..k).map(|j| (f64::from(r[j]) - mean[j]) / scale[j]).collect())
+        .map(|r| {
+            (0..k)
+                .map(|j| (f64::from(r[j]) - mean[j]) / scale[j])
+                .collect()
+        })
         .collect();
     let mut w = vec![0f64; k];
     let mut b = 0f64;
@@ -207,7 +211,11 @@ pub struct ReviewFigures {
 }
 
 pub fn review_figures(flagged: &[bool], good: &[bool]) -> ReviewFigures {
-    let tp = flagged.iter().zip(good).filter(|(f, g)| **f && !**g).count();
+    let tp = flagged
+        .iter()
+        .zip(good)
+        .filter(|(f, g)| **f && !**g)
+        .count();
     let nflag = flagged.iter().filter(|f| **f).count();
     let bad = good.iter().filter(|g| !**g).count();
     let ngood = good.len() - bad;
@@ -215,9 +223,17 @@ pub fn review_figures(flagged: &[bool], good: &[bool]) -> ReviewFigures {
     ReviewFigures {
         flagged: nflag,
         bad,
-        precision: if nflag > 0 { tp as f64 / nflag as f64 } else { 0.0 },
+        precision: if nflag > 0 {
+            tp as f64 / nflag as f64
+        } else {
+            0.0
+        },
         recall: if bad > 0 { tp as f64 / bad as f64 } else { 0.0 },
-        good_flagged_rate: if ngood > 0 { fp as f64 / ngood as f64 } else { 0.0 },
+        good_flagged_rate: if ngood > 0 {
+            fp as f64 / ngood as f64
+        } else {
+            0.0
+        },
     }
 }
 
@@ -227,8 +243,14 @@ mod tests {
 
     #[test]
     fn auroc_orders() {
-        assert_eq!(auroc(&[0.1, 0.2, 0.8, 0.9], &[false, false, true, true]), Some(1.0));
-        assert_eq!(auroc(&[0.9, 0.8, 0.2, 0.1], &[false, false, true, true]), Some(0.0));
+        assert_eq!(
+            auroc(&[0.1, 0.2, 0.8, 0.9], &[false, false, true, true]),
+            Some(1.0)
+        );
+        assert_eq!(
+            auroc(&[0.9, 0.8, 0.2, 0.1], &[false, false, true, true]),
+            Some(0.0)
+        );
         assert_eq!(auroc(&[0.5, 0.5], &[false, true]), Some(0.5));
         assert_eq!(auroc(&[0.5], &[true]), None);
     }

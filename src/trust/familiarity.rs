@@ -145,7 +145,9 @@ impl Familiarity {
         }
         let mut mean = vec![0f32; d];
         for row in x.chunks(d) {
-            mean.iter_mut().zip(row).for_each(|(m, v)| *m += v / n as f32);
+            mean.iter_mut()
+                .zip(row)
+                .for_each(|(m, v)| *m += v / n as f32);
         }
         for row in x.chunks_mut(d) {
             row.iter_mut().zip(&mean).for_each(|(v, m)| *v -= m);
@@ -196,11 +198,7 @@ impl Familiarity {
         let mut f = feature.to_vec();
         l2_normalise(&mut f);
         f.iter_mut().zip(&self.mean).for_each(|(v, m)| *v -= m);
-        let mut z: Vec<f32> = self
-            .basis
-            .chunks(d)
-            .map(|b| dot(b, &f))
-            .collect();
+        let mut z: Vec<f32> = self.basis.chunks(d).map(|b| dot(b, &f)).collect();
         l2_normalise(&mut z);
         z
     }
@@ -352,12 +350,11 @@ impl Familiarity {
             Tensor::from_slice(&packed, packed.len(), &cpu)?,
         );
         let path = dir.join(FAMILIARITY_TENSORS);
-        let tmp = dir.join(format!(".{FAMILIARITY_TENSORS}.tmp"));
-        candle_core::safetensors::save(&tensors, &tmp).map_err(|e| TrustError::File {
-            path: tmp.clone(),
+        let bytes = safetensors::serialize(tensors, None).map_err(|e| TrustError::File {
+            path: path.clone(),
             message: e.to_string(),
         })?;
-        std::fs::rename(&tmp, &path).map_err(|e| TrustError::Io {
+        crate::paths::write_atomic(&path, &bytes).map_err(|e| TrustError::Io {
             path: path.clone(),
             source: e,
         })?;
@@ -415,10 +412,7 @@ impl Familiarity {
                 info.dim
             )));
         }
-        let ids: Vec<u32> = packed
-            .iter()
-            .flat_map(|p| [p & 0xffff, p >> 16])
-            .collect();
+        let ids: Vec<u32> = packed.iter().flat_map(|p| [p & 0xffff, p >> 16]).collect();
         let mut captions = Vec::with_capacity(n);
         for i in 0..n {
             let mut caps = Vec::new();

@@ -279,7 +279,12 @@ pub fn calibrate(
 
     let mix = match &options.unfamiliar {
         Some(folder) => Some(measure_mix(
-            captioner, folder, &options.decode, &hyps, &refs, &signals,
+            captioner,
+            folder,
+            &options.decode,
+            &hyps,
+            &refs,
+            &signals,
         )?),
         None => None,
     };
@@ -336,8 +341,7 @@ fn tag_threshold(
         for (p, words) in &probs {
             for (i, _) in p.iter().enumerate().filter(|(_, q)| **q >= t) {
                 all += 1;
-                if c
-                    .tags(i)
+                if c.tags(i)
                     .iter()
                     .any(|tag| tag.split(' ').any(|w| words.contains(w)))
                 {

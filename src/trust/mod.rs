@@ -61,11 +61,11 @@ pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T
 
 /// Words that carry no content (left out of tags and agreement measures).
 pub const STOP_WORDS: &[&str] = &[
-    "a", "an", "the", "and", "or", "of", "in", "on", "at", "to", "with", "is", "are", "its",
-    "his", "her", "their", "while", "for", "from", "by", "into", "up", "down", "out", "some",
-    "two", "three", "one", "other", "another", "each", "it", "this", "that", "there", "who",
-    "as", "be", "has", "have", "near", "next", "over", "under", "through", "front", "<unk>",
-    "<start>", "<end>", "<pad>",
+    "a", "an", "the", "and", "or", "of", "in", "on", "at", "to", "with", "is", "are", "its", "his",
+    "her", "their", "while", "for", "from", "by", "into", "up", "down", "out", "some", "two",
+    "three", "one", "other", "another", "each", "it", "this", "that", "there", "who", "as", "be",
+    "has", "have", "near", "next", "over", "under", "through", "front", "<unk>", "<start>",
+    "<end>", "<pad>",
 ];
 
 /// The content words of a caption (lower case, no stop words), in order, without repeats.
@@ -281,21 +281,21 @@ impl Trust {
             .familiarity
             .as_ref()
             .map(|f| f.familiarity(signals.similarity));
-        let (confidence, needs_review, review_reason) =
-            match (&self.calibration, &self.familiarity) {
-                (Some(cal), Some(_)) => {
-                    let c = cal.confidence(&signals);
-                    let reason = if signals.similarity < cal.unfamiliar_below {
-                        Some(ReviewReason::Unfamiliar)
-                    } else if c < cal.review_below {
-                        Some(ReviewReason::LowConfidence)
-                    } else {
-                        None
-                    };
-                    (Some(c), Some(reason.is_some()), reason)
-                }
-                _ => (None, None, None),
-            };
+        let (confidence, needs_review, review_reason) = match (&self.calibration, &self.familiarity)
+        {
+            (Some(cal), Some(_)) => {
+                let c = cal.confidence(&signals);
+                let reason = if signals.similarity < cal.unfamiliar_below {
+                    Some(ReviewReason::Unfamiliar)
+                } else if c < cal.review_below {
+                    Some(ReviewReason::LowConfidence)
+                } else {
+                    None
+                };
+                (Some(c), Some(reason.is_some()), reason)
+            }
+            _ => (None, None, None),
+        };
         let threshold = self
             .calibration
             .as_ref()
