@@ -362,8 +362,7 @@ impl Captioner {
             .collect();
         let alternatives: Vec<String> =
             result.alternatives.iter().map(|a| a.text.clone()).collect();
-        self.trust
-            .assess(feature, &words, &alternatives, &self.model.vocab)
+        self.trust.assess(feature, &words, &alternatives)
     }
 
     fn words(&self, tokens: &[u32]) -> Vec<String> {

@@ -236,7 +236,7 @@ pub fn familiarity_of(
         .map(|(i, _)| i + 1)
         .max()
         .unwrap_or(0);
-    let dim = if n > 0 { data.features.len() / n } else { 0 };
+    let dim = data.features.len().checked_div(n).unwrap_or(0);
     let row = |i: usize| &data.features[i * dim..(i + 1) * dim];
     let mut train_images: Vec<usize> = Vec::new();
     let mut captions: Vec<Vec<Vec<u32>>> = Vec::new();

@@ -238,23 +238,28 @@ pub fn calibrate(
         .collect();
 
     let mut cal = fit(&signals, &good);
-    // needs_review: the highest confidence threshold that flags at most 5% of the good
-    // captions on dev; and photos less familiar than 99% of the dev photos.
+    // needs_review: photos less familiar than 99% of the dev photos, and captions whose
+    // confidence is below the highest threshold that keeps the good dev captions flagged (by
+    // either rule) at 5% at most.
     let conf = confidences(&cal, &signals);
-    let mut good_conf: Vec<f32> = conf
-        .iter()
-        .zip(&good)
-        .filter(|(_, g)| **g)
-        .map(|(c, _)| *c)
-        .collect();
-    good_conf.sort_by(f32::total_cmp);
-    cal.review_below = good_conf
-        .get(good_conf.len() * 5 / 100)
-        .copied()
-        .unwrap_or(0.0);
     let mut sims: Vec<f32> = signals.iter().map(|s| s.similarity).collect();
     sims.sort_by(f32::total_cmp);
     cal.unfamiliar_below = sims[sims.len() / 100];
+    let n_good = good.iter().filter(|g| **g).count();
+    let mut good_conf: Vec<f32> = Vec::new();
+    let mut good_unfamiliar = 0usize;
+    for ((c, s), g) in conf.iter().zip(&signals).zip(&good) {
+        if *g {
+            if s.similarity < cal.unfamiliar_below {
+                good_unfamiliar += 1;
+            } else {
+                good_conf.push(*c);
+            }
+        }
+    }
+    good_conf.sort_by(f32::total_cmp);
+    let allowed = (n_good * 5 / 100).saturating_sub(good_unfamiliar);
+    cal.review_below = good_conf.get(allowed).copied().unwrap_or(0.0);
     let (tag_t, tag_precision) = tag_threshold(captioner, &dev_rows);
     cal.tag_threshold = tag_t;
     let flagged: Vec<bool> = signals

@@ -217,13 +217,12 @@ impl Trust {
     }
 
     /// The signals of a caption (`words`: the caption's words and probabilities; `alternatives`:
-    /// the beam's captions; `vocab`: the model's id -> word).
+    /// the beam's captions; `class_probs`: the ImageNet class probabilities).
     pub fn signals(
         &self,
         feature: &[f32],
         words: &[(String, f32)],
         alternatives: &[String],
-        vocab: &[String],
         class_probs: Option<&[f32]>,
     ) -> Signals {
         let probs: Vec<f32> = words.iter().map(|w| w.1).collect();
@@ -245,7 +244,6 @@ impl Trust {
                 .iter()
                 .map(|w| self.word_ids.get(*w).copied().unwrap_or(unk))
                 .collect();
-            let _ = vocab;
             s.neighbour_agreement = f.neighbour_cider(&ids, &nb.indices);
         }
         if let (Some(c), Some(p)) = (&self.classifier, class_probs) {
@@ -273,10 +271,9 @@ impl Trust {
         feature: &[f32],
         words: &[(String, f32)],
         alternatives: &[String],
-        vocab: &[String],
     ) -> Assessment {
         let class_probs = self.classifier.as_ref().map(|c| c.probabilities(feature));
-        let signals = self.signals(feature, words, alternatives, vocab, class_probs.as_deref());
+        let signals = self.signals(feature, words, alternatives, class_probs.as_deref());
         let familiarity = self
             .familiarity
             .as_ref()
