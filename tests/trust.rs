@@ -241,3 +241,37 @@ fn shipped_model_flags_unfamiliar_photos_and_tags_them() {
     let flagged = flags.iter().filter(|f| **f).count();
     assert!(flagged <= 2, "{flagged} of 24 Flickr8k photos flagged");
 }
+
+#[test]
+fn training_data_gives_familiarity_data() {
+    // 12 images of 16-d features: 0..10 train (two captions each), 10..12 dev.
+    let mut data = captioner::train::TrainData::default();
+    for i in 0..12 {
+        data.features.extend((0..16).map(|j| {
+            if (i + j) % 3 == 0 {
+                1.0
+            } else {
+                0.1 * j as f32
+            }
+        }));
+    }
+    for i in 0..10 {
+        data.train.push((i, vec![4, 5 + i as u32]));
+        data.train.push((i, vec![6, 7]));
+    }
+    for i in 10..12 {
+        data.dev.push((i, vec![4, 5]));
+    }
+    let fam = captioner::jobs::train::familiarity_of(&data, "enc").unwrap();
+    assert_eq!(fam.info.train_photos, 10);
+    assert_eq!(fam.captions(2), &[vec![4, 7], vec![6, 7]]);
+    // A training photo's own caption agrees with itself more than an unrelated one.
+    let nb = fam.neighbours(&data.features[2 * 16..3 * 16]);
+    assert_eq!(nb.indices[0], 2);
+    assert!(fam.neighbour_cider(&[4, 7], &[2]) > fam.neighbour_cider(&[9, 9], &[2]));
+    // No training data is an error, not a panic.
+    assert!(
+        captioner::jobs::train::familiarity_of(&captioner::train::TrainData::default(), "enc")
+            .is_err()
+    );
+}
