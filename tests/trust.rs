@@ -247,12 +247,14 @@ fn training_data_gives_familiarity_data() {
     // 12 images of 16-d features: 0..10 train (two captions each), 10..12 dev.
     let mut data = captioner::train::TrainData::default();
     for i in 0..12 {
+        // Each image differs from the others (the 0.5 at position i).
         data.features.extend((0..16).map(|j| {
-            if (i + j) % 3 == 0 {
+            let base = if (i + j) % 3 == 0 {
                 1.0
             } else {
                 0.1 * j as f32
-            }
+            };
+            base + if j == i { 0.5 } else { 0.0 }
         }));
     }
     for i in 0..10 {
