@@ -223,20 +223,17 @@ impl Captioner {
             )));
         }
         // A model without (or with unreadable) trust files still captions; the note says so.
-        let (mut trust, trust_note) = match crate::trust::Trust::load(
-            model_dir,
-            encoder.weights_path(),
-        ) {
-            Ok(t) => {
-                let note = t.note();
-                (t, note)
-            }
-            Err(e) => (
-                crate::trust::Trust::default(),
-                Some(format!(
-                    "no confidence for this model's captions: {e} (run `captioner calibrate` again)"
-                )),
-            ),
+        let (mut trust, problems) = crate::trust::Trust::load(model_dir, encoder.weights_path());
+        let trust_note = if problems.is_empty() {
+            trust.note()
+        } else {
+            // A damaged trust file: captions come without a confidence, and say why.
+            trust.calibration = None;
+            let why: Vec<String> = problems.iter().map(|e| e.to_string()).collect();
+            Some(format!(
+                "no confidence for this model's captions: {} (run `captioner calibrate` again)",
+                why.join("; ")
+            ))
         };
         trust.set_vocab(&model.vocab);
         Ok(Captioner {

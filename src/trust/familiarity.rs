@@ -34,8 +34,15 @@ pub struct FamiliarityInfo {
     pub dim: usize,
     pub neighbours: usize,
     pub train_photos: usize,
+    /// Reference captions stored per training photo.
+    #[serde(default = "default_captions_per_photo")]
+    pub captions_per_photo: usize,
     /// Mean similarity to the nearest training photos of the dev photos, sorted (101 quantiles).
     pub dev_quantiles: Vec<f32>,
+}
+
+fn default_captions_per_photo() -> usize {
+    CAPTIONS_KEPT
 }
 
 /// The nearest training photos of one photo.
@@ -159,6 +166,7 @@ impl Familiarity {
                 dim,
                 neighbours: NEIGHBOURS,
                 train_photos: n,
+                captions_per_photo: CAPTIONS_KEPT,
                 dev_quantiles: Vec::new(),
             },
             mean,
@@ -402,7 +410,8 @@ impl Familiarity {
         if info.dim == 0
             || basis.len() != info.dim * d
             || bank.len() != n * info.dim
-            || offsets.len() != n * CAPTIONS_KEPT + 1
+            || info.captions_per_photo == 0
+            || offsets.len() != n * info.captions_per_photo + 1
             || info.dev_quantiles.is_empty()
         {
             return Err(bad(format!(
@@ -416,10 +425,11 @@ impl Familiarity {
         let mut captions = Vec::with_capacity(n);
         for i in 0..n {
             let mut caps = Vec::new();
-            for j in 0..CAPTIONS_KEPT {
+            let per = info.captions_per_photo;
+            for j in 0..per {
                 let (a, b) = (
-                    offsets[i * CAPTIONS_KEPT + j] as usize,
-                    offsets[i * CAPTIONS_KEPT + j + 1] as usize,
+                    offsets[i * per + j] as usize,
+                    offsets[i * per + j + 1] as usize,
                 );
                 if a > b || b > ids.len() {
                     return Err(bad("caption offsets out of range".into()));

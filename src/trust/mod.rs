@@ -174,21 +174,35 @@ pub const DEFAULT_TAG_THRESHOLD: f32 = 0.3;
 
 impl Trust {
     /// Reads the trust files of `model_dir` (those present), and the ImageNet classifier from
-    /// the encoder weights with the tag list beside them.
-    pub fn load(model_dir: &Path, encoder_weights: &Path) -> Result<Trust, TrustError> {
-        let classifier = match encoder_weights.parent() {
-            Some(dir) if dir.join(tags::TAGS_FILE).is_file() => Some(Classifier::load(
-                encoder_weights,
-                &dir.join(tags::TAGS_FILE),
-            )?),
-            _ => None,
-        };
-        Ok(Trust {
-            familiarity: Familiarity::load(model_dir)?,
-            calibration: Calibration::load(model_dir)?,
-            classifier,
-            word_ids: Default::default(),
-        })
+    /// the encoder weights with the tag list beside them. Each part is read on its own: one
+    /// that cannot be read is left out and its error returned, the others still work.
+    pub fn load(model_dir: &Path, encoder_weights: &Path) -> (Trust, Vec<TrustError>) {
+        fn keep<T>(r: Result<Option<T>, TrustError>, problems: &mut Vec<TrustError>) -> Option<T> {
+            r.unwrap_or_else(|e| {
+                problems.push(e);
+                None
+            })
+        }
+        let mut problems = Vec::new();
+        let tags_file = encoder_weights.parent().map(|d| d.join(tags::TAGS_FILE));
+        let classifier = keep(
+            match &tags_file {
+                Some(t) if t.is_file() => Classifier::load(encoder_weights, t).map(Some),
+                _ => Ok(None),
+            },
+            &mut problems,
+        );
+        let familiarity = keep(Familiarity::load(model_dir), &mut problems);
+        let calibration = keep(Calibration::load(model_dir), &mut problems);
+        (
+            Trust {
+                familiarity,
+                calibration,
+                classifier,
+                word_ids: Default::default(),
+            },
+            problems,
+        )
     }
 
     /// Sets the caption model's vocabulary (id -> word), for comparing captions with the
@@ -204,6 +218,10 @@ impl Trust {
     /// Says what is missing, if anything.
     pub fn note(&self) -> Option<String> {
         match (&self.calibration, &self.familiarity) {
+            (Some(_), Some(_)) if self.classifier.is_none() => Some(format!(
+                "the ImageNet tag list ({}) is missing beside the encoder weights: captions have no confidence or review flag",
+                tags::TAGS_FILE
+            )),
             (Some(_), Some(_)) => None,
             (None, _) => Some(
                 "this model is not calibrated: captions have no confidence or review flag (run `captioner calibrate DATASET --model DIR`)"
