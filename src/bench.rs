@@ -46,6 +46,24 @@ fn loadavg() -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// CPU time (user + system) this process has used, in seconds (Linux; NaN elsewhere).
+fn process_cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return f64::NAN;
+    };
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return f64::NAN;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+    match (ticks(11), ticks(12)) {
+        (Some(u), Some(s)) => (u + s) / 100.0,
+        _ => f64::NAN,
+    }
+}
+
 /// The first `n` JPEGs of `dir`, sorted by name.
 pub fn jpegs(dir: &Path, n: usize) -> anyhow::Result<Vec<PathBuf>> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -301,7 +319,34 @@ pub fn batch(
     }
     let encoder_per_s = sample.len() as f64 / t.elapsed().as_secs_f64();
 
+    // Beam search alone on the same photos' features.
+    let images: Vec<PreprocessedImage> = sample
+        .iter()
+        .filter_map(|p| {
+            crate::jobs::caption::load_for_encoder(
+                p,
+                captioner.encoder.input_size(),
+                &options.limits,
+            )
+            .ok()
+        })
+        .collect();
+    let pooled: Vec<Vec<f32>> = captioner
+        .encoder
+        .encode(&images)?
+        .pooled
+        .to_dtype(candle_core::DType::F32)?
+        .to_vec2()?;
+    let t = Instant::now();
+    let cpu0 = process_cpu_seconds();
+    for f in &pooled {
+        captioner.caption_features(f, &options.decode)?;
+    }
+    let beam_per_s = pooled.len() as f64 / t.elapsed().as_secs_f64();
+    let beam_cpu_ms = (process_cpu_seconds() - cpu0) * 1e3 / pooled.len().max(1) as f64;
+
     let mut failed = 0usize;
+    let cpu0 = process_cpu_seconds();
     let report = caption_folder(
         &captioner,
         &photos,
@@ -314,6 +359,7 @@ pub fn batch(
         &cancel,
     )?;
     let per_s = report.total as f64 / report.seconds;
+    let cpu_ms = (process_cpu_seconds() - cpu0) * 1e3 / report.total.max(1) as f64;
     Ok(json!({
         "bench": "rust_caption_folder",
         "threads": rayon::current_num_threads(),
@@ -327,6 +373,9 @@ pub fn batch(
         "encoder_only_sample": sample.len(),
         "encoder_only_images_per_s": encoder_per_s,
         "ratio_to_encoder": per_s / encoder_per_s,
+        "cpu_ms_per_photo": cpu_ms,
+        "beam_only_per_s": beam_per_s,
+        "beam_only_cpu_ms_per_photo": beam_cpu_ms,
         "loadavg_1min_start_end": [load_start, loadavg()],
     }))
 }
