@@ -15,5 +15,6 @@ pub mod features;
 pub mod model_dir;
 pub mod paths;
 pub mod pipeline;
+pub mod sidecar;
 pub mod train;
 pub mod worker;

@@ -177,7 +177,11 @@ pub enum Command {
     CaptionBatch {
         id: u64,
         paths: Vec<PathBuf>,
+        /// The Batch panel's own model choice (the Caption panel's model stays loaded).
+        model: ModelChoice,
         beam: usize,
+        /// Longest caption in words.
+        max_len: usize,
         cancel: CancelToken,
     },
     /// Extract features, then train a caption model (or continue one with `resume`).
@@ -404,6 +408,8 @@ struct State {
     device_note: Option<String>,
     encoder: Option<Encoder>,
     captioner: Option<(ModelChoice, Captioner)>,
+    /// The Batch panel's model when it differs from the Caption panel's.
+    batch_captioner: Option<(ModelChoice, Captioner)>,
     /// The command queue, read between training steps too (see [`State::train`]).
     commands: Receiver<Command>,
     /// Commands that arrived during a long job and wait for it to end.
@@ -420,6 +426,7 @@ fn run(commands: Receiver<Command>, outbox: Outbox, config: WorkerConfig, abort:
         device_note,
         encoder: None,
         captioner: None,
+        batch_captioner: None,
         commands,
         deferred: std::collections::VecDeque::new(),
         abort,
@@ -485,9 +492,11 @@ impl State {
             Command::CaptionBatch {
                 id,
                 paths,
+                model,
                 beam,
+                max_len,
                 cancel,
-            } => self.caption_batch(id, paths, beam, cancel),
+            } => self.caption_batch(id, paths, &model, beam, max_len, cancel),
             Command::Train {
                 settings,
                 resume,
@@ -554,12 +563,47 @@ impl State {
         caption_with(captioner, &outbox, input, beam)
     }
 
-    fn caption_batch(&mut self, id: u64, paths: Vec<PathBuf>, beam: usize, cancel: CancelToken) {
+    /// The captioner for a batch: the loaded one when it is `choice`, else `choice` loaded
+    /// beside it (so a batch never changes the Caption panel's model).
+    fn batch_captioner(&mut self, choice: &ModelChoice) -> Result<&Captioner, String> {
+        if self.captioner.as_ref().is_some_and(|(c, _)| c == choice) {
+            return self.captioner();
+        }
+        if !self
+            .batch_captioner
+            .as_ref()
+            .is_some_and(|(c, _)| c == choice)
+        {
+            self.batch_captioner = None;
+            let dir = match choice {
+                ModelChoice::Default => pipeline::default_model_dir(),
+                ModelChoice::Trained(dir) => dir.clone(),
+            };
+            let encoder = self.encoder()?.clone();
+            let model = model_dir::load_model(&dir, &self.device).map_err(|e| e.to_string())?;
+            let captioner = Captioner::new(encoder, model, &dir).map_err(|e| e.to_string())?;
+            self.batch_captioner = Some((choice.clone(), captioner));
+        }
+        self.batch_captioner
+            .as_ref()
+            .map(|(_, c)| c)
+            .ok_or_else(|| "no caption model is loaded".to_string())
+    }
+
+    fn caption_batch(
+        &mut self,
+        id: u64,
+        paths: Vec<PathBuf>,
+        model: &ModelChoice,
+        beam: usize,
+        max_len: usize,
+        cancel: CancelToken,
+    ) {
         let started = Instant::now();
         let total = paths.len();
         let outbox = self.outbox.clone();
         let abort = self.abort.clone();
-        let captioner = match self.captioner() {
+        let captioner = match self.batch_captioner(model) {
             Ok(c) => c,
             Err(e) => {
                 outbox.failed(Job::Batch, e);
@@ -575,7 +619,7 @@ impl State {
         };
         let options = DecodeOptions {
             beam: beam.max(1),
-            ..DecodeOptions::default()
+            max_len: max_len.max(1),
         };
         let (mut done, mut failed) = (0, 0);
         let mut stopped = false;
