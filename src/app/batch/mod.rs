@@ -1866,7 +1866,11 @@ fn cell_ui(
     ui.add(egui::Label::new(caption).truncate());
     let rect = egui::Rect::from_min_size(top, ui.min_rect().size().max(egui::vec2(side, side)));
     let rect = rect.union(ui.min_rect());
-    let response = ui.interact(rect, ui.scope_id().with("cell"), egui::Sense::click());
+    let response = ui.interact(
+        rect,
+        egui::Id::unique(("batch_cell", &e.path)),
+        egui::Sense::click(),
+    );
     let label = format!(
         "{}: {} ({})",
         e.name,
