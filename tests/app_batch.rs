@@ -243,6 +243,13 @@ fn keyboard_flow_arrows_enter_typing_and_undo() {
     h.key_press_modifiers(Modifiers::COMMAND | Modifiers::SHIFT, Key::Z);
     h.step();
     assert_eq!(h.state().panels.batch.entries()[1].cell.caption, "a cat");
+    // A click selects; the keys go on from there.
+    h.get_by_label_contains(&format!("{}: ", names[5])).click();
+    h.step();
+    assert_eq!(sel(&h), Some(5));
+    h.key_press(Key::Enter);
+    h.step();
+    assert_eq!(sel(&h), Some(6));
     // Nothing was written to disk by any of this.
     assert!(!txt(&dir, &names[1]).exists());
     assert_eq!(
@@ -441,7 +448,8 @@ fn without_a_file_dialog_service_paths_are_typed() {
         h.state().panels.batch.typed_path_reason(),
         Some("no file-dialog service (test)")
     );
-    let why = "No file dialog is available here (no file-dialog service (test)). Type the path instead.";
+    let why =
+        "No file dialog is available here (no file-dialog service (test)). Type the path instead.";
     assert!(h.query_all_by_value(why).count() > 0, "the reason is shown");
     let path = text_box(&h, "Path");
     path.focus();

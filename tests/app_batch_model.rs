@@ -58,6 +58,7 @@ fn edits_survive_caption_and_replacing_them_asks_and_undoes() {
     // Replacing asks, with the count.
     h.get_by_label("Replace all…").click();
     h.step();
+    h.step();
     assert_eq!(h.state().panels.batch.asking(), Some(&Ask::Replace(n)));
     h.get_by_label("Cancel").click();
     h.step();
@@ -67,6 +68,7 @@ fn edits_survive_caption_and_replacing_them_asks_and_undoes() {
         "a hand written caption"
     );
     h.get_by_label("Replace all…").click();
+    h.step();
     h.step();
     h.get_by_label(&format!("Replace {n} captions")).click();
     wait_until(&mut h, 180, "the second batch", |a| {
@@ -93,9 +95,12 @@ fn edits_survive_caption_and_replacing_them_asks_and_undoes() {
         .cell
         .alternatives
         .clone();
-    if alts.len() >= 2 {
-        h.key_press(Key::Num2);
-        h.step();
-        assert_eq!(h.state().panels.batch.entries()[2].cell.caption, alts[1]);
-    }
+    assert!(alts.len() >= 2, "beam 3 gives alternatives: {alts:?}");
+    h.key_press(Key::Num2);
+    h.step();
+    assert_eq!(h.state().panels.batch.entries()[2].cell.caption, alts[1]);
+    assert_eq!(
+        h.state().panels.batch.entries()[2].cell.source,
+        Source::Edited
+    );
 }

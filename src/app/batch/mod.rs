@@ -1113,6 +1113,8 @@ impl BatchPanel {
         if ctx.text_edit_focused() || self.ask.is_some() || self.typed_path.is_some() {
             return;
         }
+        // A focused button (Tab navigation) keeps Enter for itself.
+        let button_focused = ctx.memory(|m| m.focused()).is_some();
         let (columns, rows) = self.grid_shape;
         let page = (columns * rows.max(1)) as isize;
         let columns = columns.max(1) as isize;
@@ -1135,7 +1137,7 @@ impl BatchPanel {
                     moves.push(delta);
                 }
             }
-            accept = i.consume_key(Modifiers::NONE, Key::Enter);
+            accept = !button_focused && i.consume_key(Modifiers::NONE, Key::Enter);
             edit = i.consume_key(Modifiers::NONE, Key::F2);
             let digits = [
                 Key::Num1,
@@ -1766,6 +1768,8 @@ impl BatchPanel {
                             )
                             .inner;
                         if r.clicked() {
+                            // The grid is driven by the review keys, not by widget focus.
+                            r.surrender_focus();
                             clicked = Some(index);
                         }
                     }
@@ -1881,9 +1885,7 @@ fn cell_ui(
         },
         e.cell.source.label()
     );
-    response.widget_info(|| {
-        egui::WidgetInfo::selected(egui::Role::Button, true, selected, &label)
-    });
+    response.widget_info(|| egui::WidgetInfo::selected(egui::Role::Button, true, selected, &label));
     if selected {
         ui.painter().rect_stroke(
             rect.expand(2.0),
