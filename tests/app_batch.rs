@@ -396,6 +396,27 @@ fn opening_another_folder_with_unsaved_captions_asks_first() {
     );
     // A new folder starts at the top, with its first photo selected.
     assert_eq!(h.state().panels.batch.selected(), Some(0));
+
+    // Scrolled to the end of one folder, the next one still opens at the top.
+    h.set_size(egui::vec2(800.0, 500.0));
+    drop_files(&mut h, std::slice::from_ref(&dir));
+    wait_until(&mut h, 30, "the first folder again", |a| {
+        a.panels.batch.entries().len() == names.len() && !a.panels.batch.is_listing()
+    });
+    h.key_press(Key::End);
+    h.step();
+    h.step();
+    assert!(
+        h.state().panels.batch.grid_scroll() > 0.0,
+        "End scrolls down"
+    );
+    drop_files(&mut h, std::slice::from_ref(&other));
+    wait_until(&mut h, 30, "the other folder", |a| {
+        a.panels.batch.session().and_then(|s| s.root.as_deref()) == Some(other.as_path())
+            && !a.panels.batch.is_listing()
+    });
+    h.step();
+    assert_eq!(h.state().panels.batch.grid_scroll(), 0.0);
 }
 
 #[test]

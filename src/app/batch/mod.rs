@@ -332,6 +332,11 @@ impl BatchPanel {
         self.running.is_some()
     }
 
+    /// How far the grid is scrolled down, in points (as of the last frame).
+    pub fn grid_scroll(&self) -> f32 {
+        self.grid_offset
+    }
+
     pub fn is_listing(&self) -> bool {
         self.listing.is_some()
     }
