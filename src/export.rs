@@ -51,7 +51,7 @@ impl ExportReport {
 
 /// The sidecar of an image: same path, `.txt` extension.
 pub fn sidecar_path(image: &Path) -> PathBuf {
-    image.with_extension("txt")
+    crate::sidecar::sidecar_path(image)
 }
 
 /// How many of these images already have a sidecar.
@@ -59,20 +59,22 @@ pub fn count_existing_sidecars(images: &[PathBuf]) -> usize {
     images.iter().filter(|p| sidecar_path(p).exists()).count()
 }
 
-/// Writes each caption to `<image>.txt` (one caption, one line). Existing sidecars are
-/// skipped unless `overwrite`.
+/// Writes each caption as the first line of `<image>.txt` ([`crate::sidecar::replace_caption`]:
+/// atomic, on one line, the existing file's further lines kept). Existing sidecars are skipped
+/// unless `overwrite`; a sidecar that is not UTF-8 text is replaced only with `overwrite`.
 pub fn write_sidecars(rows: &[ExportRow], overwrite: bool) -> ExportReport {
+    use crate::sidecar::{WriteMode, WriteOutcome, replace_caption};
+    let mode = if overwrite {
+        WriteMode::Overwrite
+    } else {
+        WriteMode::Skip
+    };
     let mut report = ExportReport::default();
     for row in rows {
-        let target = sidecar_path(&row.path);
-        if !overwrite && target.exists() {
-            report.skipped += 1;
-            continue;
-        }
-        let text = format!("{}\n", row.caption.trim());
-        match write_atomic(&target, text.as_bytes()) {
-            Ok(()) => report.written += 1,
-            Err(e) => report.failed.push(format!("{}: {e}", target.display())),
+        match replace_caption(&sidecar_path(&row.path), &row.caption, mode) {
+            Ok(WriteOutcome::Written | WriteOutcome::Unchanged) => report.written += 1,
+            Ok(WriteOutcome::SkippedExisting) => report.skipped += 1,
+            Err(e) => report.failed.push(e.to_string()),
         }
     }
     report
@@ -151,6 +153,13 @@ mod tests {
         let r = write_sidecars(&rows, true);
         assert_eq!((r.written, r.skipped), (2, 0));
         assert_eq!(std::fs::read_to_string(d.join("a.txt")).unwrap(), "a dog\n");
+        // A sidecar with more lines keeps them when its caption is replaced.
+        std::fs::write(d.join("a.txt"), "old\r\nsecond caption\r\n").unwrap();
+        write_sidecars(&rows, true);
+        assert_eq!(
+            std::fs::read_to_string(d.join("a.txt")).unwrap(),
+            "a dog\nsecond caption\n"
+        );
         // No temporary files left behind.
         let names: Vec<_> = std::fs::read_dir(d)
             .unwrap()

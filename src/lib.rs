@@ -17,5 +17,6 @@ pub mod jobs;
 pub mod model_dir;
 pub mod paths;
 pub mod pipeline;
+pub mod sidecar;
 pub mod train;
 pub mod worker;
