@@ -10,8 +10,8 @@
 use candle_core::{Device, Tensor};
 use captioner::decoder::{DecoderConfig, DecoderKind, beam_search, greedy};
 use captioner::train::{
-    Adam, Engine, Example, Features, Params, Rng, TrainConfig, TrainData, TrainEvent, batches,
-    train,
+    Adam, CpuEngine as Engine, Example, Features, Params, Rng, TrainConfig, TrainData, TrainEvent,
+    batches, train,
 };
 use criterion::{Criterion, criterion_group};
 use std::hint::black_box;

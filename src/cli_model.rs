@@ -366,6 +366,7 @@ fn event_json(event: &TrainEvent) -> Option<String> {
             train_captions,
             dev_captions,
             summary,
+            ..
         } => serde_json::json!({"event": "started", "total_epochs": total_epochs,
             "steps_per_epoch": steps_per_epoch, "start_epoch": start_epoch, "start_step": start_step,
             "train_captions": train_captions, "dev_captions": dev_captions,
