@@ -77,6 +77,10 @@ pub enum BenchCommand {
         cache: Option<PathBuf>,
         #[arg(long, default_value_t = 64)]
         batch: usize,
+        /// Training engine: auto (the CPU engine here), cpu, or candle (measured beside the
+        /// CPU engine).
+        #[arg(long, default_value_t = crate::train::Engine::Auto)]
+        engine: crate::train::Engine,
     },
     /// Warm single-photo caption latency (decode + encoder + beam search).
     Caption {
@@ -333,9 +337,17 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     batches,
                     reps,
                 } => crate::bench::encoder(&dir, n, &batches, reps)?,
-                BenchCommand::Train { dir, cache, batch } => {
-                    crate::bench::train(&dir, &crate::paths::cache_dir(cache.as_deref()), batch)?
-                }
+                BenchCommand::Train {
+                    dir,
+                    cache,
+                    batch,
+                    engine,
+                } => crate::bench::train(
+                    &dir,
+                    &crate::paths::cache_dir(cache.as_deref()),
+                    batch,
+                    engine,
+                )?,
                 BenchCommand::Caption {
                     images,
                     model,

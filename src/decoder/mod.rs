@@ -13,6 +13,11 @@
 //!   Words go through `Embedding -> Dropout -> LSTM`, the LSTM output through
 //!   `Dropout -> Dense(vocab)`. The image is not fed as an input token.
 //!
+//! Both are built from candle_nn layers (`Linear`, `Embedding`, `rnn::LSTM`); the same network
+//! serves step-by-step decoding ([`Decoder::step`]) and teacher-forced training on candle's
+//! autograd ([`Decoder::forward_packed`]). Fresh weights come from one initialisation,
+//! [`DecoderConfig::init_values`].
+//!
 //! Tensor names follow PyTorch (`weight` is `[out, in]`; the LSTM has `weight_ih_l0`,
 //! `weight_hh_l0`, `bias_ih_l0`, `bias_hh_l0` with the gates in PyTorch's order i, f, g, o), so
 //! a `torch.nn.LSTM` / `torch.nn.Linear` state dict with the same names loads unchanged.
