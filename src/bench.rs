@@ -5,7 +5,8 @@
 //!   normalise + forward) and excluded (forward only on prepared inputs); one warm-up pass,
 //!   then `reps` timed passes, median reported.
 //! - `train`: one training epoch of the decoder over the Flickr8k training captions from
-//!   cached features (the training loop only, as tools/bench_torch_decoder.py times it).
+//!   cached features (the training loop only, as tools/bench_torch_decoder.py times it), on
+//!   the CPU engine, or with `--engine candle` on candle's autograd beside the CPU engine.
 //! - `caption`: warm single-photo latency (decode + encoder + beam search), median of `n`.
 //! - `batch`: a folder through the "caption a folder" job (read + decode + encode + beam
 //!   search, pipelined), photos/s, beside the encoder's own images/s on the folder's first
@@ -24,7 +25,7 @@ use crate::features::FeatureCache;
 use crate::jobs::CancelToken;
 use crate::jobs::caption::{CaptionInput, FolderOptions, caption_folder, caption_one, list_photos};
 use crate::pipeline::{self, Captioner, DecodeOptions};
-use crate::train::{TrainConfig, TrainEvent};
+use crate::train::{Engine, TrainConfig, TrainData, TrainEvent};
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -148,11 +149,14 @@ pub fn encoder(
 }
 
 /// One training epoch of the default merge decoder over the training captions of `dataset`,
-/// from cached features (run `captioner features` first).
+/// from cached features (run `captioner features` first), on the CPU with `engine`
+/// (`Auto` is the CPU engine). With `Engine::Candle` the CPU engine's epoch is measured too,
+/// so the two speeds stand side by side.
 pub fn train(
     dataset_dir: &Path,
     cache_dir: &Path,
     batch: usize,
+    engine: Engine,
 ) -> anyhow::Result<serde_json::Value> {
     let load_start = loadavg();
     let device = candle_core::Device::Cpu;
@@ -168,19 +172,60 @@ pub fn train(
         );
     }
     let cfg = DecoderConfig::merge(prepared.vocab.len());
+    let engines = match engine.resolve(&device) {
+        Engine::Candle => vec![Engine::Cpu, Engine::Candle],
+        other => vec![other],
+    };
+    let mut results = Vec::new();
+    for engine in engines {
+        results.push(train_epoch(&cfg, &prepared.data, batch, engine, &device)?);
+    }
+    let ratio = match results.as_slice() {
+        [cpu, candle] => candle["epoch_s"]
+            .as_f64()
+            .zip(cpu["epoch_s"].as_f64())
+            .map(|(a, b)| a / b),
+        _ => None,
+    };
+    Ok(json!({
+        "bench": "rust_decoder_merge_train",
+        "threads": rayon::current_num_threads(),
+        "vocab_size": cfg.vocab_size,
+        "parameters": cfg.num_params(),
+        "train_captions": prepared.data.train.len(),
+        "batch": batch,
+        "engines": results,
+        "candle_over_cpu_epoch_time": ratio,
+        "loadavg_1min_start_end": [load_start, loadavg()],
+    }))
+}
+
+/// One epoch of `engine`: the training loop's time and the whole call's.
+fn train_epoch(
+    cfg: &DecoderConfig,
+    data: &TrainData,
+    batch: usize,
+    engine: Engine,
+    device: &candle_core::Device,
+) -> anyhow::Result<serde_json::Value> {
     let train_cfg = TrainConfig {
         epochs: 1,
         batch_size: batch,
         dev_bleu_images: 1,
+        engine,
         ..TrainConfig::default()
     };
-    let out = std::env::temp_dir().join(format!("captioner-bench-{}", std::process::id()));
+    let out = std::env::temp_dir().join(format!("captioner-bench-{}-{engine}", std::process::id()));
     let mut started: Option<Instant> = None;
     let mut loop_seconds = f64::NAN;
     let mut steps = 0;
     let mut loss = f64::NAN;
+    let mut ran = None;
     let mut on_event = |e: TrainEvent| match e {
-        TrainEvent::Started { .. } => started = Some(Instant::now()),
+        TrainEvent::Started { engine, .. } => {
+            ran = Some(engine);
+            started = Some(Instant::now());
+        }
         TrainEvent::Step {
             step,
             steps_per_epoch,
@@ -200,29 +245,23 @@ pub fn train(
     let stop = AtomicBool::new(false);
     let t = Instant::now();
     let result = crate::train::train(
-        &cfg,
+        cfg,
         &train_cfg,
-        &prepared.data,
+        data,
         &out,
         false,
-        &device,
+        device,
         &mut on_event,
         &stop,
     );
     let _ = std::fs::remove_dir_all(&out);
     result?;
     Ok(json!({
-        "bench": "rust_decoder_merge_train",
-        "threads": rayon::current_num_threads(),
-        "vocab_size": cfg.vocab_size,
-        "parameters": cfg.num_params(),
-        "train_captions": prepared.data.train.len(),
-        "batch": batch,
+        "engine": ran.map(|e| e.to_string()),
         "steps_per_epoch": steps,
         "epoch_s": loop_seconds,
         "epoch_with_dev_eval_and_checkpoint_s": t.elapsed().as_secs_f64(),
         "epoch_mean_loss": loss,
-        "loadavg_1min_start_end": [load_start, loadavg()],
     }))
 }
 

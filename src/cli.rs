@@ -77,6 +77,10 @@ pub enum BenchCommand {
         cache: Option<PathBuf>,
         #[arg(long, default_value_t = 64)]
         batch: usize,
+        /// Training engine: auto (the CPU engine here), cpu, or candle (measured beside the
+        /// CPU engine).
+        #[arg(long, default_value_t = crate::train::Engine::Auto)]
+        engine: crate::train::Engine,
     },
     /// Captioning a whole folder (`captioner batch`'s pipeline): photos/s, beside the
     /// encoder's own images/s (read + decode + forward) on the first photos of the folder.
@@ -195,6 +199,10 @@ pub struct TrainArgs {
     /// Dev images decoded each epoch for BLEU-4.
     #[arg(long, default_value_t = defaults().train.dev_bleu_images)]
     pub dev_bleu_images: usize,
+    /// Training engine: `cpu` (the hand-written CPU engine, fastest on the CPU), `candle`
+    /// (candle's autograd, any device), or `auto` (the CPU engine on the CPU, candle on a GPU).
+    #[arg(long, default_value_t = defaults().train.engine)]
+    pub engine: crate::train::Engine,
     /// Random seed (weights, batch order, dropout).
     #[arg(long, default_value_t = defaults().train.seed)]
     pub seed: u64,
@@ -354,9 +362,17 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     batches,
                     reps,
                 } => crate::bench::encoder(&dir, n, &batches, reps)?,
-                BenchCommand::Train { dir, cache, batch } => {
-                    crate::bench::train(&dir, &crate::paths::cache_dir(cache.as_deref()), batch)?
-                }
+                BenchCommand::Train {
+                    dir,
+                    cache,
+                    batch,
+                    engine,
+                } => crate::bench::train(
+                    &dir,
+                    &crate::paths::cache_dir(cache.as_deref()),
+                    batch,
+                    engine,
+                )?,
                 BenchCommand::Batch {
                     dir,
                     model,

@@ -361,6 +361,7 @@ pub fn train_settings(args: &TrainArgs) -> anyhow::Result<TrainSettings> {
             early_stop_patience: args.patience,
             dev_bleu_images: args.dev_bleu_images,
             seed: args.seed,
+            engine: args.engine,
             ..TrainConfig::default()
         },
         out_dir: args.out.clone(),
@@ -413,6 +414,7 @@ fn event_json(event: &TrainEvent) -> Option<String> {
             train_captions,
             dev_captions,
             summary,
+            ..
         } => serde_json::json!({"event": "started", "total_epochs": total_epochs,
             "steps_per_epoch": steps_per_epoch, "start_epoch": start_epoch, "start_step": start_step,
             "train_captions": train_captions, "dev_captions": dev_captions,

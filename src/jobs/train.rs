@@ -173,7 +173,7 @@ pub fn train(
     events(JobEvent::TrainStarted {
         out_dir: out_dir.clone(),
         device: pipeline::device_name(resources.device),
-        engine: engine_name(resources.device).to_string(),
+        engine: format!("{} engine", settings.train.engine.resolve(resources.device)),
     });
     let summary = train::train(
         &decoder_cfg,
@@ -195,11 +195,6 @@ pub fn train(
         best_bleu4: summary.best_bleu4,
         epochs_completed: summary.epochs_completed,
     })
-}
-
-/// Which training engine runs on `device`.
-fn engine_name(_device: &Device) -> &'static str {
-    "CPU engine"
 }
 
 /// The first few dataset problems as warnings, and how many more there are.
