@@ -12,6 +12,7 @@ pub mod decoder;
 pub mod encoder;
 pub mod eval;
 pub mod features;
+pub mod metadata;
 pub mod model_dir;
 pub mod paths;
 pub mod pipeline;
