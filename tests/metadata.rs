@@ -733,3 +733,18 @@ fn alt_text_csv_and_json() {
     assert_eq!(json[0]["tags"], serde_json::json!(["dog", "cat"]));
     assert_eq!(json[1]["confidence"], serde_json::Value::Null);
 }
+
+#[test]
+fn caption_too_large_for_a_jpeg_segment_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = jpeg_bytes();
+    let photo = write(dir.path(), "photo.jpg", &bytes);
+    let long = "é".repeat(40_000); // 80,000 bytes: more than one 64 KiB segment holds
+    let err = embed_description(&photo, &described(&long, &[])).unwrap_err();
+    assert!(matches!(err, MetadataError::TooLarge { .. }), "{err}");
+    assert_eq!(std::fs::read(&photo).unwrap(), bytes);
+    // A PNG chunk has room for it.
+    let png = write(dir.path(), "photo.png", &png_bytes());
+    embed_description(&png, &described(&long, &[])).unwrap();
+    assert_eq!(read_description(&png).unwrap().unwrap().caption, long);
+}

@@ -444,17 +444,16 @@ fn replace_container(
                     }
                 }
             }
-            Event::Empty(e) => {
-                if depth == 2 && is_ns(&ns, NS_RDF) && e.local_name().as_ref() == b"li" {
-                    let lang = lang_of(&e);
-                    if keep_languages
-                        && lang
-                            .as_deref()
-                            .is_some_and(|l| !l.eq_ignore_ascii_case("x-default"))
-                    {
-                        kept.push_str(&xml[before..pos(reader)]);
-                    }
-                }
+            Event::Empty(e)
+                if keep_languages
+                    && depth == 2
+                    && is_ns(&ns, NS_RDF)
+                    && e.local_name().as_ref() == b"li"
+                    && lang_of(&e)
+                        .as_deref()
+                        .is_some_and(|l| !l.eq_ignore_ascii_case("x-default")) =>
+            {
+                kept.push_str(&xml[before..pos(reader)]);
             }
             Event::End(_) => {
                 depth -= 1;
