@@ -351,6 +351,12 @@ fn jpeg_embed_round_trips_and_keeps_scan_data() {
     let b = image::load_from_memory(&after).unwrap().to_rgb8();
     assert_eq!(a, b);
     check_with_exiftool(&photo, &d, true);
+    if let Some(v) = exiftool(&photo, &["-validate", "-warning", "-a"]) {
+        assert_eq!(
+            v["Validate"], "OK",
+            "exiftool finds nothing to warn about: {v}"
+        );
+    }
     // Embedding the same again changes nothing; a new caption replaces the old one.
     embed_description(&photo, &d).unwrap();
     assert!(
@@ -390,6 +396,12 @@ fn png_embed_round_trips_and_keeps_image_data() {
     let b = image::load_from_memory(&after).unwrap().to_rgb8();
     assert_eq!(a, b);
     check_with_exiftool(&photo, &d, false);
+    if let Some(v) = exiftool(&photo, &["-validate", "-warning", "-a"]) {
+        assert_eq!(
+            v["Validate"], "OK",
+            "exiftool finds nothing to warn about: {v}"
+        );
+    }
 }
 
 #[test]

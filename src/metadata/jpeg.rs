@@ -285,15 +285,41 @@ fn ascii_value(text: &str) -> Vec<u8> {
     v
 }
 
-/// A new little-endian TIFF block whose IFD0 holds only `ImageDescription`.
+/// A new little-endian TIFF block whose IFD0 holds `ImageDescription` and the tags EXIF requires
+/// in IFD0 of a JPEG, set to the values the EXIF standard gives as their defaults (what readers
+/// assume when they are absent): 72 x 72 pixels per inch, chroma samples centred.
 pub(crate) fn new_tiff(text: &str) -> Vec<u8> {
     let e = Endian(false);
     let value = ascii_value(text);
+    const N: usize = 5;
+    let ifd_end = 8 + 2 + 12 * N + 4;
+    let (x_res_at, y_res_at, text_at) = (ifd_end, ifd_end + 8, ifd_end + 16);
     let mut t = b"II*\0".to_vec();
     t.extend_from_slice(&e.put32(8));
-    t.extend_from_slice(&e.put16(1));
-    t.extend_from_slice(&entry(e, TAG_IMAGE_DESCRIPTION, &value, 8 + 2 + 12 + 4));
+    t.extend_from_slice(&e.put16(N as u16));
+    t.extend_from_slice(&entry(e, TAG_IMAGE_DESCRIPTION, &value, text_at));
+    let mut numeric = |tag: u16, typ: u16, value: [u8; 4]| {
+        t.extend_from_slice(&e.put16(tag));
+        t.extend_from_slice(&e.put16(typ));
+        t.extend_from_slice(&e.put32(1));
+        t.extend_from_slice(&value);
+    };
+    const RATIONAL: u16 = 5;
+    const SHORT: u16 = 3;
+    numeric(0x011A, RATIONAL, e.put32(x_res_at as u32)); // XResolution
+    numeric(0x011B, RATIONAL, e.put32(y_res_at as u32)); // YResolution
+    let short = |v: u16| {
+        let mut b = [0u8; 4];
+        b[..2].copy_from_slice(&e.put16(v));
+        b
+    };
+    numeric(0x0128, SHORT, short(2)); // ResolutionUnit: inches
+    numeric(0x0213, SHORT, short(1)); // YCbCrPositioning: centred
     t.extend_from_slice(&e.put32(0));
+    for _ in 0..2 {
+        t.extend_from_slice(&e.put32(72));
+        t.extend_from_slice(&e.put32(1));
+    }
     if value.len() > 4 {
         t.extend_from_slice(&value);
     }
