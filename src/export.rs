@@ -15,7 +15,7 @@ pub struct ExportRow {
     pub image: String,
     pub path: PathBuf,
     pub caption: String,
-    /// Mean word probability from the model (absent for captions typed by hand).
+    /// Geometric mean of the word probabilities (absent for captions typed by hand).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub confidence: Option<f32>,
     /// Whether the caption was edited by hand.

@@ -14,6 +14,7 @@ pub mod eval;
 pub mod export;
 pub mod features;
 pub mod jobs;
+pub mod metadata;
 pub mod model_dir;
 pub mod paths;
 pub mod pipeline;
