@@ -22,12 +22,19 @@ fn root() -> &'static PathBuf {
 /// A folder in memory where there is one (/dev/shm), so that writing each input is cheap.
 fn scratch() -> PathBuf {
     let shm = PathBuf::from("/dev/shm");
-    if shm.is_dir() { shm } else { std::env::temp_dir() }
+    if shm.is_dir() {
+        shm
+    } else {
+        std::env::temp_dir()
+    }
 }
 
 fuzz_target!(|data: &[u8]| {
     let cache = FeatureCache::new(root(), "fuzz");
-    let entry = cache.dir().join(&HASH[..2]).join(format!("{HASH}.safetensors"));
+    let entry = cache
+        .dir()
+        .join(&HASH[..2])
+        .join(format!("{HASH}.safetensors"));
     std::fs::create_dir_all(entry.parent().unwrap()).unwrap();
     std::fs::write(&entry, data).unwrap();
     match cache.get(HASH) {

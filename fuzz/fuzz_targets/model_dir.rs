@@ -31,13 +31,20 @@ fn split<'a>(mut data: &'a [u8], sep: &[u8]) -> Vec<&'a [u8]> {
 /// A folder in memory where there is one (/dev/shm), so that writing each input is cheap.
 fn scratch() -> PathBuf {
     let shm = PathBuf::from("/dev/shm");
-    if shm.is_dir() { shm } else { std::env::temp_dir() }
+    if shm.is_dir() {
+        shm
+    } else {
+        std::env::temp_dir()
+    }
 }
 
 fuzz_target!(|data: &[u8]| {
     let parts = split(data, b"#FILE#");
     let dir = dir();
-    for (i, name) in [CONFIG_FILE, VOCAB_FILE, WEIGHTS_FILE, META_FILE].iter().enumerate() {
+    for (i, name) in [CONFIG_FILE, VOCAB_FILE, WEIGHTS_FILE, META_FILE]
+        .iter()
+        .enumerate()
+    {
         let path = dir.join(name);
         match parts.get(i) {
             Some(bytes) => std::fs::write(&path, bytes).unwrap(),
