@@ -264,9 +264,28 @@ pub struct BatchArgs {
     /// --overwrite is given).
     #[arg(long)]
     pub sidecars: bool,
-    /// Replace existing `.txt` sidecars.
-    #[arg(long, requires = "sidecars")]
+    /// Write each caption to an XMP sidecar (`photo.xmp`, read by digiKam, Lightroom and
+    /// other photo managers): `dc:description` and `dc:subject`. Photos that already have a
+    /// description are left alone unless --overwrite is given.
+    #[arg(long)]
+    pub xmp_sidecars: bool,
+    /// Write each caption into the photo itself (JPEG: XMP and EXIF ImageDescription; PNG: XMP),
+    /// without re-encoding it. Photos that already have a description are left alone unless
+    /// --overwrite is given.
+    #[arg(long)]
+    pub embed: bool,
+    /// Replace existing `.txt` sidecars and existing descriptions in metadata.
+    #[arg(long)]
     pub overwrite: bool,
+    /// Put this text (a trigger word, say) before every caption.
+    #[arg(long, default_value = "")]
+    pub prefix: String,
+    /// Put this text after every caption.
+    #[arg(long, default_value = "")]
+    pub suffix: String,
+    /// Write an HTML page with one `<img alt>` per photo (alt text for the web).
+    #[arg(long, value_name = "FILE")]
+    pub alt_html: Option<PathBuf>,
     /// Write the captions as CSV (image,caption,confidence,edited).
     #[arg(long, value_name = "FILE")]
     pub csv: Option<PathBuf>,

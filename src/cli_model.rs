@@ -11,7 +11,7 @@ use crate::cli::{BatchArgs, CaptionArgs, ClassifyArgs, EvalArgs, FeaturesArgs, T
 use crate::dataset::Split;
 use crate::decoder::DecoderKind;
 use crate::encoder::ClassNames;
-use crate::export::{self, ExportRow};
+use crate::export::{self, ExportRow, MetadataTarget};
 use crate::features::{ExtractOptions, FeatureCache};
 use crate::jobs::caption::{self, CaptionInput, FolderOptions};
 use crate::jobs::evaluate::EvalOptions;
@@ -613,13 +613,15 @@ pub fn batch(args: &BatchArgs) -> anyhow::Result<ExitCode> {
                     .to_string();
                 match result {
                     Ok(c) => {
-                        renderer.output(&format!("{name}: {}", c.text));
+                        let text = with_prefix_suffix(&c.text, &args.prefix, &args.suffix);
+                        renderer.output(&format!("{name}: {text}"));
                         rows.push(ExportRow {
                             image: name,
                             confidence: Some(c.word_probability_geomean()),
                             path,
-                            caption: c.text,
+                            caption: text,
                             edited: false,
+                            tags: Vec::new(),
                         });
                     }
                     Err(e) => renderer.message(&format!("error: {}", e.report())),
@@ -647,6 +649,37 @@ pub fn batch(args: &BatchArgs) -> anyhow::Result<ExitCode> {
         eprintln!("{}", r.describe("sidecars"));
         export_failed |= !r.failed.is_empty();
     }
+    for (flag, target, what) in [
+        (
+            args.xmp_sidecars,
+            MetadataTarget::XmpSidecar,
+            "XMP sidecars",
+        ),
+        (
+            args.embed,
+            MetadataTarget::Embedded,
+            "embedded descriptions",
+        ),
+    ] {
+        if flag {
+            let r = export::write_metadata(&rows, target, args.overwrite);
+            eprintln!("{}", r.describe(what));
+            for f in r.failed.iter().skip(1) {
+                eprintln!("  failed: {f}");
+            }
+            export_failed |= !r.failed.is_empty();
+        }
+    }
+    if let Some(page) = &args.alt_html {
+        let dir = page
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        let bytes = export::to_alt_html(&rows, dir, &format!("Photos in {}", args.dir.display()));
+        let r = export::write_file(page, &bytes, rows.len());
+        eprintln!("{}", r.describe(&page.display().to_string()));
+        export_failed |= !r.failed.is_empty();
+    }
     for (target, bytes) in [
         (&args.csv, args.csv.as_ref().map(|_| export::to_csv(&rows))),
         (
@@ -668,4 +701,14 @@ pub fn batch(args: &BatchArgs) -> anyhow::Result<ExitCode> {
             ExitCode::FAILURE
         },
     )
+}
+
+/// `prefix caption suffix`, with single spaces where the parts meet.
+pub fn with_prefix_suffix(caption: &str, prefix: &str, suffix: &str) -> String {
+    [prefix.trim(), caption.trim(), suffix.trim()]
+        .iter()
+        .filter(|p| !p.is_empty())
+        .copied()
+        .collect::<Vec<_>>()
+        .join(" ")
 }

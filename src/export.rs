@@ -20,6 +20,9 @@ pub struct ExportRow {
     pub confidence: Option<f32>,
     /// Whether the caption was edited by hand.
     pub edited: bool,
+    /// Keywords for the photo (written to metadata as `dc:subject`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
 }
 
 /// What an export did.
@@ -108,6 +111,74 @@ pub fn to_json(rows: &[ExportRow]) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
+/// Where a metadata export writes the caption.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetadataTarget {
+    /// `photo.xmp` beside the photo (`dc:description`, `dc:subject`).
+    XmpSidecar,
+    /// Into the JPEG or PNG itself (XMP, and EXIF `ImageDescription` for JPEG), without
+    /// re-encoding the image data.
+    Embedded,
+}
+
+/// Writes each caption (and its tags) as photo metadata. A photo that already carries a
+/// description (in a sidecar or embedded) is left alone unless `overwrite`; a photo that
+/// cannot be written (read-only, not JPEG/PNG, corrupt) is reported and left byte-for-byte
+/// as it was; the rest go on.
+pub fn write_metadata(rows: &[ExportRow], target: MetadataTarget, overwrite: bool) -> ExportReport {
+    use crate::metadata::{self, Described};
+    let mut report = ExportReport::default();
+    for row in rows {
+        let caption = row.caption.trim();
+        if caption.is_empty() {
+            continue;
+        }
+        if !overwrite {
+            match metadata::read_description(&row.path) {
+                Ok(Some(_)) => {
+                    report.skipped += 1;
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    report.failed.push(e.to_string());
+                    continue;
+                }
+            }
+        }
+        let described = Described {
+            caption: caption.to_string(),
+            subjects: row.tags.clone(),
+        };
+        let result = match target {
+            MetadataTarget::XmpSidecar => {
+                metadata::write_sidecar(&row.path, &described).map(|_| ())
+            }
+            MetadataTarget::Embedded => metadata::embed_description(&row.path, &described),
+        };
+        match result {
+            Ok(()) => report.written += 1,
+            Err(e) => report.failed.push(e.to_string()),
+        }
+    }
+    report
+}
+
+/// An HTML page with one `<img src alt>` per photo, for alt text (paths relative to the page's
+/// folder `out_dir`).
+pub fn to_alt_html(rows: &[ExportRow], out_dir: &Path, title: &str) -> Vec<u8> {
+    let list: Vec<crate::metadata::alt_text::AltText> = rows
+        .iter()
+        .map(|r| crate::metadata::alt_text::AltText {
+            file: r.path.clone(),
+            alt: r.caption.trim().to_string(),
+            confidence: r.confidence,
+            tags: r.tags.clone(),
+        })
+        .collect();
+    crate::metadata::alt_text::html_page(&list, out_dir, title).into_bytes()
+}
+
 /// Writes `bytes` to `path` atomically and reports it.
 pub fn write_file(path: &Path, bytes: &[u8], rows: usize) -> ExportReport {
     match write_atomic(path, bytes) {
@@ -133,6 +204,7 @@ mod tests {
             caption: caption.to_string(),
             confidence: Some(0.5),
             edited: false,
+            tags: Vec::new(),
         }
     }
 

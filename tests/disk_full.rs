@@ -144,6 +144,7 @@ fn a_read_only_folder_is_named_and_left_alone() {
         caption: "a dog".to_string(),
         confidence: None,
         edited: false,
+        tags: Vec::new(),
     }];
     let report = write_sidecars(&rows, true);
     assert_eq!(report.written, 0);

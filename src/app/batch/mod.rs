@@ -909,6 +909,7 @@ impl BatchPanel {
                 caption: e.cell.caption.trim().to_string(),
                 confidence: e.cell.confidence,
                 edited: e.cell.source == Source::Edited,
+                tags: Vec::new(),
             })
             .collect()
     }
