@@ -12,7 +12,7 @@
 
 pub mod session;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -26,7 +26,8 @@ use crate::worker::{CancelToken, CaptionOutput, Command, Event, ModelChoice, Mod
 use session::{Cell, Disk, Entry, Photo, Session, Source};
 
 /// A folder and the images found in it, or why it could not be listed.
-type Listing = Result<(PathBuf, Vec<PathBuf>), String>;
+/// A folder, its photos (a rescan) or its new session (an open), or why it could not be read.
+type Listing = Result<(PathBuf, Vec<PathBuf>, Option<Session>), String>;
 
 /// How long the session waits for typing to pause before it is written to disk.
 const PERSIST_DEBOUNCE: Duration = Duration::from_millis(400);
@@ -57,6 +58,8 @@ struct Running {
 pub enum ExportKind {
     Csv,
     Json,
+    /// An HTML page with one `<img alt>` per photo.
+    AltHtml,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -439,8 +442,14 @@ impl BatchPanel {
         self.persist_now(shared);
         self.folder = dir.display().to_string();
         match Pending::spawn(&shared.ctx, "list-folder", move || {
+            // Reading every photo's caption (sidecar or metadata) happens here, off the UI
+            // thread, so a folder of 100,000 photos does not freeze the window.
             crate::jobs::caption::list_photos(&dir)
-                .map(|(files, _)| (dir, files))
+                .map(|(files, _)| {
+                    let session =
+                        Session::open(dir.display().to_string(), Some(dir.clone()), files);
+                    (dir, Vec::new(), Some(session))
+                })
                 .map_err(|e| e.report())
         }) {
             Ok(p) => self.listing = Some((false, p)),
@@ -455,7 +464,7 @@ impl BatchPanel {
         };
         match Pending::spawn(&shared.ctx, "list-folder", move || {
             crate::jobs::caption::list_photos(&root)
-                .map(|(files, _)| (root, files))
+                .map(|(files, _)| (root, files, None))
                 .map_err(|e| e.report())
         }) {
             Ok(p) => self.listing = Some((true, p)),
@@ -677,7 +686,7 @@ impl BatchPanel {
             if let Some(result) = result {
                 self.listing = None;
                 match result {
-                    Ok((dir, files)) if rescan => {
+                    Ok((dir, files, _)) if rescan => {
                         if let Some(s) = &mut self.session {
                             let (added, missing, changed) = s.rescan(files);
                             s.touch();
@@ -687,10 +696,10 @@ impl BatchPanel {
                             ));
                         }
                     }
-                    Ok((dir, files)) => {
-                        let key = dir.display().to_string();
-                        self.start_session(Session::open(key, Some(dir), files), shared);
-                    }
+                    Ok((_, _, Some(session))) => self.start_session(session, shared),
+                    Ok((dir, _, None)) => shared
+                        .status
+                        .error(format!("{}: the folder was not read", dir.display())),
                     Err(e) => shared.status.error(e),
                 }
             }
@@ -921,6 +930,10 @@ impl BatchPanel {
             let bytes = match kind {
                 ExportKind::Csv => export::to_csv(&rows),
                 ExportKind::Json => export::to_json(&rows),
+                ExportKind::AltHtml => {
+                    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+                    Ok(export::to_alt_html(&rows, &dir, "Photo descriptions"))
+                }
             };
             let what = path.display().to_string();
             let report = match bytes {
@@ -931,6 +944,30 @@ impl BatchPanel {
                 },
             };
             (what, report)
+        }) {
+            Ok(p) => self.export = Some(p),
+            Err(e) => shared.status.error(e),
+        }
+    }
+
+    /// Writes the captions (and tags) as photo metadata: XMP sidecars or embedded in the photos.
+    /// Photos that already carry a description keep it unless `overwrite`.
+    pub fn export_metadata(
+        &mut self,
+        target: export::MetadataTarget,
+        overwrite: bool,
+        shared: &mut Shared,
+    ) {
+        let rows = self.export_rows();
+        match Pending::spawn(&shared.ctx, "export-metadata", move || {
+            let what = match target {
+                export::MetadataTarget::XmpSidecar => "XMP sidecars",
+                export::MetadataTarget::Embedded => "descriptions embedded in photos",
+            };
+            (
+                what.to_string(),
+                export::write_metadata(&rows, target, overwrite),
+            )
         }) {
             Ok(p) => self.export = Some(p),
             Err(e) => shared.status.error(e),
@@ -972,6 +1009,7 @@ impl BatchPanel {
                     .join(match kind {
                         ExportKind::Csv => "captions.csv",
                         ExportKind::Json => "captions.json",
+                        ExportKind::AltHtml => "alt-text.html",
                     })
                     .display()
                     .to_string(),
@@ -989,6 +1027,10 @@ impl BatchPanel {
             DialogFor::Export(ExportKind::Json) => Dialog::SaveFile {
                 name: "captions.json".into(),
                 extension: "json",
+            },
+            DialogFor::Export(ExportKind::AltHtml) => Dialog::SaveFile {
+                name: "alt-text.html".into(),
+                extension: "html",
             },
         };
         match tasks::open_dialog(&shared.ctx, dialog, start.as_deref()) {
@@ -1388,6 +1430,31 @@ impl BatchPanel {
                 if ui.button("Export JSON…").clicked() {
                     self.open_dialog(DialogFor::Export(ExportKind::Json), shared);
                 }
+                if ui
+                    .button("Alt text HTML…")
+                    .on_hover_text("A web page with one <img alt=\"caption\"> per photo")
+                    .clicked()
+                {
+                    self.open_dialog(DialogFor::Export(ExportKind::AltHtml), shared);
+                }
+                ui.menu_button("Photo metadata", |ui| {
+                    use export::MetadataTarget::{Embedded, XmpSidecar};
+                    ui.label("Where photo managers (digiKam, Lightroom, darktable) read captions.")
+                        .on_hover_text("dc:description and dc:subject (tags)");
+                    let items = [
+                        ("Write XMP sidecars (keep existing descriptions)", XmpSidecar, false),
+                        ("Write XMP sidecars (replace existing descriptions)", XmpSidecar, true),
+                        ("Embed in the photos (keep existing descriptions)", Embedded, false),
+                        ("Embed in the photos (replace existing descriptions)", Embedded, true),
+                    ];
+                    for (label, target, overwrite) in items {
+                        if ui.button(label).clicked() {
+                            self.export_metadata(target, overwrite, shared);
+                            ui.close();
+                        }
+                    }
+                    ui.label("Embedding changes the photo files' metadata only; the image data stays byte-identical.");
+                });
             });
             if self.export.is_some() {
                 ui.spinner();

@@ -122,6 +122,10 @@ pub struct Entry {
     pub photo: Photo,
     /// Accepted with Enter.
     pub reviewed: bool,
+    /// The description the photo's metadata holds (an XMP sidecar or embedded XMP/EXIF),
+    /// shown as the existing caption when there is no `.txt` sidecar.
+    #[serde(default)]
+    pub metadata_caption: Option<String>,
     /// Bumped on every change of `cell`, so a batch result does not overwrite a caption the
     /// user changed while the batch ran.
     #[serde(skip)]
@@ -131,13 +135,28 @@ pub struct Entry {
 impl Entry {
     pub fn new(path: PathBuf, name: String) -> Entry {
         let disk = Disk::read(&path);
+        let mut metadata_caption = None;
         let cell = match &disk {
             Disk::Text(s) if !s.caption.is_empty() => Cell {
                 caption: s.caption.clone(),
                 source: Source::Existing,
                 ..Cell::default()
             },
-            _ => Cell::default(),
+            // No caption in a `.txt` sidecar: the photo's own metadata may hold one. A photo
+            // whose metadata cannot be read simply has none here (the captioner reports
+            // unreadable photos when it reads them).
+            _ => match crate::metadata::read_description(&path) {
+                Ok(Some(d)) if !d.caption.trim().is_empty() => {
+                    let caption = sidecar::one_line(&d.caption);
+                    metadata_caption = Some(caption.clone());
+                    Cell {
+                        caption,
+                        source: Source::Existing,
+                        ..Cell::default()
+                    }
+                }
+                _ => Cell::default(),
+            },
         };
         Entry {
             stamp: Stamp::of(&path),
@@ -148,6 +167,7 @@ impl Entry {
             failed: None,
             photo: Photo::Present,
             reviewed: false,
+            metadata_caption,
             revision: 0,
         }
     }
@@ -159,6 +179,7 @@ impl Entry {
             Disk::Unreadable(_) => {
                 !caption.is_empty() && matches!(self.cell.source, Source::Machine | Source::Edited)
             }
+            Disk::Missing if self.metadata_caption.as_deref() == Some(caption) => false,
             d => caption != d.caption(),
         }
     }
@@ -824,6 +845,38 @@ mod tests {
         assert_eq!(s.entries[0].cell.source, Source::Existing);
         assert_eq!(s.entries[1].cell.source, Source::Empty);
         assert!(matches!(&s.entries[2].disk, Disk::Unreadable(m) if m.contains("line 1")));
+        assert_eq!(s.dirty_count(), 0);
+    }
+
+    #[test]
+    fn opening_reads_descriptions_from_photo_metadata() {
+        let t = tempfile::tempdir().unwrap();
+        let img = image::RgbImage::from_pixel(16, 16, image::Rgb([90, 120, 30]));
+        for name in ["a.jpg", "b.jpg"] {
+            img.save(t.path().join(name)).unwrap();
+        }
+        crate::metadata::embed_description(
+            &t.path().join("a.jpg"),
+            &crate::metadata::Described {
+                caption: "a field at dusk".into(),
+                subjects: vec!["field".into()],
+            },
+        )
+        .unwrap();
+        crate::metadata::write_sidecar(
+            &t.path().join("b.jpg"),
+            &crate::metadata::Described {
+                caption: "a green square".into(),
+                subjects: vec![],
+            },
+        )
+        .unwrap();
+        let photos = vec![t.path().join("a.jpg"), t.path().join("b.jpg")];
+        let s = Session::open("k".into(), Some(t.path().to_path_buf()), photos);
+        assert_eq!(s.entries[0].cell.caption, "a field at dusk");
+        assert_eq!(s.entries[0].cell.source, Source::Existing);
+        assert_eq!(s.entries[1].cell.caption, "a green square");
+        // Nothing to save: the captions are where they were found.
         assert_eq!(s.dirty_count(), 0);
     }
 
