@@ -8,11 +8,33 @@ use serde::Serialize;
 
 use crate::paths::write_atomic;
 
+fn lossy_path<S: serde::Serializer>(path: &Path, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&path.to_string_lossy())
+}
+
+/// The exact bytes of a path that is not valid UTF-8, in hexadecimal (`None` for UTF-8 paths).
+fn non_utf8_hex(path: &Path) -> Option<String> {
+    if path.to_str().is_some() {
+        return None;
+    }
+    #[cfg(unix)]
+    let bytes = std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str()).to_vec();
+    #[cfg(not(unix))]
+    let bytes = path.to_string_lossy().into_owned().into_bytes();
+    Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 /// One captioned image to export.
+///
+/// File names that are not valid UTF-8 (possible on Linux) cannot be JSON or CSV strings: they
+/// are written with U+FFFD in place of the bad bytes, and JSON adds `path_hex`, the exact bytes
+/// of the path in hexadecimal, so nothing is lost. Newlines, tabs, commas and quotes in names
+/// are quoted as CSV and JSON require.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ExportRow {
     /// The image's name relative to the batch folder (its file name for loose files).
     pub image: String,
+    #[serde(serialize_with = "lossy_path")]
     pub path: PathBuf,
     pub caption: String,
     /// Geometric mean of the word probabilities (absent for captions typed by hand).
@@ -103,10 +125,20 @@ pub fn to_csv(rows: &[ExportRow]) -> Result<Vec<u8>, String> {
     w.into_inner().map_err(|e| format!("cannot write CSV: {e}"))
 }
 
-/// The rows as a JSON array.
+/// The rows as a JSON array (a path that is not UTF-8 also gets `path_hex`, see [`ExportRow`]).
 pub fn to_json(rows: &[ExportRow]) -> Result<Vec<u8>, String> {
-    let mut bytes =
-        serde_json::to_vec_pretty(rows).map_err(|e| format!("cannot write JSON: {e}"))?;
+    let err = |e: serde_json::Error| format!("cannot write JSON: {e}");
+    let values = rows
+        .iter()
+        .map(|r| {
+            let mut v = serde_json::to_value(r).map_err(err)?;
+            if let (Some(hex), Some(obj)) = (non_utf8_hex(&r.path), v.as_object_mut()) {
+                obj.insert("path_hex".into(), hex.into());
+            }
+            Ok(v)
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let mut bytes = serde_json::to_vec_pretty(&values).map_err(err)?;
     bytes.push(b'\n');
     Ok(bytes)
 }
@@ -268,5 +300,61 @@ mod tests {
         let json: serde_json::Value = serde_json::from_slice(&to_json(&rows).unwrap()).unwrap();
         assert_eq!(json[0]["caption"], "a dog, running");
         assert_eq!(json[1]["image"], "b.jpg");
+    }
+}
+
+#[cfg(all(test, unix))]
+mod odd_names {
+    use super::*;
+    use std::os::unix::ffi::OsStrExt;
+
+    /// Names that are not UTF-8, or hold newlines, tabs, commas and quotes, survive CSV, JSON
+    /// and sidecars.
+    #[test]
+    fn odd_file_names_survive_every_export() {
+        let t = tempfile::tempdir().unwrap();
+        let names: Vec<std::ffi::OsString> = vec![
+            std::ffi::OsStr::from_bytes(b"caf\xe9 latin1.jpg").to_os_string(),
+            "line\nbreak, \"quoted\"\ttab.jpg".into(),
+        ];
+        let rows: Vec<ExportRow> = names
+            .iter()
+            .map(|n| {
+                let path = t.path().join(n);
+                std::fs::write(&path, b"x").unwrap();
+                ExportRow {
+                    image: path.file_name().unwrap().to_string_lossy().into_owned(),
+                    path,
+                    caption: "a \"dog\", running".into(),
+                    confidence: Some(0.5),
+                    edited: false,
+                    tags: Vec::new(),
+                }
+            })
+            .collect();
+        // JSON: the exact bytes come back from path_hex.
+        let json: serde_json::Value = serde_json::from_slice(&to_json(&rows).unwrap()).unwrap();
+        let hex = json[0]["path_hex"].as_str().unwrap();
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        assert_eq!(bytes, rows[0].path.as_os_str().as_bytes());
+        assert!(json[1].get("path_hex").is_none());
+        assert_eq!(json[1]["image"], "line\nbreak, \"quoted\"\ttab.jpg");
+        // CSV: quoted fields read back whole.
+        let csv_bytes = to_csv(&rows).unwrap();
+        let mut r = csv::Reader::from_reader(csv_bytes.as_slice());
+        let records: Vec<csv::StringRecord> = r.records().map(|r| r.unwrap()).collect();
+        assert_eq!(records.len(), 2);
+        assert_eq!(&records[1][0], "line\nbreak, \"quoted\"\ttab.jpg");
+        assert_eq!(&records[1][1], "a \"dog\", running");
+        // Sidecars land beside each photo, whatever its name.
+        let report = write_sidecars(&rows, false);
+        assert_eq!(report.written, 2, "{:?}", report.failed);
+        for row in &rows {
+            let text = std::fs::read_to_string(sidecar_path(&row.path)).unwrap();
+            assert_eq!(text, "a \"dog\", running\n");
+        }
     }
 }

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use captioner::app::export::{ExportRow, write_file, write_sidecars};
+use captioner::export::{ExportRow, write_file, write_sidecars};
 use captioner::features::cache::FeatureCache;
 use captioner::model_dir::{ModelDirError, write_dir_atomically, write_file_synced};
 use captioner::paths::write_atomic;
