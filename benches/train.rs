@@ -10,8 +10,8 @@
 use candle_core::{Device, Tensor};
 use captioner::decoder::{DecoderConfig, DecoderKind, beam_search, greedy};
 use captioner::train::{
-    Adam, Engine, Example, Features, Params, Rng, TrainConfig, TrainData, TrainEvent, batches,
-    train,
+    Adam, CandleEngine, CpuEngine as Engine, Example, Features, Params, Rng, TrainConfig,
+    TrainData, TrainEvent, batches, train,
 };
 use criterion::{Criterion, criterion_group};
 use std::hint::black_box;
@@ -164,6 +164,26 @@ fn bench_steps(c: &mut Criterion) {
                 black_box(loss)
             })
         });
+        // The candle engine (autograd on the CPU device) on the same batches.
+        let mut candle = CandleEngine::new(&params, &adam, &Device::Cpu).unwrap();
+        let mut k = 0usize;
+        group.bench_function(format!("{kind}_candle"), |b| {
+            b.iter(|| {
+                let batch: Vec<Example<'_>> = order[k % order.len()]
+                    .iter()
+                    .map(|&i| Example {
+                        image: data.train[i].0,
+                        words: &data.train[i].1,
+                    })
+                    .collect();
+                let mut rng = Rng::new(k as u64);
+                k += 1;
+                let (loss, grads) = candle.backward(features, &batch, Some(&mut rng)).unwrap();
+                let norm = grads.norm().unwrap();
+                candle.update(&grads, Adam::clip_factor(norm, 5.0)).unwrap();
+                black_box(loss)
+            })
+        });
     }
     group.finish();
 }
@@ -184,6 +204,11 @@ fn bench_decode(c: &mut Criterion) {
     group.sample_size(30);
     group.bench_function("beam3_one_image_12_steps", |b| {
         b.iter(|| black_box(beam_search(&dec, &one, 3, 12).unwrap()))
+    });
+    // The same search on the candle_nn layers (what the flat-buffer path must beat to stay).
+    let candle = dec.clone().without_cpu_fast_path();
+    group.bench_function("beam3_one_image_12_steps_candle_nn", |b| {
+        b.iter(|| black_box(beam_search(&candle, &one, 3, 12).unwrap()))
     });
     group.bench_function("greedy_one_image_12_steps", |b| {
         b.iter(|| black_box(greedy(&dec, &one, 12).unwrap()))

@@ -5,7 +5,8 @@
 //!   normalise + forward) and excluded (forward only on prepared inputs); one warm-up pass,
 //!   then `reps` timed passes, median reported.
 //! - `train`: one training epoch of the decoder over the Flickr8k training captions from
-//!   cached features (the training loop only, as tools/bench_torch_decoder.py times it).
+//!   cached features (the training loop only, as tools/bench_torch_decoder.py times it), on
+//!   the CPU engine, or with `--engine candle` on candle's autograd beside the CPU engine.
 //! - `caption`: warm single-photo latency (decode + encoder + beam search), median of `n`.
 //! - `batch`: a folder through the "caption a folder" job (read + decode + encode + beam
 //!   search, pipelined), photos/s, beside the encoder's own images/s on the folder's first
@@ -24,7 +25,7 @@ use crate::features::FeatureCache;
 use crate::jobs::CancelToken;
 use crate::jobs::caption::{CaptionInput, FolderOptions, caption_folder, caption_one, list_photos};
 use crate::pipeline::{self, Captioner, DecodeOptions};
-use crate::train::{TrainConfig, TrainEvent};
+use crate::train::{Engine, TrainConfig, TrainData, TrainEvent};
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -44,6 +45,24 @@ fn loadavg() -> f64 {
         .ok()
         .and_then(|s| s.split_whitespace().next().and_then(|x| x.parse().ok()))
         .unwrap_or(f64::NAN)
+}
+
+/// CPU time (user + system) this process has used, in seconds (Linux; NaN elsewhere).
+fn process_cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return f64::NAN;
+    };
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return f64::NAN;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+    match (ticks(11), ticks(12)) {
+        (Some(u), Some(s)) => (u + s) / 100.0,
+        _ => f64::NAN,
+    }
 }
 
 /// The first `n` JPEGs of `dir`, sorted by name.
@@ -130,11 +149,14 @@ pub fn encoder(
 }
 
 /// One training epoch of the default merge decoder over the training captions of `dataset`,
-/// from cached features (run `captioner features` first).
+/// from cached features (run `captioner features` first), on the CPU with `engine`
+/// (`Auto` is the CPU engine). With `Engine::Candle` the CPU engine's epoch is measured too,
+/// so the two speeds stand side by side.
 pub fn train(
     dataset_dir: &Path,
     cache_dir: &Path,
     batch: usize,
+    engine: Engine,
 ) -> anyhow::Result<serde_json::Value> {
     let load_start = loadavg();
     let device = candle_core::Device::Cpu;
@@ -150,19 +172,60 @@ pub fn train(
         );
     }
     let cfg = DecoderConfig::merge(prepared.vocab.len());
+    let engines = match engine.resolve(&device) {
+        Engine::Candle => vec![Engine::Cpu, Engine::Candle],
+        other => vec![other],
+    };
+    let mut results = Vec::new();
+    for engine in engines {
+        results.push(train_epoch(&cfg, &prepared.data, batch, engine, &device)?);
+    }
+    let ratio = match results.as_slice() {
+        [cpu, candle] => candle["epoch_s"]
+            .as_f64()
+            .zip(cpu["epoch_s"].as_f64())
+            .map(|(a, b)| a / b),
+        _ => None,
+    };
+    Ok(json!({
+        "bench": "rust_decoder_merge_train",
+        "threads": rayon::current_num_threads(),
+        "vocab_size": cfg.vocab_size,
+        "parameters": cfg.num_params(),
+        "train_captions": prepared.data.train.len(),
+        "batch": batch,
+        "engines": results,
+        "candle_over_cpu_epoch_time": ratio,
+        "loadavg_1min_start_end": [load_start, loadavg()],
+    }))
+}
+
+/// One epoch of `engine`: the training loop's time and the whole call's.
+fn train_epoch(
+    cfg: &DecoderConfig,
+    data: &TrainData,
+    batch: usize,
+    engine: Engine,
+    device: &candle_core::Device,
+) -> anyhow::Result<serde_json::Value> {
     let train_cfg = TrainConfig {
         epochs: 1,
         batch_size: batch,
         dev_bleu_images: 1,
+        engine,
         ..TrainConfig::default()
     };
-    let out = std::env::temp_dir().join(format!("captioner-bench-{}", std::process::id()));
+    let out = std::env::temp_dir().join(format!("captioner-bench-{}-{engine}", std::process::id()));
     let mut started: Option<Instant> = None;
     let mut loop_seconds = f64::NAN;
     let mut steps = 0;
     let mut loss = f64::NAN;
+    let mut ran = None;
     let mut on_event = |e: TrainEvent| match e {
-        TrainEvent::Started { .. } => started = Some(Instant::now()),
+        TrainEvent::Started { engine, .. } => {
+            ran = Some(engine);
+            started = Some(Instant::now());
+        }
         TrainEvent::Step {
             step,
             steps_per_epoch,
@@ -182,29 +245,23 @@ pub fn train(
     let stop = AtomicBool::new(false);
     let t = Instant::now();
     let result = crate::train::train(
-        &cfg,
+        cfg,
         &train_cfg,
-        &prepared.data,
+        data,
         &out,
         false,
-        &device,
+        device,
         &mut on_event,
         &stop,
     );
     let _ = std::fs::remove_dir_all(&out);
     result?;
     Ok(json!({
-        "bench": "rust_decoder_merge_train",
-        "threads": rayon::current_num_threads(),
-        "vocab_size": cfg.vocab_size,
-        "parameters": cfg.num_params(),
-        "train_captions": prepared.data.train.len(),
-        "batch": batch,
+        "engine": ran.map(|e| e.to_string()),
         "steps_per_epoch": steps,
         "epoch_s": loop_seconds,
         "epoch_with_dev_eval_and_checkpoint_s": t.elapsed().as_secs_f64(),
         "epoch_mean_loss": loss,
-        "loadavg_1min_start_end": [load_start, loadavg()],
     }))
 }
 
@@ -301,7 +358,34 @@ pub fn batch(
     }
     let encoder_per_s = sample.len() as f64 / t.elapsed().as_secs_f64();
 
+    // Beam search alone on the same photos' features.
+    let images: Vec<PreprocessedImage> = sample
+        .iter()
+        .filter_map(|p| {
+            crate::jobs::caption::load_for_encoder(
+                p,
+                captioner.encoder.input_size(),
+                &options.limits,
+            )
+            .ok()
+        })
+        .collect();
+    let pooled: Vec<Vec<f32>> = captioner
+        .encoder
+        .encode(&images)?
+        .pooled
+        .to_dtype(candle_core::DType::F32)?
+        .to_vec2()?;
+    let t = Instant::now();
+    let cpu0 = process_cpu_seconds();
+    for f in &pooled {
+        captioner.caption_features(f, &options.decode)?;
+    }
+    let beam_per_s = pooled.len() as f64 / t.elapsed().as_secs_f64();
+    let beam_cpu_ms = (process_cpu_seconds() - cpu0) * 1e3 / pooled.len().max(1) as f64;
+
     let mut failed = 0usize;
+    let cpu0 = process_cpu_seconds();
     let report = caption_folder(
         &captioner,
         &photos,
@@ -314,6 +398,7 @@ pub fn batch(
         &cancel,
     )?;
     let per_s = report.total as f64 / report.seconds;
+    let cpu_ms = (process_cpu_seconds() - cpu0) * 1e3 / report.total.max(1) as f64;
     Ok(json!({
         "bench": "rust_caption_folder",
         "threads": rayon::current_num_threads(),
@@ -327,6 +412,9 @@ pub fn batch(
         "encoder_only_sample": sample.len(),
         "encoder_only_images_per_s": encoder_per_s,
         "ratio_to_encoder": per_s / encoder_per_s,
+        "cpu_ms_per_photo": cpu_ms,
+        "beam_only_per_s": beam_per_s,
+        "beam_only_cpu_ms_per_photo": beam_cpu_ms,
         "loadavg_1min_start_end": [load_start, loadavg()],
     }))
 }

@@ -80,6 +80,10 @@ pub enum BenchCommand {
         cache: Option<PathBuf>,
         #[arg(long, default_value_t = 64)]
         batch: usize,
+        /// Training engine: auto (the CPU engine here), cpu, or candle (measured beside the
+        /// CPU engine).
+        #[arg(long, default_value_t = crate::train::Engine::Auto)]
+        engine: crate::train::Engine,
     },
     /// Captioning a whole folder (`captioner batch`'s pipeline): photos/s, beside the
     /// encoder's own images/s (read + decode + forward) on the first photos of the folder.
@@ -198,6 +202,10 @@ pub struct TrainArgs {
     /// Dev images decoded each epoch for BLEU-4.
     #[arg(long, default_value_t = defaults().train.dev_bleu_images)]
     pub dev_bleu_images: usize,
+    /// Training engine: `cpu` (the hand-written CPU engine, fastest on the CPU), `candle`
+    /// (candle's autograd, any device), or `auto` (the CPU engine on the CPU, candle on a GPU).
+    #[arg(long, default_value_t = defaults().train.engine)]
+    pub engine: crate::train::Engine,
     /// Random seed (weights, batch order, dropout).
     #[arg(long, default_value_t = defaults().train.seed)]
     pub seed: u64,
@@ -259,9 +267,28 @@ pub struct BatchArgs {
     /// --overwrite is given).
     #[arg(long)]
     pub sidecars: bool,
-    /// Replace existing `.txt` sidecars.
-    #[arg(long, requires = "sidecars")]
+    /// Write each caption to an XMP sidecar (`photo.xmp`, read by digiKam, Lightroom and
+    /// other photo managers): `dc:description` and `dc:subject`. Photos that already have a
+    /// description are left alone unless --overwrite is given.
+    #[arg(long)]
+    pub xmp_sidecars: bool,
+    /// Write each caption into the photo itself (JPEG: XMP and EXIF ImageDescription; PNG: XMP),
+    /// without re-encoding it. Photos that already have a description are left alone unless
+    /// --overwrite is given.
+    #[arg(long)]
+    pub embed: bool,
+    /// Replace existing `.txt` sidecars and existing descriptions in metadata.
+    #[arg(long)]
     pub overwrite: bool,
+    /// Put this text (a trigger word, say) before every caption.
+    #[arg(long, default_value = "")]
+    pub prefix: String,
+    /// Put this text after every caption.
+    #[arg(long, default_value = "")]
+    pub suffix: String,
+    /// Write an HTML page with one `<img alt>` per photo (alt text for the web).
+    #[arg(long, value_name = "FILE")]
+    pub alt_html: Option<PathBuf>,
     /// Write the captions as CSV (image,caption,confidence,edited).
     #[arg(long, value_name = "FILE")]
     pub csv: Option<PathBuf>,
@@ -381,9 +408,17 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     batches,
                     reps,
                 } => crate::bench::encoder(&dir, n, &batches, reps)?,
-                BenchCommand::Train { dir, cache, batch } => {
-                    crate::bench::train(&dir, &crate::paths::cache_dir(cache.as_deref()), batch)?
-                }
+                BenchCommand::Train {
+                    dir,
+                    cache,
+                    batch,
+                    engine,
+                } => crate::bench::train(
+                    &dir,
+                    &crate::paths::cache_dir(cache.as_deref()),
+                    batch,
+                    engine,
+                )?,
                 BenchCommand::Batch {
                     dir,
                     model,

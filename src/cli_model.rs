@@ -11,7 +11,7 @@ use crate::cli::{BatchArgs, CaptionArgs, ClassifyArgs, EvalArgs, FeaturesArgs, T
 use crate::dataset::Split;
 use crate::decoder::DecoderKind;
 use crate::encoder::ClassNames;
-use crate::export::{self, ExportRow};
+use crate::export::{self, ExportRow, MetadataTarget};
 use crate::features::{ExtractOptions, FeatureCache};
 use crate::jobs::caption::{self, CaptionInput, FolderOptions};
 use crate::jobs::evaluate::EvalOptions;
@@ -361,6 +361,7 @@ pub fn train_settings(args: &TrainArgs) -> anyhow::Result<TrainSettings> {
             early_stop_patience: args.patience,
             dev_bleu_images: args.dev_bleu_images,
             seed: args.seed,
+            engine: args.engine,
             ..TrainConfig::default()
         },
         out_dir: args.out.clone(),
@@ -413,6 +414,7 @@ fn event_json(event: &TrainEvent) -> Option<String> {
             train_captions,
             dev_captions,
             summary,
+            ..
         } => serde_json::json!({"event": "started", "total_epochs": total_epochs,
             "steps_per_epoch": steps_per_epoch, "start_epoch": start_epoch, "start_step": start_step,
             "train_captions": train_captions, "dev_captions": dev_captions,
@@ -643,9 +645,9 @@ pub fn batch(args: &BatchArgs) -> anyhow::Result<ExitCode> {
                     .to_string();
                 match result {
                     Ok(c) => {
+                        let text = with_prefix_suffix(&c.text, &args.prefix, &args.suffix);
                         renderer.output(&format!(
-                            "{name}: {}{}",
-                            c.text,
+                            "{name}: {text}{}",
                             if c.needs_review == Some(true) {
                                 "  [needs review]"
                             } else {
@@ -657,7 +659,9 @@ pub fn batch(args: &BatchArgs) -> anyhow::Result<ExitCode> {
                             image: name,
                             confidence: c.confidence,
                             path,
-                            caption: c.text,
+                            needs_review: c.needs_review,
+                            tags: c.tags.clone(),
+                            caption: text,
                             edited: false,
                         });
                     }
@@ -684,6 +688,37 @@ pub fn batch(args: &BatchArgs) -> anyhow::Result<ExitCode> {
     if args.sidecars {
         let r = export::write_sidecars(&rows, args.overwrite);
         eprintln!("{}", r.describe("sidecars"));
+        export_failed |= !r.failed.is_empty();
+    }
+    for (flag, target, what) in [
+        (
+            args.xmp_sidecars,
+            MetadataTarget::XmpSidecar,
+            "XMP sidecars",
+        ),
+        (
+            args.embed,
+            MetadataTarget::Embedded,
+            "embedded descriptions",
+        ),
+    ] {
+        if flag {
+            let r = export::write_metadata(&rows, target, args.overwrite);
+            eprintln!("{}", r.describe(what));
+            for f in r.failed.iter().skip(1) {
+                eprintln!("  failed: {f}");
+            }
+            export_failed |= !r.failed.is_empty();
+        }
+    }
+    if let Some(page) = &args.alt_html {
+        let dir = page
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        let bytes = export::to_alt_html(&rows, dir, &format!("Photos in {}", args.dir.display()));
+        let r = export::write_file(page, &bytes, rows.len());
+        eprintln!("{}", r.describe(&page.display().to_string()));
         export_failed |= !r.failed.is_empty();
     }
     for (target, bytes) in [
@@ -827,4 +862,14 @@ pub fn calibrate(args: &crate::cli::CalibrateArgs) -> anyhow::Result<ExitCode> {
         println!("wrote the calibration into {}", report.model.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `prefix caption suffix`, with single spaces where the parts meet.
+pub fn with_prefix_suffix(caption: &str, prefix: &str, suffix: &str) -> String {
+    [prefix.trim(), caption.trim(), suffix.trim()]
+        .iter()
+        .filter(|p| !p.is_empty())
+        .copied()
+        .collect::<Vec<_>>()
+        .join(" ")
 }

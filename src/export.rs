@@ -8,18 +8,46 @@ use serde::Serialize;
 
 use crate::paths::write_atomic;
 
+fn lossy_path<S: serde::Serializer>(path: &Path, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&path.to_string_lossy())
+}
+
+/// The exact bytes of a path that is not valid UTF-8, in hexadecimal (`None` for UTF-8 paths).
+fn non_utf8_hex(path: &Path) -> Option<String> {
+    if path.to_str().is_some() {
+        return None;
+    }
+    #[cfg(unix)]
+    let bytes = std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str()).to_vec();
+    #[cfg(not(unix))]
+    let bytes = path.to_string_lossy().into_owned().into_bytes();
+    Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 /// One captioned image to export.
+///
+/// File names that are not valid UTF-8 (possible on Linux) cannot be JSON or CSV strings: they
+/// are written with U+FFFD in place of the bad bytes, and JSON adds `path_hex`, the exact bytes
+/// of the path in hexadecimal, so nothing is lost. Newlines, tabs, commas and quotes in names
+/// are quoted as CSV and JSON require.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ExportRow {
     /// The image's name relative to the batch folder (its file name for loose files).
     pub image: String,
+    #[serde(serialize_with = "lossy_path")]
     pub path: PathBuf,
     pub caption: String,
-    /// Mean word probability from the model (absent for captions typed by hand).
+    /// Geometric mean of the word probabilities (absent for captions typed by hand).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub confidence: Option<f32>,
     /// Whether the caption was edited by hand.
     pub edited: bool,
+    /// The model's flag that the caption is probably wrong (absent without a calibrated model).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub needs_review: Option<bool>,
+    /// Keywords for the photo (written to metadata as `dc:subject`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
 }
 
 /// What an export did.
@@ -51,7 +79,7 @@ impl ExportReport {
 
 /// The sidecar of an image: same path, `.txt` extension.
 pub fn sidecar_path(image: &Path) -> PathBuf {
-    image.with_extension("txt")
+    crate::sidecar::sidecar_path(image)
 }
 
 /// How many of these images already have a sidecar.
@@ -59,20 +87,22 @@ pub fn count_existing_sidecars(images: &[PathBuf]) -> usize {
     images.iter().filter(|p| sidecar_path(p).exists()).count()
 }
 
-/// Writes each caption to `<image>.txt` (one caption, one line). Existing sidecars are
-/// skipped unless `overwrite`.
+/// Writes each caption as the first line of `<image>.txt` ([`crate::sidecar::replace_caption`]:
+/// atomic, on one line, the existing file's further lines kept). Existing sidecars are skipped
+/// unless `overwrite`; a sidecar that is not UTF-8 text is replaced only with `overwrite`.
 pub fn write_sidecars(rows: &[ExportRow], overwrite: bool) -> ExportReport {
+    use crate::sidecar::{WriteMode, WriteOutcome, replace_caption};
+    let mode = if overwrite {
+        WriteMode::Overwrite
+    } else {
+        WriteMode::Skip
+    };
     let mut report = ExportReport::default();
     for row in rows {
-        let target = sidecar_path(&row.path);
-        if !overwrite && target.exists() {
-            report.skipped += 1;
-            continue;
-        }
-        let text = format!("{}\n", row.caption.trim());
-        match write_atomic(&target, text.as_bytes()) {
-            Ok(()) => report.written += 1,
-            Err(e) => report.failed.push(format!("{}: {e}", target.display())),
+        match replace_caption(&sidecar_path(&row.path), &row.caption, mode) {
+            Ok(WriteOutcome::Written | WriteOutcome::Unchanged) => report.written += 1,
+            Ok(WriteOutcome::SkippedExisting) => report.skipped += 1,
+            Err(e) => report.failed.push(e.to_string()),
         }
     }
     report
@@ -83,27 +113,119 @@ pub fn write_sidecars(rows: &[ExportRow], overwrite: bool) -> ExportReport {
 pub fn to_csv(rows: &[ExportRow]) -> Result<Vec<u8>, String> {
     let mut w = csv::Writer::from_writer(Vec::new());
     let err = |e: csv::Error| format!("cannot write CSV: {e}");
-    w.write_record(["image", "caption", "confidence", "edited"])
-        .map_err(err)?;
+    w.write_record([
+        "image",
+        "caption",
+        "confidence",
+        "edited",
+        "needs_review",
+        "tags",
+    ])
+    .map_err(err)?;
     for r in rows {
         let confidence = r.confidence.map(|c| format!("{c:.4}")).unwrap_or_default();
+        let review = match r.needs_review {
+            Some(true) => "yes",
+            Some(false) => "no",
+            None => "",
+        };
         w.write_record([
             r.image.as_str(),
             r.caption.trim(),
             confidence.as_str(),
             if r.edited { "yes" } else { "no" },
+            review,
+            r.tags.join(", ").as_str(),
         ])
         .map_err(err)?;
     }
     w.into_inner().map_err(|e| format!("cannot write CSV: {e}"))
 }
 
-/// The rows as a JSON array.
+/// The rows as a JSON array (a path that is not UTF-8 also gets `path_hex`, see [`ExportRow`]).
 pub fn to_json(rows: &[ExportRow]) -> Result<Vec<u8>, String> {
-    let mut bytes =
-        serde_json::to_vec_pretty(rows).map_err(|e| format!("cannot write JSON: {e}"))?;
+    let err = |e: serde_json::Error| format!("cannot write JSON: {e}");
+    let values = rows
+        .iter()
+        .map(|r| {
+            let mut v = serde_json::to_value(r).map_err(err)?;
+            if let (Some(hex), Some(obj)) = (non_utf8_hex(&r.path), v.as_object_mut()) {
+                obj.insert("path_hex".into(), hex.into());
+            }
+            Ok(v)
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let mut bytes = serde_json::to_vec_pretty(&values).map_err(err)?;
     bytes.push(b'\n');
     Ok(bytes)
+}
+
+/// Where a metadata export writes the caption.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetadataTarget {
+    /// `photo.xmp` beside the photo (`dc:description`, `dc:subject`).
+    XmpSidecar,
+    /// Into the JPEG or PNG itself (XMP, and EXIF `ImageDescription` for JPEG), without
+    /// re-encoding the image data.
+    Embedded,
+}
+
+/// Writes each caption (and its tags) as photo metadata. A photo that already carries a
+/// description (in a sidecar or embedded) is left alone unless `overwrite`; a photo that
+/// cannot be written (read-only, not JPEG/PNG, corrupt) is reported and left byte-for-byte
+/// as it was; the rest go on.
+pub fn write_metadata(rows: &[ExportRow], target: MetadataTarget, overwrite: bool) -> ExportReport {
+    use crate::metadata::{self, Described};
+    let mut report = ExportReport::default();
+    for row in rows {
+        let caption = row.caption.trim();
+        if caption.is_empty() {
+            continue;
+        }
+        if !overwrite {
+            match metadata::read_description(&row.path) {
+                Ok(Some(_)) => {
+                    report.skipped += 1;
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    report.failed.push(e.to_string());
+                    continue;
+                }
+            }
+        }
+        let described = Described {
+            caption: caption.to_string(),
+            subjects: row.tags.clone(),
+        };
+        let result = match target {
+            MetadataTarget::XmpSidecar => {
+                metadata::write_sidecar(&row.path, &described).map(|_| ())
+            }
+            MetadataTarget::Embedded => metadata::embed_description(&row.path, &described),
+        };
+        match result {
+            Ok(()) => report.written += 1,
+            Err(e) => report.failed.push(e.to_string()),
+        }
+    }
+    report
+}
+
+/// An HTML page with one `<img src alt>` per photo, for alt text (paths relative to the page's
+/// folder `out_dir`).
+pub fn to_alt_html(rows: &[ExportRow], out_dir: &Path, title: &str) -> Vec<u8> {
+    let list: Vec<crate::metadata::alt_text::AltText> = rows
+        .iter()
+        .map(|r| crate::metadata::alt_text::AltText {
+            file: r.path.clone(),
+            alt: r.caption.trim().to_string(),
+            confidence: r.confidence,
+            tags: r.tags.clone(),
+        })
+        .collect();
+    crate::metadata::alt_text::html_page(&list, out_dir, title).into_bytes()
 }
 
 /// Writes `bytes` to `path` atomically and reports it.
@@ -131,6 +253,8 @@ mod tests {
             caption: caption.to_string(),
             confidence: Some(0.5),
             edited: false,
+            needs_review: None,
+            tags: Vec::new(),
         }
     }
 
@@ -151,6 +275,13 @@ mod tests {
         let r = write_sidecars(&rows, true);
         assert_eq!((r.written, r.skipped), (2, 0));
         assert_eq!(std::fs::read_to_string(d.join("a.txt")).unwrap(), "a dog\n");
+        // A sidecar with more lines keeps them when its caption is replaced.
+        std::fs::write(d.join("a.txt"), "old\r\nsecond caption\r\n").unwrap();
+        write_sidecars(&rows, true);
+        assert_eq!(
+            std::fs::read_to_string(d.join("a.txt")).unwrap(),
+            "a dog\nsecond caption\n"
+        );
         // No temporary files left behind.
         let names: Vec<_> = std::fs::read_dir(d)
             .unwrap()
@@ -187,5 +318,62 @@ mod tests {
         let json: serde_json::Value = serde_json::from_slice(&to_json(&rows).unwrap()).unwrap();
         assert_eq!(json[0]["caption"], "a dog, running");
         assert_eq!(json[1]["image"], "b.jpg");
+    }
+}
+
+#[cfg(all(test, unix))]
+mod odd_names {
+    use super::*;
+    use std::os::unix::ffi::OsStrExt;
+
+    /// Names that are not UTF-8, or hold newlines, tabs, commas and quotes, survive CSV, JSON
+    /// and sidecars.
+    #[test]
+    fn odd_file_names_survive_every_export() {
+        let t = tempfile::tempdir().unwrap();
+        let names: Vec<std::ffi::OsString> = vec![
+            std::ffi::OsStr::from_bytes(b"caf\xe9 latin1.jpg").to_os_string(),
+            "line\nbreak, \"quoted\"\ttab.jpg".into(),
+        ];
+        let rows: Vec<ExportRow> = names
+            .iter()
+            .map(|n| {
+                let path = t.path().join(n);
+                std::fs::write(&path, b"x").unwrap();
+                ExportRow {
+                    image: path.file_name().unwrap().to_string_lossy().into_owned(),
+                    path,
+                    caption: "a \"dog\", running".into(),
+                    confidence: Some(0.5),
+                    edited: false,
+                    needs_review: None,
+                    tags: Vec::new(),
+                }
+            })
+            .collect();
+        // JSON: the exact bytes come back from path_hex.
+        let json: serde_json::Value = serde_json::from_slice(&to_json(&rows).unwrap()).unwrap();
+        let hex = json[0]["path_hex"].as_str().unwrap();
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        assert_eq!(bytes, rows[0].path.as_os_str().as_bytes());
+        assert!(json[1].get("path_hex").is_none());
+        assert_eq!(json[1]["image"], "line\nbreak, \"quoted\"\ttab.jpg");
+        // CSV: quoted fields read back whole.
+        let csv_bytes = to_csv(&rows).unwrap();
+        let mut r = csv::Reader::from_reader(csv_bytes.as_slice());
+        let records: Vec<csv::StringRecord> = r.records().map(|r| r.unwrap()).collect();
+        assert_eq!(records.len(), 2);
+        assert_eq!(&records[1][0], "line\nbreak, \"quoted\"\ttab.jpg");
+        assert_eq!(&records[1][1], "a \"dog\", running");
+        // Sidecars land beside each photo, whatever its name.
+        let report = write_sidecars(&rows, false);
+        assert_eq!(report.written, 2, "{:?}", report.failed);
+        for row in &rows {
+            let text = std::fs::read_to_string(sidecar_path(&row.path)).unwrap();
+            assert_eq!(text, "a \"dog\", running\n");
+        }
     }
 }

@@ -57,6 +57,14 @@ pub enum ModelDirError {
     },
     #[error("{}: {msg}", path.display())]
     Invalid { path: PathBuf, msg: String },
+    /// Writing a new version of a model folder failed (a full disk, a read-only folder, ...);
+    /// the previous version, if any, is unchanged and no temporary folder is left.
+    #[error("{}: cannot be written, the previous version is unchanged: {source}", path.display())]
+    NotWritten {
+        path: PathBuf,
+        #[source]
+        source: Box<ModelDirError>,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, ModelDirError>;
@@ -503,30 +511,36 @@ fn sibling(dir: &Path, kind: &str) -> Result<PathBuf> {
 /// the two renames leaves the previous version as `.NAME.old-*` beside `dir`;
 /// [`recover_interrupted_write`] puts it back.
 pub fn write_dir_atomically(dir: &Path, write: &mut dyn FnMut(&Path) -> Result<()>) -> Result<()> {
+    let not_written = |source: ModelDirError| ModelDirError::NotWritten {
+        path: dir.to_path_buf(),
+        source: Box::new(source),
+    };
     let tmp = sibling(dir, "tmp")?;
     if let Some(parent) = tmp.parent() {
-        fs::create_dir_all(parent).map_err(|e| ModelDirError::io(parent, e))?;
+        fs::create_dir_all(parent).map_err(|e| not_written(ModelDirError::io(parent, e)))?;
     }
-    fs::create_dir(&tmp).map_err(|e| ModelDirError::io(&tmp, e))?;
+    fs::create_dir(&tmp).map_err(|e| not_written(ModelDirError::io(&tmp, e)))?;
     if let Err(e) = write(&tmp).and_then(|()| sync_dir(&tmp)) {
         let _ = fs::remove_dir_all(&tmp);
-        return Err(e);
+        return Err(not_written(e));
     }
     let old = sibling(dir, "old")?;
     let had_old = fs::symlink_metadata(dir).is_ok();
     if had_old && let Err(e) = fs::rename(dir, &old) {
         let _ = fs::remove_dir_all(&tmp);
-        return Err(ModelDirError::io(dir, e));
+        return Err(not_written(ModelDirError::io(dir, e)));
     }
     if let Err(e) = fs::rename(&tmp, dir) {
         if had_old {
             let _ = fs::rename(&old, dir);
         }
         let _ = fs::remove_dir_all(&tmp);
-        return Err(ModelDirError::io(dir, e));
+        return Err(not_written(ModelDirError::io(dir, e)));
     }
+    // The new version is in place; failing to sync the parent or to delete the old version
+    // does not make the write fail.
     if let Some(parent) = tmp.parent() {
-        sync_dir(parent)?;
+        let _ = sync_dir(parent);
     }
     if had_old {
         let _ = fs::remove_dir_all(&old);

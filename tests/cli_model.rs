@@ -293,3 +293,52 @@ fn batch_captions_a_folder_and_exports() {
         "mine\n"
     );
 }
+
+/// `captioner batch --xmp-sidecars --embed --alt-html`: captions land where photo managers
+/// and web pages read them; a photo that already has a description keeps it unless
+/// --overwrite; the prefix is applied.
+#[test]
+fn batch_writes_metadata_and_alt_text() {
+    use captioner::metadata::{self, Described};
+    let tmp = tempfile::tempdir().unwrap();
+    let photos = tmp.path().join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    for name in ["2529205842_bdcb49d65b.jpg", "246231741_882b45c4e1.jpg"] {
+        std::fs::copy(fixture("encoder/images").join(name), photos.join(name)).unwrap();
+    }
+    let mine = photos.join("246231741_882b45c4e1.jpg");
+    metadata::embed_description(
+        &mine,
+        &Described {
+            caption: "my own \"words\" <kept>".into(),
+            subjects: vec![],
+        },
+    )
+    .unwrap();
+    let mine_before = std::fs::read(&mine).unwrap();
+    let page = tmp.path().join("alt.html");
+    let out = run(captioner()
+        .arg("batch")
+        .arg(&photos)
+        .args(["--embed", "--xmp-sidecars", "--prefix", "photo:"])
+        .arg("--alt-html")
+        .arg(&page));
+    assert!(out.status.success());
+    let other = photos.join("2529205842_bdcb49d65b.jpg");
+    let d = metadata::read_description(&other).unwrap().unwrap();
+    assert!(d.caption.starts_with("photo: "), "{}", d.caption);
+    assert!(photos.join("2529205842_bdcb49d65b.xmp").is_file());
+    // The photo that had a description is untouched, byte for byte.
+    assert_eq!(std::fs::read(&mine).unwrap(), mine_before);
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("photos/2529205842_bdcb49d65b.jpg"), "{html}");
+    assert!(html.contains(&format!("alt=\"{}\"", d.caption)), "{html}");
+    // --overwrite replaces it.
+    let out = run(captioner()
+        .arg("batch")
+        .arg(&photos)
+        .args(["--embed", "--overwrite"]));
+    assert!(out.status.success());
+    let d = metadata::read_description(&mine).unwrap().unwrap();
+    assert!(!d.caption.contains("my own"), "{}", d.caption);
+}

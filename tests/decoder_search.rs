@@ -36,14 +36,28 @@ fn features(n: usize, dim: usize, seed: u64) -> Tensor {
 }
 
 #[test]
-fn builds_from_a_var_builder() {
+fn builds_from_a_var_builder_with_one_initialisation() {
     for kind in [DecoderKind::Merge, DecoderKind::Inject] {
         let cfg = small(kind, 30);
+        // No second initialisation scheme: an empty VarBuilder is refused, not filled.
         let vm = VarMap::new();
         let vb = VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
-        let d = Decoder::new(&cfg, vb).unwrap();
+        let err = Decoder::new(&cfg, vb).unwrap_err();
+        assert!(err.to_string().contains("missing"), "{err}");
+        assert!(vm.all_vars().is_empty());
+        // `Decoder::init` is the training engines' initialisation.
+        let d = Decoder::init(&cfg, 7, &Device::Cpu).unwrap();
         assert_eq!(d.config(), &cfg);
-        assert_eq!(vm.all_vars().len(), cfg.param_specs().len());
+        let p = Params::init(&cfg, 7).unwrap();
+        let t = d.tensors().unwrap();
+        for (spec, values) in p.iter() {
+            let got = t[&spec.name]
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            assert_eq!(got, values, "{}", spec.name);
+        }
         let caps = greedy(&d, &features(2, 24, 1), 5).unwrap();
         assert_eq!(caps.len(), 2);
     }

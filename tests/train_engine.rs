@@ -2,7 +2,7 @@
 
 use candle_core::{Device, Tensor};
 use captioner::decoder::{DecoderConfig, DecoderKind, END, START};
-use captioner::train::{Adam, Engine, Example, Features, Params, Rng};
+use captioner::train::{Adam, CpuEngine as Engine, Example, Features, Params, Rng};
 
 fn small(kind: DecoderKind) -> DecoderConfig {
     DecoderConfig {

@@ -37,6 +37,7 @@ fn tcfg() -> TrainConfig {
         dev_bleu_images: 4,
         max_len: 8,
         seed: 9,
+        ..TrainConfig::default()
     }
 }
 

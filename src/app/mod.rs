@@ -269,7 +269,7 @@ impl CaptionerApp {
                 }
             }
             Tab::Batch => {
-                if !self.panels.batch.is_listing() && !self.panels.batch.items().is_empty() {
+                if !self.panels.batch.is_listing() && !self.panels.batch.entries().is_empty() {
                     self.pending_run = false;
                     self.panels.batch.caption_all(false, &mut self.shared);
                 }
@@ -427,6 +427,20 @@ impl eframe::App for CaptionerApp {
                 .collect()
         });
         self.handle_dropped(dropped);
+        // Closing with captions not written to their sidecars asks first (the Batch panel).
+        if ui.ctx().input(|i| i.viewport().close_requested())
+            && !self.panels.batch.may_close(&mut self.shared)
+        {
+            ui.ctx()
+                .send_viewport_cmd(egui::ViewportCommand::CancelClose);
+            self.panels.tab = Tab::Batch;
+        }
+        if self.panels.tab == Tab::Batch {
+            // Undo, redo and save, before any text box can take the keys.
+            self.panels
+                .batch
+                .handle_shortcuts(ui.ctx(), &mut self.shared);
+        }
         if self.panels.tab == Tab::Caption {
             self.panels.caption.handle_paste(ui.ctx(), &mut self.shared);
         }
@@ -452,6 +466,7 @@ impl eframe::App for CaptionerApp {
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        self.panels.batch.persist_now(&mut self.shared);
         eframe::set_value(storage, eframe::APP_KEY, &self.panels);
     }
 }

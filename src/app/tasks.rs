@@ -67,6 +67,42 @@ pub enum Dialog {
     },
 }
 
+/// Whether a native file dialog can open here, or why not. On Linux the dialogs need the
+/// xdg-desktop-portal D-Bus service or the `zenity` program; without either, the dialog would
+/// close at once and say nothing, so the app asks for a typed path instead.
+pub fn dialog_service() -> Result<(), String> {
+    if !cfg!(target_os = "linux") {
+        return Ok(());
+    }
+    let on_path = |program: &str| {
+        std::env::var_os("PATH").is_some_and(|paths| {
+            std::env::split_paths(&paths).any(|dir| dir.join(program).is_file())
+        })
+    };
+    if on_path("zenity") {
+        return Ok(());
+    }
+    let bus = std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some_and(|a| !a.is_empty());
+    let data_dirs = std::env::var("XDG_DATA_DIRS")
+        .unwrap_or_else(|_| "/usr/local/share:/usr/share".to_string());
+    let portal = data_dirs.split(':').filter(|d| !d.is_empty()).any(|d| {
+        Path::new(d)
+            .join("dbus-1/services/org.freedesktop.portal.Desktop.service")
+            .is_file()
+    });
+    match (bus, portal) {
+        (true, true) => Ok(()),
+        (false, _) => Err(
+            "no file-dialog service: there is no D-Bus session for xdg-desktop-portal, and zenity is not installed"
+                .to_string(),
+        ),
+        (true, false) => Err(
+            "no file-dialog service: neither xdg-desktop-portal nor zenity is installed"
+                .to_string(),
+        ),
+    }
+}
+
 /// Opens a native file dialog without blocking the UI thread. Resolves to `None` when the
 /// user cancels.
 pub fn open_dialog(

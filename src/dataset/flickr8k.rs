@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use super::{DatasetError, Layout, Problem, RawCaption, RawDataset, Split, read_lines};
+use super::{DatasetError, Layout, Problem, RawCaption, RawDataset, Split, io_cause, read_lines};
 
 const TEXT_DIRS: [&str; 4] = ["Flickr8k_text", "Flickr_8k_text", "Flickr8k.text", "."];
 const IMAGE_DIRS: [&str; 4] = [
@@ -60,31 +60,21 @@ pub(crate) fn read(root: &Path, found: Found) -> Result<RawDataset, DatasetError
         if !path.is_file() {
             continue;
         }
-        caption_files.push(path.clone());
-        let map = splits.get_or_insert_with(HashMap::new);
-        for (line, text) in read_lines(&path, &mut problems)? {
-            let name = text.trim();
-            if name.is_empty() {
+        // An unreadable split file is reported; the others (or the hash split) still apply.
+        let lines = match read_lines(&path, &mut problems) {
+            Ok(lines) => lines,
+            Err(e) => {
+                problems.push(Problem::new(
+                    &path,
+                    None,
+                    format!("cannot be read ({}); split file ignored", io_cause(&e)),
+                ));
                 continue;
             }
-            if let Some(previous) = map.insert(name.to_string(), split) {
-                if previous != split {
-                    problems.push(Problem::new(
-                        &path,
-                        Some(line),
-                        format!(
-                            "'{name}' is already in the {previous} split; now counted as {split}"
-                        ),
-                    ));
-                } else {
-                    problems.push(Problem::new(
-                        &path,
-                        Some(line),
-                        format!("'{name}' is listed twice"),
-                    ));
-                }
-            }
-        }
+        };
+        caption_files.push(path.clone());
+        let map = splits.get_or_insert_with(HashMap::new);
+        parse_split(lines, &path, split, map, &mut problems);
     }
 
     Ok(RawDataset {
@@ -99,13 +89,55 @@ pub(crate) fn read(root: &Path, found: Found) -> Result<RawDataset, DatasetError
 
 /// Parses `IMAGE#N<TAB>caption` lines. Bad lines become problems and are skipped; a repeated
 /// `IMAGE#N` keeps the first.
+/// Records the names a split file lists in `map`; returns the names new to `map`, in order.
+/// A name listed twice, or already in another split, is a problem (the last split wins).
+pub(crate) fn parse_split(
+    lines: Vec<(usize, String)>,
+    path: &Path,
+    split: Split,
+    map: &mut HashMap<String, Split>,
+    problems: &mut Vec<Problem>,
+) -> Vec<(String, Split)> {
+    let mut new = Vec::new();
+    for (line, text) in lines {
+        let name = text.trim();
+        if name.is_empty() {
+            continue;
+        }
+        match map.insert(name.to_string(), split) {
+            None => new.push((name.to_string(), split)),
+            Some(previous) if previous != split => problems.push(Problem::new(
+                path,
+                Some(line),
+                format!("'{name}' is already in the {previous} split; now counted as {split}"),
+            )),
+            Some(_) => problems.push(Problem::new(
+                path,
+                Some(line),
+                format!("'{name}' is listed twice"),
+            )),
+        }
+    }
+    new
+}
+
 pub(crate) fn parse_token_file(
     path: &Path,
     problems: &mut Vec<Problem>,
 ) -> Result<Vec<RawCaption>, DatasetError> {
+    let lines = read_lines(path, problems)?;
+    Ok(parse_tokens(lines, path, problems))
+}
+
+/// Parses the lines of a token file: `IMAGE#N<TAB>caption`.
+pub(crate) fn parse_tokens(
+    lines: Vec<(usize, String)>,
+    path: &Path,
+    problems: &mut Vec<Problem>,
+) -> Vec<RawCaption> {
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut captions = Vec::new();
-    for (line, text) in read_lines(path, problems)? {
+    for (line, text) in lines {
         if text.trim().is_empty() {
             continue;
         }
@@ -150,5 +182,5 @@ pub(crate) fn parse_token_file(
             line: Some(line),
         });
     }
-    Ok(captions)
+    captions
 }

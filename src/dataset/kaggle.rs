@@ -35,7 +35,25 @@ pub(crate) fn read(found: Found) -> Result<RawDataset, DatasetError> {
         path: path.to_path_buf(),
         source,
     })?;
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    let captions = parse(&bytes, path, &mut problems)?;
+    Ok(RawDataset {
+        layout: Layout::KaggleCsv,
+        images_dir: found.images_dir,
+        caption_files: vec![found.captions_file.clone()],
+        captions,
+        splits: None,
+        problems,
+    })
+}
+
+/// Parses a captions CSV held in memory; `path` names it in problems. Only a missing or
+/// unreadable header makes the whole file unusable.
+pub(crate) fn parse(
+    bytes: &[u8],
+    path: &Path,
+    problems: &mut Vec<Problem>,
+) -> Result<Vec<RawCaption>, DatasetError> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
@@ -139,13 +157,5 @@ pub(crate) fn read(found: Found) -> Result<RawDataset, DatasetError> {
             line,
         });
     }
-
-    Ok(RawDataset {
-        layout: Layout::KaggleCsv,
-        images_dir: found.images_dir,
-        caption_files: vec![found.captions_file.clone()],
-        captions,
-        splits: None,
-        problems,
-    })
+    Ok(captions)
 }

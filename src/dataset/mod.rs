@@ -208,7 +208,16 @@ pub(crate) fn read_lines(
         path: path.to_path_buf(),
         source,
     })?;
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    Ok(lines_of(&bytes, path, problems))
+}
+
+/// [`read_lines`] on bytes in memory; `path` names the file in problems.
+pub(crate) fn lines_of(
+    bytes: &[u8],
+    path: &Path,
+    problems: &mut Vec<Problem>,
+) -> Vec<(usize, String)> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let mut lines = Vec::new();
     for (i, raw) in bytes.split(|&b| b == b'\n').enumerate() {
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
@@ -228,7 +237,90 @@ pub(crate) fn read_lines(
     if lines.last().is_some_and(|(_, s)| s.is_empty()) && bytes.ends_with(b"\n") {
         lines.pop();
     }
-    Ok(lines)
+    lines
+}
+
+/// The kinds of caption file [`parse_caption_file`] reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CaptionFileKind {
+    /// `Flickr8k.token.txt`: `IMAGE#N<TAB>caption` lines.
+    Flickr8kTokens,
+    /// `Flickr_8k.trainImages.txt` and the like: one image name per line.
+    Flickr8kSplit,
+    /// Kaggle `captions.txt`: CSV with the header `image,caption`.
+    KaggleCsv,
+    /// COCO `captions_*.json`.
+    CocoJson,
+    /// A `.txt` sidecar: one caption per line (for the image named by `path`'s stem).
+    Sidecar,
+}
+
+/// One caption file parsed from memory, exactly as [`import`] parses it from disk.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ParsedCaptionFile {
+    /// (image name, caption), in file order; for COCO the image names are the `file_name`s.
+    pub captions: Vec<(String, String)>,
+    /// Image names a split file lists, in file order (duplicates left out).
+    pub listed: Vec<String>,
+    pub problems: Vec<Problem>,
+}
+
+/// Parses one caption file held in memory; `path` names it in problems (and, for a sidecar,
+/// gives the image name). An error means the file is unusable as a whole; otherwise every bad
+/// line or entry is one [`Problem`] and the rest is kept. Import uses the same code on the
+/// files it reads; this entry point serves tools and the fuzz targets (`fuzz/`).
+pub fn parse_caption_file(
+    kind: CaptionFileKind,
+    path: &Path,
+    bytes: &[u8],
+) -> Result<ParsedCaptionFile, DatasetError> {
+    let mut problems = Vec::new();
+    let mut listed = Vec::new();
+    let captions: Vec<RawCaption> = match kind {
+        CaptionFileKind::Flickr8kTokens => {
+            let lines = lines_of(bytes, path, &mut problems);
+            flickr8k::parse_tokens(lines, path, &mut problems)
+        }
+        CaptionFileKind::Flickr8kSplit => {
+            let lines = lines_of(bytes, path, &mut problems);
+            let mut map = HashMap::new();
+            for (name, _) in
+                flickr8k::parse_split(lines, path, Split::Train, &mut map, &mut problems)
+            {
+                listed.push(name);
+            }
+            Vec::new()
+        }
+        CaptionFileKind::KaggleCsv => kaggle::parse(bytes, path, &mut problems)?,
+        CaptionFileKind::CocoJson => coco::parse(bytes, path, &mut problems)
+            .map(|file| {
+                let names: HashMap<u64, String> = file.images.into_iter().collect();
+                coco::resolve(file.annotations, &names, path, &mut problems)
+            })
+            .unwrap_or_default(),
+        CaptionFileKind::Sidecar => {
+            let image = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let lines = lines_of(bytes, path, &mut problems);
+            sidecar::parse(lines, &image, path, &mut problems)
+        }
+    };
+    Ok(ParsedCaptionFile {
+        captions: captions.into_iter().map(|c| (c.image, c.caption)).collect(),
+        listed,
+        problems,
+    })
+}
+
+/// The underlying reason of an error from [`read_lines`], without the path (the caller's
+/// [`Problem`] names the file).
+pub(crate) fn io_cause(e: &DatasetError) -> String {
+    match e {
+        DatasetError::Io { source, .. } => source.to_string(),
+        other => other.to_string(),
+    }
 }
 
 /// Lists the image files in a folder (not recursive), as names relative to it.
@@ -436,6 +528,12 @@ fn check_image_file(path: &Path) -> Result<(), String> {
     }
     if n == 0 {
         return Err("empty file (0 bytes), not an image".to_string());
+    }
+    // The loader's policy: HEIC and AVIF are recognised, and refused, by their content.
+    if let Some(name) = crate::encoder::image_io::heif_family(&head[..n]) {
+        return Err(format!(
+            "{name} images are not supported; convert the file to JPEG or PNG"
+        ));
     }
     image::guess_format(&head[..n])
         .map(|_| ())

@@ -5,7 +5,8 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use super::{
-    DatasetError, Layout, Problem, RawCaption, RawDataset, has_image_extension, read_lines,
+    DatasetError, Layout, Problem, RawCaption, RawDataset, has_image_extension, io_cause,
+    read_lines,
 };
 
 /// A folder is a sidecar dataset when it holds at least one image with a `.txt` beside it.
@@ -53,29 +54,23 @@ pub(crate) fn read(root: &Path) -> Result<RawDataset, DatasetError> {
             continue;
         }
         caption_files.push(txt.clone());
-        let mut seen = HashSet::new();
-        for (line, text) in read_lines(&txt, &mut problems)? {
-            let caption = text.trim();
-            if caption.is_empty() {
-                continue;
-            }
-            if !seen.insert(caption.to_string()) {
+        // One unreadable caption file leaves its image uncaptioned; the others still count.
+        let lines = match read_lines(&txt, &mut problems) {
+            Ok(lines) => lines,
+            Err(e) => {
                 problems.push(Problem::new(
                     &txt,
-                    Some(line),
-                    "duplicate caption; kept the first",
+                    None,
+                    format!(
+                        "cannot be read ({}); its image is left uncaptioned",
+                        io_cause(&e)
+                    ),
                 ));
                 continue;
             }
-            captions.push(RawCaption {
-                image: name.clone(),
-                caption: caption.to_string(),
-                file: txt.clone(),
-                line: Some(line),
-            });
-        }
+        };
+        captions.extend(parse(lines, name, &txt, &mut problems));
     }
-    // Sidecars whose image is not there.
     if let Ok(entries) = std::fs::read_dir(root) {
         let mut orphans: Vec<_> = entries
             .flatten()
@@ -104,4 +99,37 @@ pub(crate) fn read(root: &Path) -> Result<RawDataset, DatasetError> {
         splits: None,
         problems,
     })
+}
+
+/// The captions of one sidecar's lines, for `image`: one per non-blank line, duplicates
+/// reported and dropped.
+pub(crate) fn parse(
+    lines: Vec<(usize, String)>,
+    image: &str,
+    txt: &Path,
+    problems: &mut Vec<Problem>,
+) -> Vec<RawCaption> {
+    let mut seen = HashSet::new();
+    let mut captions = Vec::new();
+    for (line, text) in lines {
+        let caption = text.trim();
+        if caption.is_empty() {
+            continue;
+        }
+        if !seen.insert(caption.to_string()) {
+            problems.push(Problem::new(
+                txt,
+                Some(line),
+                "duplicate caption; kept the first",
+            ));
+            continue;
+        }
+        captions.push(RawCaption {
+            image: image.to_string(),
+            caption: caption.to_string(),
+            file: txt.to_path_buf(),
+            line: Some(line),
+        });
+    }
+    captions
 }

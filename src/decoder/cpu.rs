@@ -160,7 +160,7 @@ impl CpuDecoder {
         })
     }
 
-    /// `dst = tanh?/relu?(x W^T + b)` for `rows` rows.
+    /// `dst = x W^T + b` for `rows` rows (callers apply the activation).
     fn dense(&self, dst: &mut Vec<f32>, x: &[f32], rows: usize, w_t: &[f32], b: &[f32]) {
         let (k, n) = (w_t.len() / b.len(), b.len());
         dst.resize(rows * n, 0.0);

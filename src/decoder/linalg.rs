@@ -241,7 +241,7 @@ pub(crate) fn exp(x: f32) -> f32 {
 }
 
 simd_fn! {
-    /// Largest element (-inf for an empty slice), in eight independent lanes so it vectorises.
+    /// Largest element (-inf for an empty slice), in sixteen independent lanes so it vectorises.
     fn max_of(xs: &[f32]) -> f32 {
         let mut lanes = [f32::NEG_INFINITY; 16];
         let chunks = xs.chunks_exact(16);

@@ -13,6 +13,11 @@
 //!   Words go through `Embedding -> Dropout -> LSTM`, the LSTM output through
 //!   `Dropout -> Dense(vocab)`. The image is not fed as an input token.
 //!
+//! Both are built from candle_nn layers (`Linear`, `Embedding`, `rnn::LSTM`); the same network
+//! serves step-by-step decoding ([`Decoder::step`]) and teacher-forced training on candle's
+//! autograd ([`Decoder::forward_packed`]). Fresh weights come from one initialisation,
+//! [`DecoderConfig::init_values`].
+//!
 //! Tensor names follow PyTorch (`weight` is `[out, in]`; the LSTM has `weight_ih_l0`,
 //! `weight_hh_l0`, `bias_ih_l0`, `bias_hh_l0` with the gates in PyTorch's order i, f, g, o), so
 //! a `torch.nn.LSTM` / `torch.nn.Linear` state dict with the same names loads unchanged.
@@ -21,18 +26,16 @@
 //! Token ids: [`PAD`] = 0, [`START`] = 1, [`END`] = 2, [`UNK`] = 3; words start at 4.
 
 mod cpu;
-mod inject;
 pub(crate) mod linalg;
-mod lstm;
-mod merge;
+mod net;
 mod search;
 
-pub use inject::InjectDecoder;
-pub use merge::MergeDecoder;
+pub use net::DropoutMasks;
 pub use search::{Caption, beam_search, greedy};
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
+use linalg::Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -216,6 +219,55 @@ impl DecoderConfig {
     pub fn num_params(&self) -> usize {
         self.param_specs().iter().map(ParamSpec::len).sum()
     }
+
+    /// The one initialisation of every decoder (CPU engine, candle training, [`Decoder::init`]):
+    /// all parameters in [`DecoderConfig::param_specs`] order, reproducible from `seed`.
+    /// Glorot-uniform Dense and input kernels, uniform(±1/sqrt(hidden)) recurrent kernel,
+    /// uniform(±0.05) embeddings, zero biases except the LSTM forget gate (1, as Keras'
+    /// `unit_forget_bias`).
+    pub fn init_values(&self, seed: u64) -> Result<Vec<f32>> {
+        self.validate()?;
+        let specs = self.param_specs();
+        let mut out = vec![0.0f32; self.num_params()];
+        let mut rng = Rng::derive(&[seed, 0x1417]);
+        let h = self.hidden_dim;
+        let mut offset = 0;
+        for spec in &specs {
+            let slice = &mut out[offset..offset + spec.len()];
+            offset += spec.len();
+            let bound = match spec.name.as_str() {
+                "embed.weight" => 0.05,
+                "lstm.weight_hh_l0" => 1.0 / (h as f32).sqrt(),
+                "lstm.bias_ih_l0" => {
+                    slice[h..2 * h].fill(1.0);
+                    continue;
+                }
+                _ if spec.shape.len() == 1 => continue,
+                _ => (6.0 / (spec.shape[0] + spec.shape[1]) as f32).sqrt(),
+            };
+            for x in slice.iter_mut() {
+                *x = (rng.next_f32() * 2.0 - 1.0) * bound;
+            }
+        }
+        Ok(out)
+    }
+
+    /// [`DecoderConfig::init_values`] as named tensors on `device`.
+    pub fn init_tensors(&self, seed: u64, device: &Device) -> Result<HashMap<String, Tensor>> {
+        let values = self.init_values(seed)?;
+        let mut out = HashMap::new();
+        let mut offset = 0;
+        for spec in self.param_specs() {
+            let t = Tensor::from_slice(
+                &values[offset..offset + spec.len()],
+                spec.shape.as_slice(),
+                device,
+            )?;
+            offset += spec.len();
+            out.insert(spec.name, t);
+        }
+        Ok(out)
+    }
 }
 
 /// The recurrent state of a batch of captions being decoded (one row per caption).
@@ -253,13 +305,9 @@ impl DecodeState {
     }
 }
 
-#[derive(Clone, Debug)]
-enum Net {
-    Merge(MergeDecoder),
-    Inject(InjectDecoder),
-}
-
-/// A decoder of either kind, ready for decoding (no dropout).
+/// A decoder of either kind, built from candle_nn layers (`Linear`, `Embedding`,
+/// `rnn::LSTM`), ready for decoding (no dropout) and, through [`Decoder::forward_packed`], for
+/// teacher-forced training on candle's autograd.
 ///
 /// On the CPU, [`greedy`] and [`beam_search`] run a copy of the weights laid out for
 /// step-by-step decoding (see `cpu.rs`) instead of candle ops: same network, same results up
@@ -267,23 +315,38 @@ enum Net {
 /// uses the candle network.
 #[derive(Clone, Debug)]
 pub struct Decoder {
-    net: Net,
+    net: net::Net,
     cpu: Option<Arc<cpu::CpuDecoder>>,
 }
 
 impl Decoder {
-    /// Builds the decoder named by `cfg.kind` from `vb` (tensor names as in
-    /// [`DecoderConfig::param_specs`]).
+    /// Builds the decoder named by `cfg.kind` from `vb`, which must hold every tensor of
+    /// [`DecoderConfig::param_specs`] (fresh weights come from [`Decoder::init`], the one
+    /// initialisation scheme).
     pub fn new(cfg: &DecoderConfig, vb: VarBuilder) -> Result<Self> {
-        let net = match cfg.kind {
-            DecoderKind::Merge => Net::Merge(MergeDecoder::new(cfg, vb)?),
-            DecoderKind::Inject => Net::Inject(InjectDecoder::new(cfg, vb)?),
-        };
+        cfg.validate()?;
+        let mut tensors = HashMap::new();
+        for spec in cfg.param_specs() {
+            if !vb.contains_tensor(&spec.name) {
+                return Err(DecoderError::Input(format!(
+                    "tensor {} is missing",
+                    spec.name
+                )));
+            }
+            let t = vb.get(spec.shape.as_slice(), &spec.name)?;
+            tensors.insert(spec.name, t);
+        }
+        let net = net::Net::new(cfg, tensors, vb.device())?;
         let mut d = Self { net, cpu: None };
         if d.device().is_cpu() {
-            d.cpu = Some(Arc::new(cpu::CpuDecoder::new(cfg, &d.tensors()?)?));
+            d.cpu = Some(Arc::new(cpu::CpuDecoder::new(cfg, d.net.tensors())?));
         }
         Ok(d)
+    }
+
+    /// A freshly initialised decoder ([`DecoderConfig::init_values`]), reproducible from `seed`.
+    pub fn init(cfg: &DecoderConfig, seed: u64, device: &Device) -> Result<Self> {
+        Self::from_tensors(cfg, cfg.init_tensors(seed, device)?, device)
     }
 
     /// Builds a decoder from named tensors (for instance the training buffers or a
@@ -316,7 +379,8 @@ impl Decoder {
         Self::new(cfg, VarBuilder::from_tensors(tensors, DType::F32, device))
     }
 
-    /// The same decoder decoding through candle ops even on the CPU (for cross-checks).
+    /// The same decoder decoding through candle ops even on the CPU (for cross-checks and
+    /// for training, where the fast path's copy of the weights would go stale).
     pub fn without_cpu_fast_path(mut self) -> Self {
         self.cpu = None;
         self
@@ -331,36 +395,14 @@ impl Decoder {
         self.cpu.as_deref()
     }
 
-    /// The merge network, when this is a merge decoder.
-    pub fn merge(&self) -> Option<&MergeDecoder> {
-        match &self.net {
-            Net::Merge(m) => Some(m),
-            Net::Inject(_) => None,
-        }
-    }
-
-    /// The inject network, when this is an inject decoder.
-    pub fn inject(&self) -> Option<&InjectDecoder> {
-        match &self.net {
-            Net::Inject(m) => Some(m),
-            Net::Merge(_) => None,
-        }
-    }
-
     /// The configuration it was built with.
     pub fn config(&self) -> &DecoderConfig {
-        match &self.net {
-            Net::Merge(m) => m.config(),
-            Net::Inject(m) => m.config(),
-        }
+        self.net.config()
     }
 
     /// The device its weights live on.
     pub fn device(&self) -> &Device {
-        match &self.net {
-            Net::Merge(m) => m.device(),
-            Net::Inject(m) => m.device(),
-        }
+        self.net.device()
     }
 
     /// The initial state for image features `[B, feature_dim]` (or `[feature_dim]`).
@@ -368,10 +410,7 @@ impl Decoder {
         let features = check_features(features, self.config().feature_dim)?
             .to_device(self.device())?
             .to_dtype(DType::F32)?;
-        match &self.net {
-            Net::Merge(m) => m.start(&features),
-            Net::Inject(m) => m.start(&features),
-        }
+        self.net.start(&features)
     }
 
     /// Feeds one token per row; returns log-probabilities of the next token `[B, vocab]`
@@ -385,18 +424,28 @@ impl Decoder {
             )));
         }
         check_tokens(tokens, self.config().vocab_size)?;
-        match &self.net {
-            Net::Merge(m) => m.step(state, tokens),
-            Net::Inject(m) => m.step(state, tokens),
-        }
+        self.net.step(state, tokens)
+    }
+
+    /// Teacher-forced logits of a *packed* batch (like PyTorch's `PackedSequence`): the
+    /// captions are sorted longest first, and time step `t` holds `steps[t]` rows, the
+    /// captions still running (a prefix of the batch). `features` is `[B, feature_dim]` in
+    /// that order, `tokens` the input ids of every packed row (`sum(steps)`, time-major).
+    /// Returns the logits `[sum(steps), vocab]` in the same row order. `masks` applies
+    /// inverted dropout (drawn by the caller, so that runs are reproducible on any device).
+    pub fn forward_packed(
+        &self,
+        features: &Tensor,
+        tokens: &Tensor,
+        steps: &[usize],
+        masks: Option<&DropoutMasks>,
+    ) -> Result<Tensor> {
+        self.net.forward_packed(features, tokens, steps, masks)
     }
 
     /// Every parameter under its [`ParamSpec`] name and shape (for saving).
     pub fn tensors(&self) -> Result<HashMap<String, Tensor>> {
-        match &self.net {
-            Net::Merge(m) => m.tensors(),
-            Net::Inject(m) => m.tensors(),
-        }
+        Ok(self.net.tensors().clone())
     }
 }
 
@@ -421,65 +470,4 @@ fn check_features(features: &Tensor, feature_dim: usize) -> Result<Tensor> {
         }
     };
     Ok(f)
-}
-
-/// A dense layer `y = x W^T + b` holding `W^T` contiguous (`[in, out]`) for the matmul.
-#[derive(Clone, Debug)]
-struct Dense {
-    w_t: Tensor,
-    b: Tensor,
-}
-
-impl Dense {
-    fn new(vb: VarBuilder, in_dim: usize, out_dim: usize) -> Result<Self> {
-        let bound = (6.0 / (in_dim + out_dim) as f64).sqrt();
-        let w = vb.get_with_hints(
-            (out_dim, in_dim),
-            "weight",
-            candle_nn::Init::Uniform {
-                lo: -bound,
-                up: bound,
-            },
-        )?;
-        let b = vb.get_with_hints(out_dim, "bias", candle_nn::init::ZERO)?;
-        Ok(Self {
-            w_t: w.t()?.contiguous()?,
-            b,
-        })
-    }
-
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(x.matmul(&self.w_t)?.broadcast_add(&self.b)?)
-    }
-
-    fn export(&self, prefix: &str, out: &mut HashMap<String, Tensor>) -> Result<()> {
-        out.insert(format!("{prefix}.weight"), self.w_t.t()?.contiguous()?);
-        out.insert(format!("{prefix}.bias"), self.b.clone());
-        Ok(())
-    }
-}
-
-/// Word embedding table `[vocab, embed]`.
-#[derive(Clone, Debug)]
-struct Embedding {
-    table: Tensor,
-}
-
-impl Embedding {
-    fn new(vb: VarBuilder, vocab: usize, dim: usize) -> Result<Self> {
-        let table = vb.get_with_hints(
-            (vocab, dim),
-            "weight",
-            candle_nn::Init::Uniform {
-                lo: -0.05,
-                up: 0.05,
-            },
-        )?;
-        Ok(Self { table })
-    }
-
-    fn forward(&self, tokens: &[u32]) -> Result<Tensor> {
-        let idx = Tensor::new(tokens, self.table.device())?;
-        Ok(self.table.index_select(&idx, 0)?)
-    }
 }

@@ -16,6 +16,10 @@
 //! * Decompression bombs: decoding is bounded by [`DecodeLimits`] (by default at most
 //!   16384 x 16384 pixels, 512 MiB for the decoded buffer and 512 MiB of file); larger images
 //!   give [`ImageLoadError::TooLarge`] before the pixel buffer is allocated.
+//! * HEIC/HEIF and AVIF files (recognised by their `ftyp` box, whatever their extension) give
+//!   [`ImageLoadError::Unsupported`] with a clear message.
+//! * Thumbnails ([`load_thumbnail`]) go through the same loader, so the app applies the same
+//!   limits and orientation as captioning and feature extraction.
 //! * Truncated JPEGs (no end-of-image marker after the last scan) are rejected instead of being
 //!   silently filled with grey, and decoder panics are turned into errors.
 
@@ -120,6 +124,13 @@ pub fn load_rgb_with_limits(
     path: &Path,
     limits: &DecodeLimits,
 ) -> Result<RgbImage, ImageLoadError> {
+    Ok(into_rgb8_over_white(load_image(path, limits)?))
+}
+
+/// Loads an image file, upright (EXIF orientation applied), in its own colour type. This is
+/// the one loader behind captioning, feature extraction ([`load_rgb`], [`decode_rgb`]) and the
+/// app's thumbnails ([`load_thumbnail`]): the same formats, limits and errors everywhere.
+pub fn load_image(path: &Path, limits: &DecodeLimits) -> Result<DynamicImage, ImageLoadError> {
     let meta = std::fs::metadata(path).map_err(|e| io_error(path, e))?;
     if meta.is_dir() {
         return Err(ImageLoadError::Io {
@@ -138,7 +149,24 @@ pub fn load_rgb_with_limits(
         });
     }
     let bytes = std::fs::read(path).map_err(|e| io_error(path, e))?;
-    decode_rgb(&bytes, path, limits)
+    decode_image(&bytes, path, limits)
+}
+
+/// A thumbnail of an image file: loaded by [`load_image`] (so with the same limits: an
+/// oversized image is reported, never decoded) and shrunk to fit in `side` x `side`, keeping
+/// the aspect ratio and the alpha channel.
+pub fn load_thumbnail(
+    path: &Path,
+    side: u32,
+    limits: &DecodeLimits,
+) -> Result<image::RgbaImage, ImageLoadError> {
+    let image = load_image(path, limits)?;
+    let small = if image.width() > side || image.height() > side {
+        image.thumbnail(side, side)
+    } else {
+        image
+    };
+    Ok(small.into_rgba8())
 }
 
 fn io_error(path: &Path, e: std::io::Error) -> ImageLoadError {
@@ -161,9 +189,24 @@ pub fn decode_rgb(
     path: &Path,
     limits: &DecodeLimits,
 ) -> Result<RgbImage, ImageLoadError> {
+    Ok(into_rgb8_over_white(decode_image(bytes, path, limits)?))
+}
+
+/// Decodes an in-memory image file, upright, in its own colour type (see [`load_image`]).
+pub fn decode_image(
+    bytes: &[u8],
+    path: &Path,
+    limits: &DecodeLimits,
+) -> Result<DynamicImage, ImageLoadError> {
     let path_buf = || path.to_path_buf();
     if bytes.is_empty() {
         return Err(ImageLoadError::Empty { path: path_buf() });
+    }
+    if let Some(name) = heif_family(bytes) {
+        return Err(ImageLoadError::Unsupported {
+            path: path_buf(),
+            detail: format!("{name} images are not supported; convert the file to JPEG or PNG"),
+        });
     }
     let format = match image::guess_format(bytes) {
         Ok(format) => format,
@@ -195,16 +238,38 @@ pub fn decode_rgb(
     let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         decode_dynamic(bytes, format, limits)
     }));
-    let image = match decoded {
-        Ok(result) => result.map_err(|e| map_image_error(e, path))?,
-        Err(_) => {
-            return Err(ImageLoadError::Corrupt {
-                path: path_buf(),
-                detail: format!("the {format:?} decoder failed on this file"),
-            });
+    match decoded {
+        Ok(result) => result.map_err(|e| map_image_error(e, path)),
+        Err(_) => Err(ImageLoadError::Corrupt {
+            path: path_buf(),
+            detail: format!("the {format:?} decoder failed on this file"),
+        }),
+    }
+}
+
+/// The name of the format when `bytes` is an ISO base media file (an `ftyp` box) of the HEIF
+/// family: AVIF, or HEIC/HEIF. Neither can be decoded here. The first 32 bytes suffice for
+/// the usual files.
+pub fn heif_family(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.len() < 12 || &bytes[4..8] != b"ftyp" {
+        return None;
+    }
+    let size = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
+    // Major brand at 8..12, minor version at 12..16, compatible brands up to the box's end.
+    let end = size.min(bytes.len()).min(512);
+    let compatible = bytes.get(16..end).unwrap_or(&[]);
+    let brands = std::iter::once(&bytes[8..12]).chain(compatible.chunks_exact(4));
+    let mut heif = false;
+    for brand in brands {
+        match brand {
+            b"avif" | b"avis" => return Some("AVIF"),
+            b"heic" | b"heix" | b"heim" | b"heis" | b"hevc" | b"hevx" | b"mif1" | b"msf1" => {
+                heif = true;
+            }
+            _ => {}
         }
-    };
-    Ok(into_rgb8_over_white(image))
+    }
+    heif.then_some("HEIC/HEIF")
 }
 
 /// Errors of [`decode_dynamic`] before they are tied to a path.
@@ -218,9 +283,9 @@ fn decode_dynamic(
     format: ImageFormat,
     limits: &DecodeLimits,
 ) -> Result<DynamicImage, DecodeError> {
+    // The width and height are checked below, from the header, so that the message can give
+    // them; the decoder itself is held to the allocation limit.
     let mut image_limits = Limits::default();
-    image_limits.max_image_width = Some(limits.max_width);
-    image_limits.max_image_height = Some(limits.max_height);
     image_limits.max_alloc = Some(limits.max_decoded_bytes);
 
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);

@@ -25,12 +25,10 @@ pub mod image_io;
 pub mod kernels;
 pub mod labels;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use sha2::{Digest, Sha256};
 
 pub use efficientnet_lite::{BlockConfig, Config, EfficientNetLite, EncoderOutput};
 pub use image_io::{
@@ -77,27 +75,8 @@ pub enum EncoderError {
 /// `"<model name>-<first 12 hex digits of the SHA-256 of the weights file>"`,
 /// e.g. `efficientnet-lite0-0123456789ab`. The hash can be checked with `sha256sum`.
 pub fn encoder_id(config: &Config, weights: &Path) -> Result<String, EncoderError> {
-    let hash = sha256_file(weights)?;
+    let hash = crate::features::content_hash(weights).map_err(|e| weights_io(weights, e))?;
     Ok(format!("{}-{}", config.name, &hash[..12]))
-}
-
-/// Hex SHA-256 of a file.
-fn sha256_file(path: &Path) -> Result<String, EncoderError> {
-    let mut file = std::fs::File::open(path).map_err(|e| weights_io(path, e))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf).map_err(|e| weights_io(path, e))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
 }
 
 fn weights_io(path: &Path, e: std::io::Error) -> EncoderError {

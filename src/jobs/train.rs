@@ -173,7 +173,7 @@ pub fn train(
     events(JobEvent::TrainStarted {
         out_dir: out_dir.clone(),
         device: pipeline::device_name(resources.device),
-        engine: engine_name(resources.device).to_string(),
+        engine: format!("{} engine", settings.train.engine.resolve(resources.device)),
     });
     let summary = train::train(
         &decoder_cfg,
@@ -265,11 +265,6 @@ pub fn familiarity_of(
         &dev_rows,
         crate::trust::familiarity::DEFAULT_DIM,
     )
-}
-
-/// Which training engine runs on `device`.
-fn engine_name(_device: &Device) -> &'static str {
-    "CPU engine"
 }
 
 /// The first few dataset problems as warnings, and how many more there are.

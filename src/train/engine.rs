@@ -69,32 +69,11 @@ impl Params {
         })
     }
 
-    /// A fresh initialisation, reproducible from `seed`: Glorot-uniform Dense and input
-    /// kernels, uniform(±1/sqrt(hidden)) recurrent kernel, uniform(±0.05) embeddings, zero
-    /// biases except the LSTM forget gate (1, as Keras' `unit_forget_bias`).
+    /// A fresh initialisation, reproducible from `seed`: [`DecoderConfig::init_values`], the
+    /// one initialisation scheme of every decoder.
     pub fn init(cfg: &DecoderConfig, seed: u64) -> Result<Self> {
         let mut p = Self::zeros(cfg)?;
-        let mut rng = Rng::derive(&[seed, 0x1417]);
-        let h = cfg.hidden_dim;
-        for i in 0..p.specs.len() {
-            let spec = p.specs[i].clone();
-            let range = p.offsets[i]..p.offsets[i + 1];
-            let slice = &mut p.data[range];
-            let name = spec.name.as_str();
-            let bound = match name {
-                "embed.weight" => 0.05,
-                "lstm.weight_hh_l0" => 1.0 / (h as f32).sqrt(),
-                "lstm.bias_ih_l0" => {
-                    slice[h..2 * h].fill(1.0);
-                    continue;
-                }
-                _ if spec.shape.len() == 1 => continue,
-                _ => (6.0 / (spec.shape[0] + spec.shape[1]) as f32).sqrt(),
-            };
-            for x in slice.iter_mut() {
-                *x = (rng.next_f32() * 2.0 - 1.0) * bound;
-            }
-        }
+        p.data = cfg.init_values(seed)?;
         Ok(p)
     }
 
@@ -217,7 +196,7 @@ impl<'a> Features<'a> {
         self.dim
     }
 
-    fn row(&self, i: usize) -> &'a [f32] {
+    pub(crate) fn row(&self, i: usize) -> &'a [f32] {
         &self.data[i * self.dim..(i + 1) * self.dim]
     }
 }
@@ -419,14 +398,10 @@ impl Engine {
         self.prof.on = on;
     }
 
-    /// Seconds spent in each phase since profiling was turned on or last reset, in first-seen
+    /// Seconds spent in each phase since profiling was turned on, in first-seen
     /// order.
     pub fn phase_times(&self) -> &[(&'static str, f64)] {
         &self.prof.acc
-    }
-
-    pub fn reset_phase_times(&mut self) {
-        self.prof.acc.clear();
     }
 
     /// Forward pass with dropout from `rng` (none when `None`) and backward pass: writes the

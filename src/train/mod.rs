@@ -2,8 +2,12 @@
 //! clipping and learning-rate decay on plateau, dev loss and free-running dev BLEU-4 every
 //! epoch, early stopping, and exactly resumable checkpoints.
 //!
-//! The forward and backward passes run in the hand-written CPU [`engine`] (see its
-//! documentation for why and how); the candle [`Decoder`] is used for decoding.
+//! The forward and backward passes run in one of two engines ([`Engine`]): the hand-written
+//! CPU [`engine`] (the fast path on the CPU; see its documentation for why and how), or
+//! [`candle_engine`], candle's autograd on any device (CPU or CUDA), which every decoder
+//! supports through [`Decoder::forward_packed`]. Both compute the same loss and gradients,
+//! draw the same dropout masks, and write the same checkpoints, so a run may resume on the
+//! other engine. The candle [`Decoder`] is used for decoding.
 //!
 //! Layout of `out_dir`:
 //! - `last/`: the checkpoint after the latest completed epoch, or at the exact step where a
@@ -20,14 +24,16 @@
 
 pub mod adam;
 pub mod batches;
+pub mod candle_engine;
 pub mod checkpoint;
 pub mod engine;
 
 mod summary;
 
 pub use adam::Adam;
+pub use candle_engine::{CandleEngine, CandleGrads, Packed};
 pub use checkpoint::{DataFingerprint, TrainState, load_checkpoint, save_checkpoint};
-pub use engine::{BatchLoss, Engine, EngineError, Example, Features, Params};
+pub use engine::{BatchLoss, Engine as CpuEngine, EngineError, Example, Features, Params};
 pub use summary::{LayerSummary, ModelSummary, model_summary};
 
 pub use crate::decoder::linalg::Rng;
@@ -43,6 +49,54 @@ use std::time::Instant;
 pub const LAST_DIR: &str = "last";
 /// Name of the best checkpoint inside `out_dir`.
 pub const BEST_DIR: &str = "best";
+
+/// Which implementation runs the forward and backward passes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    /// The CPU engine on a CPU device, candle on a GPU.
+    #[default]
+    Auto,
+    /// The hand-written CPU engine (training runs on the CPU whatever the device).
+    Cpu,
+    /// Candle's autograd on the training device.
+    Candle,
+}
+
+impl Engine {
+    /// The engine that runs on `device` (`Auto` resolved).
+    pub fn resolve(self, device: &Device) -> Engine {
+        match self {
+            Engine::Auto if device.is_cpu() => Engine::Cpu,
+            Engine::Auto => Engine::Candle,
+            other => other,
+        }
+    }
+}
+
+impl std::fmt::Display for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Engine::Auto => "auto",
+            Engine::Cpu => "cpu",
+            Engine::Candle => "candle",
+        })
+    }
+}
+
+impl std::str::FromStr for Engine {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(Engine::Auto),
+            "cpu" => Ok(Engine::Cpu),
+            "candle" => Ok(Engine::Candle),
+            other => Err(format!(
+                "unknown engine {other:?} (expected auto, cpu or candle)"
+            )),
+        }
+    }
+}
 
 /// Training hyper-parameters.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -69,6 +123,8 @@ pub struct TrainConfig {
     pub max_len: usize,
     /// Seeds the initial weights, batch order and dropout.
     pub seed: u64,
+    /// Which engine trains (checkpoints of older versions, without it, load as `Auto`).
+    pub engine: Engine,
 }
 
 impl Default for TrainConfig {
@@ -84,6 +140,7 @@ impl Default for TrainConfig {
             dev_bleu_images: 1000,
             max_len: 30,
             seed: 42,
+            engine: Engine::Auto,
         }
     }
 }
@@ -180,6 +237,8 @@ pub enum TrainEvent {
         train_captions: usize,
         dev_captions: usize,
         summary: ModelSummary,
+        /// The engine that runs (`Cpu` or `Candle`, never `Auto`).
+        engine: Engine,
     },
     Step {
         /// 1-based.
@@ -392,11 +451,34 @@ fn greedy_words(
 
 /// Mean teacher-forced token loss over `captions` without dropout.
 pub fn dev_loss(
-    engine: &mut Engine,
+    engine: &mut CpuEngine,
     params: &Params,
     features: Features<'_>,
     captions: &[(usize, Vec<u32>)],
     batch_size: usize,
+) -> Result<f64, TrainError> {
+    mean_loss(captions, batch_size, &mut |batch| {
+        Ok(engine.eval_loss(params, features, batch)?)
+    })
+}
+
+/// [`dev_loss`] on the candle engine.
+pub fn dev_loss_candle(
+    engine: &CandleEngine,
+    features: Features<'_>,
+    captions: &[(usize, Vec<u32>)],
+    batch_size: usize,
+) -> Result<f64, TrainError> {
+    mean_loss(captions, batch_size, &mut |batch| {
+        Ok(engine.eval_loss(features, batch)?)
+    })
+}
+
+/// Mean token loss over `captions` in batches of similar length.
+fn mean_loss(
+    captions: &[(usize, Vec<u32>)],
+    batch_size: usize,
+    eval: &mut dyn FnMut(&[Example<'_>]) -> Result<BatchLoss, TrainError>,
 ) -> Result<f64, TrainError> {
     let mut order: Vec<usize> = (0..captions.len()).collect();
     order.sort_by_key(|&i| captions[i].1.len());
@@ -409,17 +491,175 @@ pub fn dev_loss(
                 words: &captions[i].1,
             })
             .collect();
-        let l = engine.eval_loss(params, features, &batch)?;
+        let l = eval(&batch)?;
         total.sum += l.sum;
         total.tokens += l.tokens;
     }
     Ok(total.mean())
 }
 
+/// One engine's weights, optimizer and passes, as the training loop sees them.
+trait Backend {
+    /// Forward, backward and (when the loss and gradient norm are finite) one clipped Adam
+    /// update. Returns the batch loss and the gradient norm before clipping.
+    fn train_step(
+        &mut self,
+        features: Features<'_>,
+        batch: &[Example<'_>],
+        rng: &mut Rng,
+        clip_norm: f32,
+    ) -> Result<(BatchLoss, f64), TrainError>;
+    fn dev_loss(
+        &mut self,
+        features: Features<'_>,
+        captions: &[(usize, Vec<u32>)],
+        batch_size: usize,
+    ) -> Result<f64, TrainError>;
+    /// A decoder with the current weights on `device` (for dev BLEU and samples).
+    fn decoder(&self, device: &Device) -> Result<Decoder, TrainError>;
+    /// Hands the host copies of weights and optimizer state to `save`.
+    fn with_state(
+        &self,
+        save: &mut dyn FnMut(&Params, &Adam) -> Result<(), TrainError>,
+    ) -> Result<(), TrainError>;
+    fn lr(&self) -> f32;
+    fn set_lr(&mut self, lr: f32);
+    fn adam_step(&self) -> u64;
+}
+
+struct CpuBackend {
+    engine: CpuEngine,
+    params: Params,
+    grads: Params,
+    adam: Adam,
+}
+
+impl Backend for CpuBackend {
+    fn train_step(
+        &mut self,
+        features: Features<'_>,
+        batch: &[Example<'_>],
+        rng: &mut Rng,
+        clip_norm: f32,
+    ) -> Result<(BatchLoss, f64), TrainError> {
+        let loss =
+            self.engine
+                .train_step(&self.params, &mut self.grads, features, batch, Some(rng))?;
+        let norm = Adam::grad_norm(self.grads.as_slice());
+        if loss.sum.is_finite() && norm.is_finite() {
+            self.adam.update(
+                self.params.as_mut_slice(),
+                self.grads.as_slice(),
+                Adam::clip_factor(norm, clip_norm),
+            );
+        }
+        Ok((loss, norm))
+    }
+
+    fn dev_loss(
+        &mut self,
+        features: Features<'_>,
+        captions: &[(usize, Vec<u32>)],
+        batch_size: usize,
+    ) -> Result<f64, TrainError> {
+        dev_loss(
+            &mut self.engine,
+            &self.params,
+            features,
+            captions,
+            batch_size,
+        )
+    }
+
+    fn decoder(&self, device: &Device) -> Result<Decoder, TrainError> {
+        Ok(self.params.to_decoder(device)?)
+    }
+
+    fn with_state(
+        &self,
+        save: &mut dyn FnMut(&Params, &Adam) -> Result<(), TrainError>,
+    ) -> Result<(), TrainError> {
+        save(&self.params, &self.adam)
+    }
+
+    fn lr(&self) -> f32 {
+        self.adam.lr
+    }
+
+    fn set_lr(&mut self, lr: f32) {
+        self.adam.lr = lr;
+    }
+
+    fn adam_step(&self) -> u64 {
+        self.adam.step
+    }
+}
+
+impl Backend for CandleEngine {
+    fn train_step(
+        &mut self,
+        features: Features<'_>,
+        batch: &[Example<'_>],
+        rng: &mut Rng,
+        clip_norm: f32,
+    ) -> Result<(BatchLoss, f64), TrainError> {
+        let (loss, grads) = self.backward(features, batch, Some(rng))?;
+        let norm = grads.norm()?;
+        if loss.sum.is_finite() && norm.is_finite() {
+            self.update(&grads, Adam::clip_factor(norm, clip_norm))?;
+        }
+        Ok((loss, norm))
+    }
+
+    fn dev_loss(
+        &mut self,
+        features: Features<'_>,
+        captions: &[(usize, Vec<u32>)],
+        batch_size: usize,
+    ) -> Result<f64, TrainError> {
+        dev_loss_candle(self, features, captions, batch_size)
+    }
+
+    fn decoder(&self, device: &Device) -> Result<Decoder, TrainError> {
+        if device.is_cpu() {
+            // The CPU fast path decodes several times faster than candle ops.
+            let (params, _) = self.snapshot()?;
+            Ok(params.to_decoder(device)?)
+        } else {
+            Ok(Decoder::from_tensors(
+                self.config(),
+                self.decoder().tensors()?,
+                device,
+            )?)
+        }
+    }
+
+    fn with_state(
+        &self,
+        save: &mut dyn FnMut(&Params, &Adam) -> Result<(), TrainError>,
+    ) -> Result<(), TrainError> {
+        let (params, adam) = self.snapshot()?;
+        save(&params, &adam)
+    }
+
+    fn lr(&self) -> f32 {
+        self.lr
+    }
+
+    fn set_lr(&mut self, lr: f32) {
+        self.lr = lr;
+    }
+
+    fn adam_step(&self) -> u64 {
+        self.step
+    }
+}
+
 /// Trains (or, with `resume`, continues training from `out_dir/last/`) a decoder.
 ///
-/// Training runs on the CPU engine whatever `device` is; `device` hosts the decoder used for
-/// the dev BLEU and sample captions. `stop` is checked before every batch: when set, a
+/// `train_cfg.engine` picks the engine: the CPU engine trains on the CPU whatever `device`
+/// is; the candle engine trains on `device`; `Auto` is the CPU engine on a CPU device and
+/// candle on a GPU. `device` also hosts the decoder used for the dev BLEU and sample captions. `stop` is checked before every batch: when set, a
 /// checkpoint of the exact position is written to `out_dir/last/` and the function returns
 /// with [`TrainSummary::stopped`]. On resume, the decoder configuration, data, batch size and
 /// seed must match the checkpoint; `epochs` and the patience settings may change, and the
@@ -445,7 +685,7 @@ pub fn train(
     model_dir::recover_interrupted_write(&last_dir)?;
     model_dir::recover_interrupted_write(&best_dir)?;
 
-    let (mut params, mut adam, mut state) = if resume {
+    let (params, mut adam, mut state) = if resume {
         if !last_dir.join(checkpoint::STATE_FILE).is_file() {
             return Err(TrainError::Resume(format!(
                 "no checkpoint in {}",
@@ -491,11 +731,19 @@ pub fn train(
     };
     state.train = cfg.clone();
     adam.lr = state.lr;
+    let engine = cfg.engine.resolve(device);
+    let mut backend: Box<dyn Backend> = match engine {
+        Engine::Candle => Box::new(CandleEngine::new(&params, &adam, device)?),
+        _ => Box::new(CpuBackend {
+            engine: CpuEngine::new(decoder_cfg)?,
+            grads: Params::zeros(decoder_cfg)?,
+            params,
+            adam,
+        }),
+    };
 
     let dim = decoder_cfg.feature_dim;
     let features = Features::new(&data.features, dim)?;
-    let mut engine = Engine::new(decoder_cfg)?;
-    let mut grads = Params::zeros(decoder_cfg)?;
     let lengths: Vec<usize> = data.train.iter().map(|(_, w)| w.len()).collect();
     let steps_per_epoch = batches::steps_per_epoch(data.train.len(), cfg.batch_size);
     let n_bleu = cfg.dev_bleu_images.min(data.dev_refs.len());
@@ -514,6 +762,7 @@ pub fn train(
         train_captions: data.train.len(),
         dev_captions: data.dev.len(),
         summary: model_summary(decoder_cfg),
+        engine,
     });
 
     let summary = |state: &TrainState, stopped: bool| TrainSummary {
@@ -537,16 +786,18 @@ pub fn train(
             let step = state.step;
             if stop.load(Ordering::Relaxed) {
                 state.epoch_seconds = carried + started.elapsed().as_secs_f64();
-                state.adam_step = adam.step;
-                state.lr = adam.lr;
-                save_checkpoint(
-                    &last_dir,
-                    &params,
-                    &adam,
-                    &state,
-                    &data.id_to_word,
-                    &data.info,
-                )?;
+                state.adam_step = backend.adam_step();
+                state.lr = backend.lr();
+                backend.with_state(&mut |params, adam| {
+                    Ok(save_checkpoint(
+                        &last_dir,
+                        params,
+                        adam,
+                        &state,
+                        &data.id_to_word,
+                        &data.info,
+                    )?)
+                })?;
                 on_event(TrainEvent::Checkpoint {
                     path: last_dir.clone(),
                     best: false,
@@ -563,19 +814,13 @@ pub fn train(
                 words: &data.train[i].1,
             }));
             let mut rng = Rng::derive(&[cfg.seed, epoch as u64, step as u64, 0xD4]);
-            let loss = engine.train_step(&params, &mut grads, features, &batch, Some(&mut rng))?;
-            let norm = Adam::grad_norm(grads.as_slice());
+            let (loss, norm) = backend.train_step(features, &batch, &mut rng, cfg.clip_norm)?;
             if !loss.sum.is_finite() || !norm.is_finite() {
                 return Err(TrainError::Diverged {
                     epoch: epoch + 1,
                     step: step + 1,
                 });
             }
-            adam.update(
-                params.as_mut_slice(),
-                grads.as_slice(),
-                Adam::clip_factor(norm, cfg.clip_norm),
-            );
             state.loss_sum += loss.sum;
             state.loss_tokens += loss.tokens as u64;
             state.step = step + 1;
@@ -585,13 +830,13 @@ pub fn train(
                 steps_per_epoch,
                 loss: loss.mean() as f32,
                 avg_loss: (state.loss_sum / state.loss_tokens.max(1) as f64) as f32,
-                lr: adam.lr,
+                lr: backend.lr(),
             });
         }
 
         // End of epoch: evaluate, schedule, checkpoint.
-        let dev_loss = dev_loss(&mut engine, &params, features, &data.dev, cfg.batch_size)?;
-        let dec = params.to_decoder(device)?;
+        let dev_loss = backend.dev_loss(features, &data.dev, cfg.batch_size)?;
+        let dec = backend.decoder(device)?;
         let hyps = greedy_words(&dec, data, &bleu_images, cfg.max_len)?;
         let bleu = crate::eval::corpus_bleu(&hyps, &bleu_refs);
         let samples: Vec<(String, String)> = greedy_words(&dec, data, &sample_images, cfg.max_len)?
@@ -610,7 +855,7 @@ pub fn train(
             state.since_improvement += 1;
             state.plateau += 1;
             if cfg.lr_patience > 0 && state.plateau >= cfg.lr_patience {
-                adam.lr *= cfg.lr_decay;
+                backend.set_lr(backend.lr() * cfg.lr_decay);
                 state.plateau = 0;
             }
         }
@@ -635,7 +880,7 @@ pub fn train(
             samples,
             seconds,
             eta_seconds: mean_seconds * remaining as f64,
-            lr: adam.lr,
+            lr: backend.lr(),
             improved,
         };
         state.history.push(report.clone());
@@ -644,26 +889,28 @@ pub fn train(
         state.loss_sum = 0.0;
         state.loss_tokens = 0;
         state.epoch_seconds = 0.0;
-        state.lr = adam.lr;
-        state.adam_step = adam.step;
-        if improved {
-            save_checkpoint(
-                &best_dir,
-                &params,
-                &adam,
+        state.lr = backend.lr();
+        state.adam_step = backend.adam_step();
+        backend.with_state(&mut |params, adam| {
+            if improved {
+                save_checkpoint(
+                    &best_dir,
+                    params,
+                    adam,
+                    &state,
+                    &data.id_to_word,
+                    &data.info,
+                )?;
+            }
+            Ok(save_checkpoint(
+                &last_dir,
+                params,
+                adam,
                 &state,
                 &data.id_to_word,
                 &data.info,
-            )?;
-        }
-        save_checkpoint(
-            &last_dir,
-            &params,
-            &adam,
-            &state,
-            &data.id_to_word,
-            &data.info,
-        )?;
+            )?)
+        })?;
         on_event(TrainEvent::Epoch(report));
         on_event(TrainEvent::Checkpoint {
             path: last_dir.clone(),

@@ -48,7 +48,11 @@ pub enum Command {
     CaptionBatch {
         id: u64,
         paths: Vec<PathBuf>,
+        /// The Batch panel's own model choice (the Caption panel's model stays loaded).
+        model: ModelChoice,
         beam: usize,
+        /// Longest caption in words.
+        max_len: usize,
         cancel: CancelToken,
     },
     /// Extract features, then train a caption model (or continue one with `resume`).

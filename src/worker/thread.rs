@@ -115,6 +115,8 @@ struct State {
     device_note: Option<String>,
     encoder: Option<Encoder>,
     captioner: Option<(ModelChoice, Captioner)>,
+    /// The Batch panel's model when it differs from the Caption panel's.
+    batch_captioner: Option<(ModelChoice, Captioner)>,
     /// The command queue, read between training steps too (see [`State::train`]).
     commands: Receiver<Command>,
     /// Commands that arrived during a long job and wait for it to end.
@@ -137,6 +139,7 @@ pub(super) fn run(
         device_note,
         encoder: None,
         captioner: None,
+        batch_captioner: None,
         commands,
         deferred: VecDeque::new(),
         abort,
@@ -203,9 +206,20 @@ impl State {
             Command::CaptionBatch {
                 id,
                 paths,
+                model,
                 beam,
+                max_len,
                 cancel,
-            } => self.caption_batch(id, paths, beam, cancel),
+            } => {
+                let options = FolderOptions {
+                    decode: DecodeOptions {
+                        beam: beam.max(1),
+                        max_len: max_len.max(1),
+                    },
+                    ..FolderOptions::default()
+                };
+                self.caption_batch(id, paths, &model, &options, cancel)
+            }
             Command::Train {
                 settings,
                 resume,
@@ -268,10 +282,39 @@ impl State {
         caption_with(captioner, &outbox, input, beam)
     }
 
-    fn caption_batch(&mut self, id: u64, paths: Vec<PathBuf>, beam: usize, cancel: CancelToken) {
+    /// The captioner for a batch: the loaded one when it is `choice`, else `choice` loaded
+    /// beside it (so a batch never changes the Caption panel's model).
+    fn batch_captioner(&mut self, choice: &ModelChoice) -> Result<&Captioner, JobError> {
+        if self.captioner.as_ref().is_some_and(|(c, _)| c == choice) {
+            return self.captioner();
+        }
+        if !self
+            .batch_captioner
+            .as_ref()
+            .is_some_and(|(c, _)| c == choice)
+        {
+            self.batch_captioner = None;
+            let encoder = self.encoder()?.clone();
+            let captioner = models::load_captioner(choice, encoder, &self.device)?;
+            self.batch_captioner = Some((choice.clone(), captioner));
+        }
+        self.batch_captioner
+            .as_ref()
+            .map(|(_, c)| c)
+            .ok_or_else(|| JobError::msg("no caption model is loaded"))
+    }
+
+    fn caption_batch(
+        &mut self,
+        id: u64,
+        paths: Vec<PathBuf>,
+        model: &ModelChoice,
+        options: &FolderOptions,
+        cancel: CancelToken,
+    ) {
         let outbox = self.outbox.clone();
         let abort = self.abort.clone();
-        let captioner = match self.captioner() {
+        let captioner = match self.batch_captioner(model) {
             Ok(c) => c,
             Err(e) => {
                 outbox.failed(Job::Batch, e);
@@ -285,17 +328,10 @@ impl State {
                 return;
             }
         };
-        let options = FolderOptions {
-            decode: DecodeOptions {
-                beam: beam.max(1),
-                ..DecodeOptions::default()
-            },
-            ..FolderOptions::default()
-        };
         let result = caption::caption_folder(
             captioner,
             &paths,
-            &options,
+            options,
             &mut |event| {
                 if abort.is_cancelled() {
                     cancel.cancel();

@@ -28,14 +28,20 @@ pub fn app(data: &Path, tab: Tab) -> Harness<'static, CaptionerApp> {
         })
 }
 
-/// Steps the app until `done` holds, for at most `secs` seconds.
+/// Steps the app until `done` holds. The tests wait for states, not for time: `secs` is only
+/// a guard against a hang, stretched tenfold (and by `CAPTIONER_TEST_PATIENCE`, a further
+/// factor) so that a slow or loaded machine never trips it.
 pub fn wait_until(
     harness: &mut Harness<'static, CaptionerApp>,
     secs: u64,
     what: &str,
     mut done: impl FnMut(&CaptionerApp) -> bool,
 ) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
+    let patience: u64 = std::env::var("CAPTIONER_TEST_PATIENCE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let deadline = Instant::now() + Duration::from_secs(secs * 10 * patience.max(1));
     loop {
         harness.step();
         if done(harness.state()) {
