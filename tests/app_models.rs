@@ -41,17 +41,24 @@ fn renaming_and_deleting_a_model() {
     assert_eq!(trained.decoder, "merge");
     assert!(trained.vocab_size > 1000);
     assert_eq!(trained.dev_cider_d, None, "not evaluated yet");
-    h.get_by_label("flickr8k merge, 3 epochs");
+    // The shipped model's name and the copy's, both made from the same record.
+    assert_eq!(h.get_all_by_label("flickr8k merge, 3 epochs").count(), 2);
 
     // Rename: only the trained model has a Rename button.
     h.get_by_label("Rename").click();
     h.step();
-    let field = h.get_by_value("flickr8k merge, 3 epochs");
-    field.focus();
+    h.step();
+    // The only text field: the new name.
+    h.get_all_by_role(egui::accesskit::Role::TextInput)
+        .next()
+        .unwrap()
+        .focus();
     h.step();
     h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
     h.step();
-    h.get_by_value("flickr8k merge, 3 epochs")
+    h.get_all_by_role(egui::accesskit::Role::TextInput)
+        .next()
+        .unwrap()
         .type_text("my first model");
     h.step();
     h.get_by_label("Save name").click();
@@ -84,17 +91,22 @@ fn renaming_and_deleting_a_model() {
 
     // Delete: asks first; "Keep it" keeps it.
     h.get_by_label("Delete").click();
-    h.step();
+    for _ in 0..4 {
+        h.step();
+    }
     assert!(h.state().panels.models.pending_delete().is_some());
     h.get_by_label("Keep it").click();
     h.step();
     h.step();
     assert!(best.is_dir());
     h.get_by_label("Delete").click();
-    h.step();
+    for _ in 0..4 {
+        h.step();
+    }
     h.get_by_label("Delete model").click();
-    h.step();
-    h.step();
+    for _ in 0..4 {
+        h.step();
+    }
     assert!(!best.exists(), "the model's folder is gone");
     assert!(
         !models_dir.join("flickr8k-merge-run").exists(),

@@ -424,18 +424,20 @@ impl ModelsPanel {
                     (SortBy::CiderD, "Dev CIDEr-D", "CIDEr-D on the dev split; — until the model is evaluated"),
                 ];
                 for (key, title, hint) in columns {
-                    let arrow = match (self.sort == key, self.descending) {
-                        (true, true) => " ⏷",
-                        (true, false) => " ⏶",
-                        (false, _) => "",
-                    };
-                    if ui
-                        .add(egui::Button::new(egui::RichText::new(format!("{title}{arrow}")).strong()).frame(false))
-                        .on_hover_text(format!("{hint}. Click to sort."))
-                        .clicked()
-                    {
-                        sort = Some(key);
-                    }
+                    let sorted = (self.sort == key).then_some(self.descending);
+                    ui.horizontal(|ui| {
+                        ui.spacing_mut().item_spacing.x = 3.0;
+                        if ui
+                            .add(egui::Button::new(egui::RichText::new(title).strong()).frame(false))
+                            .on_hover_text(format!("{hint}. Click to sort."))
+                            .clicked()
+                        {
+                            sort = Some(key);
+                        }
+                        if let Some(descending) = sorted {
+                            sort_arrow(ui, descending);
+                        }
+                    });
                 }
                 ui.strong("");
                 ui.end_row();
@@ -592,4 +594,21 @@ fn figure_ui(ui: &mut egui::Ui, value: Option<f64>, e: &ModelEntry) {
                 .on_hover_text("not evaluated yet: press Evaluate");
         }
     }
+}
+
+/// A small triangle: pointing down for a descending sort, up for an ascending one.
+fn sort_arrow(ui: &mut egui::Ui, descending: bool) {
+    let (rect, _) = ui.allocate_exact_size(egui::vec2(8.0, 8.0), egui::Sense::hover());
+    let c = rect.center();
+    let (tip, base) = if descending { (3.5, -3.5) } else { (-3.5, 3.5) };
+    let points = vec![
+        c + egui::vec2(-4.0, base),
+        c + egui::vec2(4.0, base),
+        c + egui::vec2(0.0, tip),
+    ];
+    ui.painter().add(egui::Shape::convex_polygon(
+        points,
+        ui.visuals().strong_text_color(),
+        egui::Stroke::NONE,
+    ));
 }
