@@ -355,7 +355,7 @@ impl TrainPanel {
                 number_row(ui, fields, "Epochs", "Passes over the training captions. Early stopping may end the run sooner.", &mut s.train.epochs, 1, 500);
                 number_row(ui, fields, "Batch size", "Captions per training step. Larger batches give smoother but fewer updates per epoch.", &mut s.train.batch_size, 1, 1024);
                 number_row(ui, fields, "Learning rate", "Adam's step size at the start (0.000001 to 0.1). Too high diverges, too low learns slowly; 0.001 is a good start.", &mut s.train.lr, 1e-6, 0.1);
-                ui.label("Decoder").on_hover_text(
+                let decoder_label = ui.label("Decoder").on_hover_text(
                     "merge: the image is joined with the LSTM's output (as in the Keras tutorial); \
                      inject: the image is the LSTM's first input (Show and Tell)",
                 );
@@ -368,13 +368,15 @@ impl TrainPanel {
                             DecoderKind::Inject,
                             "inject (Show and Tell)",
                         );
-                    });
+                    })
+                    .response
+                    .labelled_by(decoder_label.id);
                 ui.end_row();
                 number_row(ui, fields, "Embedding size", "Length of the vector each word is turned into (8 to 2048).", &mut s.embed_dim, 8, 2048);
                 number_row(ui, fields, "LSTM size", "Memory cells of the LSTM (8 to 2048): larger can learn more, but trains slower.", &mut s.hidden_dim, 8, 2048);
                 number_row(ui, fields, "Dropout", "Share of values randomly zeroed while training (0 to 0.9), against overfitting.", &mut s.dropout, 0.0, 0.9);
                 number_row(ui, fields, "Vocabulary min count", "A word must appear at least this often in the training captions to be in the vocabulary; rarer words become <unk>.", &mut s.import.min_count, 1, 100);
-                ui.label("Cleaning").on_hover_text(
+                let cleaning_label = ui.label("Cleaning").on_hover_text(
                     "How captions are cleaned: natural keeps words like \"a\"; tutorial drops \
                      one-letter words and numbers as the Keras tutorial does",
                 );
@@ -383,7 +385,9 @@ impl TrainPanel {
                     .show_ui(ui, |ui| {
                         ui.selectable_value(&mut s.import.cleaning, Cleaning::Natural, "natural");
                         ui.selectable_value(&mut s.import.cleaning, Cleaning::Tutorial, "tutorial");
-                    });
+                    })
+                    .response
+                    .labelled_by(cleaning_label.id);
                 ui.end_row();
                 number_row(ui, fields, "Early-stop patience", "Stop after this many epochs in a row without a better dev BLEU-4 (0 = never stop early).", &mut s.train.early_stop_patience, 0, 50);
                 number_row(ui, fields, "Dev images for BLEU", "Dev images captioned after every epoch to measure BLEU-4 (1 to 5000): more is steadier but slower.", &mut s.train.dev_bleu_images, 1, 5000);
