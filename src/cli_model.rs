@@ -681,12 +681,12 @@ pub fn models(args: &crate::cli::ModelsArgs) -> anyhow::Result<ExitCode> {
     }
     let figure = |v: Option<f64>| v.map_or_else(|| "—".to_string(), |v| format!("{v:.4}"));
     println!(
-        "{:<36} {:<10} {:<7} {:>6} {:>6} {:<20} {:>8} {:>8}  folder",
+        "{:<40} {:<14} {:<7} {:>6} {:>6} {:<20} {:>8} {:>8}  folder",
         "name", "dataset", "decoder", "vocab", "epochs", "trained", "BLEU-4", "CIDEr-D"
     );
     for m in &all {
         println!(
-            "{:<36} {:<10} {:<7} {:>6} {:>6} {:<20} {:>8} {:>8}  {}",
+            "{:<40} {:<14} {:<7} {:>6} {:>6} {:<20} {:>8} {:>8}  {}",
             m.name,
             m.dataset,
             m.decoder,

@@ -73,7 +73,7 @@ fn an_early_stopped_run_says_so_and_is_shown_after_a_restart() {
     assert_eq!(
         meta.name,
         format!(
-            "flickr8k_mini merge, {best_epoch} epoch{}",
+            "flickr8k_mini merge, {best_epoch} epoch{} (best)",
             if best_epoch == 1 { "" } else { "s" }
         )
     );

@@ -65,6 +65,10 @@ fn models_json_lists_the_shipped_model_with_its_dev_figures() {
     let names: Vec<&str> = list.iter().map(|m| m["name"].as_str().unwrap()).collect();
     assert!(names.contains(&"my model"), "{names:?}");
     assert!(names.contains(&"flickr8k merge, 3 epochs"), "{names:?}");
+    assert!(
+        names.contains(&"flickr8k merge, 3 epochs (best)"),
+        "{names:?}"
+    );
 
     // The table names the models too.
     let out = captioner()

@@ -66,6 +66,9 @@ pub struct ModelsPanel {
     last_report: Option<(String, EvalReport)>,
     #[serde(skip)]
     dialog: Option<Pending<Option<PathBuf>>>,
+    /// The model whose row was clicked (the actions above the table act on it).
+    #[serde(skip)]
+    selected: Option<PathBuf>,
 }
 
 /// An evaluation in progress.
@@ -91,6 +94,7 @@ impl Default for ModelsPanel {
             evaluation: None,
             last_report: None,
             dialog: None,
+            selected: None,
         }
     }
 }
@@ -155,6 +159,14 @@ impl ModelsPanel {
             );
         }
         self.sort_entries();
+    }
+
+    /// Selects the model in `dir` (the row clicked).
+    pub fn select(&mut self, dir: &Path) {
+        if self.selected.as_deref() != Some(dir) {
+            self.renaming = None;
+        }
+        self.selected = Some(dir.to_path_buf());
     }
 
     /// Starts renaming the model in `dir`.
@@ -323,7 +335,6 @@ impl ModelsPanel {
         if !self.listed {
             self.refresh(shared);
         }
-        let mut action = None;
         ui.horizontal_wrapped(|ui| {
             ui.heading("Models");
             if ui.button("Refresh").clicked() {
@@ -337,9 +348,9 @@ impl ModelsPanel {
         let dataset = loaded_dataset.or_else(|| self.eval_dataset.clone());
         self.evaluation_ui(ui, dataset.as_deref());
         ui.separator();
-        egui::ScrollArea::both().show(ui, |ui| {
-            action = self.table_ui(ui, shared, dataset.as_deref());
-        });
+        let mut action = self.actions_ui(ui, shared, dataset.as_deref());
+        ui.separator();
+        egui::ScrollArea::both().show(ui, |ui| self.table_ui(ui));
         if let Some(a) = self.delete_modal_ui(ui, shared) {
             action = Some(a);
         }
@@ -395,23 +406,97 @@ impl ModelsPanel {
         }
     }
 
-    fn table_ui(
+    /// What can be done with the selected model: use, evaluate, rename, delete.
+    fn actions_ui(
         &mut self,
         ui: &mut egui::Ui,
         shared: &mut Shared,
         dataset: Option<&Path>,
     ) -> Option<ModelsAction> {
+        let Some(entry) = self
+            .selected
+            .as_ref()
+            .and_then(|d| self.entries.iter().find(|e| e.dir == *d))
+            .cloned()
+        else {
+            ui.weak("Click a model to use it for captioning, evaluate, rename or delete it.");
+            return None;
+        };
         let mut action = None;
-        let mut sort = None;
-        let mut rename: Option<PathBuf> = None;
         let mut commit = false;
         let mut cancel_rename = false;
-        let mut delete: Option<PathBuf> = None;
-        let mut evaluate: Option<ModelEntry> = None;
         let evaluating = self.evaluation.is_some();
+        ui.horizontal_wrapped(|ui| {
+            if let Some((_, name)) = &mut self.renaming {
+                let label = ui.label("New name");
+                let edit = ui
+                    .add(egui::TextEdit::singleline(name).desired_width(260.0))
+                    .labelled_by(label.id);
+                if edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
+                    commit = true;
+                }
+                if ui.button("Save name").clicked() {
+                    commit = true;
+                }
+                if ui.button("Cancel").clicked() {
+                    cancel_rename = true;
+                }
+                return;
+            }
+            ui.strong(&entry.name);
+            if ui
+                .button("Use for captioning")
+                .on_hover_text("Caption photos with this model (Caption and Batch panels)")
+                .clicked()
+            {
+                action = Some(ModelsAction::Use(entry.choice()));
+            }
+            let can_evaluate = !evaluating && dataset.is_some();
+            if ui
+                .add_enabled(can_evaluate, egui::Button::new("Evaluate"))
+                .on_hover_text(
+                    "Score it on the dev split of the dataset above (BLEU-1..4, CIDEr-D); the \
+                     scores are kept with the model",
+                )
+                .on_disabled_hover_text(if evaluating {
+                    "An evaluation is running"
+                } else {
+                    "Choose a dataset to evaluate on first"
+                })
+                .clicked()
+                && let Some(dir) = dataset
+            {
+                self.evaluate(&entry, dir.to_path_buf(), shared);
+            }
+            if entry.shipped {
+                ui.weak("shipped with the program: it cannot be renamed or deleted");
+            } else {
+                if ui.button("Rename").clicked() {
+                    self.start_rename(&entry.dir);
+                }
+                if ui
+                    .button("Delete")
+                    .on_hover_text("Delete this model's folder (asks first)")
+                    .clicked()
+                {
+                    self.ask_delete(&entry.dir);
+                }
+            }
+        });
+        if cancel_rename {
+            self.renaming = None;
+        } else if commit {
+            self.commit_rename(shared);
+        }
+        action
+    }
+
+    fn table_ui(&mut self, ui: &mut egui::Ui) {
+        let mut sort = None;
+        let mut select = None;
         egui::Grid::new("models-table")
             .striped(true)
-            .spacing([12.0, 6.0])
+            .spacing([10.0, 6.0])
             .show(ui, |ui| {
                 let columns = [
                     (SortBy::Name, "Name", "The model's name (trained ones can be renamed)"),
@@ -421,7 +506,7 @@ impl ModelsPanel {
                     (SortBy::Epochs, "Epochs", "Epochs trained"),
                     (SortBy::Trained, "Trained", "When it was saved (UTC)"),
                     (SortBy::Bleu4, "Dev BLEU-4", "BLEU-4 on the dev split: of the latest evaluation, else measured during training (greedy, on the dev subset)"),
-                    (SortBy::CiderD, "Dev CIDEr-D", "CIDEr-D on the dev split; — until the model is evaluated"),
+                    (SortBy::CiderD, "Dev CIDEr-D", "CIDEr-D on the dev split; none until the model is evaluated"),
                 ];
                 for (key, title, hint) in columns {
                     let sorted = (self.sort == key).then_some(self.descending);
@@ -439,105 +524,43 @@ impl ModelsPanel {
                         }
                     });
                 }
-                ui.strong("");
                 ui.end_row();
                 for e in &self.entries {
-                    let renaming_this = self.renaming.as_ref().is_some_and(|(d, _)| *d == e.dir);
-                    if renaming_this {
-                        if let Some((_, name)) = &mut self.renaming {
-                            ui.horizontal(|ui| {
-                                let label = ui.label("New name");
-                                let edit = ui
-                                    .add(egui::TextEdit::singleline(name).desired_width(200.0))
-                                    .labelled_by(label.id);
-                                if edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
-                                    commit = true;
-                                }
-                                if ui.button("Save name").clicked() {
-                                    commit = true;
-                                }
-                                if ui.button("Cancel").clicked() {
-                                    cancel_rename = true;
-                                }
-                            });
-                        }
-                    } else {
-                        let mut name = egui::RichText::new(&e.name);
-                        if e.shipped {
-                            name = name.italics();
-                        }
-                        ui.label(name).on_hover_text(format!(
+                    let mut name = egui::RichText::new(&e.name);
+                    if e.shipped {
+                        name = name.italics();
+                    }
+                    let selected = self.selected.as_deref() == Some(e.dir.as_path());
+                    if ui
+                        .selectable_label(selected, name)
+                        .on_hover_text(format!(
                             "{}\n{}\n{}",
                             e.folder,
                             e.dir.display(),
                             e.description
-                        ));
+                        ))
+                        .clicked()
+                    {
+                        select = Some(e.dir.clone());
                     }
                     ui.label(&e.dataset);
                     ui.label(&e.decoder);
                     ui.label(e.vocab_size.to_string());
                     ui.label(e.epochs.to_string());
-                    ui.label(e.created.replace('T', " ").trim_end_matches('Z').to_string());
+                    // Date and minutes (UTC).
+                    ui.label(e.created.replace('T', " ").chars().take(16).collect::<String>())
+                        .on_hover_text(&e.created);
                     figure_ui(ui, e.dev_bleu4, e);
                     figure_ui(ui, e.dev_cider_d, e);
-                    ui.horizontal(|ui| {
-                        if ui
-                            .button("Use")
-                            .on_hover_text("Caption photos with this model (Caption panel)")
-                            .clicked()
-                        {
-                            action = Some(ModelsAction::Use(e.choice()));
-                        }
-                        if ui
-                            .add_enabled(!evaluating && dataset.is_some(), egui::Button::new("Evaluate"))
-                            .on_hover_text("Score it on the dev split of the dataset above (BLEU-1..4, CIDEr-D); the scores are kept with the model")
-                            .on_disabled_hover_text(if evaluating {
-                                "An evaluation is running"
-                            } else {
-                                "Choose a dataset to evaluate on first"
-                            })
-                            .clicked()
-                        {
-                            evaluate = Some(e.clone());
-                        }
-                        if e.shipped {
-                            ui.weak("shipped").on_hover_text(
-                                "The model shipped with the program: it cannot be renamed or deleted",
-                            );
-                        } else {
-                            if ui.button("Rename").clicked() {
-                                rename = Some(e.dir.clone());
-                            }
-                            if ui
-                                .button("Delete")
-                                .on_hover_text("Delete this model's folder (asks first)")
-                                .clicked()
-                            {
-                                delete = Some(e.dir.clone());
-                            }
-                        }
-                    });
                     ui.end_row();
                 }
             });
         if let Some(key) = sort {
             self.sort_by(key);
         }
-        if cancel_rename {
-            self.renaming = None;
-        } else if commit {
-            self.commit_rename(shared);
+        if let Some(dir) = select {
+            self.select(&dir);
         }
-        if let Some(dir) = rename {
-            self.start_rename(&dir);
-        }
-        if let Some(dir) = delete {
-            self.ask_delete(&dir);
-        }
-        if let (Some(entry), Some(dir)) = (evaluate, dataset) {
-            self.evaluate(&entry, dir.to_path_buf(), shared);
-        }
-        action
     }
 
     fn delete_modal_ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) -> Option<ModelsAction> {

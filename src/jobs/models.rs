@@ -122,9 +122,18 @@ impl ModelEntry {
             Some(p) => format!("unreadable: {p}"),
             None => describe_meta(&meta),
         };
+        let name = if meta.name.trim().is_empty() {
+            default_name(
+                dir,
+                &meta,
+                (!decoder.is_empty()).then_some(decoder.as_str()),
+            )
+        } else {
+            meta.name.trim().to_string()
+        };
         ModelEntry {
             dir: dir.to_path_buf(),
-            name: meta.display_name((!decoder.is_empty()).then_some(decoder.as_str())),
+            name,
             folder,
             shipped,
             dataset: meta.dataset.clone(),
@@ -168,6 +177,18 @@ impl ModelChoice {
                 .unwrap_or_else(|| self.label()),
         }
     }
+}
+
+/// The name a model without one gets: "flickr8k merge, 12 epochs", with "(best)" or
+/// "(last)" for a training run's checkpoint.
+pub fn default_name(dir: &Path, meta: &model_dir::ModelMeta, decoder: Option<&str>) -> String {
+    let mut name = meta.default_name(decoder);
+    if let Some(leaf) = dir.file_name()
+        && (leaf == crate::train::BEST_DIR || leaf == crate::train::LAST_DIR)
+    {
+        name.push_str(&format!(" ({})", leaf.to_string_lossy()));
+    }
+    name
 }
 
 /// The shipped model's entry.
@@ -397,7 +418,7 @@ pub fn name_models(dirs: &[PathBuf], keep: Option<&str>) -> Result<(), JobError>
             if m.name.trim().is_empty() {
                 m.name = match keep {
                     Some(k) if !k.trim().is_empty() => k.trim().to_string(),
-                    _ => m.default_name(decoder.as_deref()),
+                    _ => default_name(dir, m, decoder.as_deref()),
                 };
             }
         })
