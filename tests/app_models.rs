@@ -161,3 +161,53 @@ fn the_library_refuses_to_delete_the_shipped_model_or_foreign_folders() {
     assert_eq!(entry.name, "kept");
     assert_eq!(captioner::model_dir::read_meta(&last).unwrap().name, "kept");
 }
+
+#[test]
+fn evaluating_a_model_shows_and_keeps_its_scores() {
+    let tmp = tempfile::tempdir().unwrap();
+    let models_dir = tmp.path().join("models");
+    let best = trained_model(&models_dir, "run");
+    let mut h = app(tmp.path(), Tab::Models);
+    h.state_mut().panels.models.eval_dataset = Some(app_support::fixtures().join("flickr8k_mini"));
+    h.step();
+    h.get_by_label("flickr8k merge, 3 epochs (best)").click();
+    h.step();
+    h.step();
+    h.get_by_label("Evaluate").click();
+    h.step();
+    assert!(h.state().panels.models.is_evaluating());
+    wait_until(&mut h, 300, "the evaluation", |a| {
+        !a.panels.models.is_evaluating()
+    });
+    let (name, report) = h
+        .state()
+        .panels
+        .models
+        .last_report()
+        .cloned()
+        .expect("scores");
+    assert_eq!(name, "flickr8k merge, 3 epochs (best)");
+    assert_eq!(report.split, "dev");
+    assert!(report.images > 0);
+    assert!(report.bleu.iter().all(|b| (0.0..=1.0).contains(b)));
+    assert!(report.cider_d >= 0.0);
+    // Kept in meta.json, and shown in the list.
+    let stored = captioner::model_dir::read_meta(&best)
+        .unwrap()
+        .evaluation
+        .unwrap();
+    assert_eq!(stored.bleu, report.bleu);
+    assert_eq!(stored.cider_d, report.cider_d);
+    assert_eq!(stored.images, report.images);
+    let entry = h
+        .state()
+        .panels
+        .models
+        .entries()
+        .iter()
+        .find(|e| e.dir == best)
+        .unwrap()
+        .clone();
+    assert_eq!(entry.dev_cider_d, Some(report.cider_d));
+    assert_eq!(entry.dev_bleu4, Some(report.bleu[3]));
+}
