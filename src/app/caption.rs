@@ -414,10 +414,14 @@ impl CaptionPanel {
         let side_by_side = avail.x >= 700.0;
         let image_ui = |ui: &mut egui::Ui, max: egui::Vec2| {
             if let Some(texture) = &shown.texture {
+                // Fills the space it has (up to twice the preview's size), keeping its shape.
+                let size = texture.size_vec2();
+                let scale = (max.x / size.x.max(1.0))
+                    .min(max.y / size.y.max(1.0))
+                    .min(2.0);
                 ui.add(
                     egui::Image::new(texture)
-                        .max_size(max)
-                        .maintain_aspect_ratio(true)
+                        .fit_to_exact_size(size * scale)
                         .corner_radius(6.0),
                 );
             }
