@@ -37,11 +37,23 @@ pub enum Command {
     /// Fit a model's familiarity (train split) and calibrated confidence (dev split) and write
     /// them into the model folder.
     Calibrate(CalibrateArgs),
+    /// List the caption models: the shipped one and the trained ones, with their dev figures.
+    Models(ModelsArgs),
     /// Open the desktop app (what `captioner` alone does), optionally with a photo or folder.
     App(AppArgs),
     /// Speed measurements (JSON), as reported in the README.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Args, Debug)]
+pub struct ModelsArgs {
+    /// Print JSON (one array of models) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// The folder of trained models (default: `models/` in the data folder, as the app uses).
+    #[arg(long)]
+    pub models_dir: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -392,6 +404,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Eval(args) => crate::cli_model::eval(&args),
         Command::Batch(args) => crate::cli_model::batch(&args),
         Command::Calibrate(args) => crate::cli_model::calibrate(&args),
+        Command::Models(args) => crate::cli_model::models(&args),
         Command::App(a) => {
             crate::app::run_with(crate::app::Startup {
                 tab: a.tab,

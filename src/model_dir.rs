@@ -134,6 +134,28 @@ pub struct ModelMeta {
     pub created_unix: u64,
     /// Creation time, ISO 8601 UTC (`2025-01-31T12:00:00Z`).
     pub created: String,
+    /// The name the user gave the model (empty: none yet; see [`ModelMeta::default_name`]).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    /// The latest scoring of the model on a dataset split (`captioner eval`, the Models view).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evaluation: Option<StoredEvaluation>,
+}
+
+/// A model's scores on a dataset split, as kept in `meta.json`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StoredEvaluation {
+    /// The dataset folder scored on.
+    pub dataset_dir: PathBuf,
+    pub split: String,
+    pub images: usize,
+    pub beam: usize,
+    /// BLEU-1..4.
+    pub bleu: [f64; 4],
+    pub cider_d: f64,
+    /// When, ISO 8601 UTC.
+    pub when: String,
 }
 
 impl ModelMeta {
@@ -152,8 +174,49 @@ impl ModelMeta {
             encoder_id: encoder_id.to_string(),
             created_unix,
             created: iso8601_utc(created_unix),
+            name: String::new(),
+            evaluation: None,
         }
     }
+
+    /// The name given by the user, or one made from the record: "flickr8k merge, 12 epochs".
+    pub fn display_name(&self, decoder: Option<&str>) -> String {
+        if self.name.trim().is_empty() {
+            self.default_name(decoder)
+        } else {
+            self.name.trim().to_string()
+        }
+    }
+
+    /// "DATASET DECODER, N epochs" (the parts that are known).
+    pub fn default_name(&self, decoder: Option<&str>) -> String {
+        let dataset = if self.dataset.is_empty() {
+            "model"
+        } else {
+            self.dataset.as_str()
+        };
+        let mut s = match decoder {
+            Some(kind) => format!("{dataset} {kind}"),
+            None => dataset.to_string(),
+        };
+        s.push_str(&format!(
+            ", {} epoch{}",
+            self.epochs,
+            if self.epochs == 1 { "" } else { "s" }
+        ));
+        s
+    }
+}
+
+/// Changes `meta.json` in `dir` atomically (read, change, write a temporary file, rename): a
+/// reader sees the old record or the new one.
+pub fn update_meta(dir: &Path, change: impl FnOnce(&mut ModelMeta)) -> Result<ModelMeta> {
+    let mut meta = read_meta(dir)?;
+    change(&mut meta);
+    let path = dir.join(META_FILE);
+    let bytes = to_json(&path, &meta)?;
+    crate::paths::write_atomic(&path, &bytes).map_err(|e| ModelDirError::io(&path, e))?;
+    Ok(meta)
 }
 
 /// Seconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SSZ`.

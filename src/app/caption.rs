@@ -39,13 +39,36 @@ pub struct CaptionPanel {
     model_info: Option<String>,
     #[serde(skip)]
     model_requested: bool,
+    /// Overwrite an existing `.txt` beside the photo when saving the caption.
+    pub overwrite_sidecar: bool,
 }
 
 /// The image on show and its caption.
 pub struct Shown {
     pub source: String,
     pub output: CaptionOutput,
+    /// The photo's file (none for a pasted image).
+    pub path: Option<PathBuf>,
+    /// Which of the beam's alternatives is the caption (0: the best).
+    pub chosen: usize,
     texture: Option<egui::TextureHandle>,
+}
+
+impl Shown {
+    /// The caption taken: the chosen alternative's text (the best one unless another was
+    /// clicked).
+    pub fn caption(&self) -> &str {
+        match self.output.alternatives.get(self.chosen) {
+            Some(alt) if self.chosen > 0 => &alt.text,
+            _ => &self.output.text,
+        }
+    }
+}
+
+/// An alternative's score as a percentage of the best one's: the ratio of their per-word
+/// probabilities (the scores are mean log-probabilities per word), so the best is 100%.
+pub fn relative_score(score: f32, best: f32) -> f32 {
+    ((score - best).exp() * 100.0).clamp(0.0, 100.0)
 }
 
 impl Default for CaptionPanel {
@@ -62,6 +85,7 @@ impl Default for CaptionPanel {
             models: Vec::new(),
             model_info: None,
             model_requested: false,
+            overwrite_sidecar: false,
         }
     }
 }
@@ -82,6 +106,60 @@ impl CaptionPanel {
 
     pub fn model_info(&self) -> Option<&str> {
         self.model_info.as_deref()
+    }
+
+    /// The models listed by the worker (trained ones).
+    pub fn models(&self) -> &[ModelEntry] {
+        &self.models
+    }
+
+    /// Takes the beam's alternative `index` as the caption.
+    pub fn choose_alternative(&mut self, index: usize) {
+        if let Some(shown) = &mut self.shown
+            && index < shown.output.alternatives.len().max(1)
+        {
+            shown.chosen = index;
+        }
+    }
+
+    /// Writes the caption taken beside the photo as `<photo>.txt` (atomically; an existing
+    /// file is left alone unless `overwrite_sidecar`), and says what happened on the status line.
+    pub fn save_caption(&mut self, shared: &mut Shared) {
+        let Some(shown) = &self.shown else { return };
+        let Some(path) = shown.path.clone() else {
+            shared
+                .status
+                .warn("a pasted image has no file to save its caption beside; use Copy caption");
+            return;
+        };
+        let row = crate::export::ExportRow {
+            image: path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            path: path.clone(),
+            caption: shown.caption().to_string(),
+            confidence: None,
+            edited: shown.chosen > 0,
+            needs_review: None,
+            tags: Vec::new(),
+        };
+        let report = crate::export::write_sidecars(&[row], self.overwrite_sidecar);
+        let target = crate::export::sidecar_path(&path);
+        if let Some(failure) = report.failed.first() {
+            shared
+                .status
+                .error(format!("cannot save the caption: {failure}"));
+        } else if report.skipped > 0 {
+            shared.status.warn(format!(
+                "{} exists and was left alone; tick \"overwrite\" to replace it",
+                target.display()
+            ));
+        } else {
+            shared
+                .status
+                .info(format!("caption saved to {}", target.display()));
+        }
     }
 
     /// Asks the worker for the chosen model and the list of trained ones, once.
@@ -152,9 +230,17 @@ impl CaptionPanel {
                     "{}: \"{}\" ({:.0} ms)",
                     source, output.text, output.millis
                 ));
+                let path = match &self.last_input {
+                    Some(ImageInput::File(p)) if p.display().to_string() == source => {
+                        Some(p.clone())
+                    }
+                    _ => None,
+                };
                 self.shown = Some(Shown {
                     source,
                     output,
+                    path,
+                    chosen: 0,
                     texture,
                 });
             }
@@ -218,12 +304,13 @@ impl CaptionPanel {
         }
         match &self.shown {
             None => self.empty_ui(ui, shared),
-            Some(_) => self.result_ui(ui),
+            Some(_) => self.result_ui(ui, shared),
         }
     }
 
     fn toolbar_ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
-        ui.horizontal(|ui| {
+        // Wraps onto more lines in a narrow window rather than running off its edge.
+        ui.horizontal_wrapped(|ui| {
             if ui
                 .add_enabled(self.dialog.is_none(), egui::Button::new("Open image…"))
                 .clicked()
@@ -244,24 +331,26 @@ impl CaptionPanel {
             ui.separator();
             let label = ui.label("Model");
             let mut chosen = None;
+            let width = (ui.available_width() - 40.0).clamp(160.0, 260.0);
             egui::ComboBox::from_id_salt("model_choice")
-                .selected_text(self.model.label())
-                .width(220.0)
+                .selected_text(self.model.display_name(&self.models))
+                .width(width)
+                .truncate()
                 .show_ui(ui, |ui| {
                     if ui
                         .selectable_label(
                             self.model == ModelChoice::Default,
-                            ModelChoice::Default.label(),
+                            ModelChoice::Default.display_name(&self.models),
                         )
                         .clicked()
                     {
                         chosen = Some(ModelChoice::Default);
                     }
-                    for m in &self.models {
-                        let choice = ModelChoice::Trained(m.dir.clone());
+                    for m in self.models.iter().filter(|m| !m.shipped) {
+                        let choice = m.choice();
                         if ui
                             .selectable_label(self.model == choice, &m.name)
-                            .on_hover_text(&m.description)
+                            .on_hover_text(format!("{}\n{}", m.folder, m.description))
                             .clicked()
                         {
                             chosen = Some(choice);
@@ -276,19 +365,23 @@ impl CaptionPanel {
             if let Some(choice) = chosen.filter(|c| *c != self.model) {
                 self.choose_model(choice, shared);
             }
-            match &self.model_info {
-                Some(info) => {
-                    ui.weak(info);
-                }
-                None => {
-                    ui.spinner();
-                    ui.weak("loading model…");
-                }
-            }
             if self.busy {
                 ui.spinner();
             }
         });
+        // The loaded model in words, on a line of its own, cut to the window's width.
+        match &self.model_info {
+            Some(info) => {
+                ui.add(egui::Label::new(egui::RichText::new(info).weak().small()).truncate())
+                    .on_hover_text(info);
+            }
+            None => {
+                ui.horizontal(|ui| {
+                    ui.spinner();
+                    ui.weak("loading model…");
+                });
+            }
+        }
     }
 
     fn empty_ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
@@ -314,101 +407,210 @@ impl CaptionPanel {
         }
     }
 
-    fn result_ui(&mut self, ui: &mut egui::Ui) {
+    fn result_ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
         let Some(shown) = &self.shown else { return };
-        let wide = ui.available_width() > 820.0;
+        let mut action = None;
+        let avail = ui.available_size();
+        // Side by side when there is room for a caption column of at least 320 points beside
+        // a useful photo; else the photo above (at most 45% of the height) and the caption below.
+        let side_by_side = avail.x >= 700.0;
         let image_ui = |ui: &mut egui::Ui, max: egui::Vec2| {
             if let Some(texture) = &shown.texture {
+                // Fills the space it has (up to twice the preview's size), keeping its shape.
+                let size = texture.size_vec2();
+                let scale = (max.x / size.x.max(1.0))
+                    .min(max.y / size.y.max(1.0))
+                    .min(2.0);
                 ui.add(
                     egui::Image::new(texture)
-                        .max_size(max)
-                        .maintain_aspect_ratio(true)
+                        .fit_to_exact_size(size * scale)
                         .corner_radius(6.0),
                 );
             }
         };
-        if wide {
+        if side_by_side {
+            let image_w = (avail.x * 0.5).min(avail.x - 340.0).max(200.0);
             ui.horizontal_top(|ui| {
-                let max = egui::vec2(ui.available_width() * 0.55, ui.available_height() - 8.0);
-                image_ui(ui, max);
-                ui.vertical(|ui| caption_details_ui(ui, shown));
+                ui.allocate_ui_with_layout(
+                    egui::vec2(image_w, avail.y),
+                    egui::Layout::top_down(egui::Align::Center),
+                    |ui| image_ui(ui, egui::vec2(image_w, avail.y - 8.0)),
+                );
+                ui.separator();
+                ui.vertical(|ui| {
+                    egui::ScrollArea::vertical()
+                        .id_salt("caption-details")
+                        .show(ui, |ui| {
+                            action = caption_details_ui(ui, shown, &mut self.overwrite_sidecar)
+                        });
+                });
             });
         } else {
-            egui::ScrollArea::vertical().show(ui, |ui| {
-                let max = egui::vec2(ui.available_width(), 420.0);
-                image_ui(ui, max);
-                caption_details_ui(ui, shown);
-            });
+            egui::ScrollArea::vertical()
+                .id_salt("caption-details")
+                .show(ui, |ui| {
+                    ui.vertical_centered(|ui| {
+                        image_ui(ui, egui::vec2(avail.x, (avail.y * 0.45).max(160.0)))
+                    });
+                    action = caption_details_ui(ui, shown, &mut self.overwrite_sidecar);
+                });
+        }
+        match action {
+            Some(Action::Choose(i)) => self.choose_alternative(i),
+            Some(Action::Save) => self.save_caption(shared),
+            None => {}
         }
     }
 }
 
-fn caption_details_ui(ui: &mut egui::Ui, shown: &Shown) {
+/// What the caption's details asked for.
+enum Action {
+    Choose(usize),
+    Save,
+}
+
+fn caption_details_ui(ui: &mut egui::Ui, shown: &Shown, overwrite: &mut bool) -> Option<Action> {
+    let mut action = None;
     let out = &shown.output;
     ui.add(egui::Label::new(egui::RichText::new(&shown.source).weak().small()).truncate());
     ui.add_space(6.0);
-    // Each word coloured by the model's probability for it, with the figure on hover.
+    if out.needs_review == Some(true) {
+        let warning = out
+            .review_reason
+            .map(|r| r.warning())
+            .unwrap_or("This caption is probably wrong; check it before you use it.");
+        egui::Frame::new()
+            .fill(egui::Color32::from_rgb(90, 40, 20))
+            .corner_radius(4.0)
+            .inner_margin(8.0)
+            .show(ui, |ui| {
+                ui.label(
+                    egui::RichText::new(format!("Needs review: {warning}"))
+                        .color(egui::Color32::from_rgb(255, 210, 160))
+                        .strong(),
+                );
+            });
+        ui.add_space(6.0);
+    }
     ui.horizontal_wrapped(|ui| {
         ui.spacing_mut().item_spacing.x = 6.0;
-        for w in &out.words {
-            ui.label(
-                egui::RichText::new(&w.word)
-                    .size(24.0)
-                    .color(confidence_color(w.probability)),
-            )
-            .on_hover_text(format!("p = {:.3}", w.probability));
-        }
-        if out.words.is_empty() {
-            ui.label(egui::RichText::new(&out.text).size(24.0));
+        if shown.chosen == 0 && !out.words.is_empty() {
+            // Each word coloured by the model's probability for it, with the figure on hover.
+            for w in &out.words {
+                ui.label(
+                    egui::RichText::new(&w.word)
+                        .size(24.0)
+                        .color(confidence_color(w.probability)),
+                )
+                .on_hover_text(format!("p = {:.3}", w.probability));
+            }
+        } else {
+            ui.label(egui::RichText::new(shown.caption()).size(24.0));
         }
     });
     ui.add_space(4.0);
-    ui.horizontal(|ui| {
+    ui.horizontal_wrapped(|ui| {
         if ui.button("Copy caption").clicked() {
-            ui.ctx().copy_text(out.text.clone());
+            ui.ctx().copy_text(shown.caption().to_string());
         }
-        ui.weak(format!(
-            "confidence {:.0}% · {:.0} ms",
-            out.word_probability_geomean() * 100.0,
-            out.millis
-        ));
-    });
-    ui.add_space(4.0);
-    ui.horizontal(|ui| {
-        ui.weak("word probability:");
-        for (p, label) in [
-            (0.9, "high"),
-            (0.6, "medium"),
-            (0.3, "low"),
-            (0.05, "very low"),
-        ] {
-            ui.label(
-                egui::RichText::new(label)
-                    .small()
-                    .color(confidence_color(p)),
-            );
+        let save = ui
+            .add_enabled(shown.path.is_some(), egui::Button::new("Save caption"))
+            .on_hover_text(match &shown.path {
+                Some(p) => format!(
+                    "Write the caption to {} (beside the photo)",
+                    crate::export::sidecar_path(p).display()
+                ),
+                None => "A pasted image has no file to save beside".to_string(),
+            })
+            .on_disabled_hover_text("A pasted image has no file to save beside");
+        if save.clicked() {
+            action = Some(Action::Save);
+        }
+        ui.checkbox(overwrite, "overwrite")
+            .on_hover_text("Replace an existing .txt beside the photo (else it is left alone)");
+        if shown.chosen == 0 {
+            match out.confidence {
+                Some(c) => {
+                    ui.label(format!("confidence {:.0}%", c * 100.0))
+                        .on_hover_text(
+                            "How likely the caption is acceptable, calibrated on the model's dev \
+                         photos from its word probabilities, how familiar the photo looks, and \
+                         how well it agrees with similar training photos and the image classes",
+                        );
+                }
+                None => {
+                    ui.weak("no calibrated confidence").on_hover_text(
+                        "This model has not been calibrated (`captioner calibrate DATASET \
+                         --model MODEL`); only its word probabilities are known",
+                    );
+                }
+            }
+            ui.weak(format!(
+                "word probability {:.0}% (geometric mean) · {:.0} ms",
+                out.word_probability_geomean() * 100.0,
+                out.millis
+            ));
+            if let Some(f) = out.familiarity {
+                ui.weak(format!("familiarity {:.0}%", f * 100.0))
+                    .on_hover_text(
+                        "How much the photo looks like the photos the model learned from \
+                     (the share of its dev photos that look less familiar)",
+                    );
+            }
         }
     });
+    if !out.tags.is_empty() {
+        ui.horizontal_wrapped(|ui| {
+            ui.weak("Tags:");
+            ui.label(out.tags.join(", "));
+        });
+    }
+    if shown.chosen == 0 && !out.words.is_empty() {
+        ui.add_space(4.0);
+        ui.horizontal_wrapped(|ui| {
+            ui.weak("word probability:");
+            for (p, label) in [
+                (0.9, "high"),
+                (0.6, "medium"),
+                (0.3, "low"),
+                (0.05, "very low"),
+            ] {
+                ui.label(
+                    egui::RichText::new(label)
+                        .small()
+                        .color(confidence_color(p)),
+                );
+            }
+        });
+    }
     if out.alternatives.len() > 1 {
         ui.add_space(10.0);
-        ui.strong("Beam alternatives");
+        ui.strong("Other captions the beam found")
+            .on_hover_text("Click one to take it as the caption");
+        let best = out.alternatives[0].score;
         egui::Grid::new("alternatives")
-            .num_columns(3)
+            .num_columns(2)
             .striped(true)
             .show(ui, |ui| {
-                ui.weak("#");
-                ui.weak("caption");
-                ui.weak("score");
-                ui.end_row();
                 for (i, alt) in out.alternatives.iter().enumerate() {
-                    ui.label(format!("{}", i + 1));
-                    ui.label(&alt.text);
-                    ui.label(format!("{:.3}", alt.score))
-                        .on_hover_text("log-probability per word: closer to 0 is more likely");
+                    let pct = relative_score(alt.score, best);
+                    ui.label(format!("{pct:.0}%")).on_hover_text(format!(
+                        "How likely the model finds this caption, per word, compared with the \
+                         best one (100%). Mean log-probability per word: {:.3}",
+                        alt.score
+                    ));
+                    if ui
+                        .selectable_label(shown.chosen == i, &alt.text)
+                        .on_hover_text("Click to take this as the caption")
+                        .clicked()
+                    {
+                        action = Some(Action::Choose(i));
+                    }
                     ui.end_row();
                 }
             });
     }
+    action
 }
 
 /// A pasted text that names an existing image file (as file managers copy it), if it does.

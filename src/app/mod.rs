@@ -11,6 +11,7 @@
 pub mod batch;
 pub mod caption;
 pub mod dataset;
+pub mod models;
 pub mod status;
 pub mod tasks;
 pub mod thumbnails;
@@ -24,6 +25,7 @@ use crate::worker::{Event, Job, Worker, WorkerConfig};
 use batch::BatchPanel;
 use caption::CaptionPanel;
 use dataset::DatasetPanel;
+use models::{ModelsAction, ModelsPanel};
 use status::Status;
 use thumbnails::Thumbnails;
 use train::TrainPanel;
@@ -100,23 +102,31 @@ pub fn run_with(startup: Startup) -> anyhow::Result<()> {
     .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
 }
 
-/// The four panels.
+/// The panels.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 pub enum Tab {
     Dataset,
     Train,
+    Models,
     #[default]
     Caption,
     Batch,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 4] = [Tab::Dataset, Tab::Train, Tab::Caption, Tab::Batch];
+    pub const ALL: [Tab; 5] = [
+        Tab::Dataset,
+        Tab::Train,
+        Tab::Models,
+        Tab::Caption,
+        Tab::Batch,
+    ];
 
     pub fn title(self) -> &'static str {
         match self {
             Tab::Dataset => "Dataset",
             Tab::Train => "Train",
+            Tab::Models => "Models",
             Tab::Caption => "Caption",
             Tab::Batch => "Batch",
         }
@@ -132,6 +142,7 @@ pub struct Panels {
     pub caption: CaptionPanel,
     pub batch: BatchPanel,
     pub train: TrainPanel,
+    pub models: ModelsPanel,
 }
 
 /// What all panels use: the worker, the thumbnail pool, the status line, the app's folders.
@@ -274,7 +285,7 @@ impl CaptionerApp {
                     self.panels.batch.caption_all(false, &mut self.shared);
                 }
             }
-            Tab::Dataset | Tab::Caption => self.pending_run = false,
+            Tab::Dataset | Tab::Caption | Tab::Models => self.pending_run = false,
         }
     }
 
@@ -310,19 +321,21 @@ impl CaptionerApp {
                 Job::Batch => p.batch.on_event(event, shared),
                 Job::LoadModel | Job::Caption => p.caption.on_event(event, shared),
                 Job::Features | Job::Train => p.train.on_event(event, shared),
-                Job::Evaluate => {
-                    if let Event::Failed { job, error } = event {
-                        shared
-                            .status
-                            .error(format!("{job} failed: {}", error.report()));
-                    }
-                }
+                Job::Evaluate => p.models.on_event(event, shared),
             },
-            Event::TrainStarted { .. } | Event::Training(_) | Event::TrainFinished { .. } => {
-                p.train.on_event(event, shared)
+            Event::TrainStarted { .. } | Event::Training(_) => p.train.on_event(event, shared),
+            Event::TrainFinished(outcome) => {
+                p.models
+                    .on_event(Event::TrainFinished(outcome.clone()), shared);
+                p.train.on_event(Event::TrainFinished(outcome), shared);
+            }
+            Event::Evaluated { .. } => p.models.on_event(event, shared),
+            Event::ModelsListed(list) => {
+                p.models.on_event(Event::ModelsListed(list.clone()), shared);
+                p.caption.on_event(Event::ModelsListed(list), shared);
             }
             Event::DatasetImported { .. } => p.dataset.on_event(event, shared),
-            Event::ModelLoaded { .. } | Event::ModelsListed(_) | Event::Captioned { .. } => {
+            Event::ModelLoaded { .. } | Event::Captioned { .. } => {
                 p.caption.on_event(event, shared)
             }
             Event::BatchItem { .. } | Event::BatchDone { .. } => p.batch.on_event(event, shared),
@@ -363,6 +376,23 @@ impl CaptionerApp {
             self.panels
                 .caption
                 .caption(crate::worker::ImageInput::File(image), &mut self.shared);
+        }
+    }
+
+    /// Carries out what the Models view asked for.
+    fn apply_models_action(&mut self, action: ModelsAction) {
+        match action {
+            ModelsAction::Use(choice) => {
+                self.panels.caption.choose_model(choice, &mut self.shared);
+                self.panels.tab = Tab::Caption;
+            }
+            ModelsAction::Deleted(dir) => {
+                if self.panels.caption.model == crate::jobs::ModelChoice::Trained(dir) {
+                    self.panels
+                        .caption
+                        .choose_model(crate::jobs::ModelChoice::Default, &mut self.shared);
+                }
+            }
         }
     }
 
@@ -415,6 +445,7 @@ impl eframe::App for CaptionerApp {
         self.panels.dataset.poll(&mut self.shared);
         self.panels.caption.poll(&mut self.shared);
         self.panels.batch.poll(&mut self.shared);
+        self.panels.models.poll(&mut self.shared);
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
@@ -454,6 +485,16 @@ impl eframe::App for CaptionerApp {
                 self.panels
                     .train
                     .panel_ui(ui, &mut self.shared, dataset_dir)
+            }
+            Tab::Models => {
+                let dataset_dir = self.panels.dataset.loaded().map(|l| l.dataset.root.clone());
+                if let Some(action) = self
+                    .panels
+                    .models
+                    .panel_ui(ui, &mut self.shared, dataset_dir)
+                {
+                    self.apply_models_action(action);
+                }
             }
             Tab::Caption => self.panels.caption.panel_ui(ui, &mut self.shared),
             Tab::Batch => self.panels.batch.panel_ui(ui, &mut self.shared),

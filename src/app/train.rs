@@ -2,7 +2,8 @@
 //! train and dev losses and dev BLEU-4, sample captions of fixed dev images every epoch, epoch
 //! time and ETA, the device, and a summary of the model being trained.
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
@@ -12,6 +13,7 @@ use super::Shared;
 use super::status::clock;
 use crate::dataset::Cleaning;
 use crate::decoder::DecoderKind;
+use crate::jobs::EndReason;
 use crate::train::{EpochReport, ModelSummary, TrainEvent};
 use crate::worker::{CancelToken, Command, Event, Job, TrainSettings};
 
@@ -24,6 +26,19 @@ pub struct TrainPanel {
 
     #[serde(skip)]
     run: Option<Run>,
+    /// The text typed into each number field, and why it was refused (when it was).
+    #[serde(skip)]
+    fields: HashMap<&'static str, Field>,
+    /// Whether the latest run's checkpoint was looked for (after a restart).
+    #[serde(skip)]
+    restored: bool,
+}
+
+/// A number field's text and, when the text is refused, why.
+#[derive(Default)]
+struct Field {
+    text: String,
+    error: Option<String>,
 }
 
 /// What the panel knows about the run on show.
@@ -45,8 +60,110 @@ pub struct Run {
     pub step_losses: Vec<[f64; 2]>,
     pub epochs: Vec<EpochReport>,
     pub started: Option<Instant>,
+    /// The first step this session saw (global step, when), for the run's ETA.
+    pub first_step: Option<(usize, Instant)>,
     pub finished: Option<String>,
+    /// Why the run ended.
+    pub end: Option<EndReason>,
     pub error: Option<String>,
+    /// Shown from the checkpoint of an earlier session (not running in this one).
+    pub restored: bool,
+    /// Whether Resume can continue the run: its last checkpoint exists and the run neither
+    /// finished nor stopped early.
+    pub resumable: bool,
+}
+
+impl Run {
+    /// Steps of the whole run done and in all.
+    pub fn overall_steps(&self) -> (usize, usize) {
+        let total = self.total_epochs * self.steps_per_epoch;
+        let done = (self.epoch.saturating_sub(1) * self.steps_per_epoch + self.step).min(total);
+        (done, total)
+    }
+
+    /// Estimated time left for the whole run (all configured epochs; early stopping can end it
+    /// sooner): from the last epoch's duration, else from the steps timed in this session.
+    pub fn run_eta(&self) -> Option<std::time::Duration> {
+        let (done, total) = self.overall_steps();
+        if total == 0 || self.steps_per_epoch == 0 {
+            return None;
+        }
+        let left = total.saturating_sub(done) as f64;
+        let per_step = match self.epochs.last() {
+            Some(r) if r.seconds > 0.0 => r.seconds / self.steps_per_epoch as f64,
+            _ => {
+                let (first, at) = self.first_step?;
+                let steps = done.checked_sub(first).filter(|n| *n > 0)?;
+                at.elapsed().as_secs_f64() / steps as f64
+            }
+        };
+        std::time::Duration::try_from_secs_f64(left * per_step).ok()
+    }
+
+    /// The best dev BLEU-4 so far (epoch, figure), as measured.
+    pub fn best(&self) -> Option<(usize, f64)> {
+        self.epochs
+            .iter()
+            .filter(|r| r.dev_bleu4.is_finite())
+            .fold(None, |best: Option<&EpochReport>, r| match best {
+                Some(b) if b.dev_bleu4 >= r.dev_bleu4 => Some(b),
+                _ => Some(r),
+            })
+            .map(|r| (r.epoch, r.dev_bleu4))
+    }
+}
+
+/// A BLEU figure with enough digits to tell a small score from zero.
+pub fn bleu_text(v: f64) -> String {
+    if v == 0.0 || v.abs() >= 0.001 {
+        format!("{v:.4}")
+    } else {
+        format!("{v:.2e}")
+    }
+}
+
+/// The run recorded in `run_dir/last` (its training state), shown after a restart.
+pub fn restore_run(run_dir: &Path) -> Option<Run> {
+    let path = run_dir
+        .join(crate::train::LAST_DIR)
+        .join(crate::train::checkpoint::STATE_FILE);
+    let bytes = std::fs::read(&path).ok()?;
+    let state: crate::train::TrainState = serde_json::from_slice(&bytes).ok()?;
+    let completed = state.history.len();
+    let resumable = !state.early_stopped && state.epoch < state.train.epochs;
+    let finished = if state.early_stopped {
+        let best = state.best_epoch;
+        format!(
+            "last run: stopped early after {completed} epochs: {} epochs without a better dev \
+             BLEU-4 (best at epoch {best}); it cannot be resumed",
+            completed.saturating_sub(best)
+        )
+    } else if resumable {
+        format!(
+            "last run: {completed} of {} epochs done (stopped at epoch {}, step {}); Resume \
+             continues it from {}",
+            state.train.epochs,
+            state.epoch + 1,
+            state.step,
+            path.parent().unwrap_or(run_dir).display()
+        )
+    } else {
+        format!(
+            "last run: finished all {} epochs; it cannot be resumed",
+            state.train.epochs
+        )
+    };
+    Some(Run {
+        out_dir: Some(run_dir.to_path_buf()),
+        phase: "not running".into(),
+        total_epochs: state.train.epochs,
+        epoch: completed,
+        epochs: state.history,
+        finished: Some(finished),
+        restored: true,
+        resumable,
+        ..Run::default()
+    })
 }
 
 impl TrainPanel {
@@ -105,6 +222,7 @@ impl TrainPanel {
             run.step_losses = old.step_losses;
             run.epochs = old.epochs;
             run.summary = old.summary;
+            run.total_epochs = old.total_epochs;
         }
         if shared.send(Command::Train {
             settings,
@@ -155,33 +273,37 @@ impl TrainPanel {
                 run.phase = "training".into();
             }
             Event::Training(e) => on_train_event(run, e),
-            Event::TrainFinished(crate::jobs::TrainOutcome {
-                out_dir,
-                stopped,
-                best_bleu4,
-                epochs_completed,
-                best_dir,
-                ..
-            }) => {
+            Event::TrainFinished(outcome) => {
                 run.running = false;
-                let text = if stopped {
-                    format!(
-                        "stopped; Resume continues from {}",
-                        out_dir.join(crate::train::LAST_DIR).display()
-                    )
-                } else {
-                    format!(
-                        "finished after {epochs_completed} epochs; best dev BLEU-4 {best_bleu4:.4}, model in {}",
-                        best_dir.display()
-                    )
-                };
+                let mut text = outcome.end.describe();
+                if outcome.best_epoch > 0 {
+                    text.push_str(&format!(
+                        "; best dev BLEU-4 {} at epoch {}",
+                        bleu_text(outcome.best_bleu4),
+                        outcome.best_epoch
+                    ));
+                }
+                if !matches!(outcome.end, EndReason::StoppedInFeatures) {
+                    text.push_str(&format!("; best model in {}", outcome.best_dir.display()));
+                }
                 shared.status.info(format!("training {text}"));
-                run.phase = if stopped { "stopped" } else { "finished" }.into();
+                run.resumable = matches!(
+                    outcome.end,
+                    EndReason::Stopped { .. } | EndReason::StoppedInFeatures
+                );
+                run.phase = match outcome.end {
+                    EndReason::Finished { .. } => "finished",
+                    EndReason::EarlyStopped { .. } => "stopped early",
+                    EndReason::Stopped { .. } | EndReason::StoppedInFeatures => "stopped",
+                }
+                .into();
                 run.finished = Some(text);
+                run.end = Some(outcome.end);
                 shared.send(Command::ListModels);
             }
             Event::Failed { job, error } => {
                 run.running = false;
+                run.resumable = true;
                 run.phase = "failed".into();
                 let message = error.report();
                 shared.status.error(format!("{job} failed: {message}"));
@@ -197,6 +319,10 @@ impl TrainPanel {
         shared: &mut Shared,
         dataset_dir: Option<PathBuf>,
     ) {
+        if self.run.is_none() && !self.restored {
+            self.restored = true;
+            self.run = self.last_run.as_deref().and_then(restore_run);
+        }
         egui::Panel::left("train-settings")
             .resizable(false)
             .default_size(300.0)
@@ -222,24 +348,17 @@ impl TrainPanel {
             Some(d) => ui.label(format!("Dataset: {}", d.display())),
             None => ui.label("Dataset: none (import one on the Dataset panel)"),
         };
+        let fields = &mut self.fields;
         ui.add_enabled_ui(!running, |ui| {
             let s = &mut self.settings;
             egui::Grid::new("train-grid").num_columns(2).show(ui, |ui| {
-                ui.label("Epochs");
-                ui.add(egui::DragValue::new(&mut s.train.epochs).range(1..=500));
-                ui.end_row();
-                ui.label("Batch size");
-                ui.add(egui::DragValue::new(&mut s.train.batch_size).range(1..=1024));
-                ui.end_row();
-                ui.label("Learning rate");
-                ui.add(
-                    egui::DragValue::new(&mut s.train.lr)
-                        .range(1e-6..=1.0)
-                        .speed(1e-4)
-                        .max_decimals(5),
+                number_row(ui, fields, "Epochs", "Passes over the training captions. Early stopping may end the run sooner.", &mut s.train.epochs, 1, 500);
+                number_row(ui, fields, "Batch size", "Captions per training step. Larger batches give smoother but fewer updates per epoch.", &mut s.train.batch_size, 1, 1024);
+                number_row(ui, fields, "Learning rate", "Adam's step size at the start (0.000001 to 0.1). Too high diverges, too low learns slowly; 0.001 is a good start.", &mut s.train.lr, 1e-6, 0.1);
+                let decoder_label = ui.label("Decoder").on_hover_text(
+                    "merge: the image is joined with the LSTM's output (as in the Keras tutorial); \
+                     inject: the image is the LSTM's first input (Show and Tell)",
                 );
-                ui.end_row();
-                ui.label("Decoder");
                 egui::ComboBox::from_id_salt("decoder-kind")
                     .selected_text(s.decoder.to_string())
                     .show_ui(ui, |ui| {
@@ -249,39 +368,35 @@ impl TrainPanel {
                             DecoderKind::Inject,
                             "inject (Show and Tell)",
                         );
-                    });
+                    })
+                    .response
+                    .labelled_by(decoder_label.id);
                 ui.end_row();
-                ui.label("Embedding size");
-                ui.add(egui::DragValue::new(&mut s.embed_dim).range(8..=2048));
-                ui.end_row();
-                ui.label("LSTM size");
-                ui.add(egui::DragValue::new(&mut s.hidden_dim).range(8..=2048));
-                ui.end_row();
-                ui.label("Dropout");
-                ui.add(
-                    egui::DragValue::new(&mut s.dropout)
-                        .range(0.0..=0.9)
-                        .speed(0.01),
+                number_row(ui, fields, "Embedding size", "Length of the vector each word is turned into (8 to 2048).", &mut s.embed_dim, 8, 2048);
+                number_row(ui, fields, "LSTM size", "Memory cells of the LSTM (8 to 2048): larger can learn more, but trains slower.", &mut s.hidden_dim, 8, 2048);
+                number_row(ui, fields, "Dropout", "Share of values randomly zeroed while training (0 to 0.9), against overfitting.", &mut s.dropout, 0.0, 0.9);
+                number_row(ui, fields, "Vocabulary min count", "A word must appear at least this often in the training captions to be in the vocabulary; rarer words become <unk>.", &mut s.import.min_count, 1, 100);
+                let cleaning_label = ui.label("Cleaning").on_hover_text(
+                    "How captions are cleaned: natural keeps words like \"a\"; tutorial drops \
+                     one-letter words and numbers as the Keras tutorial does",
                 );
-                ui.end_row();
-                ui.label("Vocabulary min count");
-                ui.add(egui::DragValue::new(&mut s.import.min_count).range(1..=100));
-                ui.end_row();
-                ui.label("Cleaning");
                 egui::ComboBox::from_id_salt("cleaning")
                     .selected_text(s.import.cleaning.name())
                     .show_ui(ui, |ui| {
                         ui.selectable_value(&mut s.import.cleaning, Cleaning::Natural, "natural");
                         ui.selectable_value(&mut s.import.cleaning, Cleaning::Tutorial, "tutorial");
-                    });
+                    })
+                    .response
+                    .labelled_by(cleaning_label.id);
                 ui.end_row();
-                ui.label("Early-stop patience");
-                ui.add(egui::DragValue::new(&mut s.train.early_stop_patience).range(0..=50));
-                ui.end_row();
-                ui.label("Dev images for BLEU");
-                ui.add(egui::DragValue::new(&mut s.train.dev_bleu_images).range(1..=5000));
-                ui.end_row();
+                number_row(ui, fields, "Early-stop patience", "Stop after this many epochs in a row without a better dev BLEU-4 (0 = never stop early).", &mut s.train.early_stop_patience, 0, 50);
+                number_row(ui, fields, "Dev images for BLEU", "Dev images captioned after every epoch to measure BLEU-4 (1 to 5000): more is steadier but slower.", &mut s.train.dev_bleu_images, 1, 5000);
             });
+            for (label, f) in fields.iter() {
+                if let Some(e) = &f.error {
+                    ui.colored_label(ui.visuals().error_fg_color, format!("{label}: {e}"));
+                }
+            }
         });
         ui.separator();
         ui.horizontal(|ui| {
@@ -299,10 +414,18 @@ impl TrainPanel {
             {
                 self.stop();
             }
-            let can_resume = !running && dataset.is_some() && self.last_run.is_some();
+            let resumable = self.run.as_ref().is_none_or(|r| r.resumable);
+            let can_resume = !running && dataset.is_some() && self.last_run.is_some() && resumable;
             if ui
                 .add_enabled(can_resume, egui::Button::new("Resume"))
                 .on_hover_text("Continue the latest run from its last checkpoint")
+                .on_disabled_hover_text(if self.last_run.is_none() {
+                    "There is no run to resume"
+                } else if !resumable {
+                    "The latest run finished or stopped early; start a new one"
+                } else {
+                    "Choose the run's dataset on the Dataset panel first"
+                })
                 .clicked()
             {
                 self.start(dataset.clone(), true, shared);
@@ -351,22 +474,36 @@ impl TrainPanel {
                     .text(format!("image features {done} / {total}")),
             );
         }
-        if run.steps_per_epoch > 0 {
-            let last = run.epochs.last();
-            let eta = last.map(|r| r.eta_seconds).unwrap_or(f64::NAN);
-            let per_epoch = last.map(|r| r.seconds).unwrap_or(f64::NAN);
+        if let Some((epoch, bleu)) = run.best() {
+            ui.label(format!(
+                "Best dev BLEU-4 so far: {} (epoch {epoch})",
+                bleu_text(bleu)
+            ));
+        }
+        if run.steps_per_epoch > 0 && (run.running || !run.restored) {
+            let (done, total) = run.overall_steps();
+            let eta = run
+                .run_eta()
+                .filter(|_| run.running)
+                .map(|d| format!(", about {} left", clock(d)))
+                .unwrap_or_default();
+            ui.add(
+                egui::ProgressBar::new(done as f32 / total.max(1) as f32).text(format!(
+                    "run: epoch {} of {}, step {done} / {total}{eta}",
+                    run.epoch, run.total_epochs
+                )),
+            )
+            .on_hover_text(
+                "The whole run: every configured epoch (early stopping may end it sooner)",
+            );
             ui.add(
                 egui::ProgressBar::new(run.step as f32 / run.steps_per_epoch as f32).text(format!(
-                    "epoch {} of {}, step {} / {}, loss {:.3}",
-                    run.epoch, run.total_epochs, run.step, run.steps_per_epoch, run.avg_loss
+                    "this epoch: step {} / {}, loss {:.3}",
+                    run.step, run.steps_per_epoch, run.avg_loss
                 )),
             );
-            if per_epoch.is_finite() {
-                ui.label(format!(
-                    "last epoch {:.1} s, about {} left",
-                    per_epoch,
-                    clock(std::time::Duration::from_secs_f64(eta.max(0.0)))
-                ));
+            if let Some(last) = run.epochs.last() {
+                ui.label(format!("last epoch took {:.1} s", last.seconds));
             }
         }
         ui.columns(3, |cols| {
@@ -504,6 +641,10 @@ fn on_train_event(run: &mut Run, event: TrainEvent) {
             avg_loss,
             ..
         } => {
+            if run.first_step.is_none() {
+                let global = epoch.saturating_sub(1) * steps_per_epoch + step;
+                run.first_step = Some((global, Instant::now()));
+            }
             run.epoch = epoch;
             run.step = step;
             run.steps_per_epoch = steps_per_epoch;
@@ -518,4 +659,57 @@ fn on_train_event(run: &mut Run, event: TrainEvent) {
         TrainEvent::Stopped { .. } => run.phase = "stopped".into(),
         TrainEvent::Finished { .. } => {}
     }
+}
+
+/// A labelled number field with an explanation on hover: what is typed is taken when it is a
+/// number within `min..=max`, else refused with a message (and the setting kept).
+#[allow(clippy::too_many_arguments)]
+fn number_row<T>(
+    ui: &mut egui::Ui,
+    fields: &mut HashMap<&'static str, Field>,
+    label: &'static str,
+    hint: &str,
+    value: &mut T,
+    min: T,
+    max: T,
+) where
+    T: Copy + PartialOrd + std::fmt::Display + std::str::FromStr,
+{
+    let field = fields.entry(label).or_default();
+    let label_response = ui.label(label).on_hover_text(hint);
+    let edit = egui::TextEdit::singleline(&mut field.text)
+        .desired_width(110.0)
+        .id_salt(label);
+    let response = ui
+        .add(edit)
+        .labelled_by(label_response.id)
+        .on_hover_text(format!("{hint}\nFrom {min} to {max}."));
+    if response.changed() {
+        match field.text.trim().parse::<T>() {
+            Ok(v) if v >= min && v <= max => {
+                *value = v;
+                field.error = None;
+            }
+            Ok(_) => {
+                field.error = Some(format!(
+                    "{} is outside {min} to {max}; keeping {}",
+                    field.text.trim(),
+                    value
+                ))
+            }
+            Err(_) => {
+                field.error = Some(format!(
+                    "\"{}\" is not a number from {min} to {max}; keeping {}",
+                    field.text.trim(),
+                    value
+                ))
+            }
+        }
+    }
+    // Shows the setting itself while the field is not being edited; a refusal's message stays
+    // until a valid value is typed.
+    if response.lost_focus() || (!response.has_focus() && field.error.is_none()) {
+        field.text = value.to_string();
+    }
+    ui.end_row();
 }

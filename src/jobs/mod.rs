@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 pub use caption::{CaptionInput, FolderReport};
 pub use models::{ModelChoice, ModelEntry};
-pub use train::{TrainOutcome, TrainSettings};
+pub use train::{EndReason, TrainOutcome, TrainSettings};
 
 /// Asks a running job to stop at its next checkpoint (a batch, a training step).
 #[derive(Clone, Debug, Default)]

@@ -67,6 +67,69 @@ pub struct TrainPlaces {
     pub models_dir: PathBuf,
 }
 
+/// Why a training run ended (a failure is the job's error instead).
+#[derive(Clone, Debug, PartialEq)]
+pub enum EndReason {
+    /// Every configured epoch was trained.
+    Finished { epochs: usize },
+    /// Early stopping: `without_improvement` epochs in a row did not beat the best dev BLEU-4,
+    /// reached at epoch `best_epoch`.
+    EarlyStopped {
+        epochs: usize,
+        without_improvement: usize,
+        best_epoch: usize,
+    },
+    /// Stopped on request; the run can be resumed.
+    Stopped { epochs: usize },
+    /// Stopped on request while computing image features, before training began.
+    StoppedInFeatures,
+}
+
+impl EndReason {
+    /// From what the training engine reports.
+    pub fn of(summary: &train::TrainSummary) -> EndReason {
+        let epochs = summary.epochs_completed;
+        if summary.stopped {
+            EndReason::Stopped { epochs }
+        } else if summary.early_stopped {
+            EndReason::EarlyStopped {
+                epochs,
+                without_improvement: epochs.saturating_sub(summary.best_epoch),
+                best_epoch: summary.best_epoch,
+            }
+        } else {
+            EndReason::Finished { epochs }
+        }
+    }
+
+    /// The ending in words, for the Train panel and the command line.
+    pub fn describe(&self) -> String {
+        let plural = |n: usize| if n == 1 { "" } else { "s" };
+        match *self {
+            EndReason::Finished { epochs } => {
+                format!("finished all {epochs} epoch{}", plural(epochs))
+            }
+            EndReason::EarlyStopped {
+                epochs,
+                without_improvement,
+                best_epoch,
+            } => format!(
+                "stopped early after {epochs} epoch{}: {without_improvement} epoch{} without a \
+                 better dev BLEU-4 (best at epoch {best_epoch})",
+                plural(epochs),
+                plural(without_improvement)
+            ),
+            EndReason::Stopped { epochs } => format!(
+                "stopped by the user after {epochs} complete epoch{}; Resume continues",
+                plural(epochs)
+            ),
+            EndReason::StoppedInFeatures => {
+                "stopped by the user while computing image features".to_string()
+            }
+        }
+    }
+}
+
 /// How a training job ended.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrainOutcome {
@@ -78,7 +141,10 @@ pub struct TrainOutcome {
     /// Stopped before training began (while computing image features).
     pub stopped_in_features: bool,
     pub best_bleu4: f64,
+    /// 1-based epoch of the best dev BLEU-4 (0: none).
+    pub best_epoch: usize,
     pub epochs_completed: usize,
+    pub end: EndReason,
 }
 
 /// The device training runs on and the encoder that computes its features.
@@ -117,7 +183,9 @@ pub fn train(
         stopped: true,
         stopped_in_features,
         best_bleu4: 0.0,
+        best_epoch: 0,
         epochs_completed: 0,
+        end: EndReason::StoppedInFeatures,
     };
 
     let ds = super::import::import(&dir, &settings.import, events, cancel)?;
@@ -175,6 +243,17 @@ pub fn train(
         device: pipeline::device_name(resources.device),
         engine: format!("{} engine", settings.train.engine.resolve(resources.device)),
     });
+    // Names given to the run's checkpoints before (a resumed run keeps them).
+    let checkpoints = [out_dir.join(train::BEST_DIR), out_dir.join(train::LAST_DIR)];
+    let names: Vec<Option<String>> = checkpoints
+        .iter()
+        .map(|d| {
+            crate::model_dir::read_meta(d)
+                .ok()
+                .map(|m| m.name)
+                .filter(|n| !n.trim().is_empty())
+        })
+        .collect();
     let summary = train::train(
         &decoder_cfg,
         &settings.train,
@@ -212,14 +291,25 @@ pub fn train(
             }),
         }
     }
+    for (dir, name) in checkpoints.iter().zip(&names) {
+        super::models::name_models(std::slice::from_ref(dir), name.as_deref())?;
+    }
+    // The best epoch's figure as measured (its report in the run's history).
+    let best = summary
+        .history
+        .iter()
+        .find(|r| r.epoch == summary.best_epoch);
+    let end = EndReason::of(&summary);
     Ok(TrainOutcome {
         out_dir: out_dir.clone(),
         best_dir: summary.best_dir,
         last_dir: summary.last_dir,
         stopped: summary.stopped,
         stopped_in_features: false,
-        best_bleu4: summary.best_bleu4,
+        best_bleu4: best.map_or(summary.best_bleu4, |r| r.dev_bleu4),
+        best_epoch: summary.best_epoch,
         epochs_completed: summary.epochs_completed,
+        end,
     })
 }
 

@@ -5,9 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::dataset::{Dataset, ImportOptions, Summary};
+use crate::jobs::evaluate::EvalOptions;
 use crate::jobs::{
     CancelToken, Job, JobError, ModelChoice, ModelEntry, TrainOutcome, TrainSettings,
 };
+use crate::pipeline::EvalReport;
 
 pub use crate::pipeline::{
     CaptionResult as CaptionOutput, ScoredCaption as Alternative, ScoredWord as WordScore,
@@ -60,6 +62,14 @@ pub enum Command {
     Train {
         settings: TrainSettings,
         resume: bool,
+        cancel: CancelToken,
+    },
+    /// Score a model on a split of a dataset (BLEU-1..4, CIDEr-D) and keep the result in its
+    /// `meta.json`; reports [`Event::Evaluated`].
+    EvaluateModel {
+        model: ModelChoice,
+        dataset_dir: PathBuf,
+        options: EvalOptions,
         cancel: CancelToken,
     },
     /// Finish the current job and end the thread.
@@ -121,4 +131,9 @@ pub enum Event {
     Training(crate::train::TrainEvent),
     /// Training ended: finished, early-stopped or stopped on request (resumable).
     TrainFinished(TrainOutcome),
+    /// A model was scored (and the scores kept in its `meta.json`).
+    Evaluated {
+        model: ModelChoice,
+        report: EvalReport,
+    },
 }

@@ -46,6 +46,8 @@ impl Outbox {
 
     /// Forwards a job event of `job` to the UI.
     fn forward(&self, job: Job, event: JobEvent) {
+        // An evaluation's stages (import, features) are all reported as the evaluation's.
+        let route = |stage: Job| if job == Job::Evaluate { job } else { stage };
         match event {
             JobEvent::Phase {
                 job: stage,
@@ -55,7 +57,7 @@ impl Outbox {
                 job: stage,
                 message,
             } => self.send(Event::Progress {
-                job: if job == Job::Train { job } else { stage },
+                job: if job == Job::Train { job } else { route(stage) },
                 done: 0,
                 total: 0,
                 eta: None,
@@ -67,7 +69,7 @@ impl Outbox {
                 total,
                 eta,
             } => self.send(Event::Progress {
-                job: stage,
+                job: route(stage),
                 done,
                 total,
                 eta,
@@ -82,7 +84,7 @@ impl Outbox {
                 path,
                 reason,
             } => self.send(Event::Progress {
-                job: stage,
+                job: route(stage),
                 done: 0,
                 total: 0,
                 eta: None,
@@ -181,6 +183,7 @@ fn job_of(command: &Command) -> Job {
         Command::Caption { .. } => Job::Caption,
         Command::CaptionBatch { .. } => Job::Batch,
         Command::Train { .. } => Job::Train,
+        Command::EvaluateModel { .. } => Job::Evaluate,
         Command::Shutdown => Job::Import,
     }
 }
@@ -190,7 +193,7 @@ impl State {
         match command {
             Command::ImportDataset { dir, options } => self.import_dataset(dir, options),
             Command::ListModels => {
-                let models = models::list_models(&self.config.models_dir);
+                let models = models::list_all(&self.config.models_dir);
                 self.outbox.send(Event::ModelsListed(models));
             }
             Command::LoadModel(choice) => {
@@ -229,8 +232,47 @@ impl State {
                     self.outbox.failed(Job::Train, e);
                 }
             }
+            Command::EvaluateModel {
+                model,
+                dataset_dir,
+                options,
+                cancel,
+            } => {
+                if let Err(e) = self.evaluate(model, dataset_dir, options, cancel) {
+                    self.outbox.failed(Job::Evaluate, e);
+                }
+            }
             Command::Shutdown => {}
         }
+    }
+
+    fn evaluate(
+        &mut self,
+        model: ModelChoice,
+        dataset_dir: PathBuf,
+        options: crate::jobs::evaluate::EvalOptions,
+        cancel: CancelToken,
+    ) -> Result<(), JobError> {
+        let encoder = self.encoder()?.clone();
+        let outbox = self.outbox.clone();
+        let abort = self.abort.clone();
+        let report = models::evaluate_and_store(
+            &model,
+            encoder,
+            &self.device,
+            &dataset_dir,
+            &self.config.cache_dir,
+            &options,
+            &mut |event| {
+                if abort.is_cancelled() {
+                    cancel.cancel();
+                }
+                outbox.forward(Job::Evaluate, event);
+            },
+            &cancel,
+        )?;
+        self.outbox.send(Event::Evaluated { model, report });
+        Ok(())
     }
 
     fn encoder(&mut self) -> Result<&Encoder, JobError> {
@@ -417,7 +459,7 @@ impl State {
                             }
                         }
                         Command::ListModels => {
-                            outbox.send(Event::ModelsListed(models::list_models(models_dir)))
+                            outbox.send(Event::ModelsListed(models::list_all(models_dir)))
                         }
                         Command::Shutdown => {
                             cancel.cancel();

@@ -79,10 +79,12 @@ pub enum Filter {
     Edited,
     Unsaved,
     Failed,
+    /// Machine captions the model flagged as probably wrong.
+    NeedsReview,
 }
 
 impl Filter {
-    pub const ALL: [Filter; 7] = [
+    pub const ALL: [Filter; 8] = [
         Filter::All,
         Filter::Uncaptioned,
         Filter::Existing,
@@ -90,6 +92,7 @@ impl Filter {
         Filter::Edited,
         Filter::Unsaved,
         Filter::Failed,
+        Filter::NeedsReview,
     ];
 
     pub fn label(self) -> &'static str {
@@ -101,6 +104,7 @@ impl Filter {
             Filter::Edited => "edited",
             Filter::Unsaved => "not saved",
             Filter::Failed => "failed or problems",
+            Filter::NeedsReview => "needs review",
         }
     }
 
@@ -116,6 +120,9 @@ impl Filter {
                 e.failed.is_some()
                     || e.photo != Photo::Present
                     || matches!(e.disk, Disk::Unreadable(_))
+            }
+            Filter::NeedsReview => {
+                e.cell.source == Source::Machine && e.cell.needs_review == Some(true)
             }
         }
     }
@@ -296,12 +303,19 @@ pub fn machine_cell(output: &CaptionOutput, min_len: usize) -> Cell {
         .find(|a| a.split_whitespace().count() >= min_len)
         .cloned()
         .unwrap_or_else(|| output.text.clone());
-    let confidence = (caption == output.text).then(|| output.word_probability_geomean());
+    let best = caption == output.text;
+    let confidence = best.then(|| {
+        output
+            .confidence
+            .unwrap_or_else(|| output.word_probability_geomean())
+    });
     Cell {
         caption,
         source: Source::Machine,
         confidence,
         alternatives,
+        needs_review: if best { output.needs_review } else { None },
+        tags: output.tags.clone(),
     }
 }
 
@@ -918,8 +932,10 @@ impl BatchPanel {
                 caption: e.cell.caption.trim().to_string(),
                 confidence: e.cell.confidence,
                 edited: e.cell.source == Source::Edited,
-                needs_review: None,
-                tags: Vec::new(),
+                needs_review: (e.cell.source == Source::Machine)
+                    .then_some(e.cell.needs_review)
+                    .flatten(),
+                tags: e.cell.tags.clone(),
             })
             .collect()
     }
@@ -1716,7 +1732,10 @@ impl BatchPanel {
                             egui::RichText::new(format!("confidence {:.0}%", c * 100.0))
                                 .color(confidence_color(c)),
                         )
-                        .on_hover_text("the model's geometric mean word probability");
+                        .on_hover_text(
+                            "How likely the caption is acceptable (calibrated models), else the \
+                             geometric mean of the word probabilities",
+                        );
                     }
                     if e.reviewed {
                         ui.weak("reviewed");
@@ -1725,6 +1744,18 @@ impl BatchPanel {
                         ui.weak("not saved");
                     }
                 });
+                if e.cell.source == Source::Machine && e.cell.needs_review == Some(true) {
+                    ui.colored_label(
+                        ui.visuals().warn_fg_color,
+                        "Needs review: the model thinks this caption is probably wrong.",
+                    );
+                }
+                if !e.cell.tags.is_empty() {
+                    ui.horizontal_wrapped(|ui| {
+                        ui.weak("Tags:");
+                        ui.label(e.cell.tags.join(", "));
+                    });
+                }
                 for problem in problems(e) {
                     ui.colored_label(ui.visuals().error_fg_color, problem);
                 }
@@ -1904,7 +1935,7 @@ fn source_badge(ui: &mut egui::Ui, e: &Entry) -> egui::Response {
     ui.label(egui::RichText::new(text).small().color(color))
         .on_hover_text(match e.cell.source {
             Source::Empty => "no caption yet",
-            Source::Existing => "read from the photo's .txt file",
+            Source::Existing => "read from the photo's .txt file or its metadata",
             Source::Machine => "written by the model",
             Source::Edited => "changed by you",
         })
@@ -1921,6 +1952,15 @@ fn cell_ui(
     thumbnail_ui(ui, shared, &e.path, side);
     ui.horizontal(|ui| {
         source_badge(ui, e);
+        if e.cell.source == Source::Machine && e.cell.needs_review == Some(true) {
+            ui.label(
+                egui::RichText::new("review")
+                    .small()
+                    .strong()
+                    .color(ui.visuals().warn_fg_color),
+            )
+            .on_hover_text("The model thinks this caption is probably wrong: check it");
+        }
         if let Some(c) = e.cell.confidence {
             ui.label(
                 egui::RichText::new(format!("{:.0}%", c * 100.0))

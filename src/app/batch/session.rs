@@ -41,10 +41,17 @@ impl Source {
 pub struct Cell {
     pub caption: String,
     pub source: Source,
-    /// The model's confidence (geometric mean word probability), for machine captions.
+    /// The model's confidence for machine captions: calibrated when the model has a
+    /// calibration, else the geometric mean of the word probabilities.
     pub confidence: Option<f32>,
     /// The beam's captions, best first.
     pub alternatives: Vec<String>,
+    /// The model flagged the caption as probably wrong (machine captions of calibrated models).
+    #[serde(default)]
+    pub needs_review: Option<bool>,
+    /// Keywords for the photo from the model (ImageNet classes and the caption's words).
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 /// The photo's sidecar as last read from (or written to) disk.
@@ -402,6 +409,8 @@ impl Session {
             source: Source::Edited,
             confidence: None,
             alternatives: before.alternatives.clone(),
+            needs_review: None,
+            tags: before.tags.clone(),
         };
         self.bump(index);
         self.entries[index].cell = after.clone();
@@ -829,6 +838,8 @@ mod tests {
             source: Source::Machine,
             confidence: Some(0.5),
             alternatives: vec![text.into(), format!("{text} too")],
+            needs_review: None,
+            tags: Vec::new(),
         }
     }
 
