@@ -193,6 +193,8 @@ fn shipped_model_flags_unfamiliar_photos_and_tags_them() {
     let cat = caption(&c, &unf.join("chelsea.jpg"));
     assert_eq!(cat.needs_review, Some(true), "{cat:?}");
     assert!(cat.tags.iter().any(|t| t == "cat"), "{:?}", cat.tags);
+    // A caption flagged as probably wrong ("a little girl ...") lends no words to the tags.
+    assert!(!cat.tags.iter().any(|t| t == "girl"), "{:?}", cat.tags);
     let coffee = caption(&c, &unf.join("coffee.jpg"));
     assert_eq!(coffee.needs_review, Some(true), "{coffee:?}");
     assert_eq!(coffee.review_reason, Some(ReviewReason::Unfamiliar));

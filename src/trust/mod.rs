@@ -332,9 +332,13 @@ impl Trust {
                 }
             }
         }
-        for w in content_words(words.iter().map(|w| w.0.as_str())) {
-            if !tags.contains(&w) {
-                tags.push(w);
+        // A caption flagged as probably wrong lends no words to the tags: only what the
+        // image classifier saw is kept then.
+        if needs_review != Some(true) {
+            for w in content_words(words.iter().map(|w| w.0.as_str())) {
+                if !tags.contains(&w) {
+                    tags.push(w);
+                }
             }
         }
         Assessment {
