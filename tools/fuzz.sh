@@ -12,7 +12,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 fuzz="$root/fuzz"
-all_targets=(flickr8k_tokens flickr8k_split kaggle_csv coco_json sidecar model_dir feature_cache app_state image_loader)
+all_targets=(flickr8k_tokens flickr8k_split kaggle_csv coco_json sidecar model_dir feature_cache app_state batch_session image_loader)
 
 seconds=60
 build_only=no
@@ -36,6 +36,7 @@ options_for() {
     model_dir) echo "-max_len=8192 -dict=$fuzz/dict/json.dict" ;;
     feature_cache) echo "-max_len=2048 -dict=$fuzz/dict/json.dict" ;;
     app_state) echo "-max_len=2048 -dict=$fuzz/dict/ron.dict" ;;
+    batch_session) echo "-max_len=4096 -dict=$fuzz/dict/json.dict" ;;
     image_loader) echo "-max_len=16384" ;;
     *) echo "-max_len=4096 -dict=$fuzz/dict/lines.dict" ;;
   esac
