@@ -342,3 +342,49 @@ fn batch_writes_metadata_and_alt_text() {
     let d = metadata::read_description(&mine).unwrap().unwrap();
     assert!(!d.caption.contains("my own"), "{}", d.caption);
 }
+
+/// `captioner batch` on a big folder stops cleanly on Ctrl-C (SIGINT) and keeps what it
+/// captioned in its exports. The signal is sent when the first caption is printed, so the
+/// test waits for an event, not for a time.
+#[cfg(unix)]
+#[test]
+fn batch_stops_on_ctrl_c_and_keeps_what_is_done() {
+    use std::io::BufRead;
+    let tmp = tempfile::tempdir().unwrap();
+    let photos = tmp.path().join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    let bytes = std::fs::read(fixture("encoder/images/2529205842_bdcb49d65b.jpg")).unwrap();
+    let total = 3000;
+    for i in 0..total {
+        std::fs::write(photos.join(format!("p{i:05}.jpg")), &bytes).unwrap();
+    }
+    let csv = tmp.path().join("done.csv");
+    let mut child = captioner()
+        .arg("batch")
+        .arg(&photos)
+        .arg("--csv")
+        .arg(&csv)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let first = lines.next().expect("a caption line").unwrap();
+    assert!(first.contains(": "), "{first}");
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let printed = 1 + lines.count();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("stopped early"), "{stderr}");
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    // The CSV holds exactly the photos captioned before the stop.
+    let csv = std::fs::read_to_string(&csv).unwrap();
+    let rows = csv.lines().count() - 1;
+    assert_eq!(rows, printed, "{stderr}");
+    assert!(rows >= 1 && rows < total, "{rows} of {total}");
+}
