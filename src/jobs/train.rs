@@ -1,7 +1,7 @@
 //! Training a caption model from a dataset folder: import, image features (cached), training
 //! data, training with checkpoints. The one sequence both front ends run.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use candle_core::Device;
 
@@ -382,9 +382,4 @@ pub fn default_models_dir() -> PathBuf {
     crate::paths::data_dir()
         .unwrap_or_else(|| PathBuf::from("."))
         .join("models")
-}
-
-/// The feature cache root: `cache` when given, else the OS data folder's.
-pub fn cache_root(cache: Option<&Path>) -> PathBuf {
-    crate::paths::cache_dir(cache)
 }

@@ -44,6 +44,18 @@ impl Outbox {
         self.send(Event::Failed { job, error });
     }
 
+    /// A batch that could not run (or broke off): the error, then its end.
+    fn batch_failed(&self, id: u64, error: JobError) {
+        self.failed(Job::Batch, error);
+        self.send(Event::BatchDone {
+            id,
+            done: 0,
+            failed: 0,
+            stopped: true,
+            seconds: 0.0,
+        });
+    }
+
     /// Forwards a job event of `job` to the UI.
     fn forward(&self, job: Job, event: JobEvent) {
         // An evaluation's stages (import, features) are all reported as the evaluation's.
@@ -359,14 +371,7 @@ impl State {
         let captioner = match self.batch_captioner(model) {
             Ok(c) => c,
             Err(e) => {
-                outbox.failed(Job::Batch, e);
-                outbox.send(Event::BatchDone {
-                    id,
-                    done: 0,
-                    failed: 0,
-                    stopped: true,
-                    seconds: 0.0,
-                });
+                outbox.batch_failed(id, e);
                 return;
             }
         };
@@ -396,14 +401,7 @@ impl State {
                 seconds: report.seconds,
             }),
             Err(e) => {
-                outbox.failed(Job::Batch, e);
-                outbox.send(Event::BatchDone {
-                    id,
-                    done: 0,
-                    failed: 0,
-                    stopped: true,
-                    seconds: 0.0,
-                });
+                outbox.batch_failed(id, e);
             }
         }
     }
