@@ -228,6 +228,12 @@ pub struct TrainArgs {
     /// Continue the run in --out from its last checkpoint.
     #[arg(long)]
     pub resume: bool,
+    /// Fine-tune this model folder (`default`: the shipped model) instead of training a new
+    /// one: start from its weights and keep its decoder and vocabulary (caption words outside
+    /// it count as unknown; --decoder, --embed, --hidden, --cleaning and --min-count are
+    /// ignored). A lower --lr than for a new model usually works best.
+    #[arg(long, value_name = "MODEL")]
+    pub from: Option<PathBuf>,
     /// Cache folder for image features.
     #[arg(long)]
     pub cache: Option<PathBuf>,
@@ -289,9 +295,15 @@ pub struct BatchArgs {
     /// --overwrite is given.
     #[arg(long)]
     pub embed: bool,
-    /// Replace existing `.txt` sidecars and existing descriptions in metadata.
-    #[arg(long)]
+    /// Replace existing `.txt` sidecars and existing descriptions in metadata (the same as
+    /// `--existing overwrite`).
+    #[arg(long, conflicts_with = "existing")]
     pub overwrite: bool,
+    /// What to do with a caption already there (a `.txt` sidecar, or a description in the
+    /// photo's metadata): `skip` leaves it, `overwrite` replaces it, `append` keeps it and adds
+    /// the new caption after it ("old, new"; exporting again does not repeat it).
+    #[arg(long, value_parser = crate::export::Existing::parse)]
+    pub existing: Option<crate::export::Existing>,
     /// Put this text (a trigger word, say) before every caption.
     #[arg(long, default_value = "")]
     pub prefix: String,
@@ -540,4 +552,15 @@ pub fn format_summary(s: &Summary) -> String {
         }
     }
     out
+}
+
+impl BatchArgs {
+    /// `--existing`, or `--overwrite`, or skip.
+    pub fn existing(&self) -> crate::export::Existing {
+        match (self.existing, self.overwrite) {
+            (Some(e), _) => e,
+            (None, true) => crate::export::Existing::Overwrite,
+            (None, false) => crate::export::Existing::Skip,
+        }
+    }
 }

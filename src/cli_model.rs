@@ -203,6 +203,27 @@ impl Renderer {
                 }
                 self.out_dir = Some(out_dir);
             }
+            JobEvent::FineTune {
+                base,
+                base_dir,
+                unknown,
+            } => {
+                if self.json_lines {
+                    println!(
+                        "{}",
+                        serde_json::json!({"event": "fine_tune", "base": base,
+                            "base_dir": base_dir, "words": unknown.total,
+                            "unknown_words": unknown.unknown,
+                            "distinct_unknown_words": unknown.words.len()})
+                    );
+                } else {
+                    self.message(&format!(
+                        "fine-tuning {base} ({}): {}",
+                        base_dir.display(),
+                        unknown.describe(10)
+                    ));
+                }
+            }
             JobEvent::Train(e) => self.train_event(e),
             JobEvent::Captioned { .. } => {}
         }
@@ -365,6 +386,13 @@ pub fn train_settings(args: &TrainArgs) -> anyhow::Result<TrainSettings> {
             ..TrainConfig::default()
         },
         out_dir: args.out.clone(),
+        from: args.from.as_ref().map(|f| {
+            if f.as_os_str() == "default" && !f.exists() {
+                pipeline::default_model_dir()
+            } else {
+                f.clone()
+            }
+        }),
     })
 }
 
@@ -686,7 +714,7 @@ pub fn batch(args: &BatchArgs) -> anyhow::Result<ExitCode> {
     );
     let mut export_failed = false;
     if args.sidecars {
-        let r = export::write_sidecars(&rows, args.overwrite);
+        let r = export::write_sidecars(&rows, args.existing());
         eprintln!("{}", r.describe("sidecars"));
         export_failed |= !r.failed.is_empty();
     }
@@ -703,7 +731,7 @@ pub fn batch(args: &BatchArgs) -> anyhow::Result<ExitCode> {
         ),
     ] {
         if flag {
-            let r = export::write_metadata(&rows, target, args.overwrite);
+            let r = export::write_metadata(&rows, target, args.existing());
             eprintln!("{}", r.describe(what));
             for f in r.failed.iter().skip(1) {
                 eprintln!("  failed: {f}");
@@ -864,15 +892,11 @@ pub fn calibrate(args: &crate::cli::CalibrateArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `prefix caption suffix`, with single spaces where the parts meet.
+/// `prefix caption suffix` ([`export::with_prefix_suffix`]).
 pub fn with_prefix_suffix(caption: &str, prefix: &str, suffix: &str) -> String {
-    [prefix.trim(), caption.trim(), suffix.trim()]
-        .iter()
-        .filter(|p| !p.is_empty())
-        .copied()
-        .collect::<Vec<_>>()
-        .join(" ")
+    export::with_prefix_suffix(caption, prefix, suffix)
 }
+
 /// `captioner models`: the shipped and trained models ([`crate::jobs::models::list_all`]).
 pub fn models(args: &crate::cli::ModelsArgs) -> anyhow::Result<ExitCode> {
     let dir = args

@@ -87,19 +87,97 @@ pub fn count_existing_sidecars(images: &[PathBuf]) -> usize {
     images.iter().filter(|p| sidecar_path(p).exists()).count()
 }
 
-/// Writes each caption as the first line of `<image>.txt` ([`crate::sidecar::replace_caption`]:
-/// atomic, on one line, the existing file's further lines kept). Existing sidecars are skipped
-/// unless `overwrite`; a sidecar that is not UTF-8 text is replaced only with `overwrite`.
-pub fn write_sidecars(rows: &[ExportRow], overwrite: bool) -> ExportReport {
-    use crate::sidecar::{WriteMode, WriteOutcome, replace_caption};
-    let mode = if overwrite {
-        WriteMode::Overwrite
+/// What an export does with a caption that is already there (a `.txt` sidecar, or a
+/// description in the photo's metadata).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Existing {
+    /// Leave it as it is (the photo is counted as skipped).
+    #[default]
+    Skip,
+    /// Replace it with the new caption.
+    Overwrite,
+    /// Keep it and add the new caption after it ([`appended`]).
+    Append,
+}
+
+impl Existing {
+    pub const ALL: [Existing; 3] = [Existing::Skip, Existing::Overwrite, Existing::Append];
+
+    /// For `--existing`.
+    pub fn parse(s: &str) -> Result<Existing, String> {
+        match s {
+            "skip" => Ok(Existing::Skip),
+            "overwrite" | "replace" => Ok(Existing::Overwrite),
+            "append" => Ok(Existing::Append),
+            other => Err(format!("`{other}`: expected skip, overwrite or append")),
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Existing::Skip => "keep existing captions",
+            Existing::Overwrite => "replace existing captions",
+            Existing::Append => "append to existing captions",
+        }
+    }
+}
+
+/// `prefix caption suffix`, with single spaces where the parts meet (a trigger word before
+/// every caption, say).
+pub fn with_prefix_suffix(caption: &str, prefix: &str, suffix: &str) -> String {
+    [prefix.trim(), caption.trim(), suffix.trim()]
+        .iter()
+        .filter(|p| !p.is_empty())
+        .copied()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `old` with `new` added after it: `"sks dog" + "a dog runs"` is `"sks dog, a dog runs"`
+/// (after a sentence's end, just a space). An `old` that already ends with `new` (an append
+/// done before) stays as it is, so exporting twice does not repeat the caption.
+pub fn appended(old: &str, new: &str) -> String {
+    let (old, new) = (old.trim(), new.trim());
+    if old.is_empty() {
+        return new.to_string();
+    }
+    if new.is_empty() || old.ends_with(new) {
+        return old.to_string();
+    }
+    let sep = if old.ends_with(['.', '!', '?', ',', ';', ':']) {
+        " "
     } else {
-        WriteMode::Skip
+        ", "
     };
+    format!("{old}{sep}{new}")
+}
+
+/// Writes each row's caption to the `.txt` sidecar beside its image (atomically). Existing
+/// sidecars are handled as `existing` says; the lines after an existing sidecar's first are
+/// kept; a sidecar that is not UTF-8 text is replaced only with [`Existing::Overwrite`].
+pub fn write_sidecars(rows: &[ExportRow], existing: Existing) -> ExportReport {
+    use crate::sidecar::{WriteMode, WriteOutcome, read, replace_caption};
     let mut report = ExportReport::default();
     for row in rows {
-        match replace_caption(&sidecar_path(&row.path), &row.caption, mode) {
+        let path = sidecar_path(&row.path);
+        let (caption, mode) = match existing {
+            Existing::Skip => (row.caption.clone(), WriteMode::Skip),
+            Existing::Overwrite => (row.caption.clone(), WriteMode::Overwrite),
+            Existing::Append => match read(&path) {
+                Ok(old) => (
+                    appended(
+                        old.map(|o| o.caption).as_deref().unwrap_or(""),
+                        &row.caption,
+                    ),
+                    WriteMode::Overwrite,
+                ),
+                Err(e) => {
+                    report.failed.push(e.to_string());
+                    continue;
+                }
+            },
+        };
+        match replace_caption(&path, &caption, mode) {
             Ok(WriteOutcome::Written | WriteOutcome::Unchanged) => report.written += 1,
             Ok(WriteOutcome::SkippedExisting) => report.skipped += 1,
             Err(e) => report.failed.push(e.to_string()),
@@ -171,22 +249,38 @@ pub enum MetadataTarget {
 }
 
 /// Writes each caption (and its tags) as photo metadata. A photo that already carries a
-/// description (in a sidecar or embedded) is left alone unless `overwrite`; a photo that
+/// description (in a sidecar or embedded) is handled as `existing` says; a photo that
 /// cannot be written (read-only, not JPEG/PNG, corrupt) is reported and left byte-for-byte
 /// as it was; the rest go on.
-pub fn write_metadata(rows: &[ExportRow], target: MetadataTarget, overwrite: bool) -> ExportReport {
+pub fn write_metadata(
+    rows: &[ExportRow],
+    target: MetadataTarget,
+    existing: Existing,
+) -> ExportReport {
     use crate::metadata::{self, Described};
     let mut report = ExportReport::default();
     for row in rows {
-        let caption = row.caption.trim();
+        let mut caption = row.caption.trim().to_string();
         if caption.is_empty() {
             continue;
         }
-        if !overwrite {
+        let mut subjects = row.tags.clone();
+        if existing != Existing::Overwrite {
             match metadata::read_description(&row.path) {
-                Ok(Some(_)) => {
+                Ok(Some(_)) if existing == Existing::Skip => {
                     report.skipped += 1;
                     continue;
+                }
+                Ok(Some(old)) => {
+                    caption = appended(&old.caption, &caption);
+                    // The tags already there stay, first; new ones follow.
+                    let mut all = old.subjects;
+                    for t in subjects {
+                        if !all.contains(&t) {
+                            all.push(t);
+                        }
+                    }
+                    subjects = all;
                 }
                 Ok(None) => {}
                 Err(e) => {
@@ -195,10 +289,7 @@ pub fn write_metadata(rows: &[ExportRow], target: MetadataTarget, overwrite: boo
                 }
             }
         }
-        let described = Described {
-            caption: caption.to_string(),
-            subjects: row.tags.clone(),
-        };
+        let described = Described { caption, subjects };
         let result = match target {
             MetadataTarget::XmpSidecar => {
                 metadata::write_sidecar(&row.path, &described).map(|_| ())
@@ -259,6 +350,89 @@ mod tests {
     }
 
     #[test]
+    fn appended_joins_once() {
+        assert_eq!(appended("sks dog", "a dog runs"), "sks dog, a dog runs");
+        assert_eq!(
+            appended("A dog runs.", "It is wet"),
+            "A dog runs. It is wet"
+        );
+        assert_eq!(appended("", " a dog "), "a dog");
+        assert_eq!(appended("mine", ""), "mine");
+        // Appending again does not repeat the caption.
+        let once = appended("sks dog", "a dog runs");
+        assert_eq!(appended(&once, "a dog runs"), once);
+        assert_eq!(Existing::parse("append"), Ok(Existing::Append));
+        assert!(Existing::parse("merge").is_err());
+    }
+
+    #[test]
+    fn sidecars_append_keeps_the_old_caption_and_extra_lines() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        std::fs::write(d.join("a.txt"), "sks photo\nsecond line\n").unwrap();
+        std::fs::write(d.join("c.txt"), b"bad \xff\n").unwrap();
+        let rows = vec![
+            row(d, "a.jpg", "a dog"),
+            row(d, "b.jpg", "a cat"),
+            row(d, "c.jpg", "a cow"),
+        ];
+        let r = write_sidecars(&rows, Existing::Append);
+        assert_eq!((r.written, r.skipped, r.failed.len()), (2, 0, 1), "{r:?}");
+        assert!(r.failed[0].contains("c.txt"), "{:?}", r.failed);
+        assert_eq!(
+            std::fs::read_to_string(d.join("a.txt")).unwrap(),
+            "sks photo, a dog\nsecond line\n"
+        );
+        assert_eq!(std::fs::read_to_string(d.join("b.txt")).unwrap(), "a cat\n");
+        assert_eq!(std::fs::read(d.join("c.txt")).unwrap(), b"bad \xff\n");
+        // A second export changes nothing.
+        write_sidecars(&rows, Existing::Append);
+        assert_eq!(
+            std::fs::read_to_string(d.join("a.txt")).unwrap(),
+            "sks photo, a dog\nsecond line\n"
+        );
+    }
+
+    #[test]
+    fn metadata_skip_overwrite_and_append() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        image::RgbImage::new(8, 8).save(d.join("a.png")).unwrap();
+        let mut r0 = row(d, "a.png", "old words");
+        r0.tags = vec!["old".into()];
+        let r = write_metadata(&[r0], MetadataTarget::XmpSidecar, Existing::Overwrite);
+        assert_eq!(r.written, 1, "{r:?}");
+        let mut new = row(d, "a.png", "a dog runs");
+        new.tags = vec!["dog".into(), "old".into()];
+        let r = write_metadata(
+            std::slice::from_ref(&new),
+            MetadataTarget::XmpSidecar,
+            Existing::Skip,
+        );
+        assert_eq!((r.written, r.skipped), (0, 1));
+        let read = || {
+            crate::metadata::read_description(&d.join("a.png"))
+                .unwrap()
+                .unwrap()
+        };
+        assert_eq!(read().caption, "old words");
+        let r = write_metadata(
+            std::slice::from_ref(&new),
+            MetadataTarget::XmpSidecar,
+            Existing::Append,
+        );
+        assert_eq!(r.written, 1);
+        assert_eq!(read().caption, "old words, a dog runs");
+        assert_eq!(read().subjects, vec!["old".to_string(), "dog".to_string()]);
+        write_metadata(
+            std::slice::from_ref(&new),
+            MetadataTarget::XmpSidecar,
+            Existing::Overwrite,
+        );
+        assert_eq!(read().caption, "a dog runs");
+    }
+
+    #[test]
     fn sidecars_skip_existing_unless_asked() {
         let tmp = tempfile::tempdir().unwrap();
         let d = tmp.path();
@@ -268,16 +442,16 @@ mod tests {
             count_existing_sidecars(&[d.join("a.jpg"), d.join("b.jpg")]),
             1
         );
-        let r = write_sidecars(&rows, false);
+        let r = write_sidecars(&rows, Existing::Skip);
         assert_eq!((r.written, r.skipped), (1, 1));
         assert_eq!(std::fs::read_to_string(d.join("a.txt")).unwrap(), "mine\n");
         assert_eq!(std::fs::read_to_string(d.join("b.txt")).unwrap(), "a cat\n");
-        let r = write_sidecars(&rows, true);
+        let r = write_sidecars(&rows, Existing::Overwrite);
         assert_eq!((r.written, r.skipped), (2, 0));
         assert_eq!(std::fs::read_to_string(d.join("a.txt")).unwrap(), "a dog\n");
         // A sidecar with more lines keeps them when its caption is replaced.
         std::fs::write(d.join("a.txt"), "old\r\nsecond caption\r\n").unwrap();
-        write_sidecars(&rows, true);
+        write_sidecars(&rows, Existing::Overwrite);
         assert_eq!(
             std::fs::read_to_string(d.join("a.txt")).unwrap(),
             "a dog\nsecond caption\n"
@@ -297,7 +471,7 @@ mod tests {
         std::fs::write(&missing, "x").unwrap();
         // The image's folder is a file: the sidecar cannot be created.
         let rows = vec![row(&missing, "a.jpg", "a dog")];
-        let r = write_sidecars(&rows, false);
+        let r = write_sidecars(&rows, Existing::Skip);
         assert_eq!(r.written, 0);
         assert_eq!(r.failed.len(), 1);
         assert!(r.describe("sidecars").contains("1 failed"));
@@ -369,7 +543,7 @@ mod odd_names {
         assert_eq!(&records[1][0], "line\nbreak, \"quoted\"\ttab.jpg");
         assert_eq!(&records[1][1], "a \"dog\", running");
         // Sidecars land beside each photo, whatever its name.
-        let report = write_sidecars(&rows, false);
+        let report = write_sidecars(&rows, Existing::Skip);
         assert_eq!(report.written, 2, "{:?}", report.failed);
         for row in &rows {
             let text = std::fs::read_to_string(sidecar_path(&row.path)).unwrap();

@@ -140,6 +140,10 @@ pub struct ModelMeta {
     /// The latest scoring of the model on a dataset split (`captioner eval`, the Models view).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub evaluation: Option<StoredEvaluation>,
+    /// The model this one was fine-tuned from (its name and folder); empty when it was trained
+    /// from scratch.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub base_model: String,
 }
 
 /// A model's scores on a dataset split, as kept in `meta.json`.
@@ -176,6 +180,7 @@ impl ModelMeta {
             created: iso8601_utc(created_unix),
             name: String::new(),
             evaluation: None,
+            base_model: String::new(),
         }
     }
 

@@ -403,6 +403,57 @@ pub struct PreparedData {
     pub vocab: Vocab,
     /// Train/dev images left out because they have no cached feature.
     pub without_features: Vec<PathBuf>,
+    /// Words of the train and dev captions that are not in the vocabulary (they train as
+    /// `<unk>`).
+    pub unknown: UnknownWords,
+}
+
+/// Caption words outside a vocabulary (for fine-tuning a model on new captions: its
+/// vocabulary stays, so new words count as unknown).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct UnknownWords {
+    /// Word occurrences in the captions (train and dev).
+    pub total: usize,
+    /// Occurrences of words outside the vocabulary.
+    pub unknown: usize,
+    /// The unknown words with their counts, most frequent first (ties alphabetical).
+    pub words: Vec<(String, usize)>,
+}
+
+impl UnknownWords {
+    /// "37 of 2,410 words (1.5%) are not in the model's vocabulary and count as unknown:
+    /// frisbee (12), ..." (the first `shown` words).
+    pub fn describe(&self, shown: usize) -> String {
+        if self.unknown == 0 {
+            return format!(
+                "all {} words of the captions are in the model's vocabulary",
+                self.total
+            );
+        }
+        let share = 100.0 * self.unknown as f64 / self.total.max(1) as f64;
+        let mut s = format!(
+            "{} of {} words ({share:.1}%) are not in the model's vocabulary and count as \
+             unknown ({} different words",
+            self.unknown,
+            self.total,
+            self.words.len()
+        );
+        let first: Vec<String> = self
+            .words
+            .iter()
+            .take(shown)
+            .map(|(w, n)| format!("{w} {n}"))
+            .collect();
+        if !first.is_empty() {
+            s.push_str(": ");
+            s.push_str(&first.join(", "));
+            if self.words.len() > shown {
+                s.push_str(", ...");
+            }
+        }
+        s.push(')');
+        s
+    }
 }
 
 /// Number of fixed dev images whose captions are shown every epoch.
@@ -417,7 +468,21 @@ pub fn prepare_training_data(
     encoder_id: &str,
     min_count: usize,
 ) -> Result<PreparedData, PipelineError> {
-    let vocab = dataset.vocab_with(min_count);
+    prepare_training_data_with(dataset, cache, encoder_id, dataset.vocab_with(min_count))
+}
+
+/// [`prepare_training_data`] with a given vocabulary (a model's, when fine-tuning it): caption
+/// words outside it become `<unk>` and are counted in [`PreparedData::unknown`].
+pub fn prepare_training_data_with(
+    dataset: &Dataset,
+    cache: &FeatureCache,
+    encoder_id: &str,
+    vocab: Vocab,
+) -> Result<PreparedData, PipelineError> {
+    let min_count = vocab.min_count;
+    let mut unknown_counts: std::collections::HashMap<String, usize> =
+        std::collections::HashMap::new();
+    let mut total_words = 0usize;
     let wanted: Vec<&dataset::ImageEntry> = dataset
         .images
         .iter()
@@ -461,7 +526,14 @@ pub fn prepare_training_data(
         };
         for words in &cleaned {
             if !words.is_empty() {
-                target.push((index, vocab.encode(words)));
+                let ids = vocab.encode(words);
+                total_words += ids.len();
+                for (w, &id) in words.iter().zip(&ids) {
+                    if id == crate::dataset::text::UNK_ID {
+                        *unknown_counts.entry(w.clone()).or_default() += 1;
+                    }
+                }
+                target.push((index, ids));
             }
         }
         if entry.split == Split::Dev {
@@ -476,10 +548,17 @@ pub fn prepare_training_data(
             data.dev_refs.push((index, refs));
         }
     }
+    let mut words: Vec<(String, usize)> = unknown_counts.into_iter().collect();
+    words.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     Ok(PreparedData {
         data,
         vocab,
         without_features,
+        unknown: UnknownWords {
+            total: total_words,
+            unknown: words.iter().map(|(_, n)| n).sum(),
+            words,
+        },
     })
 }
 

@@ -36,6 +36,9 @@ fn edits_survive_caption_and_replacing_them_asks_and_undoes() {
         .panels
         .batch
         .edit_caption(1, "a hand written caption");
+    // A trigger word before, and a word after, every new machine caption.
+    h.state_mut().panels.batch.prefix = "sks,".into();
+    h.state_mut().panels.batch.suffix = "(auto)".into();
     h.step();
 
     h.get_by_label(&format!("Caption {}", n - 2)).click();
@@ -51,6 +54,9 @@ fn edits_survive_caption_and_replacing_them_asks_and_undoes() {
         assert_eq!(x.cell.source, Source::Machine, "{}", x.name);
         assert!(x.cell.confidence.is_some());
         assert!(!x.cell.alternatives.is_empty());
+        for c in std::iter::once(&x.cell.caption).chain(&x.cell.alternatives) {
+            assert!(c.starts_with("sks, ") && c.ends_with(" (auto)"), "{c}");
+        }
     }
     // Nothing is written to disk until Save.
     assert!(!photos.join(names[1].replace(".jpg", ".txt")).exists());

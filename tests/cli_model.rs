@@ -388,3 +388,147 @@ fn batch_stops_on_ctrl_c_and_keeps_what_is_done() {
     assert_eq!(rows, printed, "{stderr}");
     assert!(rows >= 1 && rows < total, "{rows} of {total}");
 }
+
+/// `train DIR --from MODEL` fine-tunes: it keeps the model's vocabulary and decoder (the size
+/// arguments are ignored), starts from its weights (with a tiny learning rate the weights
+/// barely move, which a fresh start would not give), counts the caption words outside the
+/// vocabulary, and records the base model in meta.json.
+#[test]
+fn train_from_keeps_the_vocabulary_and_starts_from_the_base_weights() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let base_run = tmp.path().join("base");
+    let out = run(captioner()
+        .arg("train")
+        .arg(fixture("flickr8k_mini"))
+        .args(["--epochs", "1", "--batch", "16", "--min-count", "1", "--seed", "5"])
+        .args(["--hidden", "32", "--embed", "32", "--json"])
+        .arg("--out")
+        .arg(&base_run)
+        .arg("--cache")
+        .arg(&cache));
+    assert!(out.status.success());
+    let base = base_run.join("last");
+
+    // A folder of the user's own captions (sidecar layout) with a word the base never saw.
+    let folder = tmp.path().join("mine");
+    std::fs::create_dir(&folder).unwrap();
+    let images = fixture("flickr8k_mini/Flicker8k_Dataset");
+    let mut names: Vec<PathBuf> = std::fs::read_dir(&images)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
+        .collect();
+    names.sort();
+    for (i, p) in names.iter().take(10).enumerate() {
+        let name = p.file_name().unwrap();
+        std::fs::copy(p, folder.join(name)).unwrap();
+        std::fs::write(
+            folder.join(name).with_extension("txt"),
+            format!("a zorblax dog runs\na dog number {i} plays in the grass\n"),
+        )
+        .unwrap();
+    }
+    let tuned = tmp.path().join("tuned");
+    let out = run(captioner()
+        .arg("train")
+        .arg(&folder)
+        .arg("--from")
+        .arg(&base)
+        .args([
+            "--epochs",
+            "1",
+            "--lr",
+            "0.000001",
+            "--split-fractions",
+            "50/50/0",
+        ])
+        .args(["--hidden", "64", "--embed", "64", "--json"])
+        .arg("--out")
+        .arg(&tuned)
+        .arg("--cache")
+        .arg(&cache));
+    assert!(out.status.success());
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let fine = lines
+        .iter()
+        .find(|v| v["event"] == "fine_tune")
+        .expect("a fine_tune event");
+    // "zorblax" once per photo, and the digits are unknown unless the base's captions had them.
+    assert!(fine["unknown_words"].as_u64().unwrap() >= 10, "{fine}");
+    assert!(fine["words"].as_u64().unwrap() > fine["unknown_words"].as_u64().unwrap());
+
+    let read = |dir: &Path, f: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(dir.join(f)).unwrap()).unwrap()
+    };
+    let last = tuned.join("last");
+    assert_eq!(read(&last, "vocab.json"), read(&base, "vocab.json"));
+    assert!(
+        !read(&last, "vocab.json")
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w == "zorblax")
+    );
+    assert_eq!(
+        read(&last, "config.json")["decoder"],
+        read(&base, "config.json")["decoder"]
+    );
+    assert_eq!(read(&last, "config.json")["decoder"]["hidden_dim"], 32);
+    assert!(
+        read(&last, "meta.json")["base_model"]
+            .as_str()
+            .unwrap()
+            .contains(&base.display().to_string())
+    );
+
+    let cfg = captioner::model_dir::read_config(&base).unwrap().decoder;
+    let before = captioner::train::load_weights(&base, &cfg).unwrap();
+    let after = captioner::train::load_weights(&last, &cfg).unwrap();
+    let moved = before
+        .as_slice()
+        .iter()
+        .zip(after.as_slice())
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    // Adam moves each weight by at most about lr per step; a fresh start would differ by far more.
+    assert!(moved < 1e-4, "weights moved by up to {moved}");
+    // The fine-tuning run's own seed (42) would start elsewhere.
+    let fresh = captioner::train::Params::init(&cfg, 42).unwrap();
+    let apart = before
+        .as_slice()
+        .iter()
+        .zip(fresh.as_slice())
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        apart > 1e-2,
+        "the base differs from a fresh start by {apart}"
+    );
+
+    // A model for another encoder is refused with a clear message.
+    let mut config = read(&base, "config.json");
+    config["encoder_id"] = serde_json::json!("some-other-encoder");
+    let other = tmp.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    for f in ["vocab.json", "weights.safetensors", "meta.json"] {
+        std::fs::copy(base.join(f), other.join(f)).unwrap();
+    }
+    std::fs::write(other.join("config.json"), config.to_string()).unwrap();
+    let out = run(captioner()
+        .arg("train")
+        .arg(&folder)
+        .arg("--from")
+        .arg(&other)
+        .args(["--epochs", "1", "--split-fractions", "50/50/0"])
+        .arg("--out")
+        .arg(tmp.path().join("refused"))
+        .arg("--cache")
+        .arg(&cache));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("some-other-encoder"), "{err}");
+}

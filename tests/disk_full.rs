@@ -147,7 +147,7 @@ fn a_read_only_folder_is_named_and_left_alone() {
         needs_review: None,
         tags: Vec::new(),
     }];
-    let report = write_sidecars(&rows, true);
+    let report = write_sidecars(&rows, captioner::export::Existing::Overwrite);
     assert_eq!(report.written, 0);
     assert!(report.failed[0].contains("dog.txt"), "{:?}", report.failed);
     assert!(

@@ -144,7 +144,14 @@ impl CaptionPanel {
             needs_review: None,
             tags: Vec::new(),
         };
-        let report = crate::export::write_sidecars(&[row], self.overwrite_sidecar);
+        let report = crate::export::write_sidecars(
+            &[row],
+            if self.overwrite_sidecar {
+                crate::export::Existing::Overwrite
+            } else {
+                crate::export::Existing::Skip
+            },
+        );
         let target = crate::export::sidecar_path(&path);
         if let Some(failure) = report.failed.first() {
             shared

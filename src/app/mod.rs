@@ -323,7 +323,9 @@ impl CaptionerApp {
                 Job::Features | Job::Train => p.train.on_event(event, shared),
                 Job::Evaluate => p.models.on_event(event, shared),
             },
-            Event::TrainStarted { .. } | Event::Training(_) => p.train.on_event(event, shared),
+            Event::TrainStarted { .. } | Event::Training(_) | Event::FineTuning { .. } => {
+                p.train.on_event(event, shared)
+            }
             Event::TrainFinished(outcome) => {
                 p.models
                     .on_event(Event::TrainFinished(outcome.clone()), shared);
@@ -332,6 +334,7 @@ impl CaptionerApp {
             Event::Evaluated { .. } => p.models.on_event(event, shared),
             Event::ModelsListed(list) => {
                 p.models.on_event(Event::ModelsListed(list.clone()), shared);
+                p.train.on_event(Event::ModelsListed(list.clone()), shared);
                 p.caption.on_event(Event::ModelsListed(list), shared);
             }
             Event::DatasetImported { .. } => p.dataset.on_event(event, shared),
@@ -344,6 +347,30 @@ impl CaptionerApp {
 
     /// Files dropped on the window: an image is captioned, a folder is imported as a dataset
     /// (or opened for batch captioning on the Batch panel), several images form a batch.
+    /// The Batch panel's "Train on this folder": the folder becomes the dataset (its `.txt`
+    /// captions, read by the sidecar importer), and the Train panel opens, set to fine-tune the
+    /// Batch panel's model (its "Start from" choice can make it a new model instead).
+    pub fn train_on_folder(&mut self, request: batch::TrainRequest) {
+        if self.panels.train.is_running() {
+            self.shared
+                .status
+                .warn("a training run is going on; stop it before training on this folder");
+            return;
+        }
+        self.panels
+            .dataset
+            .import(request.folder.clone(), &mut self.shared);
+        let train = &mut self.panels.train;
+        train.settings.dataset_dir = Some(request.folder.clone());
+        train.settings.from = Some(request.model.dir());
+        self.panels.tab = Tab::Train;
+        self.shared.status.info(format!(
+            "training on the captions in {}: fine-tuning {} (change \"Start from\" for a new model), then press Start",
+            request.folder.display(),
+            request.model.label()
+        ));
+    }
+
     pub fn handle_dropped(&mut self, paths: Vec<PathBuf>) {
         if paths.is_empty() {
             return;
@@ -458,6 +485,9 @@ impl eframe::App for CaptionerApp {
                 .collect()
         });
         self.handle_dropped(dropped);
+        if let Some(request) = self.panels.batch.train_request.take() {
+            self.train_on_folder(request);
+        }
         // Closing with captions not written to their sidecars asks first (the Batch panel).
         if ui.ctx().input(|i| i.viewport().close_requested())
             && !self.panels.batch.may_close(&mut self.shared)

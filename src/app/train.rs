@@ -32,6 +32,9 @@ pub struct TrainPanel {
     /// Whether the latest run's checkpoint was looked for (after a restart).
     #[serde(skip)]
     restored: bool,
+    /// The models there are, for "Start from" (from the worker's list).
+    #[serde(skip)]
+    models: Vec<crate::jobs::ModelEntry>,
 }
 
 /// A number field's text and, when the text is refused, why.
@@ -71,6 +74,9 @@ pub struct Run {
     /// Whether Resume can continue the run: its last checkpoint exists and the run neither
     /// finished nor stopped early.
     pub resumable: bool,
+    /// For a fine-tuning run: the model it starts from, and how many caption words are
+    /// outside its vocabulary.
+    pub fine_tune: Option<String>,
 }
 
 impl Run {
@@ -244,6 +250,10 @@ impl TrainPanel {
     }
 
     pub fn on_event(&mut self, event: Event, shared: &mut Shared) {
+        if let Event::ModelsListed(list) = &event {
+            self.models = list.clone();
+            return;
+        }
         let Some(run) = self.run.as_mut() else {
             return;
         };
@@ -273,6 +283,13 @@ impl TrainPanel {
                 run.phase = "training".into();
             }
             Event::Training(e) => on_train_event(run, e),
+            Event::FineTuning {
+                base,
+                base_dir: _,
+                unknown,
+            } => {
+                run.fine_tune = Some(format!("Fine-tuning {base}: {}.", unknown.describe(8)));
+            }
             Event::TrainFinished(outcome) => {
                 run.running = false;
                 let mut text = outcome.end.describe();
@@ -348,6 +365,8 @@ impl TrainPanel {
             Some(d) => ui.label(format!("Dataset: {}", d.display())),
             None => ui.label("Dataset: none (import one on the Dataset panel)"),
         };
+        ui.add_enabled_ui(!running, |ui| self.start_from_ui(ui));
+        let fine_tuning = self.settings.from.is_some();
         let fields = &mut self.fields;
         ui.add_enabled_ui(!running, |ui| {
             let s = &mut self.settings;
@@ -402,7 +421,12 @@ impl TrainPanel {
         ui.horizontal(|ui| {
             if ui
                 .add_enabled(!running && dataset.is_some(), egui::Button::new("Start"))
-                .on_hover_text("Train a new model from scratch")
+                .on_hover_text(if fine_tuning {
+                    "Fine-tune the chosen model on this dataset (into a new run folder; the \
+                     model itself is left as it is)"
+                } else {
+                    "Train a new model from scratch"
+                })
                 .clicked()
             {
                 self.start(dataset.clone(), false, shared);
@@ -436,6 +460,59 @@ impl TrainPanel {
         }
     }
 
+    /// "Start from": a new model, or one of the models there are (fine-tuning).
+    fn start_from_ui(&mut self, ui: &mut egui::Ui) {
+        let label_of = |dir: &Path, models: &[crate::jobs::ModelEntry]| {
+            models
+                .iter()
+                .find(|m| m.dir == dir)
+                .map(|m| m.name.clone())
+                .unwrap_or_else(|| dir.display().to_string())
+        };
+        let selected = match &self.settings.from {
+            None => "a new model".to_string(),
+            Some(dir) => format!("fine-tune {}", label_of(dir, &self.models)),
+        };
+        ui.horizontal_wrapped(|ui| {
+            let label = ui.label("Start from").on_hover_text(
+                "A new model learns from scratch. Fine-tuning starts from a trained model's \
+                 weights and keeps its decoder and vocabulary: good for a few hundred captioned \
+                 photos of your own. Words outside its vocabulary count as unknown.",
+            );
+            egui::ComboBox::from_id_salt("train-from")
+                .selected_text(selected)
+                .width(220.0)
+                .show_ui(ui, |ui| {
+                    ui.selectable_value(&mut self.settings.from, None, "a new model");
+                    for m in &self.models {
+                        ui.selectable_value(
+                            &mut self.settings.from,
+                            Some(m.dir.clone()),
+                            format!("fine-tune {} ({})", m.name, m.folder),
+                        );
+                    }
+                    // A model chosen elsewhere (the Batch panel) that the list lacks.
+                    if let Some(dir) = self.settings.from.clone()
+                        && !self.models.iter().any(|m| m.dir == dir)
+                    {
+                        ui.selectable_value(
+                            &mut self.settings.from,
+                            Some(dir.clone()),
+                            format!("fine-tune {}", dir.display()),
+                        );
+                    }
+                })
+                .response
+                .labelled_by(label.id);
+        });
+        if self.settings.from.is_some() {
+            ui.small(
+                "Fine-tuning keeps the model's decoder, sizes, vocabulary and cleaning; those \
+                 settings below are not used. A learning rate of 0.0002 to 0.0005 suits it.",
+            );
+        }
+    }
+
     fn run_ui(&mut self, ui: &mut egui::Ui) {
         let Some(run) = &self.run else {
             ui.heading("No training run yet");
@@ -459,6 +536,9 @@ impl TrainPanel {
                 ui.label(format!("elapsed {}", clock(t.elapsed())));
             }
         });
+        if let Some(note) = &run.fine_tune {
+            ui.label(note);
+        }
         if let Some(e) = &run.error {
             ui.colored_label(ui.visuals().error_fg_color, e);
         }

@@ -183,6 +183,13 @@ pub enum JobEvent {
         device: String,
         engine: String,
     },
+    /// A training run fine-tunes the model `base` (in `base_dir`); `unknown` counts the
+    /// caption words outside its vocabulary.
+    FineTune {
+        base: String,
+        base_dir: PathBuf,
+        unknown: crate::pipeline::UnknownWords,
+    },
     /// A training event (steps, epochs, checkpoints).
     Train(crate::train::TrainEvent),
     /// One photo of a folder: its caption, or why it has none.

@@ -27,6 +27,10 @@ pub struct TrainSettings {
     pub train: TrainConfig,
     /// The run's folder (checkpoints `last/` and `best/`); `None` makes a new one.
     pub out_dir: Option<PathBuf>,
+    /// Fine-tune this model folder instead of training a new model: start from its weights,
+    /// keep its decoder, vocabulary and cleaning (caption words outside the vocabulary count
+    /// as unknown).
+    pub from: Option<PathBuf>,
 }
 
 impl Default for TrainSettings {
@@ -40,6 +44,7 @@ impl Default for TrainSettings {
             dropout: 0.5,
             train: TrainConfig::default(),
             out_dir: None,
+            from: None,
         }
     }
 }
@@ -153,6 +158,48 @@ pub struct TrainResources<'a> {
     pub encoder: &'a Encoder,
 }
 
+/// The model a fine-tuning run starts from.
+struct BaseModel {
+    dir: PathBuf,
+    config: crate::model_dir::ModelConfig,
+    vocab: crate::dataset::Vocab,
+    cleaning: crate::dataset::Cleaning,
+    params: train::Params,
+    name: String,
+}
+
+/// Reads the model in `dir` to fine-tune it on features of `encoder_id`.
+fn load_base(dir: &std::path::Path, encoder_id: &str) -> Result<BaseModel, JobError> {
+    let what = || format!("reading the model to fine-tune in {}", dir.display());
+    let config = crate::model_dir::read_config(dir).job_context(what)?;
+    if !config.encoder_id.is_empty() && config.encoder_id != encoder_id {
+        return Err(JobError::msg(format!(
+            "the model in {} was trained on features of the encoder {}, not of {encoder_id}",
+            dir.display(),
+            config.encoder_id
+        )));
+    }
+    let words = crate::model_dir::read_vocab(dir, config.decoder.vocab_size).job_context(what)?;
+    let text: Option<pipeline::TextSettings> = serde_json::from_value(config.text.clone()).ok();
+    let (cleaning, min_count) = text.map_or((crate::dataset::Cleaning::Natural, 1), |t| {
+        (t.cleaning, t.min_count)
+    });
+    let vocab = crate::dataset::Vocab::from_words(words, min_count, cleaning);
+    let params = train::load_weights(dir, &config.decoder).job_context(what)?;
+    let name = crate::model_dir::read_meta(dir)
+        .ok()
+        .map(|m| m.display_name(Some(&config.decoder.kind.to_string())))
+        .unwrap_or_else(|| dir.display().to_string());
+    Ok(BaseModel {
+        dir: dir.to_path_buf(),
+        config,
+        vocab,
+        cleaning,
+        params,
+        name,
+    })
+}
+
 /// Imports the dataset, computes the missing features, builds the training data and trains
 /// (or, with `resume`, continues the run in `settings.out_dir` from its last checkpoint).
 /// A cancel stops within one batch, leaving a resumable checkpoint.
@@ -174,7 +221,14 @@ pub fn train(
                 "resuming needs the folder of the run to continue (--out DIR)",
             ));
         }
-        (None, false) => super::models::new_run_dir(&places.models_dir, &dir, settings.decoder),
+        (None, false) => {
+            let kind = settings
+                .from
+                .as_deref()
+                .and_then(|f| crate::model_dir::read_config(f).ok())
+                .map_or(settings.decoder, |c| c.decoder.kind);
+            super::models::new_run_dir(&places.models_dir, &dir, kind)
+        }
     };
     let outcome = |stopped_in_features: bool| TrainOutcome {
         best_dir: out_dir.join(train::BEST_DIR),
@@ -188,7 +242,33 @@ pub fn train(
         end: EndReason::StoppedInFeatures,
     };
 
-    let ds = super::import::import(&dir, &settings.import, events, cancel)?;
+    // Fine-tuning starts from a model's weights and keeps its vocabulary and cleaning. A
+    // resumed fine-tuning run continues from its checkpoint, with the vocabulary it started with.
+    let base = match &settings.from {
+        Some(from) if resume => {
+            let last = out_dir.join(train::LAST_DIR);
+            Some(load_base(
+                if last.is_dir() { &last } else { from },
+                resources.encoder.id(),
+            )?)
+        }
+        Some(from) => Some(load_base(from, resources.encoder.id())?),
+        None => None,
+    };
+    let mut import = settings.import.clone();
+    if let Some(b) = &base {
+        if import.cleaning != b.cleaning {
+            events(JobEvent::Warning {
+                job: Job::Train,
+                message: format!(
+                    "captions are cleaned the {} way, as for the model being fine-tuned",
+                    b.cleaning.name()
+                ),
+            });
+        }
+        import.cleaning = b.cleaning;
+    }
+    let ds = super::import::import(&dir, &import, events, cancel)?;
     report_problems(&ds, events);
     let encoder = resources.encoder;
     let cache = FeatureCache::new(&places.cache_dir, encoder.id());
@@ -213,9 +293,20 @@ pub fn train(
         job: Job::Train,
         message: "preparing the training data".into(),
     });
-    let prepared =
-        pipeline::prepare_training_data(&ds, &cache, encoder.id(), settings.import.min_count)
-            .job_context(|| format!("preparing training data from {}", dir.display()))?;
+    let prepared = match &base {
+        Some(b) => pipeline::prepare_training_data_with(&ds, &cache, encoder.id(), b.vocab.clone()),
+        None => {
+            pipeline::prepare_training_data(&ds, &cache, encoder.id(), settings.import.min_count)
+        }
+    }
+    .job_context(|| format!("preparing training data from {}", dir.display()))?;
+    if let Some(b) = &base {
+        events(JobEvent::FineTune {
+            base: b.name.clone(),
+            base_dir: b.dir.clone(),
+            unknown: prepared.unknown.clone(),
+        });
+    }
     if !prepared.without_features.is_empty() {
         events(JobEvent::Warning {
             job: Job::Train,
@@ -225,7 +316,13 @@ pub fn train(
             ),
         });
     }
-    let decoder_cfg = settings.decoder_config(prepared.vocab.len(), encoder.feature_dim());
+    let decoder_cfg = match &base {
+        Some(b) => DecoderConfig {
+            dropout: settings.dropout,
+            ..b.config.decoder.clone()
+        },
+        None => settings.decoder_config(prepared.vocab.len(), encoder.feature_dim()),
+    };
     events(JobEvent::Phase {
         job: Job::Train,
         message: format!(
@@ -254,12 +351,16 @@ pub fn train(
                 .filter(|n| !n.trim().is_empty())
         })
         .collect();
-    let summary = train::train(
+    let base_label = base
+        .as_ref()
+        .map(|b| format!("{} ({})", b.name, b.dir.display()));
+    let summary = train::train_from(
         &decoder_cfg,
         &settings.train,
         &prepared.data,
         &out_dir,
         resume,
+        base.map(|b| b.params),
         resources.device,
         &mut |e| events(JobEvent::Train(e)),
         cancel.flag(),
@@ -292,6 +393,16 @@ pub fn train(
         }
     }
     for (dir, name) in checkpoints.iter().zip(&names) {
+        if let Some(label) = &base_label
+            && dir.join(crate::model_dir::META_FILE).is_file()
+        {
+            crate::model_dir::update_meta(dir, |m| {
+                if m.base_model.is_empty() {
+                    m.base_model = label.clone();
+                }
+            })
+            .job_context(|| format!("recording the base model in {}", dir.display()))?;
+        }
         super::models::name_models(std::slice::from_ref(dir), name.as_deref())?;
     }
     // The best epoch's figure as measured (its report in the run's history).

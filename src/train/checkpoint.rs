@@ -180,3 +180,22 @@ pub fn load_checkpoint(
     }
     Ok((params, adam, state))
 }
+
+/// The weights of the model folder `dir` (a checkpoint or any saved model) as training
+/// parameters for `cfg`, the configuration in its `config.json`.
+pub fn load_weights(dir: &Path, cfg: &DecoderConfig) -> Result<Params, ModelDirError> {
+    let weights_path = dir.join(WEIGHTS_FILE);
+    let mut params = Params::zeros(cfg).map_err(|e| ModelDirError::Invalid {
+        path: weights_path.clone(),
+        msg: e.to_string(),
+    })?;
+    let flat: Vec<f32> = read_f32_tensors(&weights_path, &cfg.param_specs(), "")?.concat();
+    if flat.len() != params.len() {
+        return Err(ModelDirError::Invalid {
+            path: weights_path,
+            msg: format!("{} values for {} parameters", flat.len(), params.len()),
+        });
+    }
+    params.as_mut_slice().copy_from_slice(&flat);
+    Ok(params)
+}

@@ -32,7 +32,7 @@ mod summary;
 
 pub use adam::Adam;
 pub use candle_engine::{CandleEngine, CandleGrads, Packed};
-pub use checkpoint::{DataFingerprint, TrainState, load_checkpoint, save_checkpoint};
+pub use checkpoint::{DataFingerprint, TrainState, load_checkpoint, load_weights, save_checkpoint};
 pub use engine::{BatchLoss, Engine as CpuEngine, EngineError, Example, Features, Params};
 pub use summary::{LayerSummary, ModelSummary, model_summary};
 
@@ -675,6 +675,33 @@ pub fn train(
     on_event: &mut dyn FnMut(TrainEvent),
     stop: &AtomicBool,
 ) -> Result<TrainSummary, TrainError> {
+    train_from(
+        decoder_cfg,
+        train_cfg,
+        data,
+        out_dir,
+        resume,
+        None,
+        device,
+        on_event,
+        stop,
+    )
+}
+
+/// [`train`] starting from `init`'s weights instead of random ones (fine-tuning a model; the
+/// optimizer starts afresh). Ignored on resume, which continues from the checkpoint.
+#[allow(clippy::too_many_arguments)]
+pub fn train_from(
+    decoder_cfg: &DecoderConfig,
+    train_cfg: &TrainConfig,
+    data: &TrainData,
+    out_dir: &Path,
+    resume: bool,
+    init: Option<Params>,
+    device: &Device,
+    on_event: &mut dyn FnMut(TrainEvent),
+    stop: &AtomicBool,
+) -> Result<TrainSummary, TrainError> {
     decoder_cfg.validate()?;
     train_cfg.validate()?;
     data.validate(decoder_cfg)?;
@@ -706,7 +733,15 @@ pub fn train(
         }
         (p, a, s)
     } else {
-        let p = Params::init(decoder_cfg, cfg.seed)?;
+        let p = match init {
+            Some(p) if p.config() == decoder_cfg => p,
+            Some(_) => {
+                return Err(TrainError::Config(
+                    "the starting weights were made for a different decoder configuration".into(),
+                ));
+            }
+            None => Params::init(decoder_cfg, cfg.seed)?,
+        };
         let a = Adam::new(p.len(), cfg.lr);
         let s = TrainState {
             format_version: FORMAT_VERSION,

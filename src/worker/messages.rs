@@ -127,6 +127,13 @@ pub enum Event {
         device: String,
         engine: String,
     },
+    /// The training run fine-tunes `base`; `unknown` counts caption words outside its
+    /// vocabulary.
+    FineTuning {
+        base: String,
+        base_dir: PathBuf,
+        unknown: crate::pipeline::UnknownWords,
+    },
     /// A training event (steps, epochs, checkpoints).
     Training(crate::train::TrainEvent),
     /// Training ended: finished, early-stopped or stopped on request (resumable).

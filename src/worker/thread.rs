@@ -115,6 +115,15 @@ impl Outbox {
                 self.send_frequent(Event::Training(e))
             }
             JobEvent::Train(e) => self.send(Event::Training(e)),
+            JobEvent::FineTune {
+                base,
+                base_dir,
+                unknown,
+            } => self.send(Event::FineTuning {
+                base,
+                base_dir,
+                unknown,
+            }),
             // Folder captions are turned into BatchItems by the batch command itself.
             JobEvent::Captioned { .. } => {}
         }

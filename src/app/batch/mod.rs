@@ -194,6 +194,15 @@ pub struct BatchPanel {
     pub recent: Vec<String>,
     pub filter: Filter,
     pub sort: Sort,
+    /// Put before every machine caption (a trigger word, say).
+    pub prefix: String,
+    /// Put after every machine caption.
+    pub suffix: String,
+    /// What the photo-metadata export does with a description already there.
+    pub existing: export::Existing,
+    /// "Train on this folder" was pressed: the app takes the folder to the Train panel.
+    #[serde(skip)]
+    pub train_request: Option<TrainRequest>,
 
     #[serde(skip)]
     session: Option<Session>,
@@ -262,6 +271,10 @@ impl Default for BatchPanel {
             recent: Vec::new(),
             filter: Filter::All,
             sort: Sort::Name,
+            prefix: String::new(),
+            suffix: String::new(),
+            existing: export::Existing::Skip,
+            train_request: None,
             session: None,
             selected: None,
             listing: None,
@@ -290,9 +303,18 @@ impl Default for BatchPanel {
     }
 }
 
+/// The Batch panel's folder, to train on its saved captions (new model, or fine-tuning `model`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainRequest {
+    pub folder: PathBuf,
+    /// The Batch panel's model, offered for fine-tuning.
+    pub model: ModelChoice,
+}
+
 /// A machine caption as the session keeps it: the best beam caption with at least `min_len`
 /// words (the best one when none is that long), its alternatives and confidence.
-pub fn machine_cell(output: &CaptionOutput, min_len: usize) -> Cell {
+/// `prefix` and `suffix` (a trigger word, say) go around the caption and its alternatives.
+pub fn machine_cell(output: &CaptionOutput, min_len: usize, prefix: &str, suffix: &str) -> Cell {
     let mut alternatives: Vec<String> =
         output.alternatives.iter().map(|a| a.text.clone()).collect();
     if alternatives.is_empty() {
@@ -309,6 +331,9 @@ pub fn machine_cell(output: &CaptionOutput, min_len: usize) -> Cell {
             .confidence
             .unwrap_or_else(|| output.word_probability_geomean())
     });
+    let affix = |c: &str| export::with_prefix_suffix(c, prefix, suffix);
+    let caption = affix(&caption);
+    let alternatives = alternatives.iter().map(|a| affix(a)).collect();
     Cell {
         caption,
         source: Source::Machine,
@@ -851,7 +876,7 @@ impl BatchPanel {
                 };
                 match result {
                     Ok(output) => {
-                        let cell = machine_cell(&output, self.min_len);
+                        let cell = machine_cell(&output, self.min_len, &self.prefix, &self.suffix);
                         match s.batch_result(i, revision, run.fill_only, cell) {
                             Some(change) => run.changes.push(change),
                             None => run.kept += 1,
@@ -968,11 +993,11 @@ impl BatchPanel {
     }
 
     /// Writes the captions (and tags) as photo metadata: XMP sidecars or embedded in the photos.
-    /// Photos that already carry a description keep it unless `overwrite`.
+    /// A description already there is kept, replaced or appended to, as `existing` says.
     pub fn export_metadata(
         &mut self,
         target: export::MetadataTarget,
-        overwrite: bool,
+        existing: export::Existing,
         shared: &mut Shared,
     ) {
         let rows = self.export_rows();
@@ -983,7 +1008,7 @@ impl BatchPanel {
             };
             (
                 what.to_string(),
-                export::write_metadata(&rows, target, overwrite),
+                export::write_metadata(&rows, target, existing),
             )
         }) {
             Ok(p) => self.export = Some(p),
@@ -1380,6 +1405,22 @@ impl BatchPanel {
             )
             .labelled_by(label.id)
             .on_hover_text("longest caption in words");
+            let label = ui.label("Prefix");
+            ui.add_enabled(
+                !busy,
+                egui::TextEdit::singleline(&mut self.prefix)
+                    .hint_text("trigger word")
+                    .desired_width(70.0),
+            )
+            .labelled_by(label.id)
+            .on_hover_text("put before every new machine caption (and its alternatives)");
+            let label = ui.label("Suffix");
+            ui.add_enabled(
+                !busy,
+                egui::TextEdit::singleline(&mut self.suffix).desired_width(70.0),
+            )
+            .labelled_by(label.id)
+            .on_hover_text("put after every new machine caption (and its alternatives)");
             let (todo, replace) = self.counts();
             let has_items = !self.entries().is_empty();
             if busy {
@@ -1458,20 +1499,50 @@ impl BatchPanel {
                     use export::MetadataTarget::{Embedded, XmpSidecar};
                     ui.label("Where photo managers (digiKam, Lightroom, darktable) read captions.")
                         .on_hover_text("dc:description and dc:subject (tags)");
+                    ui.label("A photo that already has a description:");
+                    for e in export::Existing::ALL {
+                        ui.radio_value(&mut self.existing, e, e.label());
+                    }
+                    ui.separator();
+                    let existing = self.existing;
                     let items = [
-                        ("Write XMP sidecars (keep existing descriptions)", XmpSidecar, false),
-                        ("Write XMP sidecars (replace existing descriptions)", XmpSidecar, true),
-                        ("Embed in the photos (keep existing descriptions)", Embedded, false),
-                        ("Embed in the photos (replace existing descriptions)", Embedded, true),
+                        ("Write XMP sidecars", XmpSidecar),
+                        ("Embed in the photos", Embedded),
                     ];
-                    for (label, target, overwrite) in items {
-                        if ui.button(label).clicked() {
-                            self.export_metadata(target, overwrite, shared);
+                    for (label, target) in items {
+                        if ui.button(format!("{label} ({})", existing.label())).clicked() {
+                            self.export_metadata(target, existing, shared);
                             ui.close();
                         }
                     }
                     ui.label("Embedding changes the photo files' metadata only; the image data stays byte-identical.");
                 });
+                let unsaved = self.unsaved();
+                let saved = self.entries().iter().filter(|e| e.has_caption()).count();
+                if ui
+                    .add_enabled(unsaved == 0, egui::Button::new("Train on this folder…"))
+                    .on_hover_text(format!(
+                        "Train a caption model on this folder's {saved} saved captions (.txt \
+                         files): a new model, or fine-tune {} (chosen on the Train panel)",
+                        self.model.label()
+                    ))
+                    .on_disabled_hover_text(format!(
+                        "Save the {unsaved} changed captions first: training reads the .txt files"
+                    ))
+                    .clicked()
+                {
+                    match self.session.as_ref().and_then(|s| s.root.clone()) {
+                        Some(folder) => {
+                            self.train_request = Some(TrainRequest {
+                                folder,
+                                model: self.model.clone(),
+                            })
+                        }
+                        None => shared
+                            .status
+                            .warn("open a folder (not loose photos) to train on its captions"),
+                    }
+                }
             });
             if self.export.is_some() {
                 ui.spinner();
