@@ -70,12 +70,19 @@ fn train_on_this_folder_fine_tunes_the_batch_model() {
     assert!(run.error.is_none(), "{:?}", run.error);
     let note = run.fine_tune.clone().expect("the fine-tuning note");
     // "quokka" is not in the shipped model's vocabulary: once per photo.
-    assert!(note.contains("count as unknown") && note.contains("quokka 10"), "{note}");
+    assert!(
+        note.contains("count as unknown") && note.contains("quokka 10"),
+        "{note}"
+    );
     h.get_by_label(&note);
     let out = run.out_dir.clone().unwrap();
     let meta = captioner::model_dir::read_meta(&out.join("last")).unwrap();
     let shipped_dir = ModelChoice::Default.dir().display().to_string();
-    assert!(meta.base_model.contains(&shipped_dir), "{}", meta.base_model);
+    assert!(
+        meta.base_model.contains(&shipped_dir),
+        "{}",
+        meta.base_model
+    );
     let shipped = captioner::model_dir::read_config(&ModelChoice::Default.dir()).unwrap();
     let tuned = captioner::model_dir::read_config(&out.join("last")).unwrap();
     assert_eq!(tuned.decoder, shipped.decoder);

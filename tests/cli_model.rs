@@ -401,7 +401,16 @@ fn train_from_keeps_the_vocabulary_and_starts_from_the_base_weights() {
     let out = run(captioner()
         .arg("train")
         .arg(fixture("flickr8k_mini"))
-        .args(["--epochs", "1", "--batch", "16", "--min-count", "1", "--seed", "5"])
+        .args([
+            "--epochs",
+            "1",
+            "--batch",
+            "16",
+            "--min-count",
+            "1",
+            "--seed",
+            "5",
+        ])
         .args(["--hidden", "32", "--embed", "32", "--json"])
         .arg("--out")
         .arg(&base_run)
