@@ -313,6 +313,13 @@ pub struct BatchArgs {
     /// Write an HTML page with one `<img alt>` per photo (alt text for the web).
     #[arg(long, value_name = "FILE")]
     pub alt_html: Option<PathBuf>,
+    /// Write alt text as CSV with the columns accessibility tools take
+    /// (file,alt_text,confidence,tags; files relative to the CSV).
+    #[arg(long, value_name = "FILE")]
+    pub alt_csv: Option<PathBuf>,
+    /// Write alt text as JSON ([{"file", "alt_text", "confidence", "tags"}]).
+    #[arg(long, value_name = "FILE")]
+    pub alt_json: Option<PathBuf>,
     /// Write the captions as CSV (image,caption,confidence,edited).
     #[arg(long, value_name = "FILE")]
     pub csv: Option<PathBuf>,

@@ -749,7 +749,25 @@ pub fn batch(args: &BatchArgs) -> anyhow::Result<ExitCode> {
         eprintln!("{}", r.describe(&page.display().to_string()));
         export_failed |= !r.failed.is_empty();
     }
+    let folder_of = |file: &std::path::Path| {
+        file.parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."))
+            .to_path_buf()
+    };
     for (target, bytes) in [
+        (
+            &args.alt_csv,
+            args.alt_csv
+                .as_ref()
+                .map(|f| export::to_alt_csv(&rows, &folder_of(f))),
+        ),
+        (
+            &args.alt_json,
+            args.alt_json
+                .as_ref()
+                .map(|f| export::to_alt_json(&rows, &folder_of(f))),
+        ),
         (&args.csv, args.csv.as_ref().map(|_| export::to_csv(&rows))),
         (
             &args.json,

@@ -304,19 +304,39 @@ pub fn write_metadata(
     report
 }
 
-/// An HTML page with one `<img src alt>` per photo, for alt text (paths relative to the page's
-/// folder `out_dir`).
-pub fn to_alt_html(rows: &[ExportRow], out_dir: &Path, title: &str) -> Vec<u8> {
-    let list: Vec<crate::metadata::alt_text::AltText> = rows
-        .iter()
+fn alt_list(rows: &[ExportRow]) -> Vec<crate::metadata::alt_text::AltText> {
+    rows.iter()
         .map(|r| crate::metadata::alt_text::AltText {
             file: r.path.clone(),
             alt: r.caption.trim().to_string(),
             confidence: r.confidence,
             tags: r.tags.clone(),
         })
-        .collect();
-    crate::metadata::alt_text::html_page(&list, out_dir, title).into_bytes()
+        .collect()
+}
+
+/// An HTML page with one `<img src alt>` per photo, for alt text (paths relative to the page's
+/// folder `out_dir`).
+pub fn to_alt_html(rows: &[ExportRow], out_dir: &Path, title: &str) -> Vec<u8> {
+    crate::metadata::alt_text::html_page(&alt_list(rows), out_dir, title).into_bytes()
+}
+
+/// Alt text as CSV with the columns accessibility tools take: `file,alt_text,confidence,tags`
+/// (files relative to the CSV's folder `out_dir`).
+pub fn to_alt_csv(rows: &[ExportRow], out_dir: &Path) -> Result<Vec<u8>, String> {
+    crate::metadata::alt_text::csv(&alt_list(rows), out_dir)
+        .map(String::into_bytes)
+        .map_err(|e| format!("cannot write CSV: {e}"))
+}
+
+/// Alt text as a JSON array of `{"file", "alt_text", "confidence", "tags"}`.
+pub fn to_alt_json(rows: &[ExportRow], out_dir: &Path) -> Result<Vec<u8>, String> {
+    crate::metadata::alt_text::json(&alt_list(rows), out_dir)
+        .map(|mut s| {
+            s.push('\n');
+            s.into_bytes()
+        })
+        .map_err(|e| format!("cannot write JSON: {e}"))
 }
 
 /// Writes `bytes` to `path` atomically and reports it.

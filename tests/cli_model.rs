@@ -322,8 +322,33 @@ fn batch_writes_metadata_and_alt_text() {
         .arg(&photos)
         .args(["--embed", "--xmp-sidecars", "--prefix", "photo:"])
         .arg("--alt-html")
-        .arg(&page));
+        .arg(&page)
+        .arg("--alt-csv")
+        .arg(tmp.path().join("alt.csv"))
+        .arg("--alt-json")
+        .arg(tmp.path().join("alt.json")));
     assert!(out.status.success());
+    let csv = std::fs::read_to_string(tmp.path().join("alt.csv")).unwrap();
+    assert!(csv.starts_with("file,alt_text,confidence,tags\n"), "{csv}");
+    assert!(
+        csv.contains("photos/2529205842_bdcb49d65b.jpg,photo: "),
+        "{csv}"
+    );
+    let alt: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("alt.json")).unwrap()).unwrap();
+    assert_eq!(alt.as_array().unwrap().len(), 2);
+    for row in alt.as_array().unwrap() {
+        assert!(
+            row["file"].as_str().unwrap().starts_with("photos/"),
+            "{row}"
+        );
+        assert!(
+            row["alt_text"].as_str().unwrap().starts_with("photo: "),
+            "{row}"
+        );
+        let c = row["confidence"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&c));
+    }
     let other = photos.join("2529205842_bdcb49d65b.jpg");
     let d = metadata::read_description(&other).unwrap().unwrap();
     assert!(d.caption.starts_with("photo: "), "{}", d.caption);
@@ -333,6 +358,19 @@ fn batch_writes_metadata_and_alt_text() {
     let html = std::fs::read_to_string(&page).unwrap();
     assert!(html.contains("photos/2529205842_bdcb49d65b.jpg"), "{html}");
     assert!(html.contains(&format!("alt=\"{}\"", d.caption)), "{html}");
+    // --existing append keeps the description and adds the caption after it, once.
+    for _ in 0..2 {
+        let out =
+            run(captioner()
+                .arg("batch")
+                .arg(&photos)
+                .args(["--embed", "--existing", "append"]));
+        assert!(out.status.success());
+    }
+    let d = metadata::read_description(&mine).unwrap().unwrap();
+    let (old, new) = d.caption.split_once(", ").unwrap();
+    assert_eq!(old, "my own \"words\" <kept>");
+    assert!(!new.is_empty() && !new.contains(", "), "{}", d.caption);
     // --overwrite replaces it.
     let out = run(captioner()
         .arg("batch")

@@ -60,6 +60,10 @@ pub enum ExportKind {
     Json,
     /// An HTML page with one `<img alt>` per photo.
     AltHtml,
+    /// Alt text as CSV: file, alt_text, confidence, tags.
+    AltCsv,
+    /// Alt text as JSON.
+    AltJson,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -976,6 +980,14 @@ impl BatchPanel {
                     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
                     Ok(export::to_alt_html(&rows, &dir, "Photo descriptions"))
                 }
+                ExportKind::AltCsv => {
+                    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+                    export::to_alt_csv(&rows, &dir)
+                }
+                ExportKind::AltJson => {
+                    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+                    export::to_alt_json(&rows, &dir)
+                }
             };
             let what = path.display().to_string();
             let report = match bytes {
@@ -1052,6 +1064,8 @@ impl BatchPanel {
                         ExportKind::Csv => "captions.csv",
                         ExportKind::Json => "captions.json",
                         ExportKind::AltHtml => "alt-text.html",
+                        ExportKind::AltCsv => "alt-text.csv",
+                        ExportKind::AltJson => "alt-text.json",
                     })
                     .display()
                     .to_string(),
@@ -1073,6 +1087,14 @@ impl BatchPanel {
             DialogFor::Export(ExportKind::AltHtml) => Dialog::SaveFile {
                 name: "alt-text.html".into(),
                 extension: "html",
+            },
+            DialogFor::Export(ExportKind::AltCsv) => Dialog::SaveFile {
+                name: "alt-text.csv".into(),
+                extension: "csv",
+            },
+            DialogFor::Export(ExportKind::AltJson) => Dialog::SaveFile {
+                name: "alt-text.json".into(),
+                extension: "json",
             },
         };
         match tasks::open_dialog(&shared.ctx, dialog, start.as_deref()) {
@@ -1488,13 +1510,20 @@ impl BatchPanel {
                 if ui.button("Export JSON…").clicked() {
                     self.open_dialog(DialogFor::Export(ExportKind::Json), shared);
                 }
-                if ui
-                    .button("Alt text HTML…")
-                    .on_hover_text("A web page with one <img alt=\"caption\"> per photo")
-                    .clicked()
-                {
-                    self.open_dialog(DialogFor::Export(ExportKind::AltHtml), shared);
-                }
+                ui.menu_button("Alt text", |ui| {
+                    ui.label("Alt text for screen readers, from the captions.");
+                    let items = [
+                        ("Web page (HTML)…", ExportKind::AltHtml, "one <img alt=\"caption\"> per photo"),
+                        ("CSV…", ExportKind::AltCsv, "file, alt_text, confidence, tags"),
+                        ("JSON…", ExportKind::AltJson, "[{file, alt_text, confidence, tags}]"),
+                    ];
+                    for (label, kind, hint) in items {
+                        if ui.button(label).on_hover_text(hint).clicked() {
+                            self.open_dialog(DialogFor::Export(kind), shared);
+                            ui.close();
+                        }
+                    }
+                });
                 ui.menu_button("Photo metadata", |ui| {
                     use export::MetadataTarget::{Embedded, XmpSidecar};
                     ui.label("Where photo managers (digiKam, Lightroom, darktable) read captions.")
