@@ -460,9 +460,16 @@ fn decode_options(d: &crate::cli::DecodeArgs) -> anyhow::Result<DecodeOptions> {
     if d.beam == 0 {
         anyhow::bail!("--beam must be at least 1");
     }
+    if !d.length_alpha.is_finite() || !(0.0..=4.0).contains(&d.length_alpha) {
+        anyhow::bail!("--length-alpha must be between 0 and 4");
+    }
     Ok(DecodeOptions {
         beam: d.beam,
         max_len: d.max_len,
+        search: crate::decoder::SearchOptions {
+            block_ngram: d.block_ngram,
+            length_alpha: d.length_alpha,
+        },
     })
 }
 
