@@ -171,6 +171,10 @@ pub struct FeaturesArgs {
     /// Images per encoder pass.
     #[arg(long, default_value_t = 32)]
     pub batch: usize,
+    /// Also cache each photo's feature map before pooling (7x7 cells for Lite0, half
+    /// precision; what the attention decoder trains on).
+    #[arg(long)]
+    pub spatial: bool,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,

@@ -295,6 +295,7 @@ pub fn features(args: &FeaturesArgs) -> anyhow::Result<ExitCode> {
     let paths: Vec<PathBuf> = ds.images.iter().map(|e| e.path.clone()).collect();
     let options = ExtractOptions {
         batch_size: args.batch.max(1),
+        spatial: args.spatial,
         ..ExtractOptions::default()
     };
     let report =
