@@ -171,6 +171,10 @@ pub struct FeaturesArgs {
     /// Images per encoder pass.
     #[arg(long, default_value_t = 32)]
     pub batch: usize,
+    /// Also cache each photo's feature map before pooling (7x7 cells for Lite0, half
+    /// precision; what the attention decoder trains on).
+    #[arg(long)]
+    pub spatial: bool,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -256,6 +260,12 @@ pub struct DecodeArgs {
     /// Longest caption in words.
     #[arg(long, default_value_t = 30)]
     pub max_len: usize,
+    /// Block repeated n-grams of this many words (0: no blocking).
+    #[arg(long, default_value_t = crate::decoder::DEFAULT_BLOCK_NGRAM)]
+    pub block_ngram: usize,
+    /// Beam search ranks captions by log-probability / length^ALPHA (0 to 4).
+    #[arg(long, default_value_t = crate::decoder::DEFAULT_LENGTH_ALPHA)]
+    pub length_alpha: f32,
 }
 
 #[derive(Args, Debug)]

@@ -316,6 +316,7 @@ pub fn features(args: &FeaturesArgs) -> anyhow::Result<ExitCode> {
     let paths: Vec<PathBuf> = ds.images.iter().map(|e| e.path.clone()).collect();
     let options = ExtractOptions {
         batch_size: args.batch.max(1),
+        spatial: args.spatial,
         ..ExtractOptions::default()
     };
     let report =
@@ -488,9 +489,16 @@ fn decode_options(d: &crate::cli::DecodeArgs) -> anyhow::Result<DecodeOptions> {
     if d.beam == 0 {
         anyhow::bail!("--beam must be at least 1");
     }
+    if !d.length_alpha.is_finite() || !(0.0..=4.0).contains(&d.length_alpha) {
+        anyhow::bail!("--length-alpha must be between 0 and 4");
+    }
     Ok(DecodeOptions {
         beam: d.beam,
         max_len: d.max_len,
+        search: crate::decoder::SearchOptions {
+            block_ngram: d.block_ngram,
+            length_alpha: d.length_alpha,
+        },
     })
 }
 

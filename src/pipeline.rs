@@ -119,6 +119,9 @@ pub struct DecodeOptions {
     pub beam: usize,
     /// Longest caption in words.
     pub max_len: usize,
+    /// Repeated n-gram blocking and length normalisation.
+    #[serde(default)]
+    pub search: decoder::SearchOptions,
 }
 
 impl Default for DecodeOptions {
@@ -126,6 +129,7 @@ impl Default for DecodeOptions {
         DecodeOptions {
             beam: 3,
             max_len: 30,
+            search: decoder::SearchOptions::default(),
         }
     }
 }
@@ -171,6 +175,10 @@ pub struct CaptionResult {
     /// the caption's content words.
     #[serde(default)]
     pub tags: Vec<String>,
+    /// Where the decoder looked for each word of `text` (attention decoders only; `None` for
+    /// the merge and inject decoders, which see the photo as one pooled vector).
+    #[serde(default)]
+    pub attention: Option<decoder::AttentionMaps>,
 }
 
 impl CaptionResult {
@@ -286,14 +294,19 @@ impl Captioner {
     pub fn greedy_many(
         &self,
         features: &[f32],
-        max_len: usize,
+        options: &DecodeOptions,
     ) -> Result<Vec<Vec<String>>, PipelineError> {
         let dim = self.model.decoder.config().feature_dim;
         let mut out = Vec::new();
         for chunk in features.chunks(500 * dim) {
             let t =
                 Tensor::from_slice(chunk, (chunk.len() / dim, dim), self.model.decoder.device())?;
-            for cap in decoder::greedy(&self.model.decoder, &t, max_len)? {
+            for cap in decoder::greedy_with_options(
+                &self.model.decoder,
+                &t,
+                options.max_len,
+                &options.search,
+            )? {
                 out.push(self.words(&cap.tokens));
             }
         }
@@ -306,9 +319,20 @@ impl Captioner {
         options: &DecodeOptions,
     ) -> Result<CaptionResult, PipelineError> {
         let captions: Vec<Caption> = if options.beam <= 1 {
-            decoder::greedy(&self.model.decoder, pooled, options.max_len)?
+            decoder::greedy_with_options(
+                &self.model.decoder,
+                pooled,
+                options.max_len,
+                &options.search,
+            )?
         } else {
-            decoder::beam_search(&self.model.decoder, pooled, options.beam, options.max_len)?
+            decoder::beam_search_with_options(
+                &self.model.decoder,
+                pooled,
+                options.beam,
+                options.max_len,
+                &options.search,
+            )?
         };
         let best = captions
             .first()
@@ -336,6 +360,7 @@ impl Captioner {
             needs_review: None,
             review_reason: None,
             tags: Vec::new(),
+            attention: None,
         };
         let feature: Vec<f32> = pooled
             .get(0)
@@ -646,7 +671,7 @@ pub fn evaluate(
         }
     }
     if options.beam <= 1 {
-        for words in captioner.greedy_many(&greedy_feats, options.max_len)? {
+        for words in captioner.greedy_many(&greedy_feats, options)? {
             hyps.push(words.join(" "));
         }
         refs = greedy_refs;

@@ -128,3 +128,85 @@ fn an_interrupted_run_resumes_without_recomputing() {
     assert_eq!(r.cached, 2);
     assert_eq!(r.computed, 4);
 }
+
+#[test]
+fn spatial_maps_are_cached_in_half_precision_and_pool_to_the_pooled_feature() {
+    let device = candle_core::Device::Cpu;
+    let encoder = pipeline::load_encoder(&device).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = FeatureCache::new(tmp.path(), encoder.id());
+    let paths = images_of(&fixture("encoder/images"));
+    let n = paths.len();
+    let stop = AtomicBool::new(false);
+    // Pooled features first, as a cache made before attention decoders would hold.
+    let pooled_only = ExtractOptions::default();
+    let r = features::extract(&encoder, &cache, &paths, &pooled_only, &stop, &mut |_| {}).unwrap();
+    assert_eq!(r.computed, n);
+    assert!(
+        features::load_cached_spatial(&cache, &paths)
+            .iter()
+            .all(Option::is_none)
+    );
+    // Asking for maps computes them for photos that only have the pooled feature.
+    let spatial = ExtractOptions {
+        batch_size: 4,
+        spatial: true,
+        ..ExtractOptions::default()
+    };
+    let r = features::extract(&encoder, &cache, &paths, &spatial, &stop, &mut |_| {}).unwrap();
+    assert_eq!((r.computed, r.cached), (n, 0));
+    let r = features::extract(&encoder, &cache, &paths, &spatial, &stop, &mut |_| {}).unwrap();
+    assert_eq!(
+        (r.computed, r.cached),
+        (0, n),
+        "a second run finds them all"
+    );
+    let pooled = features::load_cached(&cache, &paths);
+    let maps = features::load_cached_spatial(&cache, &paths);
+    for ((p, pooled), map) in paths.iter().zip(pooled).zip(maps) {
+        let pooled = pooled.unwrap();
+        let map = map.unwrap();
+        assert_eq!(
+            (map.rows, map.cols, map.dim),
+            (7, 7, 1280),
+            "{}",
+            p.display()
+        );
+        // The map's mean over the cells is the pooled feature (up to half precision).
+        let mean = map.mean();
+        let scale = pooled.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        for (a, b) in mean.iter().zip(&pooled) {
+            assert!((a - b).abs() <= 2e-3 * scale.max(1.0), "{a} vs {b}");
+        }
+        // The encoder's own map, rounded to half precision.
+        let image = encoder.preprocess_file(p).unwrap();
+        let fm = encoder.encode(&[image]).unwrap().feature_map;
+        let want: Vec<f32> = fm.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        for (a, b) in map.to_f32().iter().zip(&want) {
+            assert!((a - b).abs() <= b.abs() * 1e-3 + 1e-4, "{a} vs {b}");
+        }
+    }
+    // On disk: half precision, so 7,000 photos stay far under 1.5 GB.
+    let mut sizes = Vec::new();
+    for e in walk(&cache.dir().join("spatial")) {
+        sizes.push(std::fs::metadata(e).unwrap().len());
+    }
+    assert_eq!(sizes.len(), n);
+    for s in sizes {
+        assert!(s <= 7 * 7 * 1280 * 2 + 256, "{s} bytes");
+        assert!(s * 7000 < 1_500_000_000);
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

@@ -31,7 +31,10 @@ mod net;
 mod search;
 
 pub use net::DropoutMasks;
-pub use search::{Caption, beam_search, greedy};
+pub use search::{
+    Caption, DEFAULT_BLOCK_NGRAM, DEFAULT_LENGTH_ALPHA, SearchOptions, beam_search,
+    beam_search_with_options, blocked_tokens, greedy, greedy_with_options,
+};
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
@@ -63,6 +66,20 @@ pub enum DecoderError {
 }
 
 pub type Result<T> = std::result::Result<T, DecoderError>;
+
+/// Where an attention decoder looked for each word of a caption: a `rows x cols` grid of
+/// cells over the photo (the encoder's last feature map, 7x7 for EfficientNet-Lite0 at
+/// 224 px), one map per caption word.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AttentionMaps {
+    /// Cells from top to bottom.
+    pub rows: usize,
+    /// Cells from left to right.
+    pub cols: usize,
+    /// One map per caption word, in word order: `rows * cols` weights, row-major, each map
+    /// summing to 1.
+    pub words: Vec<Vec<f32>>,
+}
 
 /// Which decoder architecture (see the module documentation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -3,6 +3,11 @@
 //! Both never emit [`PAD`], [`START`] or [`UNK`]: those ids are masked out before choosing.
 //! Probabilities are the model's own (softmax over the whole vocabulary, not renormalised
 //! after masking).
+//!
+//! Both also block repeated n-grams ([`SearchOptions::block_ngram`]): a word that would make
+//! an n-gram of the caption occur twice is not chosen, so "a man is sitting on a bench on a
+//! bench" cannot come out. Beam search ranks finished captions by a length-normalised score
+//! ([`SearchOptions::length_alpha`]).
 
 use super::cpu::{CpuDecoder, CpuState};
 use super::{
@@ -10,6 +15,74 @@ use super::{
 };
 use candle_core::{DType, Tensor};
 use serde::{Deserialize, Serialize};
+
+/// How greedy decoding and beam search choose words (the defaults were chosen on the Flickr8k
+/// dev split with the shipped model; see the README).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SearchOptions {
+    /// No n-gram of this many words occurs twice in a caption (0 turns blocking off).
+    pub block_ngram: usize,
+    /// Beam search ranks captions by `log_prob / n^length_alpha`, `n` the number of predicted
+    /// tokens (words, plus END when the caption ended): 0 ranks by the summed log-probability
+    /// (favouring short captions), 1 by the mean per token.
+    pub length_alpha: f32,
+}
+
+impl Default for SearchOptions {
+    fn default() -> Self {
+        SearchOptions {
+            block_ngram: DEFAULT_BLOCK_NGRAM,
+            length_alpha: DEFAULT_LENGTH_ALPHA,
+        }
+    }
+}
+
+impl SearchOptions {
+    /// The plain search: no blocking, mean log-probability per token.
+    pub fn plain() -> Self {
+        SearchOptions {
+            block_ngram: 0,
+            length_alpha: 1.0,
+        }
+    }
+
+    /// The length-normalised score of a caption with summed log-probability `log_prob` and
+    /// `n` predicted tokens (at least 1 is counted).
+    pub fn score(&self, log_prob: f64, n: usize) -> f64 {
+        log_prob / (n.max(1) as f64).powf(f64::from(self.length_alpha))
+    }
+
+    fn check(&self) -> Result<()> {
+        if !self.length_alpha.is_finite() || !(0.0..=4.0).contains(&self.length_alpha) {
+            return Err(DecoderError::Input(format!(
+                "length_alpha = {} (must be between 0 and 4)",
+                self.length_alpha
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Default of [`SearchOptions::block_ngram`].
+pub const DEFAULT_BLOCK_NGRAM: usize = 2;
+/// Default of [`SearchOptions::length_alpha`].
+pub const DEFAULT_LENGTH_ALPHA: f32 = 1.0;
+
+/// The tokens that, appended to `tokens`, would make an `n`-gram occur a second time
+/// (into `out`, cleared first; `n == 0` blocks nothing).
+pub fn blocked_tokens(tokens: &[u32], n: usize, out: &mut Vec<u32>) {
+    out.clear();
+    let k = tokens.len();
+    if n == 0 || k < n {
+        return;
+    }
+    let prefix = &tokens[k + 1 - n..];
+    for start in 0..=k - n {
+        if tokens[start..start + n - 1] == *prefix {
+            out.push(tokens[start + n - 1]);
+        }
+    }
+}
 
 /// A decoded caption.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -21,8 +94,9 @@ pub struct Caption {
     /// Sum of the log-probabilities of every predicted token: the words and, when the caption
     /// ended, the END token.
     pub log_prob: f32,
-    /// Length-normalised score: `log_prob / n`, where `n` is the number of predicted tokens
-    /// (`tokens.len()`, plus one for END when `ended`), at least 1. Beam search ranks by it.
+    /// Length-normalised score: `log_prob / n^alpha` ([`SearchOptions::score`]), where `n` is
+    /// the number of predicted tokens (`tokens.len()`, plus one for END when `ended`), at
+    /// least 1. Beam search ranks by it.
     pub score: f32,
     /// False when decoding hit `max_len` words before predicting END.
     pub ended: bool,
@@ -30,6 +104,11 @@ pub struct Caption {
 
 fn is_banned(token: usize) -> bool {
     token == PAD as usize || token == START as usize || token == UNK as usize
+}
+
+/// Whether `token` may be chosen: not a special id, and not in `blocked` (short).
+fn allowed(token: usize, blocked: &[u32]) -> bool {
+    !is_banned(token) && (blocked.is_empty() || !blocked.contains(&(token as u32)))
 }
 
 #[derive(Clone, Debug, Default)]
@@ -40,10 +119,10 @@ struct Hypothesis {
 }
 
 impl Hypothesis {
-    fn into_caption(self, ended: bool) -> Caption {
-        let n = (self.tokens.len() + usize::from(ended)).max(1);
+    fn into_caption(self, ended: bool, options: &SearchOptions) -> Caption {
+        let n = self.tokens.len() + usize::from(ended);
         Caption {
-            score: (self.log_prob / n as f64) as f32,
+            score: options.score(self.log_prob, n) as f32,
             log_prob: self.log_prob as f32,
             tokens: self.tokens,
             word_probs: self.word_probs,
@@ -52,11 +131,12 @@ impl Hypothesis {
     }
 }
 
-/// The best allowed token of one row of log-probabilities (lowest id on ties).
-fn argmax_allowed(log_probs: &[f32]) -> (u32, f32) {
+/// The best allowed token of one row of log-probabilities (lowest id on ties), never one of
+/// `blocked`.
+fn argmax_allowed(log_probs: &[f32], blocked: &[u32]) -> (u32, f32) {
     let mut best: Option<(usize, f32)> = None;
     for (tok, &lp) in log_probs.iter().enumerate() {
-        if is_banned(tok) || lp.is_nan() {
+        if !allowed(tok, blocked) || lp.is_nan() {
             continue;
         }
         if best.is_none_or(|(_, b)| lp > b) {
@@ -70,11 +150,12 @@ fn argmax_allowed(log_probs: &[f32]) -> (u32, f32) {
     }
 }
 
-/// The `k` best allowed tokens of one row, best first (lowest id first on ties).
-fn top_k_allowed(log_probs: &[f32], k: usize) -> Vec<(u32, f32)> {
+/// The `k` best allowed tokens of one row, best first (lowest id first on ties), never one
+/// of `blocked`.
+fn top_k_allowed(log_probs: &[f32], k: usize, blocked: &[u32]) -> Vec<(u32, f32)> {
     let mut top: Vec<(u32, f32)> = Vec::with_capacity(k + 1);
     for (tok, &lp) in log_probs.iter().enumerate() {
-        if is_banned(tok) || lp.is_nan() {
+        if !allowed(tok, blocked) || lp.is_nan() {
             continue;
         }
         if top.len() == k && top.last().is_some_and(|&(_, worst)| lp <= worst) {
@@ -166,18 +247,36 @@ impl Stepper for CpuStepper<'_> {
 
 /// Greedy decoding of a batch of images `[B, feature_dim]` (or one image `[feature_dim]`):
 /// at each step the most probable allowed token. At most `max_len` words per caption.
-/// Returns one caption per image, in order.
+/// Returns one caption per image, in order. Uses the default [`SearchOptions`] (repeated
+/// n-grams blocked); [`greedy_with_options`] takes others.
 pub fn greedy(model: &Decoder, features: &Tensor, max_len: usize) -> Result<Vec<Caption>> {
+    greedy_with_options(model, features, max_len, &SearchOptions::default())
+}
+
+/// [`greedy`] with explicit search options.
+pub fn greedy_with_options(
+    model: &Decoder,
+    features: &Tensor,
+    max_len: usize,
+    options: &SearchOptions,
+) -> Result<Vec<Caption>> {
     match model.cpu() {
-        Some(cpu) => greedy_with(&CpuStepper(cpu, model), features, max_len),
-        None => greedy_with(&CandleStepper(model), features, max_len),
+        Some(cpu) => greedy_with(&CpuStepper(cpu, model), features, max_len, options),
+        None => greedy_with(&CandleStepper(model), features, max_len, options),
     }
 }
 
-fn greedy_with<S: Stepper>(model: &S, features: &Tensor, max_len: usize) -> Result<Vec<Caption>> {
+fn greedy_with<S: Stepper>(
+    model: &S,
+    features: &Tensor,
+    max_len: usize,
+    options: &SearchOptions,
+) -> Result<Vec<Caption>> {
     if max_len == 0 {
         return Err(DecoderError::Input("max_len must be at least 1".into()));
     }
+    options.check()?;
+    let mut blocked = Vec::new();
     let vocab = model.vocab();
     let mut state = model.start(features)?;
     let b = model.rows(&state);
@@ -192,8 +291,9 @@ fn greedy_with<S: Stepper>(model: &S, features: &Tensor, max_len: usize) -> Resu
         let mut next_tokens = Vec::with_capacity(active.len());
         for (row, lp) in flat.chunks_exact(vocab).enumerate() {
             let image = active[row];
-            let (tok, l) = argmax_allowed(lp);
             let hyp = &mut hyps[image];
+            blocked_tokens(&hyp.tokens, options.block_ngram, &mut blocked);
+            let (tok, l) = argmax_allowed(lp, &blocked);
             hyp.log_prob += f64::from(l);
             if tok == END {
                 ended[image] = true;
@@ -218,7 +318,7 @@ fn greedy_with<S: Stepper>(model: &S, features: &Tensor, max_len: usize) -> Resu
     Ok(hyps
         .into_iter()
         .zip(ended)
-        .map(|(h, e)| h.into_caption(e))
+        .map(|(h, e)| h.into_caption(e, options))
         .collect())
 }
 
@@ -228,13 +328,26 @@ fn greedy_with<S: Stepper>(model: &S, features: &Tensor, max_len: usize) -> Resu
 /// predicts END leaves the beam as a finished caption and the beam narrows by one, until
 /// `width` captions are finished or `max_len` words are reached (the survivors are then
 /// returned unfinished). All of the beam's hypotheses go through the decoder as one batch per
-/// step. Returns up to `width` captions sorted by [`Caption::score`] (log-probability divided
-/// by the number of predicted tokens), best first. With `width == 1` it equals [`greedy`].
+/// step. Returns up to `width` captions, distinct token sequences, sorted by
+/// [`Caption::score`] (the length-normalised log-probability), best first. With `width == 1`
+/// it equals [`greedy`]. Uses the default [`SearchOptions`]; [`beam_search_with_options`]
+/// takes others.
 pub fn beam_search(
     model: &Decoder,
     feature: &Tensor,
     width: usize,
     max_len: usize,
+) -> Result<Vec<Caption>> {
+    beam_search_with_options(model, feature, width, max_len, &SearchOptions::default())
+}
+
+/// [`beam_search`] with explicit search options.
+pub fn beam_search_with_options(
+    model: &Decoder,
+    feature: &Tensor,
+    width: usize,
+    max_len: usize,
+    options: &SearchOptions,
 ) -> Result<Vec<Caption>> {
     let fd = model.config().feature_dim;
     match feature.dims() {
@@ -247,8 +360,8 @@ pub fn beam_search(
         }
     }
     match model.cpu() {
-        Some(cpu) => beam_with(&CpuStepper(cpu, model), feature, width, max_len),
-        None => beam_with(&CandleStepper(model), feature, width, max_len),
+        Some(cpu) => beam_with(&CpuStepper(cpu, model), feature, width, max_len, options),
+        None => beam_with(&CandleStepper(model), feature, width, max_len, options),
     }
 }
 
@@ -257,6 +370,7 @@ fn beam_with<S: Stepper>(
     feature: &Tensor,
     width: usize,
     max_len: usize,
+    options: &SearchOptions,
 ) -> Result<Vec<Caption>> {
     if width == 0 {
         return Err(DecoderError::Input("beam width must be at least 1".into()));
@@ -264,6 +378,8 @@ fn beam_with<S: Stepper>(
     if max_len == 0 {
         return Err(DecoderError::Input("max_len must be at least 1".into()));
     }
+    options.check()?;
+    let mut blocked = Vec::new();
     let vocab = model.vocab();
     let mut state = model.start(feature)?;
     let mut alive = vec![Hypothesis::default()];
@@ -275,7 +391,8 @@ fn beam_with<S: Stepper>(
         // (total log-prob, parent row, token, token log-prob)
         let mut candidates: Vec<(f64, usize, u32, f32)> = Vec::with_capacity(alive.len() * slots);
         for (row, lp) in flat.chunks_exact(vocab).enumerate() {
-            for (tok, l) in top_k_allowed(lp, slots) {
+            blocked_tokens(&alive[row].tokens, options.block_ngram, &mut blocked);
+            for (tok, l) in top_k_allowed(lp, slots, &blocked) {
                 candidates.push((alive[row].log_prob + f64::from(l), row, tok, l));
             }
         }
@@ -287,7 +404,7 @@ fn beam_with<S: Stepper>(
             let mut hyp = alive[row].clone();
             hyp.log_prob = total;
             if tok == END {
-                finished.push(hyp.into_caption(true));
+                finished.push(hyp.into_caption(true, options));
             } else {
                 hyp.tokens.push(tok);
                 hyp.word_probs.push(l.exp());
@@ -304,7 +421,10 @@ fn beam_with<S: Stepper>(
         last = next_last;
     }
     if finished.len() < width {
-        let mut rest: Vec<Caption> = alive.into_iter().map(|h| h.into_caption(false)).collect();
+        let mut rest: Vec<Caption> = alive
+            .into_iter()
+            .map(|h| h.into_caption(false, options))
+            .collect();
         rest.sort_by(|a, b| b.score.total_cmp(&a.score));
         let room = width - finished.len();
         finished.extend(rest.into_iter().take(room));
@@ -320,9 +440,31 @@ mod tests {
     #[test]
     fn top_k_masks_and_orders() {
         let lp = [0.0, 0.0, -1.0, 0.0, -0.5, -0.5, -3.0];
-        assert_eq!(top_k_allowed(&lp, 2), vec![(4, -0.5), (5, -0.5)]);
-        assert_eq!(top_k_allowed(&lp, 3), vec![(4, -0.5), (5, -0.5), (2, -1.0)]);
-        assert_eq!(argmax_allowed(&lp), (4, -0.5));
-        assert_eq!(argmax_allowed(&[0.0, 0.0, f32::NAN, 0.0]).0, END);
+        assert_eq!(top_k_allowed(&lp, 2, &[]), vec![(4, -0.5), (5, -0.5)]);
+        assert_eq!(
+            top_k_allowed(&lp, 3, &[]),
+            vec![(4, -0.5), (5, -0.5), (2, -1.0)]
+        );
+        assert_eq!(top_k_allowed(&lp, 2, &[4]), vec![(5, -0.5), (2, -1.0)]);
+        assert_eq!(argmax_allowed(&lp, &[]), (4, -0.5));
+        assert_eq!(argmax_allowed(&lp, &[4, 5]), (2, -1.0));
+        assert_eq!(argmax_allowed(&[0.0, 0.0, f32::NAN, 0.0], &[]).0, END);
+    }
+
+    #[test]
+    fn blocked_tokens_finds_every_repeat() {
+        let mut out = Vec::new();
+        // "a man on a bench on a" + "bench" would repeat "on a bench".
+        let toks = [4, 5, 6, 4, 7, 6, 4];
+        blocked_tokens(&toks, 3, &mut out);
+        assert_eq!(out, vec![7]);
+        blocked_tokens(&toks, 2, &mut out);
+        assert_eq!(out, vec![5, 7]);
+        blocked_tokens(&toks, 0, &mut out);
+        assert!(out.is_empty());
+        blocked_tokens(&toks[..2], 3, &mut out);
+        assert!(out.is_empty());
+        blocked_tokens(&toks, 1, &mut out);
+        assert_eq!(out, toks.to_vec());
     }
 }

@@ -5,7 +5,7 @@
 
 pub mod cache;
 
-pub use cache::{CacheError, FeatureCache, bytes_hash, content_hash};
+pub use cache::{CacheError, FeatureCache, SpatialFeature, bytes_hash, content_hash};
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -65,6 +65,9 @@ pub struct ExtractOptions {
     /// Images per encoder pass.
     pub batch_size: usize,
     pub limits: DecodeLimits,
+    /// Also cache each photo's feature map before pooling ([`SpatialFeature`], for attention
+    /// decoders); a photo counts as cached only when both are.
+    pub spatial: bool,
 }
 
 impl Default for ExtractOptions {
@@ -72,6 +75,7 @@ impl Default for ExtractOptions {
         ExtractOptions {
             batch_size: 32,
             limits: DecodeLimits::default(),
+            spatial: false,
         }
     }
 }
@@ -89,7 +93,13 @@ enum Prepared {
     },
 }
 
-fn prepare(path: &Path, cache: &FeatureCache, size: u32, limits: &DecodeLimits) -> Prepared {
+fn prepare(
+    path: &Path,
+    cache: &FeatureCache,
+    size: u32,
+    limits: &DecodeLimits,
+    spatial: bool,
+) -> Prepared {
     let failed = |reason: String| Prepared::Failed {
         path: path.to_path_buf(),
         reason,
@@ -99,7 +109,7 @@ fn prepare(path: &Path, cache: &FeatureCache, size: u32, limits: &DecodeLimits) 
         Err(e) => return failed(e.to_string()),
     };
     let hash = bytes_hash(&bytes);
-    if cache.contains(&hash) {
+    if cache.contains(&hash) && (!spatial || cache.contains_spatial(&hash)) {
         return Prepared::Cached;
     }
     match decode_rgb(&bytes, path, limits) {
@@ -120,7 +130,8 @@ fn reason_of(e: &ImageLoadError) -> String {
         .unwrap_or(full)
 }
 
-/// Extracts and caches the pooled feature of every image in `paths`.
+/// Extracts and caches the pooled feature of every image in `paths` (and its feature map
+/// before pooling with [`ExtractOptions::spatial`]).
 ///
 /// Images already cached are only hashed. Unreadable images are reported through `on_event`
 /// and in the report, and the rest goes on. `stop` is checked between batches.
@@ -143,6 +154,7 @@ pub fn extract(
     };
     let (tx, rx) = crossbeam_channel::bounded::<Vec<Prepared>>(2);
     let limits = options.limits;
+    let spatial = options.spatial;
     let mut done = 0usize;
     let mut first_event = true;
     let result = std::thread::scope(|scope| -> Result<(), FeatureError> {
@@ -155,7 +167,7 @@ pub fn extract(
                 }
                 let prepared: Vec<Prepared> = chunk
                     .par_iter()
-                    .map(|p| prepare(p, cache, size, &limits))
+                    .map(|p| prepare(p, cache, size, &limits, spatial))
                     .collect();
                 if tx.send(prepared).is_err() {
                     break;
@@ -205,6 +217,34 @@ pub fn extract(
                 for (hash, row) in hashes.iter().zip(pooled) {
                     cache.put(hash, &row)?;
                 }
+                if spatial {
+                    let map = out
+                        .feature_map
+                        .to_device(&candle_core::Device::Cpu)
+                        .and_then(|t| t.to_dtype(candle_core::DType::F32))
+                        .map_err(EncoderError::from)?;
+                    let (n, rows, cols, dim) = map.dims4().map_err(EncoderError::from)?;
+                    let flat = map
+                        .flatten_all()
+                        .and_then(|t| t.to_vec1::<f32>())
+                        .map_err(EncoderError::from)?;
+                    let per = rows * cols * dim;
+                    for (hash, i) in hashes.iter().zip(0..n) {
+                        let sf = SpatialFeature::from_f32(
+                            rows,
+                            cols,
+                            dim,
+                            &flat[i * per..(i + 1) * per],
+                        )
+                        .ok_or_else(|| {
+                            FeatureError::Other(format!(
+                                "the encoder returned an empty feature map {:?}",
+                                map.dims()
+                            ))
+                        })?;
+                        cache.put_spatial(hash, &sf)?;
+                    }
+                }
                 report.computed += images.len();
             }
             let elapsed = compute_started.elapsed().as_secs_f64().max(1e-9);
@@ -244,6 +284,19 @@ pub fn load_cached(cache: &FeatureCache, paths: &[PathBuf]) -> Vec<Option<Vec<f3
         .map(|p| {
             let hash = content_hash(p).ok()?;
             cache.get(&hash).ok().flatten()
+        })
+        .collect()
+}
+
+/// Reads the cached feature maps of `paths` (hashing each file), in order; `None` for an image
+/// without a cached map or that cannot be read.
+pub fn load_cached_spatial(cache: &FeatureCache, paths: &[PathBuf]) -> Vec<Option<SpatialFeature>> {
+    use rayon::prelude::*;
+    paths
+        .par_iter()
+        .map(|p| {
+            let hash = content_hash(p).ok()?;
+            cache.get_spatial(&hash).ok().flatten()
         })
         .collect()
 }

@@ -431,7 +431,9 @@ impl TrainData {
     }
 }
 
-/// Greedy captions (as words) for images, in chunks.
+/// Greedy captions (as words) for images, in chunks. Plain greedy decoding (no n-gram
+/// blocking), as when the shipped model was trained, so that its documented command still
+/// chooses the same epoch.
 fn greedy_words(
     dec: &Decoder,
     data: &TrainData,
@@ -442,7 +444,9 @@ fn greedy_words(
     let mut out = Vec::with_capacity(images.len());
     for chunk in images.chunks(500) {
         let feats = data.features_of(chunk, dim, dec.device())?;
-        for cap in decoder::greedy(dec, &feats, max_len)? {
+        for cap in
+            decoder::greedy_with_options(dec, &feats, max_len, &decoder::SearchOptions::plain())?
+        {
             out.push(data.words(&cap.tokens));
         }
     }

@@ -239,6 +239,7 @@ impl State {
                     decode: DecodeOptions {
                         beam: beam.max(1),
                         max_len: max_len.max(1),
+                        ..DecodeOptions::default()
                     },
                     ..FolderOptions::default()
                 };
