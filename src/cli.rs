@@ -350,6 +350,10 @@ pub struct EvalArgs {
     /// Cache folder for image features.
     #[arg(long)]
     pub cache: Option<PathBuf>,
+    /// Also measure the calibrated confidence on the split mixed with the photos of this folder
+    /// (photos unlike the dataset's, with `captions.txt`: photo<TAB>caption lines).
+    #[arg(long, value_name = "DIR")]
+    pub extra: Option<PathBuf>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -373,6 +377,9 @@ pub struct CalibrateArgs {
     /// Measure only; write nothing into the model folder.
     #[arg(long)]
     pub dry_run: bool,
+    /// Write each measured photo's signals, per-photo CIDEr-D and caption to this CSV file.
+    #[arg(long, value_name = "FILE")]
+    pub signals: Option<PathBuf>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,

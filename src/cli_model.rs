@@ -597,8 +597,30 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<ExitCode> {
         &cancel,
     )?;
     renderer.finish_bar();
+    let mix = match &args.extra {
+        Some(extra) => {
+            let m = crate::jobs::evaluate::evaluate_mix(
+                &captioner,
+                &args.dir,
+                &crate::paths::cache_dir(args.cache.as_deref()),
+                &options,
+                extra,
+                &mut |e| renderer.event(e),
+                &cancel,
+            )?;
+            renderer.finish_bar();
+            Some(m)
+        }
+        None => None,
+    };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        match &mix {
+            Some(m) => println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({"eval": report, "mix": m}))?
+            ),
+            None => println!("{}", serde_json::to_string_pretty(&report)?),
+        }
     } else {
         println!(
             "{} split, {} images, {}: BLEU-1 {:.4}  BLEU-2 {:.4}  BLEU-3 {:.4}  BLEU-4 {:.4}  CIDEr-D {:.4}",
@@ -643,8 +665,34 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<ExitCode> {
         if !report.skipped.is_empty() {
             println!("skipped {} images", report.skipped.len());
         }
+        if let Some(m) = &mix {
+            print_mix(m);
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The figures of a split mixed with extra photos (`eval --extra`, `calibrate --unfamiliar`).
+fn print_mix(m: &crate::trust::fit::MixFigures) {
+    let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
+    println!(
+        "{} split + {} extra photos ({} with bad captions): AUROC confidence {}  word probability {}  familiarity (extra vs split) {}",
+        m.dev_photos,
+        m.unfamiliar_photos,
+        m.unfamiliar_bad,
+        f(m.auroc_confidence),
+        f(m.auroc_word_geomean),
+        f(m.auroc_similarity_unfamiliar_vs_dev)
+    );
+    println!(
+        "  needs_review: {:.0}% of the extra photos' bad captions, {:.1}% of the split's good captions; precision {:.3}",
+        100.0 * m.unfamiliar_bad_flagged,
+        100.0 * m.dev_good_flagged,
+        m.review.precision
+    );
+    for p in &m.photos {
+        println!("  {p}");
+    }
 }
 
 pub fn batch(args: &BatchArgs) -> anyhow::Result<ExitCode> {
@@ -850,6 +898,8 @@ pub fn calibrate(args: &crate::cli::CalibrateArgs) -> anyhow::Result<ExitCode> {
         decode: decode_options(&args.decode)?,
         unfamiliar: args.unfamiliar.clone(),
         write: !args.dry_run,
+        min_dev_photos: crate::trust::fit::MIN_DEV_PHOTOS,
+        signals_csv: args.signals.clone(),
     };
     let cancel = interrupt_token();
     let device = device();
@@ -894,23 +944,7 @@ pub fn calibrate(args: &crate::cli::CalibrateArgs) -> anyhow::Result<ExitCode> {
         report.familiarity_ms_per_photo, report.calibration.tag_threshold
     );
     if let Some(m) = &report.mix {
-        println!(
-            "dev + {} unfamiliar photos ({} with bad captions): AUROC confidence {}  word probability {}  familiarity (unfamiliar vs dev) {}",
-            m.unfamiliar_photos,
-            m.unfamiliar_bad,
-            f(m.auroc_confidence),
-            f(m.auroc_word_geomean),
-            f(m.auroc_similarity_unfamiliar_vs_dev)
-        );
-        println!(
-            "  needs_review: {:.0}% of the unfamiliar bad captions, {:.1}% of the dev good captions; precision {:.3}",
-            100.0 * m.unfamiliar_bad_flagged,
-            100.0 * m.dev_good_flagged,
-            m.review.precision
-        );
-        for p in &m.photos {
-            println!("  {p}");
-        }
+        print_mix(m);
     }
     if options.write {
         println!("wrote the calibration into {}", report.model.display());

@@ -7,7 +7,7 @@ use candle_core::Device;
 use captioner::jobs::caption::{CaptionInput, caption_one};
 use captioner::pipeline::{self, Captioner, DecodeOptions};
 use captioner::trust::calibration::{CALIBRATION_JSON, Calibration};
-use captioner::trust::{Familiarity, ReviewReason, Signals, tags};
+use captioner::trust::{Familiarity, ReviewReason, Signals, fit, tags};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -278,4 +278,163 @@ fn training_data_gives_familiarity_data() {
         captioner::jobs::train::familiarity_of(&captioner::train::TrainData::default(), "enc")
             .is_err()
     );
+}
+
+/// The Flickr8k fixture as a dataset, its features in a cache under `tmp`.
+fn fixture_dataset_and_features(
+    tmp: &Path,
+    encoder: &captioner::encoder::Encoder,
+) -> (
+    captioner::dataset::Dataset,
+    captioner::features::FeatureCache,
+) {
+    let cancel = captioner::jobs::CancelToken::new();
+    let import = captioner::dataset::ImportOptions {
+        min_count: 1,
+        ..Default::default()
+    };
+    let ds = captioner::jobs::import::import(
+        &root().join("tests/fixtures/flickr8k_mini"),
+        &import,
+        &mut |_| {},
+        &cancel,
+    )
+    .unwrap();
+    let cache = captioner::features::FeatureCache::new(&tmp.join("cache"), encoder.id());
+    let paths: Vec<PathBuf> = ds.images.iter().map(|e| e.path.clone()).collect();
+    captioner::jobs::extract::extract(
+        encoder,
+        &cache,
+        &paths,
+        &Default::default(),
+        &mut |_| {},
+        &cancel,
+    )
+    .unwrap();
+    (ds, cache)
+}
+
+#[test]
+fn a_model_folder_is_calibrated_on_a_dev_split() {
+    // The shipped model with its familiarity data but no calibration, calibrated on the
+    // fixture's 8 dev photos (the minimum lowered from 100 for the fixture), as training does.
+    let dir = bare_copy_of_default();
+    for f in [
+        captioner::trust::familiarity::FAMILIARITY_JSON,
+        captioner::trust::familiarity::FAMILIARITY_TENSORS,
+    ] {
+        std::fs::copy(pipeline::default_model_dir().join(f), dir.path().join(f)).unwrap();
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let encoder = pipeline::load_encoder(&Device::Cpu).unwrap();
+    let (ds, cache) = fixture_dataset_and_features(tmp.path(), &encoder);
+    let cancel = captioner::jobs::CancelToken::new();
+    let options = fit::AutoCalibrateOptions {
+        min_dev_photos: 8,
+        ..Default::default()
+    };
+    let fitted = fit::calibrate_model_dir(
+        dir.path(),
+        &ds,
+        &cache,
+        &encoder,
+        &Device::Cpu,
+        &options,
+        &mut |_| {},
+        &cancel,
+    )
+    .unwrap();
+    assert_eq!(fitted.calibration.fitted["photos"], 8);
+    let back = Calibration::load(dir.path()).unwrap().unwrap();
+    assert_eq!(back, fitted.calibration);
+    // The model's captions now have a confidence.
+    let c = Captioner::load(dir.path(), &Device::Cpu).unwrap();
+    assert_eq!(c.trust_note, None);
+    let r = caption(&c, &root().join("tests/fixtures/unfamiliar/coffee.jpg"));
+    assert!((0.0..=1.0).contains(&r.confidence.unwrap()));
+    // With the default minimum, 8 dev photos are too few: an error that says so, no file.
+    std::fs::remove_file(dir.path().join(CALIBRATION_JSON)).unwrap();
+    let e = fit::calibrate_model_dir(
+        dir.path(),
+        &ds,
+        &cache,
+        &encoder,
+        &Device::Cpu,
+        &fit::AutoCalibrateOptions::default(),
+        &mut |_| {},
+        &cancel,
+    )
+    .unwrap_err();
+    assert!(e.report().contains("too few dev photos"), "{}", e.report());
+    assert!(!dir.path().join(CALIBRATION_JSON).exists());
+}
+
+#[test]
+fn training_ends_by_calibrating_or_warns_why_not() {
+    use captioner::jobs::JobEvent;
+    use captioner::jobs::train::{TrainPlaces, TrainResources, TrainSettings};
+    let tmp = tempfile::tempdir().unwrap();
+    let device = Device::Cpu;
+    let encoder = pipeline::load_encoder(&device).unwrap();
+    let settings = TrainSettings {
+        dataset_dir: Some(root().join("tests/fixtures/flickr8k_mini")),
+        import: captioner::dataset::ImportOptions {
+            min_count: 1,
+            ..Default::default()
+        },
+        embed_dim: 16,
+        hidden_dim: 16,
+        train: captioner::train::TrainConfig {
+            epochs: 1,
+            batch_size: 16,
+            ..Default::default()
+        },
+        out_dir: Some(tmp.path().join("run")),
+        ..Default::default()
+    };
+    let places = TrainPlaces {
+        cache_dir: tmp.path().join("cache"),
+        models_dir: tmp.path().join("models"),
+    };
+    let (mut phases, mut warnings) = (Vec::new(), Vec::new());
+    let outcome = captioner::jobs::train::train(
+        &settings,
+        &places,
+        false,
+        TrainResources {
+            device: &device,
+            encoder: &encoder,
+        },
+        &mut |e| match e {
+            JobEvent::Phase { message, .. } => phases.push(message),
+            JobEvent::Warning { message, .. } => warnings.push(message),
+            _ => {}
+        },
+        &captioner::jobs::CancelToken::new(),
+    )
+    .unwrap();
+    assert!(!outcome.stopped && outcome.epochs_completed == 1);
+    // Both checkpoints are calibrated in turn; the fixture's 8 dev photos are too few, which
+    // is a warning, not a failed run.
+    let calibrating: Vec<&String> = phases
+        .iter()
+        .filter(|p| p.starts_with("calibrating the confidence on dev"))
+        .collect();
+    assert_eq!(calibrating.len(), 2, "{phases:?}");
+    let why: Vec<&String> = warnings
+        .iter()
+        .filter(|w| w.contains("no calibrated confidence"))
+        .collect();
+    assert_eq!(why.len(), 2, "{warnings:?}");
+    assert!(why[0].contains("too few dev photos"), "{}", why[0]);
+    for d in [&outcome.best_dir, &outcome.last_dir] {
+        assert!(
+            d.join(captioner::trust::familiarity::FAMILIARITY_JSON)
+                .is_file()
+        );
+        assert!(!d.join(CALIBRATION_JSON).exists());
+        // Such a model still captions, and says why it has no confidence.
+        let c = Captioner::load(d, &device).unwrap();
+        assert!(c.trust_note.unwrap().contains("not calibrated"));
+    }
 }

@@ -1,6 +1,6 @@
 //! Scoring a caption model on a split of a dataset (BLEU-1..4, CIDEr-D).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::{CancelToken, Job, JobContext, JobError, JobEvent, Sink};
 use crate::dataset::{ImportOptions, Split};
@@ -69,5 +69,54 @@ pub fn evaluate(
             options.split.name(),
             dir.display()
         )
+    })
+}
+
+/// Measures the model's stored calibration on `options.split` of the dataset in `dir` mixed
+/// with the photos in `extra` (a folder with `captions.txt`, photo<TAB>caption lines): how well
+/// the confidence ranks good and bad captions over the mix, and what needs_review flags.
+/// Nothing is fitted (`captioner eval DIR --extra FOLDER`).
+pub fn evaluate_mix(
+    captioner: &Captioner,
+    dir: &Path,
+    cache_dir: &Path,
+    options: &EvalOptions,
+    extra: &Path,
+    events: Sink,
+    cancel: &CancelToken,
+) -> Result<crate::trust::fit::MixFigures, JobError> {
+    let ds = super::import::import(dir, &options.import, events, cancel)?;
+    let cache = FeatureCache::new(cache_dir, captioner.encoder.id());
+    let entries: Vec<&crate::dataset::ImageEntry> = ds.split(options.split).collect();
+    let paths: Vec<PathBuf> = entries.iter().map(|e| e.path.clone()).collect();
+    super::extract::extract(
+        &captioner.encoder,
+        &cache,
+        &paths,
+        &crate::features::ExtractOptions::default(),
+        events,
+        cancel,
+    )?;
+    let feats = crate::features::load_cached(&cache, &paths);
+    let rows: Vec<(&crate::dataset::ImageEntry, &[f32])> = entries
+        .iter()
+        .zip(&feats)
+        .filter_map(|(e, f)| f.as_deref().map(|f| (*e, f)))
+        .collect();
+    crate::trust::fit::measure_stored_on_mix(
+        captioner,
+        &rows,
+        extra,
+        &options.decode,
+        events,
+        cancel,
+    )
+    .map_err(|e| {
+        e.context(format!(
+            "measuring the confidence on the {} split of {} with {}",
+            options.split.name(),
+            dir.display(),
+            extra.display()
+        ))
     })
 }

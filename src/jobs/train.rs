@@ -367,7 +367,7 @@ pub fn train(
     )
     .job_context(|| format!("training into {}", out_dir.display()))?;
     // Familiarity data (issue 12) from the training photos' cached features, so that the new
-    // model's captions get a familiarity figure; `captioner calibrate` adds the confidence.
+    // model's captions get a familiarity figure, then the confidence calibrated on dev.
     if !summary.stopped {
         events(JobEvent::Phase {
             job: Job::Train,
@@ -391,6 +391,16 @@ pub fn train(
                 message: format!("no familiarity data: {e}"),
             }),
         }
+        // The calibrated confidence, fitted on dev (a failure is a warning).
+        crate::trust::fit::calibrate_after_training(
+            &[&summary.best_dir, &summary.last_dir],
+            &ds,
+            &cache,
+            encoder,
+            resources.device,
+            events,
+            cancel,
+        );
     }
     for (dir, name) in checkpoints.iter().zip(&names) {
         if let Some(label) = &base_label

@@ -28,6 +28,10 @@ pub struct CalibrateOptions {
     pub unfamiliar: Option<PathBuf>,
     /// Write the files into the model folder.
     pub write: bool,
+    /// Dev photos needed (fewer: an error).
+    pub min_dev_photos: usize,
+    /// Write each measured photo's signals here (CSV).
+    pub signals_csv: Option<PathBuf>,
 }
 
 /// Figures on a mix of dev photos and unfamiliar photos.
@@ -173,25 +177,97 @@ pub fn calibrate(
     captioner.trust.familiarity = Some(fam);
     captioner.trust.calibration = None;
 
-    // Caption the dev photos and measure them.
+    // Caption the dev photos, measure them and fit.
+    let measured = measure_dev(captioner, &dev_rows, &options.decode, events, cancel)?;
+    let fitted = fit_on_dev(
+        captioner,
+        &dev_rows,
+        &measured,
+        options.min_dev_photos,
+        &serde_json::json!({
+            "dataset": dir.file_name().map(|n| n.to_string_lossy().into_owned()),
+            "decode": options.decode,
+        }),
+    )?;
+    let cal = fitted.calibration.clone();
+    captioner.trust.calibration = Some(cal.clone());
+
+    let mix = match &options.unfamiliar {
+        Some(folder) => Some(measure_mix(captioner, folder, &options.decode, &measured)?),
+        None => None,
+    };
+    if let Some(path) = &options.signals_csv {
+        write_signals_csv(path, &measured, mix.as_ref())?;
+    }
+
+    if options.write {
+        if let Some(f) = &captioner.trust.familiarity {
+            f.save(&captioner.model_dir)
+                .job_context(|| "writing the familiarity data")?;
+        }
+        cal.save(&captioner.model_dir)
+            .job_context(|| "writing the calibration")?;
+    }
+    captioner.trust_note = captioner.trust.note();
+    Ok(CalibrationReport {
+        model: captioner.model_dir.clone(),
+        dev_photos: measured.signals.len(),
+        acceptable_cider: ACCEPTABLE_CIDER,
+        dev_acceptable: measured.good.iter().filter(|g| **g).count(),
+        auroc_word_geomean: fitted.auroc_word_geomean,
+        auroc_signals: fitted.auroc_signals,
+        auroc_confidence_held_out: fitted.auroc_held_out,
+        review_dev: fitted.review_dev,
+        calibration: cal,
+        familiarity_ms_per_photo,
+        mix: mix.map(|m| m.figures),
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Dev photos captioned and measured: each caption's signals, its per-photo CIDEr-D against
+/// the reference captions and whether that makes it acceptable.
+#[derive(Clone, Debug, Default)]
+pub struct DevMeasure {
+    pub names: Vec<String>,
+    pub signals: Vec<Signals>,
+    pub hyps: Vec<Vec<String>>,
+    pub refs: Vec<Vec<Vec<String>>>,
+    pub cider: Vec<f64>,
+    pub good: Vec<bool>,
+}
+
+/// Captions the dev photos (`(entry, pooled features)`) with `captioner` and measures them.
+pub fn measure_dev(
+    captioner: &Captioner,
+    dev_rows: &[(&crate::dataset::ImageEntry, &[f32])],
+    decode: &DecodeOptions,
+    events: Sink,
+    cancel: &CancelToken,
+) -> Result<DevMeasure, JobError> {
     events(JobEvent::Phase {
         job: Job::Evaluate,
         message: format!("captioning {} dev photos", dev_rows.len()),
     });
-    let mut signals = Vec::new();
-    let mut hyps = Vec::new();
-    let mut refs = Vec::new();
+    let mut m = DevMeasure::default();
     let total = dev_rows.len();
     for (i, (entry, f)) in dev_rows.iter().enumerate() {
         if cancel.is_cancelled() {
             return Err(JobError::msg("calibration stopped"));
         }
         let r = captioner
-            .caption_features(f, &options.decode)
+            .caption_features(f, decode)
             .job_context(|| format!("captioning {}", entry.path.display()))?;
-        signals.push(captioner.assess(f, &r).signals);
-        hyps.push(crate::eval::tokenize(&r.text));
-        refs.push(
+        m.names.push(
+            entry
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        );
+        m.signals.push(captioner.assess(f, &r).signals);
+        m.hyps.push(crate::eval::tokenize(&r.text));
+        m.refs.push(
             entry
                 .captions
                 .iter()
@@ -207,15 +283,58 @@ pub fn calibrate(
             });
         }
     }
-    let cider = crate::eval::cider_d_scores(&hyps, &refs).per_image;
-    let good: Vec<bool> = cider.iter().map(|c| *c >= ACCEPTABLE_CIDER).collect();
+    m.cider = crate::eval::cider_d_scores(&m.hyps, &m.refs).per_image;
+    m.good = m.cider.iter().map(|c| *c >= ACCEPTABLE_CIDER).collect();
+    Ok(m)
+}
 
+/// A calibration fitted on dev photos, with what it measured there.
+#[derive(Clone, Debug)]
+pub struct DevFit {
+    pub calibration: Calibration,
+    pub auroc_word_geomean: Option<f64>,
+    pub auroc_signals: Vec<(String, Option<f64>)>,
+    /// AUROC of the confidence fitted on one half of dev and scored on the other.
+    pub auroc_held_out: Option<f64>,
+    pub review_dev: ReviewFigures,
+}
+
+/// Dev photos needed to fit a calibration (fewer give a warning instead of one).
+pub const MIN_DEV_PHOTOS: usize = 100;
+/// Acceptable and unacceptable dev captions needed (each) to fit a calibration (the
+/// regularised fit copes with one; `MIN_DEV_PHOTOS` guards against too little data).
+pub const MIN_EACH_CLASS: usize = 1;
+
+/// Fits the calibrated confidence, the needs-review thresholds and the tag threshold on
+/// measured dev photos. `fitted_on` goes into the calibration's record of what it was fitted on.
+pub fn fit_on_dev(
+    captioner: &Captioner,
+    dev_rows: &[(&crate::dataset::ImageEntry, &[f32])],
+    m: &DevMeasure,
+    min_dev_photos: usize,
+    fitted_on: &serde_json::Value,
+) -> Result<DevFit, JobError> {
+    let (signals, good) = (&m.signals, &m.good);
+    let n_good = good.iter().filter(|g| **g).count();
+    let n_bad = good.len() - n_good;
+    if signals.len() < min_dev_photos.max(1) {
+        return Err(JobError::msg(format!(
+            "too few dev photos to calibrate the confidence: {} (at least {min_dev_photos})",
+            signals.len()
+        )));
+    }
+    if n_good < MIN_EACH_CLASS || n_bad < MIN_EACH_CLASS {
+        return Err(JobError::msg(format!(
+            "cannot calibrate the confidence: of {} dev captions {n_good} are acceptable (per-photo CIDEr-D >= {ACCEPTABLE_CIDER}) and {n_bad} are not; both need at least {MIN_EACH_CLASS}",
+            signals.len()
+        )));
+    }
     // Held-out check: fit on one half, score the other.
     let mut held = vec![0f32; signals.len()];
     for part in 0..2 {
         let (fs, fg): (Vec<Signals>, Vec<bool>) = signals
             .iter()
-            .zip(&good)
+            .zip(good)
             .enumerate()
             .filter(|(i, _)| i % 2 != part)
             .map(|(_, (s, g))| (s.clone(), *g))
@@ -233,22 +352,21 @@ pub fn calibrate(
         .enumerate()
         .map(|(j, n)| {
             let v: Vec<f32> = signals.iter().map(|s| s.values()[j]).collect();
-            (n.to_string(), auroc(&v, &good))
+            (n.to_string(), auroc(&v, good))
         })
         .collect();
 
-    let mut cal = fit(&signals, &good);
+    let mut cal = fit(signals, good);
     // needs_review: photos less familiar than 99% of the dev photos, and captions whose
     // confidence is below the highest threshold that keeps the good dev captions flagged (by
     // either rule) at 5% at most.
-    let conf = confidences(&cal, &signals);
+    let conf = confidences(&cal, signals);
     let mut sims: Vec<f32> = signals.iter().map(|s| s.similarity).collect();
     sims.sort_by(f32::total_cmp);
     cal.unfamiliar_below = sims[sims.len() / 100];
-    let n_good = good.iter().filter(|g| **g).count();
     let mut good_conf: Vec<f32> = Vec::new();
     let mut good_unfamiliar = 0usize;
-    for ((c, s), g) in conf.iter().zip(&signals).zip(&good) {
+    for ((c, s), g) in conf.iter().zip(signals).zip(good) {
         if *g {
             if s.similarity < cal.unfamiliar_below {
                 good_unfamiliar += 1;
@@ -260,63 +378,140 @@ pub fn calibrate(
     good_conf.sort_by(f32::total_cmp);
     let allowed = (n_good * 5 / 100).saturating_sub(good_unfamiliar);
     cal.review_below = good_conf.get(allowed).copied().unwrap_or(0.0);
-    let (tag_t, tag_precision) = tag_threshold(captioner, &dev_rows);
+    let (tag_t, tag_precision) = tag_threshold(captioner, dev_rows);
     cal.tag_threshold = tag_t;
     let flagged: Vec<bool> = signals
         .iter()
         .zip(&conf)
         .map(|(s, c)| *c < cal.review_below || s.similarity < cal.unfamiliar_below)
         .collect();
-    let review_dev = review_figures(&flagged, &good);
-    let auroc_confidence_held_out = auroc(&held, &good);
-    cal.fitted = serde_json::json!({
-        "dataset": dir.file_name().map(|n| n.to_string_lossy().into_owned()),
+    let review_dev = review_figures(&flagged, good);
+    let auroc_held_out = auroc(&held, good);
+    let mut record = serde_json::json!({
         "split": "dev",
         "photos": signals.len(),
-        "decode": options.decode,
         "acceptable": format!("per-photo CIDEr-D >= {ACCEPTABLE_CIDER}"),
-        "auroc_dev_held_out": auroc_confidence_held_out,
-        "auroc_dev_word_geomean": auroc(&geo, &good),
+        "auroc_dev_held_out": auroc_held_out,
+        "auroc_dev_word_geomean": auroc(&geo, good),
         "review_dev": review_dev,
         "tag_precision_dev": tag_precision,
     });
-    captioner.trust.calibration = Some(cal.clone());
-
-    let mix = match &options.unfamiliar {
-        Some(folder) => Some(measure_mix(
-            captioner,
-            folder,
-            &options.decode,
-            &hyps,
-            &refs,
-            &signals,
-        )?),
-        None => None,
-    };
-
-    if options.write {
-        if let Some(f) = &captioner.trust.familiarity {
-            f.save(&captioner.model_dir)
-                .job_context(|| "writing the familiarity data")?;
+    if let (Some(r), Some(extra)) = (record.as_object_mut(), fitted_on.as_object()) {
+        for (k, v) in extra {
+            r.insert(k.clone(), v.clone());
         }
-        cal.save(&captioner.model_dir)
-            .job_context(|| "writing the calibration")?;
     }
-    captioner.trust_note = captioner.trust.note();
-    Ok(CalibrationReport {
-        model: captioner.model_dir.clone(),
-        dev_photos: signals.len(),
-        acceptable_cider: ACCEPTABLE_CIDER,
-        dev_acceptable: good.iter().filter(|g| **g).count(),
-        auroc_word_geomean: auroc(&geo, &good),
-        auroc_signals,
-        auroc_confidence_held_out,
-        review_dev,
+    cal.fitted = record;
+    Ok(DevFit {
         calibration: cal,
-        familiarity_ms_per_photo,
-        mix,
-        seconds: started.elapsed().as_secs_f64(),
+        auroc_word_geomean: auroc(&geo, good),
+        auroc_signals,
+        auroc_held_out,
+        review_dev,
     })
+}
+
+/// How a freshly trained model is calibrated.
+#[derive(Clone, Debug)]
+pub struct AutoCalibrateOptions {
+    pub decode: DecodeOptions,
+    pub min_dev_photos: usize,
+}
+
+impl Default for AutoCalibrateOptions {
+    fn default() -> Self {
+        AutoCalibrateOptions {
+            decode: DecodeOptions::default(),
+            min_dev_photos: MIN_DEV_PHOTOS,
+        }
+    }
+}
+
+/// Calibrates the model in `model_dir` (which must already hold its familiarity data) on the
+/// dev split of `ds`, whose features are in `cache`, and writes `calibration.json` there.
+#[allow(clippy::too_many_arguments)]
+pub fn calibrate_model_dir(
+    model_dir: &Path,
+    ds: &crate::dataset::Dataset,
+    cache: &FeatureCache,
+    encoder: &crate::encoder::Encoder,
+    device: &candle_core::Device,
+    options: &AutoCalibrateOptions,
+    events: Sink,
+    cancel: &CancelToken,
+) -> Result<DevFit, JobError> {
+    let model = crate::model_dir::load_model(model_dir, device)
+        .job_context(|| format!("loading {}", model_dir.display()))?;
+    let mut captioner = Captioner::new(encoder.clone(), model, model_dir)
+        .job_context(|| format!("loading {}", model_dir.display()))?;
+    if captioner.trust.familiarity.is_none() {
+        return Err(JobError::msg(format!(
+            "{} has no familiarity data",
+            model_dir.display()
+        )));
+    }
+    captioner.trust.calibration = None;
+    let dev: Vec<&crate::dataset::ImageEntry> = ds.split(Split::Dev).collect();
+    let paths: Vec<PathBuf> = dev.iter().map(|e| e.path.clone()).collect();
+    let feats = load_cached(cache, &paths);
+    let dev_rows: Vec<(&crate::dataset::ImageEntry, &[f32])> = dev
+        .iter()
+        .zip(&feats)
+        .filter_map(|(e, f)| f.as_deref().map(|f| (*e, f)))
+        .collect();
+    let measured = measure_dev(&captioner, &dev_rows, &options.decode, events, cancel)?;
+    let fitted = fit_on_dev(
+        &captioner,
+        &dev_rows,
+        &measured,
+        options.min_dev_photos,
+        &serde_json::json!({
+            "dataset": ds.root.file_name().map(|n| n.to_string_lossy().into_owned()),
+            "decode": options.decode,
+            "when": "after training",
+        }),
+    )?;
+    fitted
+        .calibration
+        .save(model_dir)
+        .job_context(|| format!("writing the calibration into {}", model_dir.display()))?;
+    Ok(fitted)
+}
+
+/// Run at the end of training: calibrates each of `model_dirs` (the run's checkpoints) on the
+/// dev split, so that a new model's captions come with a calibrated confidence. A calibration
+/// that cannot be made is a warning; the run still succeeds.
+pub fn calibrate_after_training(
+    model_dirs: &[&Path],
+    ds: &crate::dataset::Dataset,
+    cache: &FeatureCache,
+    encoder: &crate::encoder::Encoder,
+    device: &candle_core::Device,
+    events: Sink,
+    cancel: &CancelToken,
+) {
+    let options = AutoCalibrateOptions::default();
+    for dir in model_dirs.iter().filter(|d| d.is_dir()) {
+        if cancel.is_cancelled() {
+            break;
+        }
+        events(JobEvent::Phase {
+            job: Job::Train,
+            message: format!("calibrating the confidence on dev ({})", dir.display()),
+        });
+        if let Err(e) =
+            calibrate_model_dir(dir, ds, cache, encoder, device, &options, events, cancel)
+        {
+            events(JobEvent::Warning {
+                job: Job::Train,
+                message: format!(
+                    "no calibrated confidence for {} (`captioner calibrate` can add it later): {}",
+                    dir.display(),
+                    e.report()
+                ),
+            });
+        }
+    }
 }
 
 /// The smallest class probability (of 0.1, 0.2, ... 0.9) at which at least 60% of the dev
@@ -385,18 +580,21 @@ fn read_extra_captions(folder: &Path) -> Result<Vec<(String, Vec<String>)>, JobE
     Ok(out)
 }
 
+/// The measured mix of dev photos and extra photos.
+pub struct Mix {
+    pub figures: MixFigures,
+    /// The extra photos measured like the dev photos.
+    pub extra: DevMeasure,
+}
+
 fn measure_mix(
     captioner: &Captioner,
     folder: &Path,
     decode: &DecodeOptions,
-    dev_hyps: &[Vec<String>],
-    dev_refs: &[Vec<Vec<String>>],
-    dev_signals: &[Signals],
-) -> Result<MixFigures, JobError> {
+    dev: &DevMeasure,
+) -> Result<Mix, JobError> {
     let extra = read_extra_captions(folder)?;
-    let mut hyps = dev_hyps.to_vec();
-    let mut refs = dev_refs.to_vec();
-    let mut signals = dev_signals.to_vec();
+    let mut ex = DevMeasure::default();
     let mut results = Vec::new();
     for (name, caps) in &extra {
         let path = folder.join(name);
@@ -419,13 +617,22 @@ fn measure_mix(
         let r = captioner
             .caption_features(&f, decode)
             .job_context(|| format!("captioning {}", path.display()))?;
-        signals.push(captioner.assess(&f, &r).signals);
-        hyps.push(crate::eval::tokenize(&r.text));
-        refs.push(caps.iter().map(|c| crate::eval::tokenize(c)).collect());
-        results.push((name.clone(), r));
+        ex.names.push(name.clone());
+        ex.signals.push(captioner.assess(&f, &r).signals);
+        ex.hyps.push(crate::eval::tokenize(&r.text));
+        ex.refs
+            .push(caps.iter().map(|c| crate::eval::tokenize(c)).collect());
+        results.push(r);
     }
+    // CIDEr-D over the whole mix (document frequencies from all its reference captions).
+    let hyps: Vec<Vec<String>> = dev.hyps.iter().chain(&ex.hyps).cloned().collect();
+    let refs: Vec<Vec<Vec<String>>> = dev.refs.iter().chain(&ex.refs).cloned().collect();
+    let signals: Vec<Signals> = dev.signals.iter().chain(&ex.signals).cloned().collect();
     let cider = crate::eval::cider_d_scores(&hyps, &refs).per_image;
     let good: Vec<bool> = cider.iter().map(|c| *c >= ACCEPTABLE_CIDER).collect();
+    let nd = dev.hyps.len();
+    ex.cider = cider[nd..].to_vec();
+    ex.good = good[nd..].to_vec();
     let cal = captioner
         .trust
         .calibration
@@ -437,7 +644,6 @@ fn measure_mix(
         .zip(&conf)
         .map(|(s, c)| *c < cal.review_below || s.similarity < cal.unfamiliar_below)
         .collect();
-    let nd = dev_hyps.len();
     let geo: Vec<f32> = signals.iter().map(|s| s.log_word_geomean).collect();
     let sims: Vec<f32> = signals.iter().map(|s| s.similarity).collect();
     let is_dev: Vec<bool> = (0..signals.len()).map(|i| i < nd).collect();
@@ -450,8 +656,10 @@ fn measure_mix(
             idx.iter().filter(|&&i| flagged[i]).count() as f64 / idx.len() as f64
         }
     };
-    let photos = results
+    let photos = ex
+        .names
         .iter()
+        .zip(&results)
         .enumerate()
         .map(|(k, (name, r))| {
             let i = nd + k;
@@ -460,16 +668,78 @@ fn measure_mix(
                 "tags": r.tags})
         })
         .collect();
-    Ok(MixFigures {
-        dev_photos: nd,
-        unfamiliar_photos: extra.len(),
-        unfamiliar_bad: unf_bad.len(),
-        auroc_confidence: auroc(&conf, &good),
-        auroc_word_geomean: auroc(&geo, &good),
-        auroc_similarity_unfamiliar_vs_dev: auroc(&sims, &is_dev),
-        unfamiliar_bad_flagged: share(&unf_bad),
-        dev_good_flagged: share(&dev_good),
-        review: review_figures(&flagged, &good),
-        photos,
+    Ok(Mix {
+        figures: MixFigures {
+            dev_photos: nd,
+            unfamiliar_photos: extra.len(),
+            unfamiliar_bad: unf_bad.len(),
+            auroc_confidence: auroc(&conf, &good),
+            auroc_word_geomean: auroc(&geo, &good),
+            auroc_similarity_unfamiliar_vs_dev: auroc(&sims, &is_dev),
+            unfamiliar_bad_flagged: share(&unf_bad),
+            dev_good_flagged: share(&dev_good),
+            review: review_figures(&flagged, &good),
+            photos,
+        },
+        extra: ex,
     })
+}
+
+/// Writes each measured photo's signals, per-photo CIDEr-D and caption as CSV (for studying
+/// the confidence outside the program).
+fn write_signals_csv(path: &Path, dev: &DevMeasure, mix: Option<&Mix>) -> Result<(), JobError> {
+    let mut out = String::from("set,photo,cider_d,acceptable,");
+    out.push_str(&Signals::NAMES.join(","));
+    out.push_str(",caption\n");
+    let mut rows = |set: &str, m: &DevMeasure| {
+        for i in 0..m.signals.len() {
+            let v: Vec<String> = m.signals[i]
+                .values()
+                .iter()
+                .map(|x| x.to_string())
+                .collect();
+            out.push_str(&format!(
+                "{set},{},{},{},{},\"{}\"\n",
+                m.names[i].replace(',', "_"),
+                m.cider.get(i).copied().unwrap_or(f64::NAN),
+                m.good.get(i).copied().unwrap_or(false),
+                v.join(","),
+                m.hyps[i].join(" ").replace('"', "'")
+            ));
+        }
+    };
+    rows("dev", dev);
+    if let Some(m) = mix {
+        rows("extra", &m.extra);
+    }
+    crate::paths::write_atomic(path, out.as_bytes())
+        .job_context(|| format!("writing {}", path.display()))
+}
+
+/// Measures `captioner`'s stored calibration on dev photos (`(entry, pooled features)`) mixed
+/// with the photos of `extra` (a folder with [`EXTRA_CAPTIONS`]): nothing is fitted.
+pub fn measure_stored_on_mix(
+    captioner: &Captioner,
+    dev_rows: &[(&crate::dataset::ImageEntry, &[f32])],
+    extra: &Path,
+    decode: &DecodeOptions,
+    events: Sink,
+    cancel: &CancelToken,
+) -> Result<MixFigures, JobError> {
+    if captioner.trust.calibration.is_none() || captioner.trust.familiarity.is_none() {
+        return Err(JobError::msg(format!(
+            "{}: {}",
+            captioner.model_dir.display(),
+            captioner
+                .trust_note
+                .clone()
+                .unwrap_or_else(|| "this model is not calibrated".into())
+        )));
+    }
+    let dev = measure_dev(captioner, dev_rows, decode, events, cancel)?;
+    events(JobEvent::Phase {
+        job: Job::Evaluate,
+        message: format!("captioning the photos in {}", extra.display()),
+    });
+    Ok(measure_mix(captioner, extra, decode, &dev)?.figures)
 }
