@@ -280,6 +280,10 @@ pub struct CaptionArgs {
     /// Also print each word's probability and the beam's alternatives.
     #[arg(long)]
     pub verbose: bool,
+    /// Write where the model looked for each word into DIR: one PNG per word, the photo with
+    /// the word's attention map over it (attention models only).
+    #[arg(long, value_name = "DIR")]
+    pub attention: Option<PathBuf>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,

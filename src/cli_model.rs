@@ -531,6 +531,40 @@ pub fn caption(args: &CaptionArgs) -> anyhow::Result<ExitCode> {
         match caption::caption_one(&captioner, CaptionInput::File(path.clone()), &options) {
             Ok(one) => {
                 let c = one.result;
+                if let Some(dir) = &args.attention {
+                    match &c.attention {
+                        Some(maps) => {
+                            let stem = path
+                                .file_stem()
+                                .map(|s| s.to_string_lossy().into_owned())
+                                .unwrap_or_else(|| "photo".into());
+                            let words: Vec<String> =
+                                c.words.iter().map(|w| w.word.clone()).collect();
+                            match crate::attention_view::write_word_pngs(
+                                dir, &stem, &one.image, &words, maps,
+                            ) {
+                                Ok(files) => eprintln!(
+                                    "{}: {} attention maps in {}",
+                                    path.display(),
+                                    files.len(),
+                                    dir.display()
+                                ),
+                                Err(e) => {
+                                    failed += 1;
+                                    eprintln!("error: {}: attention maps: {e}", path.display());
+                                }
+                            }
+                        }
+                        None => {
+                            failed += 1;
+                            eprintln!(
+                                "error: {}: no attention maps: {}",
+                                path.display(),
+                                no_attention_reason(&captioner)
+                            );
+                        }
+                    }
+                }
                 if args.json {
                     json.push(result_json(&path.display().to_string(), &c));
                 } else if args.verbose {
@@ -570,6 +604,15 @@ pub fn caption(args: &CaptionArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Why a model gives no attention maps, in words.
+pub fn no_attention_reason(captioner: &pipeline::Captioner) -> String {
+    format!(
+        "this model's {} decoder sees the photo as one pooled vector, so there is no map of \
+         where it looked (models trained with --decoder attention have them)",
+        captioner.model.config.decoder.kind
+    )
 }
 
 pub fn eval(args: &EvalArgs) -> anyhow::Result<ExitCode> {

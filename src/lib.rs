@@ -4,6 +4,7 @@
 //! desktop app ([`app`]). See `ARCHITECTURE.md` for the shape of it.
 
 pub mod app;
+pub mod attention_view;
 pub mod bench;
 pub mod cli;
 pub mod cli_model;

@@ -52,6 +52,16 @@ pub struct Shown {
     /// Which of the beam's alternatives is the caption (0: the best).
     pub chosen: usize,
     texture: Option<egui::TextureHandle>,
+    /// The photo as shown, to lay attention maps over.
+    preview: Option<Arc<egui::ColorImage>>,
+    /// The word whose attention map is shown while nothing is hovered (clicked).
+    pub focus_word: Option<usize>,
+    /// The word under the pointer last frame.
+    hover_word: Option<usize>,
+    /// The photo with a word's map over it, for that word.
+    overlay: Option<(usize, egui::TextureHandle)>,
+    /// One small map per word.
+    thumbs: Vec<egui::TextureHandle>,
 }
 
 impl Shown {
@@ -61,6 +71,65 @@ impl Shown {
         match self.output.alternatives.get(self.chosen) {
             Some(alt) if self.chosen > 0 => &alt.text,
             _ => &self.output.text,
+        }
+    }
+
+    /// The word whose attention map is on show (hovered, else clicked), when the caption on
+    /// show has maps.
+    pub fn map_word(&self) -> Option<usize> {
+        let maps = self.output.attention.as_ref()?;
+        if self.chosen != 0 {
+            return None;
+        }
+        self.hover_word
+            .or(self.focus_word)
+            .filter(|&w| w < maps.words.len())
+    }
+
+    /// Whether the photo is shown with word `word`'s attention map over it.
+    pub fn overlay_word(&self) -> Option<usize> {
+        self.overlay.as_ref().map(|(w, _)| *w)
+    }
+
+    /// Makes the textures the attention display needs: the overlay of the word on show and the
+    /// row of per-word maps.
+    fn prepare_attention(&mut self, ctx: &egui::Context) {
+        let Some(maps) = self.output.attention.clone() else {
+            return;
+        };
+        if self.thumbs.is_empty() {
+            const SIDE: usize = 40;
+            for i in 0..maps.words.len() {
+                if let Some(rgb) = crate::attention_view::thumbnail(&maps, i, SIDE) {
+                    self.thumbs.push(ctx.load_texture(
+                        format!("attention-thumb-{i}"),
+                        egui::ColorImage::from_rgb([SIDE, SIDE], &rgb),
+                        egui::TextureOptions::LINEAR,
+                    ));
+                }
+            }
+        }
+        let want = self.map_word();
+        if self.overlay_word() == want {
+            return;
+        }
+        self.overlay = None;
+        let (Some(word), Some(preview)) = (want, &self.preview) else {
+            return;
+        };
+        let [w, h] = preview.size;
+        let rgb: Vec<u8> = preview
+            .pixels
+            .iter()
+            .flat_map(|p| [p.r(), p.g(), p.b()])
+            .collect();
+        if let Some(out) = crate::attention_view::overlay(&rgb, w, h, &maps, word) {
+            let texture = ctx.load_texture(
+                "caption-attention",
+                egui::ColorImage::from_rgb([w, h], &out),
+                egui::TextureOptions::LINEAR,
+            );
+            self.overlay = Some((word, texture));
         }
     }
 }
@@ -226,10 +295,10 @@ impl CaptionPanel {
             } => {
                 self.busy = false;
                 self.error = None;
-                let texture = preview.map(|img| {
+                let texture = preview.as_ref().map(|img| {
                     shared.ctx.load_texture(
                         "caption-preview",
-                        Arc::unwrap_or_clone(img),
+                        egui::ColorImage::clone(img),
                         egui::TextureOptions::LINEAR,
                     )
                 });
@@ -249,6 +318,11 @@ impl CaptionPanel {
                     path,
                     chosen: 0,
                     texture,
+                    preview,
+                    focus_word: None,
+                    hover_word: None,
+                    overlay: None,
+                    thumbs: Vec::new(),
                 });
             }
             Event::ModelLoaded {
@@ -415,40 +489,68 @@ impl CaptionPanel {
     }
 
     fn result_ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
+        if let Some(shown) = &mut self.shown {
+            shown.prepare_attention(ui.ctx());
+        }
         let Some(shown) = &self.shown else { return };
         let mut action = None;
+        let mut hovered = None;
         let avail = ui.available_size();
         // Side by side when there is room for a caption column of at least 320 points beside
         // a useful photo; else the photo above (at most 45% of the height) and the caption below.
         let side_by_side = avail.x >= 700.0;
-        let image_ui = |ui: &mut egui::Ui, max: egui::Vec2| {
-            if let Some(texture) = &shown.texture {
+        let has_maps = shown.output.attention.is_some() && shown.chosen == 0;
+        // Room under the photo for the row of per-word maps and the colour scale.
+        let maps_h = if has_maps { 110.0 } else { 0.0 };
+        let image_ui = |ui: &mut egui::Ui, max: egui::Vec2| -> (Option<Action>, Option<usize>) {
+            let mut out = (None, None);
+            let texture = match &shown.overlay {
+                Some((_, t)) => Some(t),
+                None => shown.texture.as_ref(),
+            };
+            if let Some(texture) = texture {
                 // Fills the space it has (up to twice the preview's size), keeping its shape.
                 let size = texture.size_vec2();
+                let max = egui::vec2(max.x, (max.y - maps_h).max(120.0));
                 let scale = (max.x / size.x.max(1.0))
                     .min(max.y / size.y.max(1.0))
                     .min(2.0);
+                let alt = match shown.overlay_word().and_then(|w| shown.output.words.get(w)) {
+                    Some(w) => format!("The photo, showing where the model looked for \"{}\"", w.word),
+                    None => "The photo".to_string(),
+                };
                 ui.add(
                     egui::Image::new(texture)
                         .fit_to_exact_size(size * scale)
-                        .corner_radius(6.0),
+                        .corner_radius(6.0)
+                        .alt_text(alt),
                 );
             }
+            if has_maps {
+                out = attention_row_ui(ui, shown);
+            }
+            out
         };
         if side_by_side {
             let image_w = (avail.x * 0.5).min(avail.x - 340.0).max(200.0);
             ui.horizontal_top(|ui| {
-                ui.allocate_ui_with_layout(
-                    egui::vec2(image_w, avail.y),
-                    egui::Layout::top_down(egui::Align::Center),
-                    |ui| image_ui(ui, egui::vec2(image_w, avail.y - 8.0)),
-                );
+                let (a, h) = ui
+                    .allocate_ui_with_layout(
+                        egui::vec2(image_w, avail.y),
+                        egui::Layout::top_down(egui::Align::Center),
+                        |ui| image_ui(ui, egui::vec2(image_w, avail.y - 8.0)),
+                    )
+                    .inner;
+                (action, hovered) = (a, h);
                 ui.separator();
                 ui.vertical(|ui| {
                     egui::ScrollArea::vertical()
                         .id_salt("caption-details")
                         .show(ui, |ui| {
-                            action = caption_details_ui(ui, shown, &mut self.overwrite_sidecar)
+                            let (a, h) =
+                                caption_details_ui(ui, shown, &mut self.overwrite_sidecar);
+                            action = action.take().or(a);
+                            hovered = hovered.or(h);
                         });
                 });
             });
@@ -456,28 +558,120 @@ impl CaptionPanel {
             egui::ScrollArea::vertical()
                 .id_salt("caption-details")
                 .show(ui, |ui| {
-                    ui.vertical_centered(|ui| {
-                        image_ui(ui, egui::vec2(avail.x, (avail.y * 0.45).max(160.0)))
-                    });
-                    action = caption_details_ui(ui, shown, &mut self.overwrite_sidecar);
+                    let (a, h) = ui
+                        .vertical_centered(|ui| {
+                            image_ui(ui, egui::vec2(avail.x, (avail.y * 0.45).max(160.0) + maps_h))
+                        })
+                        .inner;
+                    (action, hovered) = (a, h);
+                    let (a, h) = caption_details_ui(ui, shown, &mut self.overwrite_sidecar);
+                    action = action.take().or(a);
+                    hovered = hovered.or(h);
                 });
+        }
+        if let Some(shown) = &mut self.shown
+            && shown.hover_word != hovered
+        {
+            shown.hover_word = hovered;
+            ui.ctx().request_repaint();
         }
         match action {
             Some(Action::Choose(i)) => self.choose_alternative(i),
             Some(Action::Save) => self.save_caption(shared),
+            Some(Action::Focus(w)) => self.focus_word(w),
             None => {}
         }
     }
+
+    /// Shows word `word`'s attention map over the photo until another is chosen (`None`: the
+    /// plain photo).
+    pub fn focus_word(&mut self, word: Option<usize>) {
+        if let Some(shown) = &mut self.shown {
+            shown.focus_word = word;
+        }
+    }
+}
+
+/// Under the photo: one small map per word (click to keep it on the photo) and the colour
+/// scale. Returns a click and the word under the pointer.
+fn attention_row_ui(ui: &mut egui::Ui, shown: &Shown) -> (Option<Action>, Option<usize>) {
+    let mut action = None;
+    let mut hovered = None;
+    ui.add_space(4.0);
+    egui::ScrollArea::horizontal()
+        .id_salt("attention-row")
+        .show(ui, |ui| {
+            ui.horizontal(|ui| {
+                for (i, (thumb, w)) in shown.thumbs.iter().zip(&shown.output.words).enumerate() {
+                    let selected = shown.focus_word == Some(i);
+                    let r = ui
+                        .vertical(|ui| {
+                            let img = ui.add(
+                                egui::Image::new(thumb)
+                                    .fit_to_exact_size(egui::vec2(40.0, 40.0))
+                                    .corner_radius(3.0)
+                                    .sense(egui::Sense::click())
+                                    .alt_text(format!("attention map of \"{}\"", w.word)),
+                            );
+                            let text = egui::RichText::new(&w.word).small();
+                            ui.label(if selected { text.strong() } else { text });
+                            img
+                        })
+                        .inner;
+                    if selected {
+                        ui.painter().rect_stroke(
+                            r.rect.expand(1.5),
+                            3.0,
+                            egui::Stroke::new(2.0, ui.visuals().selection.stroke.color),
+                            egui::StrokeKind::Outside,
+                        );
+                    }
+                    if r.hovered() {
+                        hovered = Some(i);
+                    }
+                    if r.clicked() {
+                        action = Some(Action::Focus((!selected).then_some(i)));
+                    }
+                }
+            });
+        });
+    ui.horizontal(|ui| {
+        ui.small("less attention");
+        let (rect, _) = ui.allocate_exact_size(egui::vec2(120.0, 10.0), egui::Sense::hover());
+        let steps = 24;
+        for k in 0..steps {
+            let c = crate::attention_view::color(k as f32 / (steps - 1) as f32);
+            let x0 = rect.left() + rect.width() * k as f32 / steps as f32;
+            let x1 = rect.left() + rect.width() * (k + 1) as f32 / steps as f32;
+            ui.painter().rect_filled(
+                egui::Rect::from_min_max(egui::pos2(x0, rect.top()), egui::pos2(x1, rect.bottom())),
+                0.0,
+                egui::Color32::from_rgb(c[0], c[1], c[2]),
+            );
+        }
+        ui.small("more");
+    });
+    (action, hovered)
 }
 
 /// What the caption's details asked for.
 enum Action {
     Choose(usize),
     Save,
+    /// Keep this word's attention map on the photo (`None`: none).
+    Focus(Option<usize>),
 }
 
-fn caption_details_ui(ui: &mut egui::Ui, shown: &Shown, overwrite: &mut bool) -> Option<Action> {
+/// The caption, its figures and alternatives. Returns what was asked for and the caption word
+/// under the pointer (for its attention map).
+fn caption_details_ui(
+    ui: &mut egui::Ui,
+    shown: &Shown,
+    overwrite: &mut bool,
+) -> (Option<Action>, Option<usize>) {
     let mut action = None;
+    let mut hovered = None;
+    let has_maps = shown.output.attention.is_some();
     let out = &shown.output;
     ui.add(egui::Label::new(egui::RichText::new(&shown.source).weak().small()).truncate());
     ui.add_space(6.0);
@@ -503,13 +697,32 @@ fn caption_details_ui(ui: &mut egui::Ui, shown: &Shown, overwrite: &mut bool) ->
         ui.spacing_mut().item_spacing.x = 6.0;
         if shown.chosen == 0 && !out.words.is_empty() {
             // Each word coloured by the model's probability for it, with the figure on hover.
-            for w in &out.words {
-                ui.label(
-                    egui::RichText::new(&w.word)
-                        .size(24.0)
-                        .color(confidence_color(w.probability)),
-                )
-                .on_hover_text(format!("p = {:.3}", w.probability));
+            for (i, w) in out.words.iter().enumerate() {
+                let text = egui::RichText::new(&w.word)
+                    .size(24.0)
+                    .color(confidence_color(w.probability));
+                let r = if has_maps {
+                    let text = if shown.focus_word == Some(i) {
+                        text.underline()
+                    } else {
+                        text
+                    };
+                    ui.add(egui::Label::new(text).sense(egui::Sense::click()))
+                        .on_hover_text(format!(
+                            "p = {:.3}; the photo shows where the model looked for this word \
+                             (click to keep it)",
+                            w.probability
+                        ))
+                } else {
+                    ui.label(text)
+                        .on_hover_text(format!("p = {:.3}", w.probability))
+                };
+                if has_maps && r.hovered() {
+                    hovered = Some(i);
+                }
+                if has_maps && r.clicked() {
+                    action = Some(Action::Focus((shown.focus_word != Some(i)).then_some(i)));
+                }
             }
         } else {
             ui.label(egui::RichText::new(shown.caption()).size(24.0));
@@ -590,6 +803,13 @@ fn caption_details_ui(ui: &mut egui::Ui, shown: &Shown, overwrite: &mut bool) ->
             }
         });
     }
+    if !has_maps && shown.chosen == 0 && !out.words.is_empty() {
+        ui.weak("No attention map: this model sees the photo as one pooled vector, so it cannot \
+                 show where it looked for each word (attention models can).");
+    } else if has_maps && shown.chosen == 0 {
+        ui.weak("Point at a word (or its small map under the photo) to see where the model \
+                 looked for it; click to keep it.");
+    }
     if out.alternatives.len() > 1 {
         ui.add_space(10.0);
         ui.strong("Other captions the beam found")
@@ -617,7 +837,7 @@ fn caption_details_ui(ui: &mut egui::Ui, shown: &Shown, overwrite: &mut bool) ->
                 }
             });
     }
-    action
+    (action, hovered)
 }
 
 /// A pasted text that names an existing image file (as file managers copy it), if it does.
