@@ -438,3 +438,65 @@ fn training_ends_by_calibrating_or_warns_why_not() {
         assert!(c.trust_note.unwrap().contains("not calibrated"));
     }
 }
+
+#[test]
+fn eval_measures_the_confidence_on_a_split_mixed_with_extra_photos() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_captioner"))
+        .arg("eval")
+        .arg(root().join("tests/fixtures/flickr8k_mini"))
+        .arg("--extra")
+        .arg(root().join("tests/fixtures/unfamiliar"))
+        .arg("--cache")
+        .arg(tmp.path())
+        .args(["--min-count", "1", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["eval"]["images"], 8);
+    let mix = &v["mix"];
+    assert_eq!(mix["dev_photos"], 8);
+    let photos = mix["photos"].as_array().unwrap();
+    let listed = std::fs::read_to_string(root().join("tests/fixtures/unfamiliar/captions.txt"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| l.split('\t').next().unwrap().to_string())
+        .collect::<std::collections::BTreeSet<_>>();
+    assert_eq!(mix["unfamiliar_photos"], listed.len());
+    assert_eq!(photos.len(), listed.len());
+    for p in photos {
+        let c = p["confidence"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&c), "{p}");
+    }
+    let review = |name: &str| {
+        photos.iter().find(|p| p["photo"] == name).unwrap()["needs_review"]
+            .as_bool()
+            .unwrap()
+    };
+    assert!(review("chelsea.jpg") && review("coffee.jpg"));
+    let share = mix["unfamiliar_bad_flagged"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&share));
+    for k in ["auroc_confidence", "auroc_word_geomean"] {
+        let a = mix[k].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&a), "{k}: {a}");
+    }
+    // A folder without captions.txt is an error that names the file.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_captioner"))
+        .arg("eval")
+        .arg(root().join("tests/fixtures/flickr8k_mini"))
+        .arg("--extra")
+        .arg(tmp.path())
+        .arg("--cache")
+        .arg(tmp.path())
+        .args(["--min-count", "1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("captions.txt"));
+}

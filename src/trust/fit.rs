@@ -459,6 +459,13 @@ pub fn calibrate_model_dir(
         .zip(&feats)
         .filter_map(|(e, f)| f.as_deref().map(|f| (*e, f)))
         .collect();
+    if dev_rows.len() < options.min_dev_photos.max(1) {
+        return Err(JobError::msg(format!(
+            "too few dev photos to calibrate the confidence: {} (at least {})",
+            dev_rows.len(),
+            options.min_dev_photos
+        )));
+    }
     let measured = measure_dev(&captioner, &dev_rows, &options.decode, events, cancel)?;
     let fitted = fit_on_dev(
         &captioner,
