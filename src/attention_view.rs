@@ -59,7 +59,11 @@ pub fn color(t: f32) -> [u8; 3] {
         (0.8, [250.0, 150.0, 30.0]),
         (1.0, [252.0, 255.0, 164.0]),
     ];
-    let t = if t.is_finite() { t.clamp(0.0, 1.0) } else { 0.0 };
+    let t = if t.is_finite() {
+        t.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
     for w in STOPS.windows(2) {
         let ((a, ca), (b, cb)) = (w[0], w[1]);
         if t <= b {
@@ -95,7 +99,11 @@ pub fn overlay(
         let a = OPACITY * (0.25 + 0.75 * h);
         for i in 0..3 {
             let base = px[i] as f32 * keep;
-            out.push((base * (1.0 - a) + c[i] as f32 * a).round().clamp(0.0, 255.0) as u8);
+            out.push(
+                (base * (1.0 - a) + c[i] as f32 * a)
+                    .round()
+                    .clamp(0.0, 255.0) as u8,
+            );
         }
     }
     Some(out)
@@ -136,7 +144,10 @@ pub fn write_word_pngs(
             return Err(format!("no attention map for word {} ({word})", i + 1));
         };
         let Some(img) = image::RgbImage::from_raw(pw, ph, rgb) else {
-            return Err(format!("attention image of word {} has the wrong size", i + 1));
+            return Err(format!(
+                "attention image of word {} has the wrong size",
+                i + 1
+            ));
         };
         let safe: String = word
             .chars()
@@ -180,7 +191,11 @@ mod tests {
         let row0: Vec<f32> = up[..8].to_vec();
         assert!(row0.windows(2).all(|w| w[0] >= w[1]), "{row0:?}");
         // A uniform map is uniform everywhere (scaled to 1).
-        assert!(upsample(&m, 1, 5, 3).iter().all(|&v| (v - 1.0).abs() < 1e-6));
+        assert!(
+            upsample(&m, 1, 5, 3)
+                .iter()
+                .all(|&v| (v - 1.0).abs() < 1e-6)
+        );
         // No map for a word past the end, or for broken maps.
         assert!(upsample(&m, 2, 4, 4).is_empty());
         let broken = AttentionMaps {

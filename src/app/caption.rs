@@ -516,7 +516,10 @@ impl CaptionPanel {
                     .min(max.y / size.y.max(1.0))
                     .min(2.0);
                 let alt = match shown.overlay_word().and_then(|w| shown.output.words.get(w)) {
-                    Some(w) => format!("The photo, showing where the model looked for \"{}\"", w.word),
+                    Some(w) => format!(
+                        "The photo, showing where the model looked for \"{}\"",
+                        w.word
+                    ),
                     None => "The photo".to_string(),
                 };
                 ui.add(
@@ -547,8 +550,7 @@ impl CaptionPanel {
                     egui::ScrollArea::vertical()
                         .id_salt("caption-details")
                         .show(ui, |ui| {
-                            let (a, h) =
-                                caption_details_ui(ui, shown, &mut self.overwrite_sidecar);
+                            let (a, h) = caption_details_ui(ui, shown, &mut self.overwrite_sidecar);
                             action = action.take().or(a);
                             hovered = hovered.or(h);
                         });
@@ -560,7 +562,10 @@ impl CaptionPanel {
                 .show(ui, |ui| {
                     let (a, h) = ui
                         .vertical_centered(|ui| {
-                            image_ui(ui, egui::vec2(avail.x, (avail.y * 0.45).max(160.0) + maps_h))
+                            image_ui(
+                                ui,
+                                egui::vec2(avail.x, (avail.y * 0.45).max(160.0) + maps_h),
+                            )
                         })
                         .inner;
                     (action, hovered) = (a, h);
@@ -804,11 +809,15 @@ fn caption_details_ui(
         });
     }
     if !has_maps && shown.chosen == 0 && !out.words.is_empty() {
-        ui.weak("No attention map: this model sees the photo as one pooled vector, so it cannot \
-                 show where it looked for each word (attention models can).");
+        ui.weak(
+            "No attention map: this model sees the photo as one pooled vector, so it cannot \
+                 show where it looked for each word (attention models can).",
+        );
     } else if has_maps && shown.chosen == 0 {
-        ui.weak("Point at a word (or its small map under the photo) to see where the model \
-                 looked for it; click to keep it.");
+        ui.weak(
+            "Point at a word (or its small map under the photo) to see where the model \
+                 looked for it; click to keep it.",
+        );
     }
     if out.alternatives.len() > 1 {
         ui.add_space(10.0);
