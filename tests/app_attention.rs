@@ -130,3 +130,18 @@ fn a_model_without_attention_says_why() {
             .is_none()
     );
 }
+
+/// The Batch panel keeps a machine caption's attention maps with its words (its preview shows
+/// them the same way); a model without attention leaves none.
+#[test]
+fn batch_cells_keep_the_maps_of_their_words() {
+    use captioner::app::batch::machine_cell;
+    let cell = machine_cell(&result_with_maps(), 0, "sks", "");
+    let att = cell.attention.expect("maps kept");
+    assert_eq!(att.words, ["a", "brown", "dog"]);
+    assert_eq!(att.maps.words.len(), 3);
+    assert_eq!(cell.caption, "sks a brown dog");
+    let mut plain = result_with_maps();
+    plain.attention = None;
+    assert!(machine_cell(&plain, 0, "", "").attention.is_none());
+}

@@ -396,8 +396,14 @@ impl DatasetPanel {
     }
 }
 
-/// A thumbnail in a square of side `side`, or a placeholder while it loads.
-pub fn thumbnail_ui(ui: &mut egui::Ui, shared: &mut Shared, path: &std::path::Path, side: f32) {
+/// A thumbnail in a square of side `side`, or a placeholder while it loads. Returns where the
+/// image was painted, once it is loaded.
+pub fn thumbnail_ui(
+    ui: &mut egui::Ui,
+    shared: &mut Shared,
+    path: &std::path::Path,
+    side: f32,
+) -> Option<egui::Rect> {
     let size = egui::vec2(side, side);
     match shared.thumbs.get(path) {
         Thumb::Ready(texture) => {
@@ -406,6 +412,7 @@ pub fn thumbnail_ui(ui: &mut egui::Ui, shared: &mut Shared, path: &std::path::Pa
             let (rect, _) = ui.allocate_exact_size(size, egui::Sense::hover());
             let image_rect = egui::Rect::from_center_size(rect.center(), tex_size * scale);
             egui::Image::new(texture).paint_at(ui, image_rect);
+            return Some(image_rect);
         }
         Thumb::Loading => {
             let (rect, _) = ui.allocate_exact_size(size, egui::Sense::hover());
@@ -427,6 +434,7 @@ pub fn thumbnail_ui(ui: &mut egui::Ui, shared: &mut Shared, path: &std::path::Pa
             response.on_hover_text(message);
         }
     }
+    None
 }
 
 /// A bar chart of caption lengths: `histogram[n]` captions have `n` words.

@@ -207,6 +207,9 @@ pub struct BatchPanel {
     /// "Train on this folder" was pressed: the app takes the folder to the Train panel.
     #[serde(skip)]
     pub train_request: Option<TrainRequest>,
+    /// The word whose attention map the preview keeps over the photo (clicked).
+    #[serde(skip)]
+    pub attention_word: Option<usize>,
 
     #[serde(skip)]
     session: Option<Session>,
@@ -279,6 +282,7 @@ impl Default for BatchPanel {
             suffix: String::new(),
             existing: export::Existing::Skip,
             train_request: None,
+            attention_word: None,
             session: None,
             selected: None,
             listing: None,
@@ -345,6 +349,14 @@ pub fn machine_cell(output: &CaptionOutput, min_len: usize, prefix: &str, suffix
         alternatives,
         needs_review: if best { output.needs_review } else { None },
         tags: output.tags.clone(),
+        attention: output
+            .attention
+            .clone()
+            .filter(|m| m.words.len() == output.words.len())
+            .map(|maps| session::CellAttention {
+                words: output.words.iter().map(|w| w.word.clone()).collect(),
+                maps,
+            }),
     }
 }
 
@@ -1819,7 +1831,31 @@ impl BatchPanel {
             .show(ui, |ui| {
                 let side = (ui.available_width() - 4.0).max(120.0);
                 let e = &s.entries[i];
-                thumbnail_ui(ui, shared, &e.path, side.min(ui.available_height() * 0.55));
+                let image_rect =
+                    thumbnail_ui(ui, shared, &e.path, side.min(ui.available_height() * 0.55));
+                if let Some(att) = &e.cell.attention {
+                    // Where the model looked: point at (or click) a word to see its map over
+                    // the photo.
+                    let mut hovered = None;
+                    ui.horizontal_wrapped(|ui| {
+                        ui.weak("Where it looked:");
+                        for (k, w) in att.words.iter().enumerate() {
+                            let on = self.attention_word == Some(k);
+                            let r = ui
+                                .selectable_label(on, w)
+                                .on_hover_text("where the model looked for this word");
+                            if r.hovered() {
+                                hovered = Some(k);
+                            }
+                            if r.clicked() {
+                                self.attention_word = (!on).then_some(k);
+                            }
+                        }
+                    });
+                    if let (Some(rect), Some(k)) = (image_rect, hovered.or(self.attention_word)) {
+                        super::caption::paint_attention(ui.painter(), rect, &att.maps, k);
+                    }
+                }
                 ui.horizontal_wrapped(|ui| {
                     ui.strong(&e.name)
                         .on_hover_text(e.path.display().to_string());

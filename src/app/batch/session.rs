@@ -52,6 +52,16 @@ pub struct Cell {
     /// Keywords for the photo from the model (ImageNet classes and the caption's words).
     #[serde(default)]
     pub tags: Vec<String>,
+    /// Where the model looked for each word of its caption (attention models only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention: Option<CellAttention>,
+}
+
+/// A machine caption's words and the attention map of each.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CellAttention {
+    pub words: Vec<String>,
+    pub maps: crate::decoder::AttentionMaps,
 }
 
 /// The photo's sidecar as last read from (or written to) disk.
@@ -411,6 +421,7 @@ impl Session {
             alternatives: before.alternatives.clone(),
             needs_review: None,
             tags: before.tags.clone(),
+            attention: before.attention.clone(),
         };
         self.bump(index);
         self.entries[index].cell = after.clone();
@@ -840,6 +851,7 @@ mod tests {
             alternatives: vec![text.into(), format!("{text} too")],
             needs_review: None,
             tags: Vec::new(),
+            attention: None,
         }
     }
 
