@@ -760,3 +760,41 @@ fn caption_too_large_for_a_jpeg_segment_is_reported() {
     embed_description(&png, &described(&long, &[])).unwrap();
     assert_eq!(read_description(&png).unwrap().unwrap().caption, long);
 }
+
+/// `a.jpg` and `a.png` in one folder would share `a.xmp`: each gets its own `a.jpg.xmp` /
+/// `a.png.xmp`, reads back its own caption, and a shared `a.xmp` already there is left alone.
+#[test]
+fn photos_with_the_same_name_get_their_own_sidecars() {
+    let dir = tempfile::tempdir().unwrap();
+    let jpg = write(dir.path(), "a.jpg", &jpeg_bytes());
+    let png = write(dir.path(), "a.png", &png_bytes());
+    let shared_before = MULTI_LANG_XMP.as_bytes();
+    write(dir.path(), "a.xmp", shared_before);
+    // The shared a.xmp is nobody's: neither photo shows its description.
+    assert_eq!(metadata::read_description(&jpg).unwrap(), None);
+    assert_eq!(metadata::read_description(&png).unwrap(), None);
+    let a = described("a dog on the grass", &["dog"]);
+    let b = described("a cat on a sofa", &["cat"]);
+    assert_eq!(
+        metadata::write_sidecar(&jpg, &a).unwrap(),
+        dir.path().join("a.jpg.xmp")
+    );
+    assert_eq!(
+        metadata::write_sidecar(&png, &b).unwrap(),
+        dir.path().join("a.png.xmp")
+    );
+    assert_eq!(metadata::read_description(&jpg).unwrap(), Some(a));
+    assert_eq!(metadata::read_description(&png).unwrap(), Some(b));
+    assert_eq!(
+        std::fs::read(dir.path().join("a.xmp")).unwrap(),
+        shared_before
+    );
+    // A photo alone keeps the usual photo.xmp.
+    let c = write(dir.path(), "c.jpg", &jpeg_bytes());
+    let d = described("a bird", &[]);
+    assert_eq!(
+        metadata::write_sidecar(&c, &d).unwrap(),
+        dir.path().join("c.xmp")
+    );
+    assert_eq!(metadata::read_description(&c).unwrap(), Some(d));
+}

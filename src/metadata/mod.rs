@@ -104,16 +104,55 @@ impl MetadataError {
 
 type Result<T> = std::result::Result<T, MetadataError>;
 
-/// The sidecar this module writes for `photo`: the extension replaced by `xmp`.
+/// The sidecar this module writes for `photo`: usually the extension replaced by `xmp`
+/// (`photo.xmp`). When another photo in the folder has the same name with another extension
+/// (`a.jpg` and `a.png`), `a.xmp` would belong to both, so each gets its own `a.jpg.xmp`
+/// (darktable's form) instead; so does a photo that already has one.
 pub fn sidecar_path(photo: &Path) -> PathBuf {
-    photo.with_extension("xmp")
+    let long = long_sidecar(photo);
+    if long.is_file() || shares_stem(photo) {
+        long
+    } else {
+        photo.with_extension("xmp")
+    }
 }
 
-/// The sidecar names read for `photo`, in order: `photo.xmp`, then `photo.jpg.xmp`.
-pub fn sidecar_candidates(photo: &Path) -> [PathBuf; 2] {
+/// `photo.jpg.xmp`.
+fn long_sidecar(photo: &Path) -> PathBuf {
     let mut long = photo.as_os_str().to_owned();
     long.push(".xmp");
-    [sidecar_path(photo), PathBuf::from(long)]
+    PathBuf::from(long)
+}
+
+/// Whether another image beside `photo` has the same name with another extension.
+fn shares_stem(photo: &Path) -> bool {
+    let own = photo
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase());
+    crate::dataset::IMAGE_EXTENSIONS.iter().any(|ext| {
+        own.as_deref() != Some(*ext)
+            && [ext.to_string(), ext.to_ascii_uppercase()]
+                .iter()
+                .any(|e| photo.with_extension(e).is_file())
+    })
+}
+
+/// The sidecar names read for `photo`, in order: the one [`sidecar_path`] writes, then the
+/// other form, unless `photo.xmp` is shared with a same-named photo (it is then nobody's).
+pub fn sidecar_candidates(photo: &Path) -> Vec<PathBuf> {
+    let long = long_sidecar(photo);
+    let short = photo.with_extension("xmp");
+    if long.is_file() {
+        if shares_stem(photo) {
+            vec![long]
+        } else {
+            vec![long, short]
+        }
+    } else if short.is_file() && !shares_stem(photo) {
+        vec![short]
+    } else {
+        Vec::new()
+    }
 }
 
 /// The format of `bytes` by their signature: JPEG, PNG, or the name of another format (or
