@@ -1481,6 +1481,11 @@ impl BatchPanel {
             }
         });
         ui.horizontal_wrapped(|ui| {
+            // First in its row: a slider does not wrap to the next line as buttons do.
+            let label = ui.label("Size");
+            ui.add(egui::Slider::new(&mut self.thumb_side, 72.0..=256.0).show_value(false))
+                .labelled_by(label.id)
+                .on_hover_text("thumbnail size");
             let busy = self.running.is_some();
             let unsaved = self.unsaved();
             if ui
@@ -1515,82 +1520,78 @@ impl BatchPanel {
                 self.redo(shared);
             }
             let has_captions = self.entries().iter().any(Entry::has_caption);
-            ui.add_enabled_ui(!busy && self.export.is_none() && has_captions, |ui| {
-                if ui.button("Export CSV…").clicked() {
-                    self.open_dialog(DialogFor::Export(ExportKind::Csv), shared);
-                }
-                if ui.button("Export JSON…").clicked() {
-                    self.open_dialog(DialogFor::Export(ExportKind::Json), shared);
-                }
-                ui.menu_button("Alt text", |ui| {
-                    ui.label("Alt text for screen readers, from the captions.");
-                    let items = [
-                        ("Web page (HTML)…", ExportKind::AltHtml, "one <img alt=\"caption\"> per photo"),
-                        ("CSV…", ExportKind::AltCsv, "file, alt_text, confidence, tags"),
-                        ("JSON…", ExportKind::AltJson, "[{file, alt_text, confidence, tags}]"),
-                    ];
-                    for (label, kind, hint) in items {
-                        if ui.button(label).on_hover_text(hint).clicked() {
-                            self.open_dialog(DialogFor::Export(kind), shared);
-                            ui.close();
-                        }
-                    }
-                });
-                ui.menu_button("Photo metadata", |ui| {
-                    use export::MetadataTarget::{Embedded, XmpSidecar};
-                    ui.label("Where photo managers (digiKam, Lightroom, darktable) read captions.")
-                        .on_hover_text("dc:description and dc:subject (tags)");
-                    ui.label("A photo that already has a description:");
-                    for e in export::Existing::ALL {
-                        ui.radio_value(&mut self.existing, e, e.label());
-                    }
-                    ui.separator();
-                    let existing = self.existing;
-                    let items = [
-                        ("Write XMP sidecars", XmpSidecar),
-                        ("Embed in the photos", Embedded),
-                    ];
-                    for (label, target) in items {
-                        if ui.button(format!("{label} ({})", existing.label())).clicked() {
-                            self.export_metadata(target, existing, shared);
-                            ui.close();
-                        }
-                    }
-                    ui.label("Embedding changes the photo files' metadata only; the image data stays byte-identical.");
-                });
-                let unsaved = self.unsaved();
-                let saved = self.entries().iter().filter(|e| e.has_caption()).count();
-                if ui
-                    .add_enabled(unsaved == 0, egui::Button::new("Train on this folder…"))
-                    .on_hover_text(format!(
-                        "Train a caption model on this folder's {saved} saved captions (.txt \
-                         files): a new model, or fine-tune {} (chosen on the Train panel)",
-                        self.model.label()
-                    ))
-                    .on_disabled_hover_text(format!(
-                        "Save the {unsaved} changed captions first: training reads the .txt files"
-                    ))
-                    .clicked()
-                {
-                    match self.session.as_ref().and_then(|s| s.root.clone()) {
-                        Some(folder) => {
-                            self.train_request = Some(TrainRequest {
-                                folder,
-                                model: self.model.clone(),
-                            })
-                        }
-                        None => shared
-                            .status
-                            .warn("open a folder (not loose photos) to train on its captions"),
+            let can_export = !busy && self.export.is_none() && has_captions;
+            if ui.add_enabled(can_export, egui::Button::new("Export CSV…")).clicked() {
+                self.open_dialog(DialogFor::Export(ExportKind::Csv), shared);
+            }
+            if ui.add_enabled(can_export, egui::Button::new("Export JSON…")).clicked() {
+                self.open_dialog(DialogFor::Export(ExportKind::Json), shared);
+            }
+            ui.add_enabled_ui(can_export, |ui| ui.menu_button("Alt text", |ui| {
+                ui.label("Alt text for screen readers, from the captions.");
+                let items = [
+                    ("Web page (HTML)…", ExportKind::AltHtml, "one <img alt=\"caption\"> per photo"),
+                    ("CSV…", ExportKind::AltCsv, "file, alt_text, confidence, tags"),
+                    ("JSON…", ExportKind::AltJson, "[{file, alt_text, confidence, tags}]"),
+                ];
+                for (label, kind, hint) in items {
+                    if ui.button(label).on_hover_text(hint).clicked() {
+                        self.open_dialog(DialogFor::Export(kind), shared);
+                        ui.close();
                     }
                 }
-            });
-            if self.export.is_some() {
+            }));
+            ui.add_enabled_ui(can_export, |ui| ui.menu_button("Photo metadata", |ui| {
+                use export::MetadataTarget::{Embedded, XmpSidecar};
+                ui.label("Where photo managers (digiKam, Lightroom, darktable) read captions.")
+                    .on_hover_text("dc:description and dc:subject (tags)");
+                ui.label("A photo that already has a description:");
+                for e in export::Existing::ALL {
+                    ui.radio_value(&mut self.existing, e, e.label());
+                }
+                ui.separator();
+                let existing = self.existing;
+                let items = [
+                    ("Write XMP sidecars", XmpSidecar),
+                    ("Embed in the photos", Embedded),
+                ];
+                for (label, target) in items {
+                    if ui.button(format!("{label} ({})", existing.label())).clicked() {
+                        self.export_metadata(target, existing, shared);
+                        ui.close();
+                    }
+                }
+                ui.label("Embedding changes the photo files' metadata only; the image data stays byte-identical.");
+            }));
+            let unsaved = self.unsaved();
+            let saved = self.entries().iter().filter(|e| e.has_caption()).count();
+            if ui
+                .add_enabled(can_export && unsaved == 0, egui::Button::new("Train on this folder…"))
+                .on_hover_text(format!(
+                    "Train a caption model on this folder's {saved} saved captions (.txt \
+                     files): a new model, or fine-tune {} (chosen on the Train panel)",
+                    self.model.label()
+                ))
+                .on_disabled_hover_text(format!(
+                    "Save the {unsaved} changed captions first: training reads the .txt files"
+                ))
+                .clicked()
+            {
+                match self.session.as_ref().and_then(|s| s.root.clone()) {
+                    Some(folder) => {
+                        self.train_request = Some(TrainRequest {
+                            folder,
+                            model: self.model.clone(),
+                        })
+                    }
+                    None => shared
+                        .status
+                        .warn("open a folder (not loose photos) to train on its captions"),
+                }
+            }
+                    if self.export.is_some() {
                 ui.spinner();
             }
-            let label = ui.label("Size");
-            ui.add(egui::Slider::new(&mut self.thumb_side, 72.0..=256.0).show_value(false))
-                .labelled_by(label.id);
         });
         ui.horizontal_wrapped(|ui| {
             let label = ui.label("Search");
