@@ -171,10 +171,7 @@ impl FeatureCache {
             safetensors::SafeTensors::deserialize(&bytes).map_err(|e| damaged(e.to_string()))?;
         let view = st.tensor("spatial").map_err(|e| damaged(e.to_string()))?;
         let shape = view.shape();
-        if view.dtype() != safetensors::Dtype::F16
-            || shape.len() != 3
-            || shape.contains(&0)
-        {
+        if view.dtype() != safetensors::Dtype::F16 || shape.len() != 3 || shape.contains(&0) {
             return Err(damaged(format!(
                 "expected an f16 [rows, cols, dim] map, found {:?} {:?}",
                 view.dtype(),
