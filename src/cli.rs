@@ -197,18 +197,22 @@ pub struct TrainArgs {
     /// Captions per batch.
     #[arg(long, default_value_t = defaults().train.batch_size)]
     pub batch: usize,
-    /// Initial learning rate (Adam).
-    #[arg(long, default_value_t = defaults().train.lr)]
-    pub lr: f32,
-    /// Decoder: `merge` (the tutorial's) or `inject` (Show and Tell).
+    /// Initial learning rate (Adam) [default: 0.001; 0.0004 for attention].
+    #[arg(long)]
+    pub lr: Option<f32>,
+    /// Decoder: `merge` (the tutorial's), `inject` (Show and Tell) or `attention` (Show,
+    /// Attend and Tell: soft attention over the encoder's 7x7 feature map).
     #[arg(long, default_value_t = defaults().decoder.to_string())]
     pub decoder: String,
     /// Word embedding size.
     #[arg(long, default_value_t = defaults().embed_dim)]
     pub embed: usize,
-    /// LSTM state size.
-    #[arg(long, default_value_t = defaults().hidden_dim)]
-    pub hidden: usize,
+    /// LSTM state size [default: 256; 512 for attention].
+    #[arg(long)]
+    pub hidden: Option<usize>,
+    /// The attention decoder's attention size.
+    #[arg(long, default_value_t = defaults().attention_dim)]
+    pub attention_dim: usize,
     /// Dropout probability.
     #[arg(long, default_value_t = defaults().dropout)]
     pub dropout: f32,

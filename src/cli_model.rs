@@ -364,8 +364,20 @@ pub fn train_settings(args: &TrainArgs) -> anyhow::Result<TrainSettings> {
     let decoder = match args.decoder.as_str() {
         "merge" => DecoderKind::Merge,
         "inject" => DecoderKind::Inject,
-        other => anyhow::bail!("--decoder must be `merge` or `inject`, not `{other}`"),
+        "attention" => DecoderKind::Attention,
+        other => {
+            anyhow::bail!("--decoder must be `merge`, `inject` or `attention`, not `{other}`")
+        }
     };
+    let defaults = TrainSettings::default();
+    let attention = decoder == DecoderKind::Attention;
+    // The attention decoder's defaults are the PyTorch baseline's.
+    let hidden = args
+        .hidden
+        .unwrap_or(if attention { 512 } else { defaults.hidden_dim });
+    let lr = args
+        .lr
+        .unwrap_or(if attention { 4e-4 } else { defaults.train.lr });
     if args.resume && args.out.is_none() {
         anyhow::bail!("--resume needs --out DIR: the folder of the run to continue");
     }
@@ -374,12 +386,13 @@ pub fn train_settings(args: &TrainArgs) -> anyhow::Result<TrainSettings> {
         import: args.text.import_options(),
         decoder,
         embed_dim: args.embed,
-        hidden_dim: args.hidden,
+        hidden_dim: hidden,
+        attention_dim: args.attention_dim,
         dropout: args.dropout,
         train: TrainConfig {
             epochs: args.epochs,
             batch_size: args.batch,
-            lr: args.lr,
+            lr,
             early_stop_patience: args.patience,
             dev_bleu_images: args.dev_bleu_images,
             seed: args.seed,

@@ -261,10 +261,44 @@ impl Captioner {
     ) -> Result<CaptionResult, PipelineError> {
         let started = Instant::now();
         let out = self.encoder.encode(&[image])?;
-        let pooled = out.pooled.to_dtype(candle_core::DType::F32)?;
-        let mut result = self.caption_tensor(&pooled, options)?;
+        let input = self
+            .decoder_inputs(&out)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| PipelineError::Other("the encoder returned no features".into()))?;
+        let mut result = self.caption_features(&input, options)?;
         result.millis = started.elapsed().as_secs_f64() * 1e3;
         Ok(result)
+    }
+
+    /// What the caption model reads of each encoded image: the pooled feature, or, for an
+    /// attention decoder, the feature map before pooling (row-major `[rows, cols, dim]`).
+    pub fn decoder_inputs(
+        &self,
+        out: &crate::encoder::EncoderOutput,
+    ) -> Result<Vec<Vec<f32>>, PipelineError> {
+        let cfg = self.model.decoder.config();
+        let t = if cfg.kind == decoder::DecoderKind::Attention {
+            let map = out.feature_map.to_dtype(candle_core::DType::F32)?;
+            let (n, rows, cols, dim) = map.dims4()?;
+            if rows * cols * dim != cfg.input_dim() {
+                return Err(PipelineError::Other(format!(
+                    "{}: the model attends over {} cells of {} values, the encoder gives a {rows}x{cols}x{dim} map",
+                    self.model_dir.display(),
+                    cfg.cells(),
+                    cfg.feature_dim
+                )));
+            }
+            map.reshape((n, rows * cols * dim))?
+        } else {
+            out.pooled.to_dtype(candle_core::DType::F32)?
+        };
+        Ok(t.to_device(&Device::Cpu)?.to_vec2::<f32>()?)
+    }
+
+    /// Whether the model reads feature maps (an attention decoder) rather than pooled features.
+    pub fn wants_spatial(&self) -> bool {
+        self.model.decoder.config().kind == decoder::DecoderKind::Attention
     }
 
     /// Captions an image file.
@@ -280,23 +314,41 @@ impl Captioner {
         Ok(result)
     }
 
-    /// Captions from a pooled feature vector (`feature_dim` values).
+    /// Captions from one image's decoder input ([`Captioner::decoder_inputs`]: the pooled
+    /// feature, `feature_dim` values, or an attention decoder's feature map).
     pub fn caption_features(
         &self,
         features: &[f32],
         options: &DecodeOptions,
     ) -> Result<CaptionResult, PipelineError> {
         let t = Tensor::from_slice(features, (1, features.len()), self.model.decoder.device())?;
-        self.caption_tensor(&t, options)
+        let cfg = self.model.decoder.config();
+        // The trust figures read the pooled feature: a map's mean over its cells.
+        let pooled: Vec<f32> =
+            if cfg.kind == decoder::DecoderKind::Attention && features.len() == cfg.input_dim() {
+                let f = cfg.feature_dim;
+                let mut mean = vec![0.0f32; f];
+                for cell in features.chunks_exact(f) {
+                    for (m, x) in mean.iter_mut().zip(cell) {
+                        *m += x;
+                    }
+                }
+                let n = cfg.cells() as f32;
+                mean.iter_mut().for_each(|m| *m /= n);
+                mean
+            } else {
+                features.to_vec()
+            };
+        self.caption_tensor(&t, &pooled, options)
     }
 
-    /// Greedy captions of many feature rows at once (`n * feature_dim` values).
+    /// Greedy captions of many decoder inputs at once (`n * input_dim` values).
     pub fn greedy_many(
         &self,
         features: &[f32],
         options: &DecodeOptions,
     ) -> Result<Vec<Vec<String>>, PipelineError> {
-        let dim = self.model.decoder.config().feature_dim;
+        let dim = self.model.decoder.config().input_dim();
         let mut out = Vec::new();
         for chunk in features.chunks(500 * dim) {
             let t =
@@ -315,9 +367,11 @@ impl Captioner {
 
     fn caption_tensor(
         &self,
-        pooled: &Tensor,
+        input: &Tensor,
+        feature: &[f32],
         options: &DecodeOptions,
     ) -> Result<CaptionResult, PipelineError> {
+        let pooled = input;
         let captions: Vec<Caption> = if options.beam <= 1 {
             decoder::greedy_with_options(
                 &self.model.decoder,
@@ -360,13 +414,15 @@ impl Captioner {
             needs_review: None,
             review_reason: None,
             tags: Vec::new(),
-            attention: None,
+            attention: self.model.decoder.config().attention.and_then(|g| {
+                (best.attention.len() == best.tokens.len()).then(|| decoder::AttentionMaps {
+                    rows: g.rows,
+                    cols: g.cols,
+                    words: best.attention.clone(),
+                })
+            }),
         };
-        let feature: Vec<f32> = pooled
-            .get(0)
-            .and_then(|t| t.to_dtype(candle_core::DType::F32))
-            .and_then(|t| t.to_vec1::<f32>())?;
-        let a = self.assess(&feature, &result);
+        let a = self.assess(feature, &result);
         result.confidence = a.confidence;
         result.familiarity = a.familiarity;
         result.needs_review = a.needs_review;
@@ -428,6 +484,8 @@ pub struct PreparedData {
     pub vocab: Vocab,
     /// Train/dev images left out because they have no cached feature.
     pub without_features: Vec<PathBuf>,
+    /// The feature maps' grid (rows, cols) when prepared with spatial features.
+    pub grid: Option<(usize, usize)>,
     /// Words of the train and dev captions that are not in the vocabulary (they train as
     /// `<unk>`).
     pub unknown: UnknownWords,
@@ -493,16 +551,26 @@ pub fn prepare_training_data(
     encoder_id: &str,
     min_count: usize,
 ) -> Result<PreparedData, PipelineError> {
-    prepare_training_data_with(dataset, cache, encoder_id, dataset.vocab_with(min_count))
+    prepare_training_data_with(
+        dataset,
+        cache,
+        encoder_id,
+        dataset.vocab_with(min_count),
+        false,
+    )
 }
 
-/// [`prepare_training_data`] with a given vocabulary (a model's, when fine-tuning it): caption
-/// words outside it become `<unk>` and are counted in [`PreparedData::unknown`].
+/// [`prepare_training_data`] with a given vocabulary (a model's, when fine-tuning it: caption
+/// words outside it become `<unk>` and are counted in [`PreparedData::unknown`]) and, with
+/// `spatial`, each image's cached feature map before pooling (row-major `[rows, cols, dim]`,
+/// as f32; for the attention decoder) instead of the pooled feature. Every map must have the
+/// same grid ([`PreparedData::grid`]).
 pub fn prepare_training_data_with(
     dataset: &Dataset,
     cache: &FeatureCache,
     encoder_id: &str,
     vocab: Vocab,
+    spatial: bool,
 ) -> Result<PreparedData, PipelineError> {
     let min_count = vocab.min_count;
     let mut unknown_counts: std::collections::HashMap<String, usize> =
@@ -514,7 +582,35 @@ pub fn prepare_training_data_with(
         .filter(|e| matches!(e.split, Split::Train | Split::Dev))
         .collect();
     let paths: Vec<PathBuf> = wanted.iter().map(|e| e.path.clone()).collect();
-    let cached = features::load_cached(cache, &paths);
+    let mut grid_found = None;
+    let cached: Vec<Option<Vec<f32>>> = if spatial {
+        let maps = features::load_cached_spatial(cache, &paths);
+        let mut grid = None;
+        let mut out = Vec::with_capacity(maps.len());
+        for (map, path) in maps.into_iter().zip(&paths) {
+            out.push(match map {
+                Some(m) => {
+                    let g = (m.rows, m.cols, m.dim);
+                    if *grid.get_or_insert(g) != g {
+                        return Err(PipelineError::Other(format!(
+                            "{}: its cached feature map is {}x{}x{}, other photos' {:?}",
+                            path.display(),
+                            m.rows,
+                            m.cols,
+                            m.dim,
+                            grid
+                        )));
+                    }
+                    Some(m.to_f32())
+                }
+                None => None,
+            });
+        }
+        grid_found = grid.map(|(r, c, _)| (r, c));
+        out
+    } else {
+        features::load_cached(cache, &paths)
+    };
     let mut data = TrainData {
         id_to_word: vocab.words.clone(),
         info: ModelInfo {
@@ -584,6 +680,7 @@ pub fn prepare_training_data_with(
             unknown: words.iter().map(|(_, n)| n).sum(),
             words,
         },
+        grid: grid_found,
     })
 }
 
@@ -635,16 +732,27 @@ pub fn evaluate(
         )));
     }
     let paths: Vec<PathBuf> = entries.iter().map(|e| e.path.clone()).collect();
+    let spatial = captioner.wants_spatial();
     let report = features::extract(
         &captioner.encoder,
         cache,
         &paths,
-        &features::ExtractOptions::default(),
+        &features::ExtractOptions {
+            spatial,
+            ..features::ExtractOptions::default()
+        },
         stop,
         on_extract,
     )
     .map_err(|e| PipelineError::Other(e.to_string()))?;
-    let cached = features::load_cached(cache, &paths);
+    let cached: Vec<Option<Vec<f32>>> = if spatial {
+        features::load_cached_spatial(cache, &paths)
+            .into_iter()
+            .map(|m| m.map(|m| m.to_f32()))
+            .collect()
+    } else {
+        features::load_cached(cache, &paths)
+    };
     let mut hyps = Vec::new();
     let mut refs = Vec::new();
     let mut skipped = report.failed.clone();

@@ -181,7 +181,7 @@ fn resume_without_out_and_bad_decoder_are_clear_errors() {
     let out = run(captioner()
         .arg("train")
         .arg(fixture("flickr8k_mini"))
-        .args(["--decoder", "attention"]));
+        .args(["--decoder", "transformer"]));
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("merge"));
 }

@@ -18,6 +18,7 @@ fn cfg(kind: DecoderKind) -> DecoderConfig {
         hidden_dim: 8,
         vocab_size: 12,
         dropout: 0.5,
+        attention: None,
     }
 }
 

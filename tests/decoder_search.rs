@@ -17,6 +17,7 @@ fn small(kind: DecoderKind, vocab: usize) -> DecoderConfig {
         hidden_dim: 20,
         vocab_size: vocab,
         dropout: 0.5,
+        attention: None,
     }
 }
 
@@ -277,6 +278,7 @@ fn cycle_decoder(kind: DecoderKind) -> Decoder {
         hidden_dim: v,
         vocab_size: v,
         dropout: 0.0,
+        attention: None,
     };
     let eye = |scale: f32| -> Vec<f32> {
         let mut m = vec![0.0; v * v];

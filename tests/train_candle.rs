@@ -20,6 +20,7 @@ fn small(kind: DecoderKind, dropout: f32) -> DecoderConfig {
         hidden_dim: 20,
         vocab_size: 40,
         dropout,
+        attention: None,
     }
 }
 
@@ -212,6 +213,7 @@ fn fixture_cfg(kind: DecoderKind, data: &TrainData) -> DecoderConfig {
         hidden_dim: 32,
         vocab_size: data.id_to_word.len(),
         dropout: 0.5,
+        attention: None,
     }
 }
 

@@ -12,6 +12,7 @@ fn small(kind: DecoderKind) -> DecoderConfig {
         hidden_dim: 10,
         vocab_size: 23,
         dropout: 0.0,
+        attention: None,
     }
 }
 

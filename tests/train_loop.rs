@@ -22,6 +22,7 @@ fn cfg(kind: DecoderKind, dropout: f32) -> DecoderConfig {
         hidden_dim: 16,
         vocab_size: 30,
         dropout,
+        attention: None,
     }
 }
 

@@ -376,7 +376,9 @@ impl TrainPanel {
                 number_row(ui, fields, "Learning rate", "Adam's step size at the start (0.000001 to 0.1). Too high diverges, too low learns slowly; 0.001 is a good start.", &mut s.train.lr, 1e-6, 0.1);
                 let decoder_label = ui.label("Decoder").on_hover_text(
                     "merge: the image is joined with the LSTM's output (as in the Keras tutorial); \
-                     inject: the image is the LSTM's first input (Show and Tell)",
+                     inject: the image is the LSTM's first input (Show and Tell); \
+                     attention: the LSTM looks at a different part of the photo for each word \
+                     (Show, Attend and Tell; best with LSTM size 512 and learning rate 0.0004)",
                 );
                 egui::ComboBox::from_id_salt("decoder-kind")
                     .selected_text(s.decoder.to_string())
@@ -386,6 +388,11 @@ impl TrainPanel {
                             &mut s.decoder,
                             DecoderKind::Inject,
                             "inject (Show and Tell)",
+                        );
+                        ui.selectable_value(
+                            &mut s.decoder,
+                            DecoderKind::Attention,
+                            "attention (Show, Attend and Tell)",
                         );
                     })
                     .response

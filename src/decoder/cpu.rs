@@ -147,6 +147,11 @@ impl CpuDecoder {
                 c_w_t: transposed(t, "init_c.weight", h, f)?,
                 c_b: values(t, "init_c.bias")?,
             },
+            DecoderKind::Attention => {
+                return Err(DecoderError::Config(
+                    "the attention decoder decodes through candle ops".into(),
+                ));
+            }
         };
         Ok(Self {
             cfg: cfg.clone(),

@@ -87,6 +87,9 @@ pub struct AttentionMaps {
 pub enum DecoderKind {
     Merge,
     Inject,
+    /// Show, Attend and Tell (Xu et al. 2015), soft attention: the decoder reads the
+    /// encoder's feature map cell by cell (see [`AttentionConfig`]).
+    Attention,
 }
 
 impl std::fmt::Display for DecoderKind {
@@ -94,9 +97,33 @@ impl std::fmt::Display for DecoderKind {
         f.write_str(match self {
             DecoderKind::Merge => "merge",
             DecoderKind::Inject => "inject",
+            DecoderKind::Attention => "attention",
         })
     }
 }
+
+/// The attention decoder's grid and attention size.
+///
+/// The network (parameter names in brackets): the image is the encoder's feature map,
+/// `cells = rows * cols` vectors `a_i` of `feature_dim` values. `h0 = init_h(mean a)`,
+/// `c0 = init_c(mean a)` (linear). At each step, with the previous state `h`:
+/// `e_i = att_full(tanh(att_enc(a_i) + att_dec(h)))`, `alpha = softmax(e)` over the cells,
+/// `z = sigmoid(f_beta(h)) * sum_i alpha_i a_i` (the gating scalar of the paper, one per
+/// feature), then one LSTM step on `[Dropout(embed(word)), z]` and
+/// `logits = output(Dropout(h'))`. Training adds the doubly stochastic regularisation
+/// `ATTENTION_REG * mean over captions and cells of (1 - sum_t alpha_ti)^2`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttentionConfig {
+    /// Cells from top to bottom (7 for EfficientNet-Lite0 at 224 px).
+    pub rows: usize,
+    /// Cells from left to right.
+    pub cols: usize,
+    /// Size of the additive attention's hidden layer.
+    pub attention_dim: usize,
+}
+
+/// Weight of the doubly stochastic attention regularisation in the training loss.
+pub const ATTENTION_REG: f32 = 1.0;
 
 /// Sizes of a decoder. `Default` is the tutorial's merge model for a 1280-d EfficientNet-Lite0
 /// feature with a placeholder vocabulary size (set `vocab_size` from the real vocabulary).
@@ -113,6 +140,9 @@ pub struct DecoderConfig {
     pub vocab_size: usize,
     /// Dropout probability used in training (inverted dropout; decoding never drops).
     pub dropout: f32,
+    /// The grid and attention size of [`DecoderKind::Attention`] (`None` for the others).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention: Option<AttentionConfig>,
 }
 
 impl Default for DecoderConfig {
@@ -157,6 +187,48 @@ impl DecoderConfig {
             hidden_dim: 256,
             vocab_size,
             dropout: 0.5,
+            attention: None,
+        }
+    }
+
+    /// The attention decoder of the PyTorch baseline for a `rows x cols` grid of
+    /// 1280-d cells: embedding 256, LSTM 512, attention 256, dropout 0.5.
+    pub fn attention(vocab_size: usize, rows: usize, cols: usize) -> Self {
+        Self {
+            kind: DecoderKind::Attention,
+            feature_dim: 1280,
+            embed_dim: 256,
+            hidden_dim: 512,
+            vocab_size,
+            dropout: 0.5,
+            attention: Some(AttentionConfig {
+                rows,
+                cols,
+                attention_dim: 256,
+            }),
+        }
+    }
+
+    /// Number of cells of the image grid (1 for the pooled-feature decoders).
+    pub fn cells(&self) -> usize {
+        match (self.kind, self.attention) {
+            (DecoderKind::Attention, Some(a)) => a.rows * a.cols,
+            _ => 1,
+        }
+    }
+
+    /// Values of one image's input: `feature_dim` for merge and inject (the pooled
+    /// feature), `cells * feature_dim` for attention (the feature map, row-major
+    /// `[rows, cols, feature_dim]`).
+    pub fn input_dim(&self) -> usize {
+        self.cells() * self.feature_dim
+    }
+
+    /// The attention size (0 for the pooled-feature decoders).
+    pub fn attention_dim(&self) -> usize {
+        match (self.kind, self.attention) {
+            (DecoderKind::Attention, Some(a)) => a.attention_dim,
+            _ => 0,
         }
     }
 
@@ -194,6 +266,34 @@ impl DecoderConfig {
                 self.dropout
             )));
         }
+        match (self.kind, self.attention) {
+            (DecoderKind::Attention, None) => {
+                return Err(DecoderError::Config(
+                    "an attention decoder needs its grid (`attention` in config.json)".into(),
+                ));
+            }
+            (DecoderKind::Attention, Some(a)) => {
+                if a.rows == 0 || a.cols == 0 || a.rows * a.cols > 4096 {
+                    return Err(DecoderError::Config(format!(
+                        "attention grid {}x{} (must have 1 to 4096 cells)",
+                        a.rows, a.cols
+                    )));
+                }
+                if a.attention_dim == 0 || a.attention_dim > 1 << 16 {
+                    return Err(DecoderError::Config(format!(
+                        "attention_dim = {} (must be between 1 and 65536)",
+                        a.attention_dim
+                    )));
+                }
+            }
+            (_, Some(_)) => {
+                return Err(DecoderError::Config(format!(
+                    "a {} decoder has no attention grid",
+                    self.kind
+                )));
+            }
+            (_, None) => {}
+        }
         Ok(())
     }
 
@@ -211,15 +311,32 @@ impl DecoderConfig {
                 specs.push(ParamSpec::new("image.weight", &[h, f]));
                 specs.push(ParamSpec::new("image.bias", &[h]));
             }
-            DecoderKind::Inject => {
+            DecoderKind::Inject | DecoderKind::Attention => {
                 specs.push(ParamSpec::new("init_h.weight", &[h, f]));
                 specs.push(ParamSpec::new("init_h.bias", &[h]));
                 specs.push(ParamSpec::new("init_c.weight", &[h, f]));
                 specs.push(ParamSpec::new("init_c.bias", &[h]));
             }
         }
+        if self.kind == DecoderKind::Attention {
+            let a = self.attention_dim();
+            specs.push(ParamSpec::new("att_enc.weight", &[a, f]));
+            specs.push(ParamSpec::new("att_enc.bias", &[a]));
+            specs.push(ParamSpec::new("att_dec.weight", &[a, h]));
+            specs.push(ParamSpec::new("att_dec.bias", &[a]));
+            specs.push(ParamSpec::new("att_full.weight", &[1, a]));
+            specs.push(ParamSpec::new("att_full.bias", &[1]));
+            specs.push(ParamSpec::new("f_beta.weight", &[f, h]));
+            specs.push(ParamSpec::new("f_beta.bias", &[f]));
+        }
+        // The attention LSTM reads the word and the attended image features.
+        let lstm_in = if self.kind == DecoderKind::Attention {
+            e + f
+        } else {
+            e
+        };
         specs.push(ParamSpec::new("embed.weight", &[v, e]));
-        specs.push(ParamSpec::new("lstm.weight_ih_l0", &[4 * h, e]));
+        specs.push(ParamSpec::new("lstm.weight_ih_l0", &[4 * h, lstm_in]));
         specs.push(ParamSpec::new("lstm.weight_hh_l0", &[4 * h, h]));
         specs.push(ParamSpec::new("lstm.bias_ih_l0", &[4 * h]));
         specs.push(ParamSpec::new("lstm.bias_hh_l0", &[4 * h]));
@@ -294,6 +411,9 @@ pub struct DecodeState {
     c: Tensor,
     /// The merge model's image projection (`ReLU(Dense(feature))`), computed once.
     image: Option<Tensor>,
+    /// Attention: the feature map `[B, cells, feature_dim]` and its projection
+    /// `att_enc(a)` `[B, cells, attention_dim]`, computed once.
+    cells: Option<(Tensor, Tensor)>,
 }
 
 impl DecodeState {
@@ -316,6 +436,10 @@ impl DecodeState {
             c: self.c.index_select(&idx, 0)?,
             image: match &self.image {
                 Some(t) => Some(t.index_select(&idx, 0)?),
+                None => None,
+            },
+            cells: match &self.cells {
+                Some((a, p)) => Some((a.index_select(&idx, 0)?, p.index_select(&idx, 0)?)),
                 None => None,
             },
         })
@@ -355,7 +479,7 @@ impl Decoder {
         }
         let net = net::Net::new(cfg, tensors, vb.device())?;
         let mut d = Self { net, cpu: None };
-        if d.device().is_cpu() {
+        if d.device().is_cpu() && cfg.kind != DecoderKind::Attention {
             d.cpu = Some(Arc::new(cpu::CpuDecoder::new(cfg, d.net.tensors())?));
         }
         Ok(d)
@@ -422,9 +546,10 @@ impl Decoder {
         self.net.device()
     }
 
-    /// The initial state for image features `[B, feature_dim]` (or `[feature_dim]`).
+    /// The initial state for image features `[B, input_dim]` (or `[input_dim]`; see
+    /// [`DecoderConfig::input_dim`]).
     pub fn start(&self, features: &Tensor) -> Result<DecodeState> {
-        let features = check_features(features, self.config().feature_dim)?
+        let features = check_features(features, self.config().input_dim())?
             .to_device(self.device())?
             .to_dtype(DType::F32)?;
         self.net.start(&features)
@@ -433,6 +558,25 @@ impl Decoder {
     /// Feeds one token per row; returns log-probabilities of the next token `[B, vocab]`
     /// (log-softmax over the whole vocabulary) and the new state.
     pub fn step(&self, state: &DecodeState, tokens: &[u32]) -> Result<(Tensor, DecodeState)> {
+        if tokens.len() != state.batch_size() {
+            return Err(DecoderError::Input(format!(
+                "{} tokens for a state of {} rows",
+                tokens.len(),
+                state.batch_size()
+            )));
+        }
+        check_tokens(tokens, self.config().vocab_size)?;
+        let (log_probs, _, next) = self.net.step(state, tokens)?;
+        Ok((log_probs, next))
+    }
+
+    /// [`Decoder::step`] that also returns where an attention decoder looked:
+    /// `[B, cells]`, each row summing to 1 (`None` for the other kinds).
+    pub fn step_with_attention(
+        &self,
+        state: &DecodeState,
+        tokens: &[u32],
+    ) -> Result<(Tensor, Option<Tensor>, DecodeState)> {
         if tokens.len() != state.batch_size() {
             return Err(DecoderError::Input(format!(
                 "{} tokens for a state of {} rows",
@@ -457,6 +601,18 @@ impl Decoder {
         steps: &[usize],
         masks: Option<&DropoutMasks>,
     ) -> Result<Tensor> {
+        Ok(self.net.forward_packed(features, tokens, steps, masks)?.0)
+    }
+
+    /// [`Decoder::forward_packed`] that also returns the attention weights of every packed
+    /// row, `[sum(steps), cells]` (`None` for the pooled-feature decoders).
+    pub fn forward_packed_with_attention(
+        &self,
+        features: &Tensor,
+        tokens: &Tensor,
+        steps: &[usize],
+        masks: Option<&DropoutMasks>,
+    ) -> Result<(Tensor, Option<Tensor>)> {
         self.net.forward_packed(features, tokens, steps, masks)
     }
 

@@ -100,6 +100,11 @@ pub struct Caption {
     pub score: f32,
     /// False when decoding hit `max_len` words before predicting END.
     pub ended: bool,
+    /// Attention decoders: where the decoder looked for each word of `tokens` (one map of
+    /// `cells` weights summing to 1 per word, row-major over the grid). Empty for the other
+    /// decoders.
+    #[serde(default)]
+    pub attention: Vec<Vec<f32>>,
 }
 
 fn is_banned(token: usize) -> bool {
@@ -116,6 +121,7 @@ struct Hypothesis {
     tokens: Vec<u32>,
     word_probs: Vec<f32>,
     log_prob: f64,
+    attention: Vec<Vec<f32>>,
 }
 
 impl Hypothesis {
@@ -127,6 +133,7 @@ impl Hypothesis {
             tokens: self.tokens,
             word_probs: self.word_probs,
             ended,
+            attention: self.attention,
         }
     }
 }
@@ -180,14 +187,17 @@ fn rows_of(log_probs: &Tensor, vocab: usize) -> Result<Vec<f32>> {
     Ok(flat)
 }
 
+type Step<S> = (Vec<f32>, Option<Vec<f32>>, S);
+
 /// One decoding step at a time, on candle or on the CPU fast path.
 trait Stepper {
     type State;
     fn vocab(&self) -> usize;
     fn start(&self, features: &Tensor) -> Result<Self::State>;
     fn rows(&self, state: &Self::State) -> usize;
-    /// Log-probabilities `[rows, vocab]`, flat, and the next state.
-    fn step(&self, state: &Self::State, tokens: &[u32]) -> Result<(Vec<f32>, Self::State)>;
+    /// Log-probabilities `[rows, vocab]`, flat, the attention weights `[rows, cells]`, flat
+    /// (attention decoders only), and the next state.
+    fn step(&self, state: &Self::State, tokens: &[u32]) -> Result<Step<Self::State>>;
     fn select(&self, state: &Self::State, rows: &[u32]) -> Result<Self::State>;
 }
 
@@ -204,9 +214,13 @@ impl Stepper for CandleStepper<'_> {
     fn rows(&self, state: &DecodeState) -> usize {
         state.batch_size()
     }
-    fn step(&self, state: &DecodeState, tokens: &[u32]) -> Result<(Vec<f32>, DecodeState)> {
-        let (log_probs, next) = self.0.step(state, tokens)?;
-        Ok((rows_of(&log_probs, self.vocab())?, next))
+    fn step(&self, state: &DecodeState, tokens: &[u32]) -> Result<Step<DecodeState>> {
+        let (log_probs, alpha, next) = self.0.step_with_attention(state, tokens)?;
+        let alpha = match alpha {
+            Some(a) => Some(a.flatten_all()?.to_vec1::<f32>()?),
+            None => None,
+        };
+        Ok((rows_of(&log_probs, self.vocab())?, alpha, next))
     }
     fn select(&self, state: &DecodeState, rows: &[u32]) -> Result<DecodeState> {
         state.select(rows)
@@ -229,7 +243,7 @@ impl Stepper for CpuStepper<'_> {
     fn rows(&self, state: &CpuState) -> usize {
         state.rows()
     }
-    fn step(&self, state: &CpuState, tokens: &[u32]) -> Result<(Vec<f32>, CpuState)> {
+    fn step(&self, state: &CpuState, tokens: &[u32]) -> Result<Step<CpuState>> {
         if tokens.len() != state.rows() {
             return Err(DecoderError::Input(format!(
                 "{} tokens for a state of {} rows",
@@ -238,14 +252,15 @@ impl Stepper for CpuStepper<'_> {
             )));
         }
         check_tokens(tokens, self.vocab())?;
-        Ok(self.0.step(state, tokens))
+        let (log_probs, next) = self.0.step(state, tokens);
+        Ok((log_probs, None, next))
     }
     fn select(&self, state: &CpuState, rows: &[u32]) -> Result<CpuState> {
         state.select(rows, self.1.config().hidden_dim)
     }
 }
 
-/// Greedy decoding of a batch of images `[B, feature_dim]` (or one image `[feature_dim]`):
+/// Greedy decoding of a batch of images `[B, input_dim]` (or one image `[input_dim]`):
 /// at each step the most probable allowed token. At most `max_len` words per caption.
 /// Returns one caption per image, in order. Uses the default [`SearchOptions`] (repeated
 /// n-grams blocked); [`greedy_with_options`] takes others.
@@ -286,7 +301,8 @@ fn greedy_with<S: Stepper>(
     let mut active: Vec<usize> = (0..b).collect();
     let mut tokens = vec![START; b];
     for _ in 0..max_len {
-        let (flat, next) = model.step(&state, &tokens)?;
+        let (flat, alpha, next) = model.step(&state, &tokens)?;
+        let cells = alpha.as_ref().map_or(0, |a| a.len() / active.len().max(1));
         let mut keep = Vec::with_capacity(active.len());
         let mut next_tokens = Vec::with_capacity(active.len());
         for (row, lp) in flat.chunks_exact(vocab).enumerate() {
@@ -300,6 +316,10 @@ fn greedy_with<S: Stepper>(
             } else {
                 hyp.tokens.push(tok);
                 hyp.word_probs.push(l.exp());
+                if let Some(a) = &alpha {
+                    hyp.attention
+                        .push(a[row * cells..(row + 1) * cells].to_vec());
+                }
                 keep.push(row as u32);
                 next_tokens.push(tok);
             }
@@ -322,7 +342,7 @@ fn greedy_with<S: Stepper>(
         .collect())
 }
 
-/// Beam search for one image (`[feature_dim]` or `[1, feature_dim]`).
+/// Beam search for one image (`[input_dim]` or `[1, input_dim]`).
 ///
 /// Keeps the `width` best partial captions by summed log-probability; a hypothesis that
 /// predicts END leaves the beam as a finished caption and the beam narrows by one, until
@@ -349,7 +369,7 @@ pub fn beam_search_with_options(
     max_len: usize,
     options: &SearchOptions,
 ) -> Result<Vec<Caption>> {
-    let fd = model.config().feature_dim;
+    let fd = model.config().input_dim();
     match feature.dims() {
         [f] if *f == fd => {}
         [1, f] if *f == fd => {}
@@ -387,7 +407,8 @@ fn beam_with<S: Stepper>(
     let mut finished: Vec<Caption> = Vec::with_capacity(width);
     for _ in 0..max_len {
         let slots = width - finished.len();
-        let (flat, next) = model.step(&state, &last)?;
+        let (flat, alpha, next) = model.step(&state, &last)?;
+        let cells = alpha.as_ref().map_or(0, |a| a.len() / alive.len().max(1));
         // (total log-prob, parent row, token, token log-prob)
         let mut candidates: Vec<(f64, usize, u32, f32)> = Vec::with_capacity(alive.len() * slots);
         for (row, lp) in flat.chunks_exact(vocab).enumerate() {
@@ -408,6 +429,10 @@ fn beam_with<S: Stepper>(
             } else {
                 hyp.tokens.push(tok);
                 hyp.word_probs.push(l.exp());
+                if let Some(a) = &alpha {
+                    hyp.attention
+                        .push(a[row * cells..(row + 1) * cells].to_vec());
+                }
                 next_alive.push(hyp);
                 parents.push(row as u32);
                 next_last.push(tok);

@@ -257,12 +257,10 @@ fn encode_chunk(captioner: &Captioner, chunk: Decoded) -> Result<Encoded, JobErr
             .encoder
             .encode(&images)
             .job_context(|| "running the image encoder")?;
-        let pooled: Vec<Vec<f32>> = out
-            .pooled
-            .to_dtype(candle_core::DType::F32)
-            .and_then(|t| t.to_vec2())
+        let inputs: Vec<Vec<f32>> = captioner
+            .decoder_inputs(&out)
             .job_context(|| "reading the image features")?;
-        rows.extend(indices.into_iter().zip(pooled));
+        rows.extend(indices.into_iter().zip(inputs));
     }
     let n = (rows.len() + failed.len()).max(1);
     Ok(Encoded {

@@ -23,6 +23,9 @@ pub struct TrainSettings {
     pub decoder: DecoderKind,
     pub embed_dim: usize,
     pub hidden_dim: usize,
+    /// The attention decoder's attention size.
+    #[serde(default = "default_attention_dim")]
+    pub attention_dim: usize,
     pub dropout: f32,
     pub train: TrainConfig,
     /// The run's folder (checkpoints `last/` and `best/`); `None` makes a new one.
@@ -41,6 +44,7 @@ impl Default for TrainSettings {
             decoder: DecoderKind::Merge,
             embed_dim: 256,
             hidden_dim: 256,
+            attention_dim: default_attention_dim(),
             dropout: 0.5,
             train: TrainConfig::default(),
             out_dir: None,
@@ -49,9 +53,19 @@ impl Default for TrainSettings {
     }
 }
 
+fn default_attention_dim() -> usize {
+    256
+}
+
 impl TrainSettings {
-    /// The decoder configuration for a vocabulary of `vocab_size` ids and `feature_dim` features.
-    pub fn decoder_config(&self, vocab_size: usize, feature_dim: usize) -> DecoderConfig {
+    /// The decoder configuration for a vocabulary of `vocab_size` ids and `feature_dim` features
+    /// (per cell of a `grid` (rows, cols) feature map for the attention decoder).
+    pub fn decoder_config(
+        &self,
+        vocab_size: usize,
+        feature_dim: usize,
+        grid: (usize, usize),
+    ) -> DecoderConfig {
         DecoderConfig {
             kind: self.decoder,
             feature_dim,
@@ -59,6 +73,13 @@ impl TrainSettings {
             hidden_dim: self.hidden_dim,
             vocab_size,
             dropout: self.dropout,
+            attention: (self.decoder == DecoderKind::Attention).then_some(
+                crate::decoder::AttentionConfig {
+                    rows: grid.0,
+                    cols: grid.1,
+                    attention_dim: self.attention_dim,
+                },
+            ),
         }
     }
 }
@@ -278,11 +299,18 @@ pub fn train(
         .filter(|e| matches!(e.split, Split::Train | Split::Dev))
         .map(|e| e.path.clone())
         .collect();
+    let kind = base
+        .as_ref()
+        .map_or(settings.decoder, |b| b.config.decoder.kind);
+    let spatial = kind == DecoderKind::Attention;
     let report = super::extract::extract(
         encoder,
         &cache,
         &paths,
-        &ExtractOptions::default(),
+        &ExtractOptions {
+            spatial,
+            ..ExtractOptions::default()
+        },
         events,
         cancel,
     )?;
@@ -293,13 +321,12 @@ pub fn train(
         job: Job::Train,
         message: "preparing the training data".into(),
     });
-    let prepared = match &base {
-        Some(b) => pipeline::prepare_training_data_with(&ds, &cache, encoder.id(), b.vocab.clone()),
-        None => {
-            pipeline::prepare_training_data(&ds, &cache, encoder.id(), settings.import.min_count)
-        }
-    }
-    .job_context(|| format!("preparing training data from {}", dir.display()))?;
+    let vocab = match &base {
+        Some(b) => b.vocab.clone(),
+        None => ds.vocab_with(settings.import.min_count),
+    };
+    let prepared = pipeline::prepare_training_data_with(&ds, &cache, encoder.id(), vocab, spatial)
+        .job_context(|| format!("preparing training data from {}", dir.display()))?;
     if let Some(b) = &base {
         events(JobEvent::FineTune {
             base: b.name.clone(),
@@ -321,7 +348,11 @@ pub fn train(
             dropout: settings.dropout,
             ..b.config.decoder.clone()
         },
-        None => settings.decoder_config(prepared.vocab.len(), encoder.feature_dim()),
+        None => settings.decoder_config(
+            prepared.vocab.len(),
+            encoder.feature_dim(),
+            prepared.grid.unwrap_or((1, 1)),
+        ),
     };
     events(JobEvent::Phase {
         job: Job::Train,

@@ -66,21 +66,24 @@ impl Packed {
     }
 }
 
-/// Host-drawn dropout factors, in the CPU engine's order: the image features (`[B, F]`, batch
-/// in packed order), the word embeddings (`[rows, E]`), then, for inject, the LSTM outputs
-/// (`[rows, H]`).
+/// Host-drawn dropout factors, in the CPU engine's order: the pooled image features (`[B, F]`,
+/// batch in packed order; not for attention), the word embeddings (`[rows, E]`), then, for
+/// inject and attention, the LSTM outputs (`[rows, H]`).
 pub fn draw_masks(
     cfg: &DecoderConfig,
     batch_size: usize,
     rows: usize,
     rng: &mut Rng,
-) -> (Vec<f32>, Vec<f32>, Option<Vec<f32>>) {
+) -> (Option<Vec<f32>>, Vec<f32>, Option<Vec<f32>>) {
     let p = cfg.dropout;
-    let mut features = vec![0.0; batch_size * cfg.feature_dim];
-    rng.dropout_mask(&mut features, p);
+    let features = (cfg.kind != DecoderKind::Attention).then(|| {
+        let mut f = vec![0.0; batch_size * cfg.feature_dim];
+        rng.dropout_mask(&mut f, p);
+        f
+    });
     let mut inputs = vec![0.0; rows * cfg.embed_dim];
     rng.dropout_mask(&mut inputs, p);
-    let outputs = (cfg.kind == DecoderKind::Inject).then(|| {
+    let outputs = matches!(cfg.kind, DecoderKind::Inject | DecoderKind::Attention).then(|| {
         let mut o = vec![0.0; rows * cfg.hidden_dim];
         rng.dropout_mask(&mut o, p);
         o
@@ -196,20 +199,21 @@ impl CandleEngine {
         &self.decoder
     }
 
-    /// The summed token loss of a batch as a scalar tensor (graph kept for backward).
+    /// The summed token loss of a batch as a scalar tensor, the number of tokens, and the
+    /// attention decoder's regularisation term (graphs kept for backward).
     fn loss_tensor(
         &self,
         features: Features<'_>,
         batch: &[Example<'_>],
         rng: Option<&mut Rng>,
-    ) -> Result<Option<(Tensor, usize)>> {
+    ) -> Result<Option<(Tensor, usize, Option<Tensor>)>> {
         check(&self.cfg, features, batch)?;
         let packed = Packed::new(batch);
         let rows = packed.rows();
         if rows == 0 {
             return Ok(None);
         }
-        let (b, f) = (packed.order.len(), self.cfg.feature_dim);
+        let (b, f) = (packed.order.len(), self.cfg.input_dim());
         let mut feats = Vec::with_capacity(b * f);
         for &i in &packed.order {
             feats.extend_from_slice(features.row(batch[i].image));
@@ -222,7 +226,10 @@ impl CandleEngine {
             Some(r) if self.cfg.dropout > 0.0 => {
                 let (mf, mx, mo) = draw_masks(&self.cfg, b, rows, r);
                 Some(DropoutMasks {
-                    features: Tensor::from_vec(mf, (b, f), dev)?,
+                    features: match mf {
+                        Some(m) => Some(Tensor::from_vec(m, (b, self.cfg.feature_dim), dev)?),
+                        None => None,
+                    },
                     inputs: Tensor::from_vec(mx, (rows, self.cfg.embed_dim), dev)?,
                     outputs: match mo {
                         Some(o) => Some(Tensor::from_vec(o, (rows, self.cfg.hidden_dim), dev)?),
@@ -232,13 +239,20 @@ impl CandleEngine {
             }
             _ => None,
         };
-        let logits = self
-            .decoder
-            .forward_packed(&feats, &inputs, &packed.steps, masks.as_ref())?;
+        let (logits, alphas) = self.decoder.forward_packed_with_attention(
+            &feats,
+            &inputs,
+            &packed.steps,
+            masks.as_ref(),
+        )?;
         let log_probs = candle_nn::ops::log_softmax(&logits, 1)?;
         let picked = log_probs.gather(&targets.unsqueeze(1)?, 1)?;
         let sum = picked.sum_all()?.neg()?;
-        Ok(Some((sum, rows)))
+        let reg = match alphas {
+            Some(al) => Some(doubly_stochastic(&al, &packed.steps)?),
+            None => None,
+        };
+        Ok(Some((sum, rows, reg)))
     }
 
     /// Forward and backward pass of the batch's mean token loss, with dropout from `rng`
@@ -249,7 +263,7 @@ impl CandleEngine {
         batch: &[Example<'_>],
         rng: Option<&mut Rng>,
     ) -> Result<(BatchLoss, CandleGrads)> {
-        let Some((sum, rows)) = self.loss_tensor(features, batch, rng)? else {
+        let Some((sum, rows, reg)) = self.loss_tensor(features, batch, rng)? else {
             let grads = self
                 .vars
                 .iter()
@@ -257,8 +271,11 @@ impl CandleEngine {
                 .collect::<candle_core::Result<_>>()?;
             return Ok((BatchLoss::default(), CandleGrads { grads }));
         };
-        let mean = (&sum / rows as f64)?;
-        let store = mean.backward()?;
+        let mut objective = (&sum / rows as f64)?;
+        if let Some(reg) = reg {
+            objective = (objective + reg)?;
+        }
+        let store = objective.backward()?;
         let mut grads = Vec::with_capacity(self.vars.len());
         for var in &self.vars {
             // A parameter the loss does not reach has a zero gradient.
@@ -278,7 +295,7 @@ impl CandleEngine {
     /// Loss of a batch with teacher forcing and no dropout (no gradients kept).
     pub fn eval_loss(&self, features: Features<'_>, batch: &[Example<'_>]) -> Result<BatchLoss> {
         match self.loss_tensor(features, batch, None)? {
-            Some((sum, rows)) => Ok(BatchLoss {
+            Some((sum, rows, _)) => Ok(BatchLoss {
                 sum: f64::from(sum.detach().to_scalar::<f32>()?),
                 tokens: rows,
             }),
@@ -335,12 +352,39 @@ impl CandleEngine {
     }
 }
 
+/// `ATTENTION_REG * mean over captions and cells of (1 - sum_t alpha_ti)^2` for the packed
+/// attention weights `[rows, cells]` (time-major, `steps[t]` rows at step `t`).
+pub fn doubly_stochastic(alphas: &Tensor, steps: &[usize]) -> Result<Tensor> {
+    let b = steps.first().copied().unwrap_or(0);
+    let cells = alphas.dim(1)?;
+    let mut total: Option<Tensor> = None;
+    let mut offset = 0;
+    for &n in steps {
+        let block = alphas.narrow(0, offset, n)?;
+        let block = if n < b {
+            block.pad_with_zeros(0, 0, b - n)?
+        } else {
+            block
+        };
+        total = Some(match total {
+            Some(t) => (t + block)?,
+            None => block,
+        });
+        offset += n;
+    }
+    let Some(total) = total else {
+        return Ok(Tensor::zeros((), alphas.dtype(), alphas.device())?);
+    };
+    let k = f64::from(crate::decoder::ATTENTION_REG) / (b * cells) as f64;
+    Ok((total.affine(-1.0, 1.0)?.sqr()?.sum_all()? * k)?)
+}
+
 fn check(cfg: &DecoderConfig, features: Features<'_>, batch: &[Example<'_>]) -> Result<()> {
-    if features.dim() != cfg.feature_dim {
+    if features.dim() != cfg.input_dim() {
         return Err(EngineError::Input(format!(
             "features have {} values per image, the decoder expects {}",
             features.dim(),
-            cfg.feature_dim
+            cfg.input_dim()
         )));
     }
     let v = cfg.vocab_size;

@@ -253,6 +253,8 @@ enum Head {
         c_w: Range<usize>,
         c_b: Range<usize>,
     },
+    /// Runs in [`super::attention_engine`].
+    Attention,
 }
 
 impl Ranges {
@@ -274,6 +276,7 @@ impl Ranges {
                 c_w: r("init_c.weight")?,
                 c_b: r("init_c.bias")?,
             },
+            DecoderKind::Attention => Head::Attention,
         };
         Ok(Self {
             embed: r("embed.weight")?,
@@ -376,16 +379,24 @@ pub struct Engine {
     ranges: Ranges,
     ws: Workspace,
     prof: Profiler,
+    /// The attention decoder's passes (for [`DecoderKind::Attention`]).
+    attention: Option<super::attention_engine::AttentionEngine>,
 }
 
 impl Engine {
     pub fn new(cfg: &DecoderConfig) -> Result<Self> {
         let p = Params::zeros(cfg)?;
+        let attention = if cfg.kind == DecoderKind::Attention {
+            Some(super::attention_engine::AttentionEngine::new(cfg)?)
+        } else {
+            None
+        };
         Ok(Self {
             cfg: cfg.clone(),
             ranges: Ranges::new(&p)?,
             ws: Workspace::default(),
             prof: Profiler::default(),
+            attention,
         })
     }
 
@@ -419,9 +430,23 @@ impl Engine {
                 "gradient buffer made for another configuration".into(),
             ));
         }
+        if let Some(att) = self.attention.as_mut() {
+            check(&self.cfg, params, features, batch)?;
+            let loss = att.forward(params, features, batch, rng, true)?;
+            att.backward(params, grads);
+            return Ok(loss);
+        }
         let loss = self.forward(params, features, batch, rng, true)?;
         self.backward(params, grads);
         Ok(loss)
+    }
+
+    /// The attention decoder's doubly stochastic regularisation term of the last pass
+    /// (added to the mean token loss in the gradients; 0 for the other decoders).
+    pub fn last_regularisation(&self) -> f64 {
+        self.attention
+            .as_ref()
+            .map_or(0.0, |a| a.last_regularisation())
     }
 
     /// Loss of a batch with teacher forcing and no dropout (no gradients).
@@ -431,38 +456,15 @@ impl Engine {
         features: Features<'_>,
         batch: &[Example<'_>],
     ) -> Result<BatchLoss> {
+        if let Some(att) = self.attention.as_mut() {
+            check(&self.cfg, params, features, batch)?;
+            return att.forward(params, features, batch, None, false);
+        }
         self.forward(params, features, batch, None, false)
     }
 
     fn check(&self, params: &Params, features: Features<'_>, batch: &[Example<'_>]) -> Result<()> {
-        if params.cfg != self.cfg {
-            return Err(EngineError::Input(
-                "parameters made for another configuration".into(),
-            ));
-        }
-        if features.dim() != self.cfg.feature_dim {
-            return Err(EngineError::Input(format!(
-                "features have {} values per image, the decoder expects {}",
-                features.dim(),
-                self.cfg.feature_dim
-            )));
-        }
-        let v = self.cfg.vocab_size;
-        for ex in batch {
-            if ex.image >= features.len() {
-                return Err(EngineError::Input(format!(
-                    "image index {} out of range ({} images)",
-                    ex.image,
-                    features.len()
-                )));
-            }
-            if let Some(bad) = ex.words.iter().find(|&&w| w as usize >= v) {
-                return Err(EngineError::Input(format!(
-                    "word id {bad} is outside the vocabulary of {v}"
-                )));
-            }
-        }
-        Ok(())
+        check(&self.cfg, params, features, batch)
     }
 
     fn forward(
@@ -474,6 +476,11 @@ impl Engine {
         want_grad: bool,
     ) -> Result<BatchLoss> {
         self.check(params, features, batch)?;
+        if matches!(self.ranges.head, Head::Attention) {
+            return Err(EngineError::Input(
+                "the attention decoder runs in its own passes".into(),
+            ));
+        }
         if batch.is_empty() {
             return Ok(BatchLoss::default());
         }
@@ -570,6 +577,7 @@ impl Engine {
                 );
                 tanh_in_place(&mut ws.c0);
             }
+            Head::Attention => {}
         }
 
         self.prof.mark("fwd: packing, image layers");
@@ -678,7 +686,7 @@ impl Engine {
                 }
                 &ws.a2
             }
-            Head::Inject { .. } => {
+            Head::Inject { .. } | Head::Attention => {
                 if let (true, Some(r)) = (use_dropout, rng) {
                     resize(&mut ws.mask_o, rows * h);
                     r.dropout_mask(&mut ws.mask_o, dropout);
@@ -755,7 +763,7 @@ impl Engine {
         resize(&mut ws.d_hs, rows * h);
         let head_in: &[f32] = match rg.head {
             Head::Merge { .. } => &ws.a2,
-            Head::Inject { .. } => &ws.m,
+            Head::Inject { .. } | Head::Attention => &ws.m,
         };
         matmul(
             &mut g[rg.out_w.clone()],
@@ -821,7 +829,7 @@ impl Engine {
                 );
                 column_sums(&mut g[img_b.clone()], &ws.d_img, b, h, &ws.ones);
             }
-            Head::Inject { .. } => {
+            Head::Inject { .. } | Head::Attention => {
                 matmul(&mut ws.d_hs, dl, out_w, false);
                 if ws.dropped {
                     for (d, m) in ws.d_hs.iter_mut().zip(&ws.mask_o) {
@@ -969,4 +977,41 @@ impl Engine {
         }
         self.prof.mark("bwd: initial state");
     }
+}
+
+fn check(
+    cfg: &DecoderConfig,
+    params: &Params,
+    features: Features<'_>,
+    batch: &[Example<'_>],
+) -> Result<()> {
+    if params.cfg != *cfg {
+        return Err(EngineError::Input(
+            "parameters made for another configuration".into(),
+        ));
+    }
+    if features.dim() != cfg.input_dim() {
+        return Err(EngineError::Input(format!(
+            "features have {} values per image, the decoder expects {}",
+            features.dim(),
+            cfg.input_dim()
+        )));
+    }
+    let v = cfg.vocab_size;
+
+    for ex in batch {
+        if ex.image >= features.len() {
+            return Err(EngineError::Input(format!(
+                "image index {} out of range ({} images)",
+                ex.image,
+                features.len()
+            )));
+        }
+        if let Some(bad) = ex.words.iter().find(|&&w| w as usize >= v) {
+            return Err(EngineError::Input(format!(
+                "word id {bad} is outside the vocabulary of {v}"
+            )));
+        }
+    }
+    Ok(())
 }

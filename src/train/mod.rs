@@ -23,6 +23,7 @@
 //! and thread count).
 
 pub mod adam;
+mod attention_engine;
 pub mod batches;
 pub mod candle_engine;
 pub mod checkpoint;
@@ -183,7 +184,8 @@ pub struct ModelInfo {
 /// Everything training reads.
 #[derive(Clone, Debug, Default)]
 pub struct TrainData {
-    /// Image features, row-major `[n_images, feature_dim]`.
+    /// Image features, row-major `[n_images, input_dim]` (the pooled features, or the
+    /// attention decoder's feature maps; see [`DecoderConfig::input_dim`]).
     pub features: Vec<f32>,
     /// Training captions: (image index, word ids without START/END).
     pub train: Vec<(usize, Vec<u32>)>,
@@ -338,7 +340,7 @@ impl TrainData {
 
     /// Checks the data against a decoder configuration.
     pub fn validate(&self, cfg: &DecoderConfig) -> Result<(), TrainError> {
-        let f = cfg.feature_dim;
+        let f = cfg.input_dim();
         if self.features.is_empty() || !self.features.len().is_multiple_of(f) {
             return Err(TrainError::Data(format!(
                 "{} feature values do not form rows of {f}",
@@ -398,7 +400,7 @@ impl TrainData {
             }
         }
         DataFingerprint {
-            n_images: self.n_images(cfg.feature_dim),
+            n_images: self.n_images(cfg.input_dim()),
             train_captions: self.train.len(),
             dev_captions: self.dev.len(),
             train_hash: h,
@@ -440,7 +442,7 @@ fn greedy_words(
     images: &[usize],
     max_len: usize,
 ) -> Result<Vec<Vec<String>>, TrainError> {
-    let dim = dec.config().feature_dim;
+    let dim = dec.config().input_dim();
     let mut out = Vec::with_capacity(images.len());
     for chunk in images.chunks(500) {
         let feats = data.features_of(chunk, dim, dec.device())?;
@@ -781,7 +783,7 @@ pub fn train_from(
         }),
     };
 
-    let dim = decoder_cfg.feature_dim;
+    let dim = decoder_cfg.input_dim();
     let features = Features::new(&data.features, dim)?;
     let lengths: Vec<usize> = data.train.iter().map(|(_, w)| w.len()).collect();
     let steps_per_epoch = batches::steps_per_epoch(data.train.len(), cfg.batch_size);

@@ -44,12 +44,69 @@ pub fn model_summary(cfg: &DecoderConfig) -> ModelSummary {
         cfg.vocab_size,
     );
     let p = cfg.dropout;
-    let lstm = 4 * h * (e + h) + 8 * h;
-    let mut layers = vec![
-        layer("", "Input (image feature)", format!("[B, {f}]"), "", 0),
-        layer("", "Input (words)", "[B, T]".into(), "", 0),
-    ];
+    let lstm_in = if cfg.kind == DecoderKind::Attention {
+        e + f
+    } else {
+        e
+    };
+    let lstm = 4 * h * (lstm_in + h) + 8 * h;
+    let mut layers = if cfg.kind == DecoderKind::Attention {
+        let (c, a) = (cfg.cells(), cfg.attention_dim());
+        vec![
+            layer("", "Input (feature map)", format!("[B, {c}, {f}]"), "", 0),
+            layer("", "Input (words)", "[B, T]".into(), "", 0),
+            layer("", "Mean over cells", format!("[B, {f}]"), "feature map", 0),
+            layer(
+                "init_h",
+                "Dense -> LSTM h0",
+                format!("[B, {h}]"),
+                "mean",
+                h * f + h,
+            ),
+            layer(
+                "init_c",
+                "Dense -> LSTM c0",
+                format!("[B, {h}]"),
+                "mean",
+                h * f + h,
+            ),
+            layer(
+                "att_enc",
+                "Dense",
+                format!("[B, {c}, {a}]"),
+                "feature map",
+                a * f + a,
+            ),
+            layer(
+                "att_dec",
+                "Dense",
+                format!("[B, T, {a}]"),
+                "lstm h(t-1)",
+                a * h + a,
+            ),
+            layer(
+                "att_full",
+                "Dense (tanh in, softmax over cells)",
+                format!("[B, T, {c}]"),
+                "att_enc + att_dec",
+                a + 1,
+            ),
+            layer(
+                "f_beta",
+                "Dense (sigmoid gate)",
+                format!("[B, T, {f}]"),
+                "lstm h(t-1)",
+                f * h + f,
+            ),
+        ]
+    } else {
+        vec![
+            layer("", "Input (image feature)", format!("[B, {f}]"), "", 0),
+            layer("", "Input (words)", "[B, T]".into(), "", 0),
+        ]
+    };
     match cfg.kind {
+        DecoderKind::Attention => {}
         DecoderKind::Merge => {
             layers.push(layer(
                 "",
@@ -129,7 +186,7 @@ pub fn model_summary(cfg: &DecoderConfig) -> ModelSummary {
                 v * h + v,
             ));
         }
-        DecoderKind::Inject => {
+        DecoderKind::Inject | DecoderKind::Attention => {
             layers.push(layer(
                 "",
                 &format!("Dropout({p})"),
@@ -205,7 +262,11 @@ mod tests {
 
     #[test]
     fn counts_match_param_specs() {
-        for cfg in [DecoderConfig::merge(2531), DecoderConfig::inject(100)] {
+        for cfg in [
+            DecoderConfig::merge(2531),
+            DecoderConfig::inject(100),
+            DecoderConfig::attention(2535, 7, 7),
+        ] {
             let s = model_summary(&cfg);
             assert_eq!(s.total_params, cfg.num_params());
             assert!(s.to_string().contains("Total params"));

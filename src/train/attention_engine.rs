@@ -1,0 +1,769 @@
+//! The attention decoder's forward and backward passes by hand, on flat `f32` buffers, in the
+//! style of [`super::engine`] (which runs them for [`DecoderKind::Attention`]): packed
+//! sequences (time step `t` computes only the `n_t` captions still running), the word part of
+//! the LSTM input projection as one product over all steps, the attention, gate and LSTM cell
+//! as fused per-row loops, and the weight gradients as one product over all steps each.
+//!
+//! The network is described at [`crate::decoder::AttentionConfig`]. The objective is the mean
+//! token cross-entropy (what [`BatchLoss`] reports) plus the doubly stochastic regularisation
+//! `ATTENTION_REG * mean over captions and cells of (1 - sum_t alpha_ti)^2`; dropout falls on
+//! the word embeddings and on the LSTM output before the output layer, with masks drawn in
+//! the order of [`super::candle_engine::draw_masks`]. A test holds the loss and every gradient
+//! to candle's autograd on the same network.
+
+use super::engine::{BatchLoss, EngineError, Example, Features, Params};
+use crate::decoder::linalg::{
+    MatRef, Rng, column_sums, exp_shifted_sum, fill_rows, lstm_backward_row, lstm_forward_row,
+    matmul, max_of, scale_in_place, sigmoid, tanh, transpose,
+};
+use crate::decoder::{ATTENTION_REG, DecoderConfig, DecoderKind, END, START};
+use rayon::prelude::*;
+use std::ops::Range;
+
+type Result<T> = std::result::Result<T, EngineError>;
+
+#[derive(Clone, Debug)]
+struct Ranges {
+    init_h_w: Range<usize>,
+    init_h_b: Range<usize>,
+    init_c_w: Range<usize>,
+    init_c_b: Range<usize>,
+    att_enc_w: Range<usize>,
+    att_enc_b: Range<usize>,
+    att_dec_w: Range<usize>,
+    att_dec_b: Range<usize>,
+    att_full_w: Range<usize>,
+    att_full_b: Range<usize>,
+    f_beta_w: Range<usize>,
+    f_beta_b: Range<usize>,
+    embed: Range<usize>,
+    w_ih: Range<usize>,
+    w_hh: Range<usize>,
+    b_ih: Range<usize>,
+    b_hh: Range<usize>,
+    out_w: Range<usize>,
+    out_b: Range<usize>,
+}
+
+impl Ranges {
+    fn new(p: &Params) -> Result<Self> {
+        let r = |name: &str| {
+            p.range(name)
+                .ok_or_else(|| EngineError::Input(format!("parameter {name} is missing")))
+        };
+        Ok(Self {
+            init_h_w: r("init_h.weight")?,
+            init_h_b: r("init_h.bias")?,
+            init_c_w: r("init_c.weight")?,
+            init_c_b: r("init_c.bias")?,
+            att_enc_w: r("att_enc.weight")?,
+            att_enc_b: r("att_enc.bias")?,
+            att_dec_w: r("att_dec.weight")?,
+            att_dec_b: r("att_dec.bias")?,
+            att_full_w: r("att_full.weight")?,
+            att_full_b: r("att_full.bias")?,
+            f_beta_w: r("f_beta.weight")?,
+            f_beta_b: r("f_beta.bias")?,
+            embed: r("embed.weight")?,
+            w_ih: r("lstm.weight_ih_l0")?,
+            w_hh: r("lstm.weight_hh_l0")?,
+            b_ih: r("lstm.bias_ih_l0")?,
+            b_hh: r("lstm.bias_hh_l0")?,
+            out_w: r("output.weight")?,
+            out_b: r("output.bias")?,
+        })
+    }
+}
+
+/// Reused buffers of one batch (grown on demand).
+#[derive(Debug, Default)]
+struct Workspace {
+    order: Vec<usize>,
+    n: Vec<usize>,
+    off: Vec<usize>,
+    tok_in: Vec<u32>,
+    tok_out: Vec<u32>,
+    /// Feature maps in packed order `[B, P, F]`, their mean `[B, F]` and projection
+    /// `att_enc(a)` `[B, P, A]`.
+    enc: Vec<f32>,
+    mean: Vec<f32>,
+    att1: Vec<f32>,
+    h0: Vec<f32>,
+    c0: Vec<f32>,
+    /// The LSTM input of every row `[rows, E + F]`: the word embedding (after dropout), then
+    /// the gated attended features.
+    x: Vec<f32>,
+    mask_x: Vec<f32>,
+    mask_o: Vec<f32>,
+    /// Previous hidden state of every row `[rows, H]`.
+    hprev: Vec<f32>,
+    /// `tanh(att1 + att2)` of every row `[rows, P, A]`.
+    u: Vec<f32>,
+    alpha: Vec<f32>,
+    ctx: Vec<f32>,
+    gate: Vec<f32>,
+    att2: Vec<f32>,
+    bias4: Vec<f32>,
+    gates: Vec<f32>,
+    cs: Vec<f32>,
+    tcs: Vec<f32>,
+    hs: Vec<f32>,
+    m: Vec<f32>,
+    logits: Vec<f32>,
+    row_loss: Vec<f64>,
+    /// d(objective)/d(alpha) of the regularisation, `[B, P]`.
+    reg_grad: Vec<f32>,
+    ones: Vec<f32>,
+    w_ih_t: Vec<f32>,
+    w_hh_t: Vec<f32>,
+    att_dec_t: Vec<f32>,
+    f_beta_t: Vec<f32>,
+    // backward
+    d_hs: Vec<f32>,
+    dh_rec: Vec<f32>,
+    dc: Vec<f32>,
+    dz: Vec<f32>,
+    d_gpre: Vec<f32>,
+    d_att2: Vec<f32>,
+    d_att1: Vec<f32>,
+    dx: Vec<f32>,
+    dt: Vec<f32>,
+    dropped: bool,
+}
+
+fn resize(v: &mut Vec<f32>, n: usize) {
+    v.resize(n, 0.0);
+}
+
+/// Forward/backward machinery of the attention decoder.
+#[derive(Debug)]
+pub(super) struct AttentionEngine {
+    cfg: DecoderConfig,
+    r: Ranges,
+    ws: Workspace,
+}
+
+impl AttentionEngine {
+    pub(super) fn new(cfg: &DecoderConfig) -> Result<Self> {
+        if cfg.kind != DecoderKind::Attention {
+            return Err(EngineError::Input(format!(
+                "the attention engine cannot train a {} decoder",
+                cfg.kind
+            )));
+        }
+        let p = Params::zeros(cfg)?;
+        Ok(Self {
+            cfg: cfg.clone(),
+            r: Ranges::new(&p)?,
+            ws: Workspace::default(),
+        })
+    }
+
+    /// Forward pass with dropout from `rng` (none when `None`); with `want_grad` the buffers
+    /// are kept for [`AttentionEngine::backward`]. Returns the cross-entropy part of the loss.
+    pub(super) fn forward(
+        &mut self,
+        params: &Params,
+        features: Features<'_>,
+        batch: &[Example<'_>],
+        rng: Option<&mut Rng>,
+        want_grad: bool,
+    ) -> Result<BatchLoss> {
+        if batch.is_empty() {
+            self.ws.order.clear();
+            return Ok(BatchLoss::default());
+        }
+        let cfg = &self.cfg;
+        let (f, e, h, v) = (
+            cfg.feature_dim,
+            cfg.embed_dim,
+            cfg.hidden_dim,
+            cfg.vocab_size,
+        );
+        let (pc, a) = (cfg.cells(), cfg.attention_dim());
+        let ex = e + f;
+        let g4 = 4 * h;
+        let p = params.as_slice();
+        let rg = &self.r;
+        let ws = &mut self.ws;
+        let dropout = if rng.is_some() { cfg.dropout } else { 0.0 };
+        ws.dropped = dropout > 0.0;
+
+        // Packing, as the other engine.
+        let b = batch.len();
+        ws.order.clear();
+        ws.order.extend(0..b);
+        ws.order
+            .sort_by(|&x, &y| batch[y].words.len().cmp(&batch[x].words.len()));
+        let steps = batch[ws.order[0]].words.len() + 1;
+        ws.n.clear();
+        ws.off.clear();
+        let mut total = 0;
+        for t in 0..steps {
+            let nt = ws
+                .order
+                .iter()
+                .take_while(|&&i| batch[i].words.len() + 1 > t)
+                .count();
+            ws.off.push(total);
+            ws.n.push(nt);
+            total += nt;
+        }
+        let rows = total;
+        ws.tok_in.clear();
+        ws.tok_out.clear();
+        for t in 0..steps {
+            for &i in &ws.order[..ws.n[t]] {
+                let w = batch[i].words;
+                ws.tok_in.push(if t == 0 { START } else { w[t - 1] });
+                ws.tok_out.push(if t < w.len() { w[t] } else { END });
+            }
+        }
+        if ws.ones.len() < rows.max(b * pc) {
+            ws.ones.resize(rows.max(b * pc), 1.0);
+        }
+
+        // Feature maps, their mean, the initial state and the cells' projection.
+        resize(&mut ws.enc, b * pc * f);
+        for (slot, &i) in ws.order.iter().enumerate() {
+            ws.enc[slot * pc * f..(slot + 1) * pc * f]
+                .copy_from_slice(features.row(batch[i].image));
+        }
+        resize(&mut ws.mean, b * f);
+        ws.mean.fill(0.0);
+        for slot in 0..b {
+            let dst = &mut ws.mean[slot * f..(slot + 1) * f];
+            for cell in ws.enc[slot * pc * f..(slot + 1) * pc * f].chunks_exact(f) {
+                for (d, s) in dst.iter_mut().zip(cell) {
+                    *d += s;
+                }
+            }
+            scale_in_place(dst, 1.0 / pc as f32);
+        }
+        let mean = MatRef::new(&ws.mean, b, f);
+        resize(&mut ws.h0, b * h);
+        fill_rows(&mut ws.h0, &p[rg.init_h_b.clone()]);
+        matmul(
+            &mut ws.h0,
+            mean,
+            MatRef::new(&p[rg.init_h_w.clone()], h, f).t(),
+            true,
+        );
+        resize(&mut ws.c0, b * h);
+        fill_rows(&mut ws.c0, &p[rg.init_c_b.clone()]);
+        matmul(
+            &mut ws.c0,
+            mean,
+            MatRef::new(&p[rg.init_c_w.clone()], h, f).t(),
+            true,
+        );
+        resize(&mut ws.att1, b * pc * a);
+        fill_rows(&mut ws.att1, &p[rg.att_enc_b.clone()]);
+        matmul(
+            &mut ws.att1,
+            MatRef::new(&ws.enc, b * pc, f),
+            MatRef::new(&p[rg.att_enc_w.clone()], a, f).t(),
+            true,
+        );
+
+        // Dropout masks (the candle engine draws them in this order) and embeddings.
+        resize(&mut ws.x, rows * ex);
+        let table = &p[rg.embed.clone()];
+        for (row, &tok) in ws.tok_in.iter().enumerate() {
+            let t = tok as usize;
+            ws.x[row * ex..row * ex + e].copy_from_slice(&table[t * e..(t + 1) * e]);
+        }
+        if let (true, Some(r)) = (ws.dropped, rng) {
+            resize(&mut ws.mask_x, rows * e);
+            r.dropout_mask(&mut ws.mask_x, dropout);
+            resize(&mut ws.mask_o, rows * h);
+            r.dropout_mask(&mut ws.mask_o, dropout);
+            for row in 0..rows {
+                for (x, m) in ws.x[row * ex..row * ex + e]
+                    .iter_mut()
+                    .zip(&ws.mask_x[row * e..(row + 1) * e])
+                {
+                    *x *= m;
+                }
+            }
+        }
+
+        // The word part of the input projection, all steps at once.
+        resize(&mut ws.bias4, g4);
+        for ((d, x), y) in ws
+            .bias4
+            .iter_mut()
+            .zip(&p[rg.b_ih.clone()])
+            .zip(&p[rg.b_hh.clone()])
+        {
+            *d = x + y;
+        }
+        resize(&mut ws.gates, rows * g4);
+        fill_rows(&mut ws.gates, &ws.bias4);
+        resize(&mut ws.w_ih_t, ex * g4);
+        transpose(&p[rg.w_ih.clone()], g4, ex, &mut ws.w_ih_t);
+        resize(&mut ws.w_hh_t, h * g4);
+        transpose(&p[rg.w_hh.clone()], g4, h, &mut ws.w_hh_t);
+        resize(&mut ws.att_dec_t, h * a);
+        transpose(&p[rg.att_dec_w.clone()], a, h, &mut ws.att_dec_t);
+        resize(&mut ws.f_beta_t, h * f);
+        transpose(&p[rg.f_beta_w.clone()], f, h, &mut ws.f_beta_t);
+        matmul(
+            &mut ws.gates,
+            MatRef::strided(&ws.x, rows, e, ex, 1),
+            MatRef::new(&ws.w_ih_t, e, g4),
+            true,
+        );
+
+        // The recurrence: attention, gate, LSTM cell.
+        resize(&mut ws.hprev, rows * h);
+        resize(&mut ws.u, rows * pc * a);
+        resize(&mut ws.alpha, rows * pc);
+        resize(&mut ws.ctx, rows * f);
+        resize(&mut ws.gate, rows * f);
+        resize(&mut ws.att2, b * a);
+        resize(&mut ws.cs, rows * h);
+        resize(&mut ws.tcs, rows * h);
+        resize(&mut ws.hs, rows * h);
+        let wf = &p[rg.att_full_w.clone()];
+        let bf = p[rg.att_full_b.clone()][0];
+        for t in 0..steps {
+            let (r0, nt) = (ws.off[t], ws.n[t]);
+            // Previous hidden states of this step's rows.
+            for bi in 0..nt {
+                let row = r0 + bi;
+                let src = if t == 0 {
+                    &ws.h0[bi * h..(bi + 1) * h]
+                } else {
+                    let pr = ws.off[t - 1] + bi;
+                    &ws.hs[pr * h..(pr + 1) * h]
+                };
+                ws.hprev[row * h..(row + 1) * h].copy_from_slice(src);
+            }
+            let hp = MatRef::new(&ws.hprev[r0 * h..(r0 + nt) * h], nt, h);
+            fill_rows(&mut ws.att2[..nt * a], &p[rg.att_dec_b.clone()]);
+            matmul(
+                &mut ws.att2[..nt * a],
+                hp,
+                MatRef::new(&ws.att_dec_t, h, a),
+                true,
+            );
+            fill_rows(&mut ws.gate[r0 * f..(r0 + nt) * f], &p[rg.f_beta_b.clone()]);
+            matmul(
+                &mut ws.gate[r0 * f..(r0 + nt) * f],
+                hp,
+                MatRef::new(&ws.f_beta_t, h, f),
+                true,
+            );
+            // Per row: scores, softmax, context, gated input.
+            let att1 = &ws.att1;
+            let att2 = &ws.att2;
+            let enc = &ws.enc;
+            let u_rows = &mut ws.u[r0 * pc * a..(r0 + nt) * pc * a];
+            let al_rows = &mut ws.alpha[r0 * pc..(r0 + nt) * pc];
+            let ctx_rows = &mut ws.ctx[r0 * f..(r0 + nt) * f];
+            let gate_rows = &mut ws.gate[r0 * f..(r0 + nt) * f];
+            let x_rows = &mut ws.x[r0 * ex..(r0 + nt) * ex];
+            u_rows
+                .par_chunks_mut(pc * a)
+                .zip(al_rows.par_chunks_mut(pc))
+                .zip(ctx_rows.par_chunks_mut(f))
+                .zip(gate_rows.par_chunks_mut(f))
+                .zip(x_rows.par_chunks_mut(ex))
+                .enumerate()
+                .for_each(|(bi, ((((u, al), ctx), gate), x))| {
+                    let a2 = &att2[bi * a..(bi + 1) * a];
+                    for c in 0..pc {
+                        let a1 = &att1[(bi * pc + c) * a..(bi * pc + c + 1) * a];
+                        let uc = &mut u[c * a..(c + 1) * a];
+                        let mut s = bf;
+                        for k in 0..a {
+                            let y = tanh(a1[k] + a2[k]);
+                            uc[k] = y;
+                            s += y * wf[k];
+                        }
+                        al[c] = s;
+                    }
+                    let mx = max_of(al);
+                    let sum = exp_shifted_sum(al, mx);
+                    scale_in_place(al, 1.0 / sum);
+                    ctx.fill(0.0);
+                    let map = &enc[bi * pc * f..(bi + 1) * pc * f];
+                    for (c, cell) in map.chunks_exact(f).enumerate() {
+                        let w = al[c];
+                        for (d, s) in ctx.iter_mut().zip(cell) {
+                            *d += w * s;
+                        }
+                    }
+                    let z = &mut x[e..];
+                    for k in 0..f {
+                        let g = sigmoid(gate[k]);
+                        gate[k] = g;
+                        z[k] = g * ctx[k];
+                    }
+                });
+            let block = &mut ws.gates[r0 * g4..(r0 + nt) * g4];
+            matmul(
+                block,
+                MatRef::strided(&ws.x[r0 * ex + e..], nt, f, ex, 1),
+                MatRef::new(&ws.w_ih_t[e * g4..], f, g4),
+                true,
+            );
+            matmul(block, hp, MatRef::new(&ws.w_hh_t, h, g4), true);
+            let (cs_prev, cs_cur) = ws.cs.split_at_mut(r0 * h);
+            for bi in 0..nt {
+                let row = r0 + bi;
+                let cp: &[f32] = if t > 0 {
+                    let pr = ws.off[t - 1] + bi;
+                    &cs_prev[pr * h..(pr + 1) * h]
+                } else {
+                    &ws.c0[bi * h..(bi + 1) * h]
+                };
+                lstm_forward_row(
+                    &mut block[bi * g4..(bi + 1) * g4],
+                    cp,
+                    &mut cs_cur[bi * h..(bi + 1) * h],
+                    &mut ws.tcs[row * h..(row + 1) * h],
+                    &mut ws.hs[row * h..(row + 1) * h],
+                );
+            }
+        }
+
+        // Output layer on the LSTM outputs after dropout.
+        resize(&mut ws.m, rows * h);
+        if ws.dropped {
+            for ((d, s), m) in ws.m.iter_mut().zip(&ws.hs).zip(&ws.mask_o) {
+                *d = s * m;
+            }
+        } else {
+            ws.m.copy_from_slice(&ws.hs[..rows * h]);
+        }
+        resize(&mut ws.logits, rows * v);
+        fill_rows(&mut ws.logits, &p[rg.out_b.clone()]);
+        matmul(
+            &mut ws.logits,
+            MatRef::new(&ws.m, rows, h),
+            MatRef::new(&p[rg.out_w.clone()], v, h).t(),
+            true,
+        );
+        ws.row_loss.resize(rows, 0.0);
+        let scale = 1.0 / rows as f32;
+        ws.logits
+            .par_chunks_mut(v)
+            .zip(ws.tok_out.par_iter())
+            .zip(ws.row_loss.par_iter_mut())
+            .with_min_len(16)
+            .for_each(|((l, &target), loss)| {
+                let target = target as usize;
+                let max = max_of(l);
+                let picked = l[target];
+                let sum = exp_shifted_sum(l, max);
+                *loss = f64::from(max) + f64::from(sum).ln() - f64::from(picked);
+                if want_grad {
+                    scale_in_place(l, scale / sum);
+                    l[target] -= scale;
+                }
+            });
+        let sum: f64 = ws.row_loss[..rows].iter().sum();
+
+        // Doubly stochastic regularisation: its gradient with respect to every alpha.
+        if want_grad {
+            resize(&mut ws.reg_grad, b * pc);
+            ws.reg_grad.fill(0.0);
+            for t in 0..steps {
+                for bi in 0..ws.n[t] {
+                    let row = ws.off[t] + bi;
+                    for c in 0..pc {
+                        ws.reg_grad[bi * pc + c] += ws.alpha[row * pc + c];
+                    }
+                }
+            }
+            let k = -2.0 * ATTENTION_REG / (b * pc) as f32;
+            for s in ws.reg_grad.iter_mut() {
+                *s = k * (1.0 - *s);
+            }
+        }
+        Ok(BatchLoss { sum, tokens: rows })
+    }
+
+    /// The regularisation term of the last forward pass (for tests and reports).
+    pub(super) fn last_regularisation(&self) -> f64 {
+        let ws = &self.ws;
+        let b = ws.order.len();
+        let pc = self.cfg.cells();
+        if b == 0 {
+            return 0.0;
+        }
+        let mut sums = vec![0.0f64; b * pc];
+        for t in 0..ws.n.len() {
+            for bi in 0..ws.n[t] {
+                let row = ws.off[t] + bi;
+                for c in 0..pc {
+                    sums[bi * pc + c] += f64::from(ws.alpha[row * pc + c]);
+                }
+            }
+        }
+        let sq: f64 = sums.iter().map(|s| (1.0 - s) * (1.0 - s)).sum();
+        f64::from(ATTENTION_REG) * sq / (b * pc) as f64
+    }
+
+    /// Backward pass of the last `forward` (with `want_grad`), writing every gradient.
+    pub(super) fn backward(&mut self, params: &Params, grads: &mut Params) {
+        let cfg = &self.cfg;
+        let (f, e, h, v) = (
+            cfg.feature_dim,
+            cfg.embed_dim,
+            cfg.hidden_dim,
+            cfg.vocab_size,
+        );
+        let (pc, a) = (cfg.cells(), cfg.attention_dim());
+        let ex = e + f;
+        let g4 = 4 * h;
+        let p = params.as_slice();
+        let rg = &self.r;
+        let ws = &mut self.ws;
+        let g = grads.as_mut_slice();
+        let b = ws.order.len();
+        if b == 0 {
+            g.fill(0.0);
+            return;
+        }
+        let steps = ws.n.len();
+        let rows = ws.tok_in.len();
+        let dl = MatRef::new(&ws.logits, rows, v);
+
+        // Output layer.
+        matmul(
+            &mut g[rg.out_w.clone()],
+            dl.t(),
+            MatRef::new(&ws.m, rows, h),
+            false,
+        );
+        column_sums(&mut g[rg.out_b.clone()], &ws.logits, rows, v, &ws.ones);
+        resize(&mut ws.d_hs, rows * h);
+        matmul(
+            &mut ws.d_hs,
+            dl,
+            MatRef::new(&p[rg.out_w.clone()], v, h),
+            false,
+        );
+        if ws.dropped {
+            for (d, m) in ws.d_hs.iter_mut().zip(&ws.mask_o) {
+                *d *= m;
+            }
+        }
+
+        // Backpropagation through time.
+        resize(&mut ws.dh_rec, b * h);
+        resize(&mut ws.dc, b * h);
+        resize(&mut ws.dz, b * f);
+        resize(&mut ws.d_gpre, rows * f);
+        resize(&mut ws.d_att2, rows * a);
+        resize(&mut ws.d_att1, b * pc * a);
+        ws.d_att1.fill(0.0);
+        let mut d_wf = vec![0.0f64; a];
+        let mut d_bf = 0.0f64;
+        let wf = &p[rg.att_full_w.clone()];
+        let w_hh = MatRef::new(&p[rg.w_hh.clone()], g4, h);
+        let w_z = MatRef::strided(&p[rg.w_ih.start + e..rg.w_ih.end], g4, f, ex, 1);
+        let att_dec = MatRef::new(&p[rg.att_dec_w.clone()], a, h);
+        let f_beta = MatRef::new(&p[rg.f_beta_w.clone()], f, h);
+        for t in (0..steps).rev() {
+            let (r0, nt) = (ws.off[t], ws.n[t]);
+            let n_next = if t + 1 < steps { ws.n[t + 1] } else { 0 };
+            for bi in 0..n_next {
+                let row = r0 + bi;
+                for (d, s) in ws.d_hs[row * h..(row + 1) * h]
+                    .iter_mut()
+                    .zip(&ws.dh_rec[bi * h..(bi + 1) * h])
+                {
+                    *d += s;
+                }
+            }
+            ws.dc[n_next * h..nt * h].fill(0.0);
+            for bi in 0..nt {
+                let row = r0 + bi;
+                let cp: &[f32] = if t > 0 {
+                    let pr = ws.off[t - 1] + bi;
+                    &ws.cs[pr * h..(pr + 1) * h]
+                } else {
+                    &ws.c0[bi * h..(bi + 1) * h]
+                };
+                lstm_backward_row(
+                    &mut ws.gates[row * g4..(row + 1) * g4],
+                    &ws.tcs[row * h..(row + 1) * h],
+                    &ws.d_hs[row * h..(row + 1) * h],
+                    &mut ws.dc[bi * h..(bi + 1) * h],
+                    cp,
+                );
+            }
+            let dg = MatRef::new(&ws.gates[r0 * g4..(r0 + nt) * g4], nt, g4);
+            // To the previous hidden state through W_hh, and to the attended features.
+            matmul(&mut ws.dh_rec[..nt * h], dg, w_hh, false);
+            matmul(&mut ws.dz[..nt * f], dg, w_z, false);
+            // Gate and attention, per row.
+            let reg = &ws.reg_grad;
+            let enc = &ws.enc;
+            let dz = &ws.dz;
+            let ctx = &ws.ctx[r0 * f..(r0 + nt) * f];
+            let gate = &ws.gate[r0 * f..(r0 + nt) * f];
+            let alpha = &ws.alpha[r0 * pc..(r0 + nt) * pc];
+            let u = &ws.u[r0 * pc * a..(r0 + nt) * pc * a];
+            let d_gpre = &mut ws.d_gpre[r0 * f..(r0 + nt) * f];
+            let d_att2 = &mut ws.d_att2[r0 * a..(r0 + nt) * a];
+            let d_att1 = &mut ws.d_att1[..nt * pc * a];
+            let partial: Vec<(Vec<f64>, f64)> = d_gpre
+                .par_chunks_mut(f)
+                .zip(d_att2.par_chunks_mut(a))
+                .zip(d_att1.par_chunks_mut(pc * a))
+                .enumerate()
+                .map(|(bi, ((dgp, da2), da1))| {
+                    let dzr = &dz[bi * f..(bi + 1) * f];
+                    let cr = &ctx[bi * f..(bi + 1) * f];
+                    let gr = &gate[bi * f..(bi + 1) * f];
+                    let mut dctx = vec![0.0f32; f];
+                    for k in 0..f {
+                        let gk = gr[k];
+                        dgp[k] = dzr[k] * cr[k] * gk * (1.0 - gk);
+                        dctx[k] = dzr[k] * gk;
+                    }
+                    let al = &alpha[bi * pc..(bi + 1) * pc];
+                    let map = &enc[bi * pc * f..(bi + 1) * pc * f];
+                    let mut dal = vec![0.0f32; pc];
+                    for (c, cell) in map.chunks_exact(f).enumerate() {
+                        let mut s = 0.0f32;
+                        for (x, y) in cell.iter().zip(&dctx) {
+                            s += x * y;
+                        }
+                        dal[c] = s + reg[bi * pc + c];
+                    }
+                    let dot: f32 = al.iter().zip(&dal).map(|(x, y)| x * y).sum();
+                    da2.fill(0.0);
+                    let mut dwf = vec![0.0f64; a];
+                    let mut dbf = 0.0f64;
+                    let ur = &u[bi * pc * a..(bi + 1) * pc * a];
+                    for c in 0..pc {
+                        let de = al[c] * (dal[c] - dot);
+                        dbf += f64::from(de);
+                        let uc = &ur[c * a..(c + 1) * a];
+                        let d1 = &mut da1[c * a..(c + 1) * a];
+                        for k in 0..a {
+                            dwf[k] += f64::from(de * uc[k]);
+                            let dp = de * wf[k] * (1.0 - uc[k] * uc[k]);
+                            d1[k] += dp;
+                            da2[k] += dp;
+                        }
+                    }
+                    (dwf, dbf)
+                })
+                .collect();
+            for (dwf, dbf) in partial {
+                for (d, s) in d_wf.iter_mut().zip(dwf) {
+                    *d += s;
+                }
+                d_bf += dbf;
+            }
+            // The gate and the attention read the previous hidden state too.
+            matmul(
+                &mut ws.dh_rec[..nt * h],
+                MatRef::new(&ws.d_gpre[r0 * f..(r0 + nt) * f], nt, f),
+                f_beta,
+                true,
+            );
+            matmul(
+                &mut ws.dh_rec[..nt * h],
+                MatRef::new(&ws.d_att2[r0 * a..(r0 + nt) * a], nt, a),
+                att_dec,
+                true,
+            );
+        }
+
+        // Weight gradients, one product over all steps each.
+        resize(&mut ws.dt, g4 * rows);
+        transpose(&ws.gates[..rows * g4], rows, g4, &mut ws.dt);
+        let dg_t = MatRef::new(&ws.dt, g4, rows);
+        let hprev = MatRef::new(&ws.hprev, rows, h);
+        matmul(&mut g[rg.w_hh.clone()], dg_t, hprev, false);
+        matmul(
+            &mut g[rg.w_ih.clone()],
+            dg_t,
+            MatRef::new(&ws.x, rows, ex),
+            false,
+        );
+        column_sums(&mut g[rg.b_ih.clone()], &ws.gates, rows, g4, &ws.ones);
+        let (lo, hi) = (rg.b_ih.clone(), rg.b_hh.clone());
+        g.copy_within(lo, hi.start);
+        matmul(
+            &mut g[rg.f_beta_w.clone()],
+            MatRef::new(&ws.d_gpre, rows, f).t(),
+            hprev,
+            false,
+        );
+        column_sums(&mut g[rg.f_beta_b.clone()], &ws.d_gpre, rows, f, &ws.ones);
+        matmul(
+            &mut g[rg.att_dec_w.clone()],
+            MatRef::new(&ws.d_att2, rows, a).t(),
+            hprev,
+            false,
+        );
+        column_sums(&mut g[rg.att_dec_b.clone()], &ws.d_att2, rows, a, &ws.ones);
+        for (d, s) in g[rg.att_full_w.clone()].iter_mut().zip(&d_wf) {
+            *d = *s as f32;
+        }
+        g[rg.att_full_b.clone()][0] = d_bf as f32;
+        matmul(
+            &mut g[rg.att_enc_w.clone()],
+            MatRef::new(&ws.d_att1, b * pc, a).t(),
+            MatRef::new(&ws.enc, b * pc, f),
+            false,
+        );
+        column_sums(
+            &mut g[rg.att_enc_b.clone()],
+            &ws.d_att1,
+            b * pc,
+            a,
+            &ws.ones,
+        );
+        // The initial state: dh_rec and dc now hold the gradients of h0 and c0.
+        let mean = MatRef::new(&ws.mean, b, f);
+        matmul(
+            &mut g[rg.init_h_w.clone()],
+            MatRef::new(&ws.dh_rec, b, h).t(),
+            mean,
+            false,
+        );
+        column_sums(&mut g[rg.init_h_b.clone()], &ws.dh_rec, b, h, &ws.ones);
+        matmul(
+            &mut g[rg.init_c_w.clone()],
+            MatRef::new(&ws.dc, b, h).t(),
+            mean,
+            false,
+        );
+        column_sums(&mut g[rg.init_c_b.clone()], &ws.dc, b, h, &ws.ones);
+
+        // Embeddings.
+        resize(&mut ws.dx, rows * e);
+        matmul(
+            &mut ws.dx,
+            MatRef::new(&ws.gates, rows, g4),
+            MatRef::strided(&p[rg.w_ih.clone()], g4, e, ex, 1),
+            false,
+        );
+        if ws.dropped {
+            for (d, m) in ws.dx.iter_mut().zip(&ws.mask_x) {
+                *d *= m;
+            }
+        }
+        let ge = &mut g[rg.embed.clone()];
+        ge.fill(0.0);
+        for (row, &tok) in ws.tok_in.iter().enumerate() {
+            let t = tok as usize;
+            for (d, s) in ge[t * e..(t + 1) * e]
+                .iter_mut()
+                .zip(&ws.dx[row * e..(row + 1) * e])
+            {
+                *d += s;
+            }
+        }
+    }
+}
