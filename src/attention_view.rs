@@ -95,8 +95,8 @@ pub fn overlay(
     for (px, &h) in rgb.chunks_exact(3).zip(&heat) {
         let c = color(h);
         // Dim where the decoder did not look; colour where it did.
-        let keep = 0.35 + 0.65 * h;
-        let a = OPACITY * (0.25 + 0.75 * h);
+        let keep = 0.6 + 0.4 * h;
+        let a = OPACITY * h;
         for i in 0..3 {
             let base = px[i] as f32 * keep;
             out.push(

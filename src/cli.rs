@@ -67,6 +67,9 @@ pub struct AppArgs {
     /// or captioning every photo (--tab batch, on a photo folder).
     #[arg(long)]
     pub run: bool,
+    /// Caption with this model folder (Caption and Batch panels).
+    #[arg(long, value_name = "DIR")]
+    pub model: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -454,6 +457,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 tab: a.tab,
                 open: a.open,
                 run: a.run,
+                model: a.model,
             })?;
             Ok(ExitCode::SUCCESS)
         }

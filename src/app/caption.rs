@@ -914,7 +914,7 @@ pub(crate) fn paint_attention(
         for (vx, fx) in xs.iter().enumerate() {
             let t = value(vy, vx);
             let c = crate::attention_view::color(t);
-            let a = crate::attention_view::OPACITY * (0.25 + 0.75 * t);
+            let a = crate::attention_view::OPACITY * (0.15 + 0.85 * t);
             let colour =
                 egui::Color32::from_rgba_unmultiplied(c[0], c[1], c[2], (a * 255.0).round() as u8);
             mesh.colored_vertex(

@@ -71,6 +71,9 @@ pub struct Startup {
     /// Start the panel's job on what was opened: training on the Train panel (once the
     /// dataset is imported), captioning every photo on the Batch panel.
     pub run: bool,
+    /// Caption with this model folder (the Caption and Batch panels) instead of the one chosen
+    /// last time.
+    pub model: Option<PathBuf>,
 }
 
 /// Opens the desktop window and runs until it is closed.
@@ -293,6 +296,11 @@ impl CaptionerApp {
     pub fn apply_startup(&mut self, startup: Startup) {
         if let Some(tab) = startup.tab {
             self.panels.tab = tab;
+        }
+        if let Some(dir) = startup.model {
+            let choice = crate::jobs::ModelChoice::Trained(dir);
+            self.panels.batch.model = choice.clone();
+            self.panels.caption.choose_model(choice, &mut self.shared);
         }
         self.handle_dropped(startup.open);
         if let Some(tab) = startup.tab {
