@@ -579,3 +579,85 @@ fn train_from_keeps_the_vocabulary_and_starts_from_the_base_weights() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("some-other-encoder"), "{err}");
 }
+
+/// `captioner train --decoder attention` on the fixture, then `caption --attention DIR`: one
+/// PNG per word of the caption, the maps in `--json` sum to 1 over the 7x7 cells; a merge model
+/// asked for maps says why it has none.
+#[test]
+fn attention_model_writes_one_map_per_word() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run_dir = tmp.path().join("run");
+    let out = run(captioner()
+        .arg("train")
+        .arg(fixture("flickr8k_mini"))
+        .args(["--decoder", "attention", "--epochs", "1", "--batch", "16"])
+        .args([
+            "--min-count",
+            "1",
+            "--hidden",
+            "16",
+            "--embed",
+            "16",
+            "--attention-dim",
+            "8",
+        ])
+        .arg("--out")
+        .arg(&run_dir)
+        .arg("--cache")
+        .arg(tmp.path().join("cache")));
+    assert!(out.status.success());
+    let image = fixture("flickr8k_mini/Flicker8k_Dataset/1191338263_a4fa073154.jpg");
+    let maps_dir = tmp.path().join("maps");
+    let out = run(captioner()
+        .arg("caption")
+        .arg("--model")
+        .arg(run_dir.join("last"))
+        .args(["--beam", "2", "--json", "--max-len", "8"])
+        .arg("--attention")
+        .arg(&maps_dir)
+        .arg(&image));
+    assert!(out.status.success());
+    let v = json(&out);
+    let c = &v[0];
+    let words = c["words"].as_array().unwrap().len();
+    assert!(words >= 1);
+    let att = &c["attention"];
+    assert_eq!(
+        (att["rows"].as_u64(), att["cols"].as_u64()),
+        (Some(7), Some(7))
+    );
+    let maps = att["words"].as_array().unwrap();
+    assert_eq!(maps.len(), words);
+    for m in maps {
+        let sum: f64 = m
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .sum();
+        assert!((sum - 1.0).abs() < 1e-3, "{sum}");
+    }
+    let pngs: Vec<_> = std::fs::read_dir(&maps_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(pngs.len(), words, "{pngs:?}");
+    assert!(
+        pngs.iter()
+            .all(|p| p.starts_with("1191338263_a4fa073154-") && p.ends_with(".png"))
+    );
+
+    // The shipped merge model has no maps and says why (the caption still prints).
+    let out = run(captioner()
+        .arg("caption")
+        .arg("--attention")
+        .arg(tmp.path().join("none"))
+        .arg(&image));
+    assert!(!out.status.success());
+    assert!(!out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no attention maps") && err.contains("merge decoder"),
+        "{err}"
+    );
+}

@@ -404,7 +404,7 @@ pub fn train(
             job: Job::Train,
             message: "computing the familiarity data".into(),
         });
-        match familiarity_of(&prepared.data, encoder.id()) {
+        match familiarity_of_pooled(&prepared.data, encoder.id(), encoder.feature_dim()) {
             Ok(fam) => {
                 for dir in [&summary.best_dir, &summary.last_dir] {
                     if dir.is_dir()
@@ -471,6 +471,17 @@ pub fn familiarity_of(
     data: &train::TrainData,
     encoder_id: &str,
 ) -> Result<crate::trust::Familiarity, crate::trust::TrustError> {
+    familiarity_of_pooled(data, encoder_id, 0)
+}
+
+/// [`familiarity_of`] for data whose rows may be feature maps (an attention decoder's): rows
+/// of `feature_dim` x cells are averaged over their cells into the pooled feature, which is
+/// what familiarity reads when captioning. `feature_dim` 0: the rows are used as they are.
+pub fn familiarity_of_pooled(
+    data: &train::TrainData,
+    encoder_id: &str,
+    feature_dim: usize,
+) -> Result<crate::trust::Familiarity, crate::trust::TrustError> {
     let n = data
         .train
         .iter()
@@ -498,8 +509,40 @@ pub fn familiarity_of(
             "no training features".into(),
         ));
     }
-    let train_rows: Vec<&[f32]> = train_images.iter().map(|&i| row(i)).collect();
-    let dev_rows: Vec<&[f32]> = dev_images.iter().map(|&i| row(i)).collect();
+    let cells = if feature_dim > 0 && dim > feature_dim && dim % feature_dim == 0 {
+        dim / feature_dim
+    } else {
+        1
+    };
+    let pooled = |i: usize| -> Vec<f32> {
+        let r = row(i);
+        let mut out = vec![0.0f32; dim / cells];
+        for cell in r.chunks_exact(dim / cells) {
+            for (o, v) in out.iter_mut().zip(cell) {
+                *o += v / cells as f32;
+            }
+        }
+        out
+    };
+    let (train_pooled, dev_pooled): (Vec<Vec<f32>>, Vec<Vec<f32>>) = if cells > 1 {
+        (
+            train_images.iter().map(|&i| pooled(i)).collect(),
+            dev_images.iter().map(|&i| pooled(i)).collect(),
+        )
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let (train_rows, dev_rows): (Vec<&[f32]>, Vec<&[f32]>) = if cells > 1 {
+        (
+            train_pooled.iter().map(Vec::as_slice).collect(),
+            dev_pooled.iter().map(Vec::as_slice).collect(),
+        )
+    } else {
+        (
+            train_images.iter().map(|&i| row(i)).collect(),
+            dev_images.iter().map(|&i| row(i)).collect(),
+        )
+    };
     crate::trust::Familiarity::build(
         encoder_id,
         &train_rows,
