@@ -257,3 +257,39 @@ fn a_model_folder_records_the_kind_and_the_grid() {
     merge.attention = cfg.attention;
     assert!(merge.validate().is_err());
 }
+
+#[test]
+fn the_cpu_fast_path_decodes_as_candle_ops() {
+    let cfg = small(0.0);
+    let dim = cfg.input_dim();
+    let fast = perturbed(&cfg, 41).to_decoder(&Device::Cpu).unwrap();
+    let slow = fast.clone().without_cpu_fast_path();
+    assert!(fast.has_cpu_fast_path() && !slow.has_cpu_fast_path());
+    let mut rng = Rng::new(42);
+    let feats: Vec<f32> = (0..4 * dim).map(|_| rng.next_f32()).collect();
+    let f = Tensor::from_vec(feats, (4, dim), &Device::Cpu).unwrap();
+    let close = |x: &captioner::decoder::Caption, y: &captioner::decoder::Caption| {
+        assert_eq!(x.tokens, y.tokens);
+        assert!((x.log_prob - y.log_prob).abs() < 1e-4);
+        assert_eq!(x.attention.len(), y.attention.len());
+        for (a, b) in x.attention.iter().zip(&y.attention) {
+            for (p, q) in a.iter().zip(b) {
+                assert!((p - q).abs() < 1e-5, "{p} vs {q}");
+            }
+        }
+    };
+    let a = greedy(&fast, &f, 12).unwrap();
+    let b = greedy(&slow, &f, 12).unwrap();
+    for (x, y) in a.iter().zip(&b) {
+        close(x, y);
+    }
+    for i in 0..4 {
+        let one = f.narrow(0, i, 1).unwrap();
+        let a = beam_search(&fast, &one, 3, 12).unwrap();
+        let b = beam_search(&slow, &one, 3, 12).unwrap();
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(&b) {
+            close(x, y);
+        }
+    }
+}
