@@ -787,6 +787,7 @@ fn result_json(image: &str, c: &pipeline::CaptionResult) -> serde_json::Value {
         "words": c.words,
         "alternatives": c.alternatives,
         "millis": c.millis,
+        "attention": c.attention,
     })
 }
 

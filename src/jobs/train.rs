@@ -306,7 +306,7 @@ pub fn train(
             job: Job::Train,
             message: "computing the familiarity data".into(),
         });
-        match familiarity_of(&prepared.data, encoder.id()) {
+        match familiarity_of(&prepared.data, encoder.id(), decoder_cfg.cells()) {
             Ok(fam) => {
                 for dir in [&summary.best_dir, &summary.last_dir] {
                     if dir.is_dir()
@@ -348,10 +348,13 @@ pub fn train(
 }
 
 /// The familiarity data of a model trained on `data`: its training photos (features and
-/// captions) and, for the distribution, its dev photos.
+/// captions) and, for the distribution, its dev photos. With `cells > 1` the features are
+/// feature maps of that many cells (an attention decoder's), pooled here by their mean, as
+/// familiarity always reads pooled features.
 pub fn familiarity_of(
     data: &train::TrainData,
     encoder_id: &str,
+    cells: usize,
 ) -> Result<crate::trust::Familiarity, crate::trust::TrustError> {
     let n = data
         .train
@@ -380,8 +383,27 @@ pub fn familiarity_of(
             "no training features".into(),
         ));
     }
-    let train_rows: Vec<&[f32]> = train_images.iter().map(|&i| row(i)).collect();
-    let dev_rows: Vec<&[f32]> = dev_images.iter().map(|&i| row(i)).collect();
+    let cells = cells.max(1);
+    if !dim.is_multiple_of(cells) {
+        return Err(crate::trust::TrustError::Invalid(format!(
+            "{dim} feature values do not form {cells} cells"
+        )));
+    }
+    let pool = |i: usize| -> Vec<f32> {
+        let f = dim / cells;
+        let mut mean = vec![0.0f32; f];
+        for cell in row(i).chunks_exact(f) {
+            for (m, x) in mean.iter_mut().zip(cell) {
+                *m += x;
+            }
+        }
+        mean.iter_mut().for_each(|m| *m /= cells as f32);
+        mean
+    };
+    let pooled_train: Vec<Vec<f32>> = train_images.iter().map(|&i| pool(i)).collect();
+    let pooled_dev: Vec<Vec<f32>> = dev_images.iter().map(|&i| pool(i)).collect();
+    let train_rows: Vec<&[f32]> = pooled_train.iter().map(Vec::as_slice).collect();
+    let dev_rows: Vec<&[f32]> = pooled_dev.iter().map(Vec::as_slice).collect();
     crate::trust::Familiarity::build(
         encoder_id,
         &train_rows,
