@@ -911,7 +911,7 @@ pub fn batch(args: &BatchArgs) -> anyhow::Result<ExitCode> {
 
 /// One caption as JSON: the caption, its trust figures, tags and word probabilities.
 fn result_json(image: &str, c: &pipeline::CaptionResult) -> serde_json::Value {
-    let mut v = serde_json::json!({
+    serde_json::json!({
         "image": image,
         "caption": c.text,
         "confidence": c.confidence,
@@ -924,13 +924,8 @@ fn result_json(image: &str, c: &pipeline::CaptionResult) -> serde_json::Value {
         "words": c.words,
         "alternatives": c.alternatives,
         "millis": c.millis,
-    });
-    // Attention models: where the model looked for each word (rows x cols cells, row-major,
-    // each map summing to 1).
-    if let (Some(maps), Some(obj)) = (&c.attention, v.as_object_mut()) {
-        obj.insert("attention".into(), serde_json::json!(maps));
-    }
-    v
+        "attention": c.attention,
+    })
 }
 
 /// The trust figures of a caption for people.

@@ -257,3 +257,101 @@ fn a_model_folder_records_the_kind_and_the_grid() {
     merge.attention = cfg.attention;
     assert!(merge.validate().is_err());
 }
+
+#[test]
+fn the_cpu_fast_path_decodes_as_candle_ops() {
+    let cfg = small(0.0);
+    let dim = cfg.input_dim();
+    let fast = perturbed(&cfg, 41).to_decoder(&Device::Cpu).unwrap();
+    let slow = fast.clone().without_cpu_fast_path();
+    assert!(fast.has_cpu_fast_path() && !slow.has_cpu_fast_path());
+    let mut rng = Rng::new(42);
+    let feats: Vec<f32> = (0..4 * dim).map(|_| rng.next_f32()).collect();
+    let f = Tensor::from_vec(feats, (4, dim), &Device::Cpu).unwrap();
+    let close = |x: &captioner::decoder::Caption, y: &captioner::decoder::Caption| {
+        assert_eq!(x.tokens, y.tokens);
+        assert!((x.log_prob - y.log_prob).abs() < 1e-4);
+        assert_eq!(x.attention.len(), y.attention.len());
+        for (a, b) in x.attention.iter().zip(&y.attention) {
+            for (p, q) in a.iter().zip(b) {
+                assert!((p - q).abs() < 1e-5, "{p} vs {q}");
+            }
+        }
+    };
+    let a = greedy(&fast, &f, 12).unwrap();
+    let b = greedy(&slow, &f, 12).unwrap();
+    for (x, y) in a.iter().zip(&b) {
+        close(x, y);
+    }
+    for i in 0..4 {
+        let one = f.narrow(0, i, 1).unwrap();
+        let a = beam_search(&fast, &one, 3, 12).unwrap();
+        let b = beam_search(&slow, &one, 3, 12).unwrap();
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(&b) {
+            close(x, y);
+        }
+    }
+}
+
+#[test]
+fn the_shipped_attention_model_fills_caption_results_with_maps() {
+    use captioner::pipeline::{Captioner, DecodeOptions, default_model_dir, models_root};
+    let dir = models_root().join("attention");
+    let photo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/flickr8k_mini/Flicker8k_Dataset/1191338263_a4fa073154.jpg");
+    let c = Captioner::load(&dir, &Device::Cpu).unwrap();
+    assert!(c.wants_spatial());
+    for beam in [1, 3] {
+        let options = DecodeOptions {
+            beam,
+            ..DecodeOptions::default()
+        };
+        let r = c.caption_file(&photo, &options).unwrap();
+        let maps = r
+            .attention
+            .as_ref()
+            .expect("an attention model's caption has maps");
+        assert_eq!((maps.rows, maps.cols), (7, 7));
+        assert_eq!(maps.words.len(), r.words.len(), "{}", r.text);
+        for m in &maps.words {
+            assert_eq!(m.len(), 49);
+            let s: f32 = m.iter().sum();
+            assert!((s - 1.0).abs() < 1e-4, "sum {s}");
+        }
+    }
+    // The merge model's captions have none.
+    let merge = Captioner::load(&default_model_dir(), &Device::Cpu).unwrap();
+    let r = merge
+        .caption_file(&photo, &DecodeOptions::default())
+        .unwrap();
+    assert!(r.attention.is_none());
+}
+
+#[test]
+fn the_word_dog_looks_at_the_dog() {
+    use captioner::pipeline::{Captioner, DecodeOptions, models_root};
+    // A 224x224 fixture photo of a black-and-white dog leaping for a frisbee. Its head and
+    // chest lie in x 48..160, y 32..128 (chosen by looking at the photo): cells 1..5 of rows
+    // 1..4 of the 7x7 grid (32 px a cell), 12 of the 49 cells.
+    let photo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/flickr8k_mini/Flicker8k_Dataset/2294598473_40637b5c04.jpg");
+    let c = Captioner::load(&models_root().join("attention"), &Device::Cpu).unwrap();
+    let r = c.caption_file(&photo, &DecodeOptions::default()).unwrap();
+    let maps = r.attention.as_ref().unwrap();
+    let i = r
+        .words
+        .iter()
+        .position(|w| w.word == "dog")
+        .unwrap_or_else(|| panic!("no \"dog\" in {:?}", r.text));
+    let map = &maps.words[i];
+    let on_dog: f32 = (1..4)
+        .flat_map(|row| (1..5).map(move |col| row * 7 + col))
+        .map(|cell| map[cell])
+        .sum();
+    let uniform = 12.0 / 49.0;
+    assert!(
+        on_dog > 2.0 * uniform,
+        "\"dog\" puts {on_dog:.2} of its attention on the dog (uniform: {uniform:.2})"
+    );
+}

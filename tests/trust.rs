@@ -266,16 +266,32 @@ fn training_data_gives_familiarity_data() {
     for i in 10..12 {
         data.dev.push((i, vec![4, 5]));
     }
-    let fam = captioner::jobs::train::familiarity_of(&data, "enc").unwrap();
+    let fam = captioner::jobs::train::familiarity_of(&data, "enc", 1).unwrap();
     assert_eq!(fam.info.train_photos, 10);
     assert_eq!(fam.captions(2), &[vec![4, 7], vec![6, 7]]);
     // A training photo's own caption agrees with itself more than an unrelated one.
     let nb = fam.neighbours(&data.features[2 * 16..3 * 16]);
     assert_eq!(nb.indices[0], 2);
     assert!(fam.neighbour_cider(&[4, 7], &[2]) > fam.neighbour_cider(&[9, 9], &[2]));
+    // An attention decoder's feature maps (here 3 cells averaging to the pooled feature)
+    // give the same familiarity as the pooled features.
+    let mut maps = data.clone();
+    maps.features = data
+        .features
+        .chunks(16)
+        .flat_map(|r| {
+            let (a, b): (Vec<f32>, Vec<f32>) = r.iter().map(|x| (x - 0.25, x + 0.5)).unzip();
+            let c: Vec<f32> = r.iter().map(|x| x - 0.25).collect();
+            [a, b, c].concat()
+        })
+        .collect();
+    let fam3 = captioner::jobs::train::familiarity_of(&maps, "enc", 3).unwrap();
+    let nb3 = fam3.neighbours(&data.features[2 * 16..3 * 16]);
+    assert_eq!(nb3.indices, nb.indices);
+    assert!(captioner::jobs::train::familiarity_of(&maps, "enc", 5).is_err());
     // No training data is an error, not a panic.
     assert!(
-        captioner::jobs::train::familiarity_of(&captioner::train::TrainData::default(), "enc")
+        captioner::jobs::train::familiarity_of(&captioner::train::TrainData::default(), "enc", 1)
             .is_err()
     );
 }

@@ -5,7 +5,8 @@
 //! waiting for a second thread).
 
 use super::linalg::{
-    MatRef, fill_rows, log_softmax_in_place, lstm_forward_row, matmul, matmul_single, transpose,
+    MatRef, exp_shifted_sum, fill_rows, log_softmax_in_place, lstm_forward_row, matmul,
+    matmul_single, max_of, scale_in_place, sigmoid, tanh, transpose,
 };
 use super::{DecoderConfig, DecoderError, DecoderKind, Result};
 use candle_core::Tensor;
@@ -40,6 +41,27 @@ enum Head {
         c_w_t: Vec<f32>,
         c_b: Vec<f32>,
     },
+    /// Attention: initial-state layers (linear), the attention and gate layers, transposed.
+    Attention(Box<AttentionWeights>),
+}
+
+#[derive(Clone, Debug)]
+struct AttentionWeights {
+    h_w_t: Vec<f32>,
+    h_b: Vec<f32>,
+    c_w_t: Vec<f32>,
+    c_b: Vec<f32>,
+    /// `[F, A]`
+    enc_w_t: Vec<f32>,
+    enc_b: Vec<f32>,
+    /// `[H, A]`
+    dec_w_t: Vec<f32>,
+    dec_b: Vec<f32>,
+    full_w: Vec<f32>,
+    full_b: f32,
+    /// `[H, F]`
+    beta_w_t: Vec<f32>,
+    beta_b: Vec<f32>,
 }
 
 /// The weights of a decoder laid out for CPU decoding.
@@ -63,6 +85,9 @@ pub(super) struct CpuState {
     c: Vec<f32>,
     /// Merge: the image projection of each row.
     image: Vec<f32>,
+    /// Attention: each row's feature map `[cells, F]` and its projection `[cells, A]`.
+    enc: Vec<f32>,
+    att1: Vec<f32>,
 }
 
 impl CpuState {
@@ -75,6 +100,7 @@ impl CpuState {
             if src.is_empty() {
                 return Ok(Vec::new());
             }
+            let hidden = src.len() / self.rows.max(1);
             let mut out = Vec::with_capacity(rows.len() * hidden);
             for &r in rows {
                 let r = r as usize;
@@ -88,11 +114,14 @@ impl CpuState {
             }
             Ok(out)
         };
+        debug_assert_eq!(self.h.len(), self.rows * hidden);
         Ok(Self {
             rows: rows.len(),
             h: pick(&self.h)?,
             c: pick(&self.c)?,
             image: pick(&self.image)?,
+            enc: pick(&self.enc)?,
+            att1: pick(&self.att1)?,
         })
     }
 }
@@ -148,15 +177,32 @@ impl CpuDecoder {
                 c_b: values(t, "init_c.bias")?,
             },
             DecoderKind::Attention => {
-                return Err(DecoderError::Config(
-                    "the attention decoder decodes through candle ops".into(),
-                ));
+                let a = cfg.attention_dim();
+                Head::Attention(Box::new(AttentionWeights {
+                    h_w_t: transposed(t, "init_h.weight", h, f)?,
+                    h_b: values(t, "init_h.bias")?,
+                    c_w_t: transposed(t, "init_c.weight", h, f)?,
+                    c_b: values(t, "init_c.bias")?,
+                    enc_w_t: transposed(t, "att_enc.weight", a, f)?,
+                    enc_b: values(t, "att_enc.bias")?,
+                    dec_w_t: transposed(t, "att_dec.weight", a, h)?,
+                    dec_b: values(t, "att_dec.bias")?,
+                    full_w: values(t, "att_full.weight")?,
+                    full_b: values(t, "att_full.bias")?.first().copied().unwrap_or(0.0),
+                    beta_w_t: transposed(t, "f_beta.weight", f, h)?,
+                    beta_b: values(t, "f_beta.bias")?,
+                }))
             }
+        };
+        let lstm_in = if cfg.kind == DecoderKind::Attention {
+            e + f
+        } else {
+            e
         };
         Ok(Self {
             cfg: cfg.clone(),
             embed: values(t, "embed.weight")?,
-            w_ih_t: transposed(t, "lstm.weight_ih_l0", 4 * h, e)?,
+            w_ih_t: transposed(t, "lstm.weight_ih_l0", 4 * h, lstm_in)?,
             w_hh_t: transposed(t, "lstm.weight_hh_l0", 4 * h, h)?,
             bias4: b_ih.iter().zip(&b_hh).map(|(a, b)| a + b).collect(),
             head,
@@ -173,7 +219,7 @@ impl CpuDecoder {
         product(dst, MatRef::new(x, rows, k), MatRef::new(w_t, k, n));
     }
 
-    /// Initial state for image features (row-major `[rows, feature_dim]`).
+    /// Initial state for image features (row-major `[rows, input_dim]`).
     pub(super) fn start(&self, features: &[f32], rows: usize) -> CpuState {
         let h = self.cfg.hidden_dim;
         let mut st = CpuState {
@@ -181,6 +227,8 @@ impl CpuDecoder {
             h: Vec::new(),
             c: Vec::new(),
             image: Vec::new(),
+            enc: Vec::new(),
+            att1: Vec::new(),
         };
         match &self.head {
             Head::Merge { img_w_t, img_b, .. } => {
@@ -203,26 +251,103 @@ impl CpuDecoder {
                     *x = x.tanh();
                 }
             }
+            Head::Attention(w) => {
+                let (f, pc) = (self.cfg.feature_dim, self.cfg.cells());
+                let mut mean = vec![0.0f32; rows * f];
+                for r in 0..rows {
+                    let dst = &mut mean[r * f..(r + 1) * f];
+                    for cell in features[r * pc * f..(r + 1) * pc * f].chunks_exact(f) {
+                        for (d, x) in dst.iter_mut().zip(cell) {
+                            *d += x;
+                        }
+                    }
+                    scale_in_place(dst, 1.0 / pc as f32);
+                }
+                self.dense(&mut st.h, &mean, rows, &w.h_w_t, &w.h_b);
+                self.dense(&mut st.c, &mean, rows, &w.c_w_t, &w.c_b);
+                st.enc = features[..rows * pc * f].to_vec();
+                self.dense(&mut st.att1, &st.enc, rows * pc, &w.enc_w_t, &w.enc_b);
+            }
         }
         st
     }
 
-    /// One step: log-probabilities `[rows, vocab]` (flat) and the new state.
-    pub(super) fn step(&self, st: &CpuState, tokens: &[u32]) -> (Vec<f32>, CpuState) {
+    /// Attention: the LSTM's attended input `z` `[rows, F]` and the weights `[rows, cells]`
+    /// for the state `st`.
+    fn attend(&self, w: &AttentionWeights, st: &CpuState) -> (Vec<f32>, Vec<f32>) {
+        let (f, pc, a) = (
+            self.cfg.feature_dim,
+            self.cfg.cells(),
+            self.cfg.attention_dim(),
+        );
+        let n = st.rows;
+        let mut att2 = Vec::new();
+        self.dense(&mut att2, &st.h, n, &w.dec_w_t, &w.dec_b);
+        let mut gate = Vec::new();
+        self.dense(&mut gate, &st.h, n, &w.beta_w_t, &w.beta_b);
+        let mut alpha = vec![0.0f32; n * pc];
+        let mut z = vec![0.0f32; n * f];
+        for r in 0..n {
+            let a2 = &att2[r * a..(r + 1) * a];
+            let al = &mut alpha[r * pc..(r + 1) * pc];
+            for (c, score) in al.iter_mut().enumerate() {
+                let a1 = &st.att1[(r * pc + c) * a..(r * pc + c + 1) * a];
+                let mut s = w.full_b;
+                for k in 0..a {
+                    s += tanh(a1[k] + a2[k]) * w.full_w[k];
+                }
+                *score = s;
+            }
+            let mx = max_of(al);
+            let sum = exp_shifted_sum(al, mx);
+            scale_in_place(al, 1.0 / sum);
+            let zr = &mut z[r * f..(r + 1) * f];
+            for (c, cell) in st.enc[r * pc * f..(r + 1) * pc * f]
+                .chunks_exact(f)
+                .enumerate()
+            {
+                let wgt = al[c];
+                for (d, x) in zr.iter_mut().zip(cell) {
+                    *d += wgt * x;
+                }
+            }
+            for (d, g) in zr.iter_mut().zip(&gate[r * f..(r + 1) * f]) {
+                *d *= sigmoid(*g);
+            }
+        }
+        (z, alpha)
+    }
+
+    /// One step: log-probabilities `[rows, vocab]` (flat), the attention weights
+    /// `[rows, cells]` (attention decoders), and the new state.
+    pub(super) fn step(
+        &self,
+        st: &CpuState,
+        tokens: &[u32],
+    ) -> (Vec<f32>, Option<Vec<f32>>, CpuState) {
         let (e, h, v) = (self.cfg.embed_dim, self.cfg.hidden_dim, self.cfg.vocab_size);
         let g4 = 4 * h;
         let n = st.rows;
-        let mut x = Vec::with_capacity(n * e);
-        for &t in tokens {
+        let attended = match &self.head {
+            Head::Attention(w) => Some(self.attend(w, st)),
+            _ => None,
+        };
+        let ex = e + attended.as_ref().map_or(0, |_| self.cfg.feature_dim);
+        let mut x = Vec::with_capacity(n * ex);
+        for (r, &t) in tokens.iter().enumerate() {
             let t = t as usize;
             x.extend_from_slice(&self.embed[t * e..(t + 1) * e]);
+            if let Some((z, _)) = &attended {
+                let f = self.cfg.feature_dim;
+                x.extend_from_slice(&z[r * f..(r + 1) * f]);
+            }
         }
         let mut gates = vec![0.0; n * g4];
         fill_rows(&mut gates, &self.bias4);
         product(
             &mut gates,
-            MatRef::new(&x, n, e),
-            MatRef::new(&self.w_ih_t, e, g4),
+            MatRef::new(&x, n, ex),
+            MatRef::new(&self.w_ih_t, ex, g4),
         );
         product(
             &mut gates,
@@ -234,6 +359,8 @@ impl CpuDecoder {
             h: vec![0.0; n * h],
             c: vec![0.0; n * h],
             image: st.image.clone(),
+            enc: st.enc.clone(),
+            att1: st.att1.clone(),
         };
         let mut tc = vec![0.0; h];
         for r in 0..n {
@@ -256,13 +383,13 @@ impl CpuDecoder {
                 }
                 self.dense(&mut logits, &z, n, &self.out_w_t, &self.out_b);
             }
-            Head::Inject { .. } => {
+            Head::Inject { .. } | Head::Attention(_) => {
                 self.dense(&mut logits, &next.h, n, &self.out_w_t, &self.out_b);
             }
         }
         for row in logits.chunks_exact_mut(v) {
             log_softmax_in_place(row);
         }
-        (logits, next)
+        (logits, attended.map(|(_, alpha)| alpha), next)
     }
 }

@@ -479,7 +479,7 @@ impl Decoder {
         }
         let net = net::Net::new(cfg, tensors, vb.device())?;
         let mut d = Self { net, cpu: None };
-        if d.device().is_cpu() && cfg.kind != DecoderKind::Attention {
+        if d.device().is_cpu() {
             d.cpu = Some(Arc::new(cpu::CpuDecoder::new(cfg, d.net.tensors())?));
         }
         Ok(d)

@@ -235,7 +235,7 @@ impl Stepper for CpuStepper<'_> {
         self.1.config().vocab_size
     }
     fn start(&self, features: &Tensor) -> Result<CpuState> {
-        let f = check_features(features, self.1.config().feature_dim)?;
+        let f = check_features(features, self.1.config().input_dim())?;
         let rows = f.dim(0)?;
         let values = f.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
         Ok(self.0.start(&values, rows))
@@ -252,8 +252,7 @@ impl Stepper for CpuStepper<'_> {
             )));
         }
         check_tokens(tokens, self.vocab())?;
-        let (log_probs, next) = self.0.step(state, tokens);
-        Ok((log_probs, None, next))
+        Ok(self.0.step(state, tokens))
     }
     fn select(&self, state: &CpuState, rows: &[u32]) -> Result<CpuState> {
         state.select(rows, self.1.config().hidden_dim)

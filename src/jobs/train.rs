@@ -404,7 +404,7 @@ pub fn train(
             job: Job::Train,
             message: "computing the familiarity data".into(),
         });
-        match familiarity_of_pooled(&prepared.data, encoder.id(), encoder.feature_dim()) {
+        match familiarity_of(&prepared.data, encoder.id(), decoder_cfg.cells()) {
             Ok(fam) => {
                 for dir in [&summary.best_dir, &summary.last_dir] {
                     if dir.is_dir()
@@ -466,21 +466,13 @@ pub fn train(
 }
 
 /// The familiarity data of a model trained on `data`: its training photos (features and
-/// captions) and, for the distribution, its dev photos.
+/// captions) and, for the distribution, its dev photos. With `cells > 1` the features are
+/// feature maps of that many cells (an attention decoder's), pooled here by their mean, as
+/// familiarity always reads pooled features.
 pub fn familiarity_of(
     data: &train::TrainData,
     encoder_id: &str,
-) -> Result<crate::trust::Familiarity, crate::trust::TrustError> {
-    familiarity_of_pooled(data, encoder_id, 0)
-}
-
-/// [`familiarity_of`] for data whose rows may be feature maps (an attention decoder's): rows
-/// of `feature_dim` x cells are averaged over their cells into the pooled feature, which is
-/// what familiarity reads when captioning. `feature_dim` 0: the rows are used as they are.
-pub fn familiarity_of_pooled(
-    data: &train::TrainData,
-    encoder_id: &str,
-    feature_dim: usize,
+    cells: usize,
 ) -> Result<crate::trust::Familiarity, crate::trust::TrustError> {
     let n = data
         .train
@@ -509,40 +501,27 @@ pub fn familiarity_of_pooled(
             "no training features".into(),
         ));
     }
-    let cells = if feature_dim > 0 && dim > feature_dim && dim % feature_dim == 0 {
-        dim / feature_dim
-    } else {
-        1
-    };
-    let pooled = |i: usize| -> Vec<f32> {
-        let r = row(i);
-        let mut out = vec![0.0f32; dim / cells];
-        for cell in r.chunks_exact(dim / cells) {
-            for (o, v) in out.iter_mut().zip(cell) {
-                *o += v / cells as f32;
+    let cells = cells.max(1);
+    if !dim.is_multiple_of(cells) {
+        return Err(crate::trust::TrustError::Invalid(format!(
+            "{dim} feature values do not form {cells} cells"
+        )));
+    }
+    let pool = |i: usize| -> Vec<f32> {
+        let f = dim / cells;
+        let mut mean = vec![0.0f32; f];
+        for cell in row(i).chunks_exact(f) {
+            for (m, x) in mean.iter_mut().zip(cell) {
+                *m += x;
             }
         }
-        out
+        mean.iter_mut().for_each(|m| *m /= cells as f32);
+        mean
     };
-    let (train_pooled, dev_pooled): (Vec<Vec<f32>>, Vec<Vec<f32>>) = if cells > 1 {
-        (
-            train_images.iter().map(|&i| pooled(i)).collect(),
-            dev_images.iter().map(|&i| pooled(i)).collect(),
-        )
-    } else {
-        (Vec::new(), Vec::new())
-    };
-    let (train_rows, dev_rows): (Vec<&[f32]>, Vec<&[f32]>) = if cells > 1 {
-        (
-            train_pooled.iter().map(Vec::as_slice).collect(),
-            dev_pooled.iter().map(Vec::as_slice).collect(),
-        )
-    } else {
-        (
-            train_images.iter().map(|&i| row(i)).collect(),
-            dev_images.iter().map(|&i| row(i)).collect(),
-        )
-    };
+    let pooled_train: Vec<Vec<f32>> = train_images.iter().map(|&i| pool(i)).collect();
+    let pooled_dev: Vec<Vec<f32>> = dev_images.iter().map(|&i| pool(i)).collect();
+    let train_rows: Vec<&[f32]> = pooled_train.iter().map(Vec::as_slice).collect();
+    let dev_rows: Vec<&[f32]> = pooled_dev.iter().map(Vec::as_slice).collect();
     crate::trust::Familiarity::build(
         encoder_id,
         &train_rows,
