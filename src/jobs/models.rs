@@ -200,9 +200,41 @@ pub fn shipped_model() -> ModelEntry {
     )
 }
 
-/// The shipped model, then the trained ones under `models_dir`.
-pub fn list_all(models_dir: &Path) -> Vec<ModelEntry> {
+/// The models shipped in `models/`: the default first, then the others (such as
+/// `attention`), by folder name.
+pub fn shipped_models() -> Vec<ModelEntry> {
     let mut all = vec![shipped_model()];
+    let default = pipeline::default_model_dir();
+    let Ok(entries) = std::fs::read_dir(pipeline::models_root()) else {
+        return all;
+    };
+    let mut dirs: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join(model_dir::CONFIG_FILE).is_file() && !same_dir(p, &default))
+        .collect();
+    dirs.sort();
+    for dir in dirs {
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        all.push(ModelEntry::read(&dir, format!("{name} (shipped)"), true));
+    }
+    all
+}
+
+/// Whether `dir` is one of the models shipped in `models/` (they cannot be deleted).
+pub fn is_shipped(dir: &Path) -> bool {
+    same_dir(dir, &pipeline::default_model_dir())
+        || dir
+            .parent()
+            .is_some_and(|p| same_dir(p, &pipeline::models_root()))
+            && dir.join(model_dir::CONFIG_FILE).is_file()
+}
+
+/// The shipped models, then the trained ones under `models_dir`.
+pub fn list_all(models_dir: &Path) -> Vec<ModelEntry> {
+    let mut all = shipped_models();
     all.extend(list_models(models_dir));
     all
 }
@@ -308,9 +340,9 @@ pub struct Deleted {
 /// checkpoint, or a whole model folder); a run folder left without any model goes too. The
 /// shipped model, and folders outside `models_dir` or without a model in them, are refused.
 pub fn delete(models_dir: &Path, dir: &Path) -> Result<Deleted, JobError> {
-    if same_dir(dir, &pipeline::default_model_dir()) {
+    if is_shipped(dir) {
         return Err(JobError::msg(format!(
-            "{} is the shipped model; it cannot be deleted",
+            "{} is a shipped model; it cannot be deleted",
             dir.display()
         )));
     }
