@@ -15,6 +15,10 @@ use crate::features::{ExtractOptions, FeatureCache, load_cached};
 use crate::jobs::{CancelToken, Job, JobContext, JobError, JobEvent, Sink};
 use crate::pipeline::{Captioner, DecodeOptions};
 
+/// A dev photo, its pooled feature, and the caption model's input when that is not the pooled
+/// feature (an attention model's feature map).
+type DevRow<'a> = (&'a crate::dataset::ImageEntry, &'a [f32], Option<&'a [f32]>);
+
 /// The file of reference captions in a folder of extra photos: `photo.jpg<TAB>caption` lines.
 pub const EXTRA_CAPTIONS: &str = "captions.txt";
 
@@ -107,11 +111,16 @@ pub fn calibrate(
         )));
     }
     let paths: Vec<PathBuf> = train.iter().chain(&dev).map(|e| e.path.clone()).collect();
+    // An attention model reads the feature maps (familiarity still reads pooled features).
+    let spatial = captioner.wants_spatial();
     crate::jobs::extract::extract(
         &captioner.encoder,
         &cache,
         &paths,
-        &ExtractOptions::default(),
+        &ExtractOptions {
+            spatial,
+            ..ExtractOptions::default()
+        },
         events,
         cancel,
     )?;
@@ -143,12 +152,29 @@ pub fn calibrate(
             );
         }
     }
-    let dev_rows: Vec<(&crate::dataset::ImageEntry, &[f32])> = dev
+    let dev_maps: Vec<Option<Vec<f32>>> = if spatial {
+        let dev_paths: Vec<PathBuf> = dev.iter().map(|e| e.path.clone()).collect();
+        crate::features::load_cached_spatial(&cache, &dev_paths)
+            .into_iter()
+            .map(|m| m.map(|m| m.to_f32()))
+            .collect()
+    } else {
+        vec![None; dev.len()]
+    };
+    let dev_rows: Vec<DevRow<'_>> = dev
         .iter()
         .zip(dev_f)
-        .filter_map(|(e, f)| f.as_deref().map(|f| (*e, f)))
+        .zip(&dev_maps)
+        .filter_map(|((e, f), m)| {
+            let f = f.as_deref()?;
+            match (spatial, m.as_deref()) {
+                (false, _) => Some((*e, f, None)),
+                (true, Some(m)) => Some((*e, f, Some(m))),
+                (true, None) => None,
+            }
+        })
         .collect();
-    let dev_only: Vec<&[f32]> = dev_rows.iter().map(|(_, f)| *f).collect();
+    let dev_only: Vec<&[f32]> = dev_rows.iter().map(|(_, f, _)| *f).collect();
     events(JobEvent::Phase {
         job: Job::Evaluate,
         message: format!(
@@ -182,12 +208,12 @@ pub fn calibrate(
     let mut hyps = Vec::new();
     let mut refs = Vec::new();
     let total = dev_rows.len();
-    for (i, (entry, f)) in dev_rows.iter().enumerate() {
+    for (i, (entry, f, map)) in dev_rows.iter().enumerate() {
         if cancel.is_cancelled() {
             return Err(JobError::msg("calibration stopped"));
         }
         let r = captioner
-            .caption_features(f, &options.decode)
+            .caption_features(map.unwrap_or(f), &options.decode)
             .job_context(|| format!("captioning {}", entry.path.display()))?;
         signals.push(captioner.assess(f, &r).signals);
         hyps.push(crate::eval::tokenize(&r.text));
@@ -260,7 +286,9 @@ pub fn calibrate(
     good_conf.sort_by(f32::total_cmp);
     let allowed = (n_good * 5 / 100).saturating_sub(good_unfamiliar);
     cal.review_below = good_conf.get(allowed).copied().unwrap_or(0.0);
-    let (tag_t, tag_precision) = tag_threshold(captioner, &dev_rows);
+    let pooled_rows: Vec<(&crate::dataset::ImageEntry, &[f32])> =
+        dev_rows.iter().map(|(e, f, _)| (*e, *f)).collect();
+    let (tag_t, tag_precision) = tag_threshold(captioner, &pooled_rows);
     cal.tag_threshold = tag_t;
     let flagged: Vec<bool> = signals
         .iter()
@@ -416,8 +444,14 @@ fn measure_mix(
             .and_then(|t| t.flatten_all())
             .and_then(|t| t.to_vec1())
             .job_context(|| "reading the features")?;
+        let input = captioner
+            .decoder_inputs(&out)
+            .job_context(|| "reading the features")?
+            .into_iter()
+            .next()
+            .unwrap_or_default();
         let r = captioner
-            .caption_features(&f, decode)
+            .caption_features(&input, decode)
             .job_context(|| format!("captioning {}", path.display()))?;
         signals.push(captioner.assess(&f, &r).signals);
         hyps.push(crate::eval::tokenize(&r.text));
