@@ -89,19 +89,40 @@ pub fn evaluate_mix(
     let cache = FeatureCache::new(cache_dir, captioner.encoder.id());
     let entries: Vec<&crate::dataset::ImageEntry> = ds.split(options.split).collect();
     let paths: Vec<PathBuf> = entries.iter().map(|e| e.path.clone()).collect();
+    let spatial = captioner.wants_spatial();
     super::extract::extract(
         &captioner.encoder,
         &cache,
         &paths,
-        &crate::features::ExtractOptions::default(),
+        &crate::features::ExtractOptions {
+            spatial,
+            ..crate::features::ExtractOptions::default()
+        },
         events,
         cancel,
     )?;
     let feats = crate::features::load_cached(&cache, &paths);
-    let rows: Vec<(&crate::dataset::ImageEntry, &[f32])> = entries
+    // An attention model captions from the feature maps.
+    let maps: Vec<Option<Vec<f32>>> = if spatial {
+        crate::features::load_cached_spatial(&cache, &paths)
+            .into_iter()
+            .map(|m| m.map(|m| m.to_f32()))
+            .collect()
+    } else {
+        vec![None; paths.len()]
+    };
+    let rows: Vec<crate::trust::fit::DevRow<'_>> = entries
         .iter()
         .zip(&feats)
-        .filter_map(|(e, f)| f.as_deref().map(|f| (*e, f)))
+        .zip(&maps)
+        .filter_map(|((e, f), m)| {
+            let f = f.as_deref()?;
+            match (spatial, m.as_deref()) {
+                (false, _) => Some((*e, f, None)),
+                (true, Some(m)) => Some((*e, f, Some(m))),
+                (true, None) => None,
+            }
+        })
         .collect();
     crate::trust::fit::measure_stored_on_mix(
         captioner,

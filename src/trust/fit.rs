@@ -15,6 +15,10 @@ use crate::features::{ExtractOptions, FeatureCache, load_cached};
 use crate::jobs::{CancelToken, Job, JobContext, JobError, JobEvent, Sink};
 use crate::pipeline::{Captioner, DecodeOptions};
 
+/// A dev photo, its pooled feature, and the caption model's input when that is not the pooled
+/// feature (an attention model's feature map).
+pub type DevRow<'a> = (&'a crate::dataset::ImageEntry, &'a [f32], Option<&'a [f32]>);
+
 /// The file of reference captions in a folder of extra photos: `photo.jpg<TAB>caption` lines.
 pub const EXTRA_CAPTIONS: &str = "captions.txt";
 
@@ -111,11 +115,16 @@ pub fn calibrate(
         )));
     }
     let paths: Vec<PathBuf> = train.iter().chain(&dev).map(|e| e.path.clone()).collect();
+    // An attention model reads the feature maps (familiarity still reads pooled features).
+    let spatial = captioner.wants_spatial();
     crate::jobs::extract::extract(
         &captioner.encoder,
         &cache,
         &paths,
-        &ExtractOptions::default(),
+        &ExtractOptions {
+            spatial,
+            ..ExtractOptions::default()
+        },
         events,
         cancel,
     )?;
@@ -147,12 +156,29 @@ pub fn calibrate(
             );
         }
     }
-    let dev_rows: Vec<(&crate::dataset::ImageEntry, &[f32])> = dev
+    let dev_maps: Vec<Option<Vec<f32>>> = if spatial {
+        let dev_paths: Vec<PathBuf> = dev.iter().map(|e| e.path.clone()).collect();
+        crate::features::load_cached_spatial(&cache, &dev_paths)
+            .into_iter()
+            .map(|m| m.map(|m| m.to_f32()))
+            .collect()
+    } else {
+        vec![None; dev.len()]
+    };
+    let dev_rows: Vec<DevRow<'_>> = dev
         .iter()
         .zip(dev_f)
-        .filter_map(|(e, f)| f.as_deref().map(|f| (*e, f)))
+        .zip(&dev_maps)
+        .filter_map(|((e, f), m)| {
+            let f = f.as_deref()?;
+            match (spatial, m.as_deref()) {
+                (false, _) => Some((*e, f, None)),
+                (true, Some(m)) => Some((*e, f, Some(m))),
+                (true, None) => None,
+            }
+        })
         .collect();
-    let dev_only: Vec<&[f32]> = dev_rows.iter().map(|(_, f)| *f).collect();
+    let dev_only: Vec<&[f32]> = dev_rows.iter().map(|(_, f, _)| *f).collect();
     events(JobEvent::Phase {
         job: Job::Evaluate,
         message: format!(
@@ -240,7 +266,7 @@ pub struct DevMeasure {
 /// Captions the dev photos (`(entry, pooled features)`) with `captioner` and measures them.
 pub fn measure_dev(
     captioner: &Captioner,
-    dev_rows: &[(&crate::dataset::ImageEntry, &[f32])],
+    dev_rows: &[DevRow],
     decode: &DecodeOptions,
     events: Sink,
     cancel: &CancelToken,
@@ -251,12 +277,12 @@ pub fn measure_dev(
     });
     let mut m = DevMeasure::default();
     let total = dev_rows.len();
-    for (i, (entry, f)) in dev_rows.iter().enumerate() {
+    for (i, (entry, f, map)) in dev_rows.iter().enumerate() {
         if cancel.is_cancelled() {
             return Err(JobError::msg("calibration stopped"));
         }
         let r = captioner
-            .caption_features(f, decode)
+            .caption_features(map.unwrap_or(f), decode)
             .job_context(|| format!("captioning {}", entry.path.display()))?;
         m.names.push(
             entry
@@ -309,7 +335,7 @@ pub const MIN_EACH_CLASS: usize = 1;
 /// measured dev photos. `fitted_on` goes into the calibration's record of what it was fitted on.
 pub fn fit_on_dev(
     captioner: &Captioner,
-    dev_rows: &[(&crate::dataset::ImageEntry, &[f32])],
+    dev_rows: &[DevRow],
     m: &DevMeasure,
     min_dev_photos: usize,
     fitted_on: &serde_json::Value,
@@ -378,7 +404,9 @@ pub fn fit_on_dev(
     good_conf.sort_by(f32::total_cmp);
     let allowed = (n_good * 5 / 100).saturating_sub(good_unfamiliar);
     cal.review_below = good_conf.get(allowed).copied().unwrap_or(0.0);
-    let (tag_t, tag_precision) = tag_threshold(captioner, dev_rows);
+    let pooled_rows: Vec<(&crate::dataset::ImageEntry, &[f32])> =
+        dev_rows.iter().map(|(e, f, _)| (*e, *f)).collect();
+    let (tag_t, tag_precision) = tag_threshold(captioner, &pooled_rows);
     cal.tag_threshold = tag_t;
     let flagged: Vec<bool> = signals
         .iter()
@@ -454,10 +482,29 @@ pub fn calibrate_model_dir(
     let dev: Vec<&crate::dataset::ImageEntry> = ds.split(Split::Dev).collect();
     let paths: Vec<PathBuf> = dev.iter().map(|e| e.path.clone()).collect();
     let feats = load_cached(cache, &paths);
-    let dev_rows: Vec<(&crate::dataset::ImageEntry, &[f32])> = dev
+    // An attention model captions from the feature maps (the pooled features serve the trust
+    // signals).
+    let spatial = captioner.wants_spatial();
+    let maps: Vec<Option<Vec<f32>>> = if spatial {
+        crate::features::load_cached_spatial(cache, &paths)
+            .into_iter()
+            .map(|m| m.map(|m| m.to_f32()))
+            .collect()
+    } else {
+        vec![None; dev.len()]
+    };
+    let dev_rows: Vec<DevRow<'_>> = dev
         .iter()
         .zip(&feats)
-        .filter_map(|(e, f)| f.as_deref().map(|f| (*e, f)))
+        .zip(&maps)
+        .filter_map(|((e, f), m)| {
+            let f = f.as_deref()?;
+            match (spatial, m.as_deref()) {
+                (false, _) => Some((*e, f, None)),
+                (true, Some(m)) => Some((*e, f, Some(m))),
+                (true, None) => None,
+            }
+        })
         .collect();
     if dev_rows.len() < options.min_dev_photos.max(1) {
         return Err(JobError::msg(format!(
@@ -621,8 +668,14 @@ fn measure_mix(
             .and_then(|t| t.flatten_all())
             .and_then(|t| t.to_vec1())
             .job_context(|| "reading the features")?;
+        let input = captioner
+            .decoder_inputs(&out)
+            .job_context(|| "reading the features")?
+            .into_iter()
+            .next()
+            .unwrap_or_default();
         let r = captioner
-            .caption_features(&f, decode)
+            .caption_features(&input, decode)
             .job_context(|| format!("captioning {}", path.display()))?;
         ex.names.push(name.clone());
         ex.signals.push(captioner.assess(&f, &r).signals);
@@ -727,7 +780,7 @@ fn write_signals_csv(path: &Path, dev: &DevMeasure, mix: Option<&Mix>) -> Result
 /// with the photos of `extra` (a folder with [`EXTRA_CAPTIONS`]): nothing is fitted.
 pub fn measure_stored_on_mix(
     captioner: &Captioner,
-    dev_rows: &[(&crate::dataset::ImageEntry, &[f32])],
+    dev_rows: &[DevRow],
     extra: &Path,
     decode: &DecodeOptions,
     events: Sink,
