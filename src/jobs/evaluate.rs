@@ -103,27 +103,8 @@ pub fn evaluate_mix(
     )?;
     let feats = crate::features::load_cached(&cache, &paths);
     // An attention model captions from the feature maps.
-    let maps: Vec<Option<Vec<f32>>> = if spatial {
-        crate::features::load_cached_spatial(&cache, &paths)
-            .into_iter()
-            .map(|m| m.map(|m| m.to_f32()))
-            .collect()
-    } else {
-        vec![None; paths.len()]
-    };
-    let rows: Vec<crate::trust::fit::DevRow<'_>> = entries
-        .iter()
-        .zip(&feats)
-        .zip(&maps)
-        .filter_map(|((e, f), m)| {
-            let f = f.as_deref()?;
-            match (spatial, m.as_deref()) {
-                (false, _) => Some((*e, f, None)),
-                (true, Some(m)) => Some((*e, f, Some(m))),
-                (true, None) => None,
-            }
-        })
-        .collect();
+    let maps = crate::trust::fit::load_maps(&cache, &paths, spatial);
+    let rows = crate::trust::fit::dev_rows(&entries, &feats, &maps, spatial);
     crate::trust::fit::measure_stored_on_mix(
         captioner,
         &rows,

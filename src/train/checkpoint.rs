@@ -159,14 +159,11 @@ pub fn load_checkpoint(
         return Err(mismatch(&dir.join(model_dir::CONFIG_FILE)));
     }
     let specs = cfg.param_specs();
-    let weights_path = dir.join(WEIGHTS_FILE);
     let invalid = |path: &Path, msg: String| ModelDirError::Invalid {
         path: path.to_path_buf(),
         msg,
     };
-    let mut params = Params::zeros(cfg).map_err(|e| invalid(&weights_path, e.to_string()))?;
-    let flat: Vec<f32> = read_f32_tensors(&weights_path, &specs, "")?.concat();
-    params.as_mut_slice().copy_from_slice(&flat);
+    let params = load_weights(dir, cfg)?;
     let opt_path = dir.join(OPTIMIZER_FILE);
     let m = read_f32_tensors(&opt_path, &specs, "m.")?.concat();
     let v = read_f32_tensors(&opt_path, &specs, "v.")?.concat();

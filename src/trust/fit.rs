@@ -19,6 +19,42 @@ use crate::pipeline::{Captioner, DecodeOptions};
 /// feature (an attention model's feature map).
 pub type DevRow<'a> = (&'a crate::dataset::ImageEntry, &'a [f32], Option<&'a [f32]>);
 
+/// The cached feature maps of `paths` as f32 when `spatial` (an attention model captions from
+/// them), else none for every path.
+pub fn load_maps(cache: &FeatureCache, paths: &[PathBuf], spatial: bool) -> Vec<Option<Vec<f32>>> {
+    if spatial {
+        crate::features::load_cached_spatial(cache, paths)
+            .into_iter()
+            .map(|m| m.map(|m| m.to_f32()))
+            .collect()
+    } else {
+        vec![None; paths.len()]
+    }
+}
+
+/// The rows of the photos that have what the model reads: a pooled feature, and with
+/// `spatial` also a feature map (photos without them are left out).
+pub fn dev_rows<'a>(
+    entries: &[&'a crate::dataset::ImageEntry],
+    feats: &'a [Option<Vec<f32>>],
+    maps: &'a [Option<Vec<f32>>],
+    spatial: bool,
+) -> Vec<DevRow<'a>> {
+    entries
+        .iter()
+        .zip(feats)
+        .zip(maps)
+        .filter_map(|((e, f), m)| {
+            let f = f.as_deref()?;
+            match (spatial, m.as_deref()) {
+                (false, _) => Some((*e, f, None)),
+                (true, Some(m)) => Some((*e, f, Some(m))),
+                (true, None) => None,
+            }
+        })
+        .collect()
+}
+
 /// The file of reference captions in a folder of extra photos: `photo.jpg<TAB>caption` lines.
 pub const EXTRA_CAPTIONS: &str = "captions.txt";
 
@@ -156,28 +192,9 @@ pub fn calibrate(
             );
         }
     }
-    let dev_maps: Vec<Option<Vec<f32>>> = if spatial {
-        let dev_paths: Vec<PathBuf> = dev.iter().map(|e| e.path.clone()).collect();
-        crate::features::load_cached_spatial(&cache, &dev_paths)
-            .into_iter()
-            .map(|m| m.map(|m| m.to_f32()))
-            .collect()
-    } else {
-        vec![None; dev.len()]
-    };
-    let dev_rows: Vec<DevRow<'_>> = dev
-        .iter()
-        .zip(dev_f)
-        .zip(&dev_maps)
-        .filter_map(|((e, f), m)| {
-            let f = f.as_deref()?;
-            match (spatial, m.as_deref()) {
-                (false, _) => Some((*e, f, None)),
-                (true, Some(m)) => Some((*e, f, Some(m))),
-                (true, None) => None,
-            }
-        })
-        .collect();
+    let dev_paths: Vec<PathBuf> = dev.iter().map(|e| e.path.clone()).collect();
+    let dev_maps = load_maps(&cache, &dev_paths, spatial);
+    let dev_rows = dev_rows(&dev, dev_f, &dev_maps, spatial);
     let dev_only: Vec<&[f32]> = dev_rows.iter().map(|(_, f, _)| *f).collect();
     events(JobEvent::Phase {
         job: Job::Evaluate,
@@ -485,27 +502,8 @@ pub fn calibrate_model_dir(
     // An attention model captions from the feature maps (the pooled features serve the trust
     // signals).
     let spatial = captioner.wants_spatial();
-    let maps: Vec<Option<Vec<f32>>> = if spatial {
-        crate::features::load_cached_spatial(cache, &paths)
-            .into_iter()
-            .map(|m| m.map(|m| m.to_f32()))
-            .collect()
-    } else {
-        vec![None; dev.len()]
-    };
-    let dev_rows: Vec<DevRow<'_>> = dev
-        .iter()
-        .zip(&feats)
-        .zip(&maps)
-        .filter_map(|((e, f), m)| {
-            let f = f.as_deref()?;
-            match (spatial, m.as_deref()) {
-                (false, _) => Some((*e, f, None)),
-                (true, Some(m)) => Some((*e, f, Some(m))),
-                (true, None) => None,
-            }
-        })
-        .collect();
+    let maps = load_maps(cache, &paths, spatial);
+    let dev_rows = dev_rows(&dev, &feats, &maps, spatial);
     if dev_rows.len() < options.min_dev_photos.max(1) {
         return Err(JobError::msg(format!(
             "too few dev photos to calibrate the confidence: {} (at least {})",
