@@ -5,23 +5,25 @@
 //! waiting for a second thread).
 
 use super::linalg::{
-    MatRef, exp_shifted_sum, fill_rows, log_softmax_in_place, lstm_forward_row, matmul,
-    matmul_single, max_of, scale_in_place, sigmoid, tanh, transpose,
+    MatRef, attention_scores, exp_shifted_sum, few_rows_matmul, fill_rows, gated_context,
+    log_softmax_in_place, lstm_forward_row, matmul, max_of, scale_in_place, transpose,
 };
 use super::{DecoderConfig, DecoderError, DecoderKind, Result};
 use candle_core::Tensor;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Rows from which a product is worth sharing between threads (a batch of images rather
 /// than a beam).
 const THREADED_ROWS: usize = 32;
 
-/// `dst += a b`, threaded only for many rows.
-fn product(dst: &mut [f32], a: MatRef<'_>, b: MatRef<'_>) {
-    if a.rows() >= THREADED_ROWS {
-        matmul(dst, a, b, true);
+/// `dst += a w` for row-major `a` `[m, k]` and `w` `[k, n]`: gemm on every thread for many
+/// rows, else the few-rows kernel (no packing of `w`) on the calling thread.
+fn product(dst: &mut [f32], a: &[f32], m: usize, k: usize, w: &[f32], n: usize) {
+    if m >= THREADED_ROWS {
+        matmul(dst, MatRef::new(a, m, k), MatRef::new(w, k, n), true);
     } else {
-        matmul_single(dst, a, b, true);
+        few_rows_matmul(dst, a, m, k, w, n);
     }
 }
 
@@ -85,9 +87,12 @@ pub(super) struct CpuState {
     c: Vec<f32>,
     /// Merge: the image projection of each row.
     image: Vec<f32>,
-    /// Attention: each row's feature map `[cells, F]` and its projection `[cells, A]`.
-    enc: Vec<f32>,
-    att1: Vec<f32>,
+    /// Attention: the feature map `[cells, F]` and its projection `[cells, A]` of every image
+    /// the state started from (shared by the rows, never copied per step), and each row's
+    /// image.
+    enc: Arc<Vec<f32>>,
+    att1: Arc<Vec<f32>>,
+    image_of: Vec<u32>,
 }
 
 impl CpuState {
@@ -115,13 +120,27 @@ impl CpuState {
             Ok(out)
         };
         debug_assert_eq!(self.h.len(), self.rows * hidden);
+        let image_of = if self.image_of.is_empty() {
+            Vec::new()
+        } else {
+            rows.iter()
+                .map(|&r| self.image_of.get(r as usize).copied())
+                .collect::<Option<Vec<u32>>>()
+                .ok_or_else(|| {
+                    DecoderError::Input(format!(
+                        "a row selected from a state of {} rows",
+                        self.rows
+                    ))
+                })?
+        };
         Ok(Self {
             rows: rows.len(),
             h: pick(&self.h)?,
             c: pick(&self.c)?,
             image: pick(&self.image)?,
-            enc: pick(&self.enc)?,
-            att1: pick(&self.att1)?,
+            enc: Arc::clone(&self.enc),
+            att1: Arc::clone(&self.att1),
+            image_of,
         })
     }
 }
@@ -216,7 +235,7 @@ impl CpuDecoder {
         let (k, n) = (w_t.len() / b.len(), b.len());
         dst.resize(rows * n, 0.0);
         fill_rows(dst, b);
-        product(dst, MatRef::new(x, rows, k), MatRef::new(w_t, k, n));
+        product(dst, x, rows, k, w_t, n);
     }
 
     /// Initial state for image features (row-major `[rows, input_dim]`).
@@ -227,8 +246,9 @@ impl CpuDecoder {
             h: Vec::new(),
             c: Vec::new(),
             image: Vec::new(),
-            enc: Vec::new(),
-            att1: Vec::new(),
+            enc: Arc::new(Vec::new()),
+            att1: Arc::new(Vec::new()),
+            image_of: Vec::new(),
         };
         match &self.head {
             Head::Merge { img_w_t, img_b, .. } => {
@@ -265,8 +285,12 @@ impl CpuDecoder {
                 }
                 self.dense(&mut st.h, &mean, rows, &w.h_w_t, &w.h_b);
                 self.dense(&mut st.c, &mean, rows, &w.c_w_t, &w.c_b);
-                st.enc = features[..rows * pc * f].to_vec();
-                self.dense(&mut st.att1, &st.enc, rows * pc, &w.enc_w_t, &w.enc_b);
+                let enc = features[..rows * pc * f].to_vec();
+                let mut att1 = Vec::new();
+                self.dense(&mut att1, &enc, rows * pc, &w.enc_w_t, &w.enc_b);
+                st.enc = Arc::new(enc);
+                st.att1 = Arc::new(att1);
+                st.image_of = (0..rows as u32).collect();
             }
         }
         st
@@ -288,32 +312,20 @@ impl CpuDecoder {
         let mut alpha = vec![0.0f32; n * pc];
         let mut z = vec![0.0f32; n * f];
         for r in 0..n {
+            let img = st.image_of.get(r).map_or(r, |&i| i as usize);
             let a2 = &att2[r * a..(r + 1) * a];
             let al = &mut alpha[r * pc..(r + 1) * pc];
-            for (c, score) in al.iter_mut().enumerate() {
-                let a1 = &st.att1[(r * pc + c) * a..(r * pc + c + 1) * a];
-                let mut s = w.full_b;
-                for k in 0..a {
-                    s += tanh(a1[k] + a2[k]) * w.full_w[k];
-                }
-                *score = s;
-            }
+            let a1 = &st.att1[img * pc * a..(img + 1) * pc * a];
+            attention_scores(al, a1, a2, &w.full_w, w.full_b);
             let mx = max_of(al);
             let sum = exp_shifted_sum(al, mx);
             scale_in_place(al, 1.0 / sum);
-            let zr = &mut z[r * f..(r + 1) * f];
-            for (c, cell) in st.enc[r * pc * f..(r + 1) * pc * f]
-                .chunks_exact(f)
-                .enumerate()
-            {
-                let wgt = al[c];
-                for (d, x) in zr.iter_mut().zip(cell) {
-                    *d += wgt * x;
-                }
-            }
-            for (d, g) in zr.iter_mut().zip(&gate[r * f..(r + 1) * f]) {
-                *d *= sigmoid(*g);
-            }
+            gated_context(
+                &mut z[r * f..(r + 1) * f],
+                al,
+                &st.enc[img * pc * f..(img + 1) * pc * f],
+                &gate[r * f..(r + 1) * f],
+            );
         }
         (z, alpha)
     }
@@ -344,23 +356,16 @@ impl CpuDecoder {
         }
         let mut gates = vec![0.0; n * g4];
         fill_rows(&mut gates, &self.bias4);
-        product(
-            &mut gates,
-            MatRef::new(&x, n, ex),
-            MatRef::new(&self.w_ih_t, ex, g4),
-        );
-        product(
-            &mut gates,
-            MatRef::new(&st.h, n, h),
-            MatRef::new(&self.w_hh_t, h, g4),
-        );
+        product(&mut gates, &x, n, ex, &self.w_ih_t, g4);
+        product(&mut gates, &st.h, n, h, &self.w_hh_t, g4);
         let mut next = CpuState {
             rows: n,
             h: vec![0.0; n * h],
             c: vec![0.0; n * h],
             image: st.image.clone(),
-            enc: st.enc.clone(),
-            att1: st.att1.clone(),
+            enc: Arc::clone(&st.enc),
+            att1: Arc::clone(&st.att1),
+            image_of: st.image_of.clone(),
         };
         let mut tc = vec![0.0; h];
         for r in 0..n {

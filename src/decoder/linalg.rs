@@ -75,10 +75,6 @@ impl<'a> MatRef<'a> {
         }
     }
 
-    pub(crate) fn rows(&self) -> usize {
-        self.rows
-    }
-
     /// The transpose (no copy).
     pub(crate) fn t(self) -> Self {
         Self {
@@ -118,7 +114,8 @@ pub(crate) fn matmul(dst: &mut [f32], a: MatRef<'_>, b: MatRef<'_>, accumulate: 
     matmul_with(dst, a, b, accumulate, parallelism());
 }
 
-/// [`matmul`] on the calling thread only (for products of a few rows).
+/// [`matmul`] on the calling thread only.
+#[cfg(test)]
 pub(crate) fn matmul_single(dst: &mut [f32], a: MatRef<'_>, b: MatRef<'_>, accumulate: bool) {
     matmul_with(dst, a, b, accumulate, gemm::Parallelism::None);
 }
@@ -168,6 +165,146 @@ fn matmul_with(
             false,
             parallelism,
         )
+    }
+}
+
+/// Column alignment of [`few_rows_matmul`]'s split between threads.
+const FEW_COLS: usize = 32;
+
+/// Columns per cache block of [`few_rows_matmul_acc`].
+const FEW_BLOCK: usize = 512;
+
+/// Weights (`k * n`) from which [`few_rows_matmul`] uses two threads.
+const FEW_ROWS_SPLIT: usize = 256 * 1024;
+
+simd_fn! {
+    /// `dst += a w[:, j0..j1]` for a row-major `m x k` matrix `a` with few rows (a beam), a
+    /// row-major `k x n` matrix `w` and a row-major `m x (j1 - j0)` `dst`, streaming `w`
+    /// once, row after row, in its own layout while the few rows of `dst` stay in the
+    /// first-level cache (gemm first packs `w` into panels, which for a handful of rows costs
+    /// about as much as the product).
+    #[allow(clippy::too_many_arguments)]
+    fn few_rows_matmul_acc(
+        dst: &mut [f32],
+        a: &[f32],
+        m: usize,
+        k: usize,
+        w: &[f32],
+        n: usize,
+        j0: usize,
+        j1: usize,
+    ) {
+        let dn = j1 - j0;
+        let dst = &mut dst[..m * dn];
+        // Column blocks small enough that the block's rows of `dst` and four rows of `w`
+        // stay in the first-level cache.
+        for b0 in (j0..j1).step_by(FEW_BLOCK) {
+            let b1 = (b0 + FEW_BLOCK).min(j1);
+            let (o0, o1) = (b0 - j0, b1 - j0);
+            let mut kk = 0;
+            while kk + 4 <= k {
+                let w0 = &w[kk * n + b0..kk * n + b1];
+                let w1 = &w[(kk + 1) * n + b0..(kk + 1) * n + b1];
+                let w2 = &w[(kk + 2) * n + b0..(kk + 2) * n + b1];
+                let w3 = &w[(kk + 3) * n + b0..(kk + 3) * n + b1];
+                for (r, d) in dst.chunks_exact_mut(dn).enumerate() {
+                    let x = &a[r * k + kk..r * k + kk + 4];
+                    let (x0, x1, x2, x3) = (x[0], x[1], x[2], x[3]);
+                    for ((((d, &p), &q), &u), &v) in
+                        d[o0..o1].iter_mut().zip(w0).zip(w1).zip(w2).zip(w3)
+                    {
+                        *d += x0 * p + x1 * q + x2 * u + x3 * v;
+                    }
+                }
+                kk += 4;
+            }
+            while kk < k {
+                let w0 = &w[kk * n + b0..kk * n + b1];
+                for (r, d) in dst.chunks_exact_mut(dn).enumerate() {
+                    let x0 = a[r * k + kk];
+                    for (d, &p) in d[o0..o1].iter_mut().zip(w0) {
+                        *d += x0 * p;
+                    }
+                }
+                kk += 1;
+            }
+        }
+    }
+}
+
+/// `dst += a w` for row-major `a` (`m x k`, few rows) and `w` (`k x n`), `dst` `m x n`: the
+/// decoders' per-step products (see [`few_rows_matmul_acc`]). Large products are split by
+/// columns over two threads: streaming the weights is memory-bound, and two cores read them
+/// faster than one.
+///
+/// # Panics
+/// If a slice is shorter than its shape says (a bug in the caller).
+pub(crate) fn few_rows_matmul(dst: &mut [f32], a: &[f32], m: usize, k: usize, w: &[f32], n: usize) {
+    assert!(
+        dst.len() >= m * n && a.len() >= m * k && w.len() >= k * n,
+        "few_rows_matmul: a slice is shorter than its shape"
+    );
+    if k * n < FEW_ROWS_SPLIT || rayon::current_num_threads() < 2 {
+        few_rows_matmul_acc(dst, a, m, k, w, n, 0, n);
+        return;
+    }
+    let half = (n / 2).div_ceil(FEW_COLS) * FEW_COLS;
+    let rest = n - half;
+    let mut right = vec![0.0f32; m * rest];
+    let mut left = vec![0.0f32; m * half];
+    rayon::join(
+        || few_rows_matmul_acc(&mut left, a, m, k, w, n, 0, half),
+        || few_rows_matmul_acc(&mut right, a, m, k, w, n, half, n),
+    );
+    for r in 0..m {
+        let row = &mut dst[r * n..(r + 1) * n];
+        let (dl, dr) = row.split_at_mut(half);
+        for (d, s) in dl.iter_mut().zip(&left[r * half..(r + 1) * half]) {
+            *d += s;
+        }
+        for (d, s) in dr.iter_mut().zip(&right[r * rest..(r + 1) * rest]) {
+            *d += s;
+        }
+    }
+}
+
+simd_fn! {
+    /// Additive attention scores of one row: `scores[c] = bias + sum_k w[k] tanh(att1[c, k] +
+    /// att2[k])` for the cells `c` of `att1` (`[cells, A]`).
+    fn attention_scores(scores: &mut [f32], att1: &[f32], att2: &[f32], w: &[f32], bias: f32) {
+        let a = att2.len();
+        for (s, cell) in scores.iter_mut().zip(att1.chunks_exact(a)) {
+            let mut lanes = [0.0f32; 16];
+            let chunks = cell.chunks_exact(16).zip(att2.chunks_exact(16)).zip(w.chunks_exact(16));
+            for ((x, y), wk) in chunks {
+                for l in 0..16 {
+                    lanes[l] += tanh(x[l] + y[l]) * wk[l];
+                }
+            }
+            let mut total = bias + lanes.iter().sum::<f32>();
+            let done = a - a % 16;
+            for kk in done..a {
+                total += tanh(cell[kk] + att2[kk]) * w[kk];
+            }
+            *s = total;
+        }
+    }
+}
+
+simd_fn! {
+    /// `dst = sigmoid(gate) * sum_c alpha[c] cells[c, :]` (the attention decoder's gated
+    /// context), `cells` `[alpha.len(), dst.len()]`.
+    fn gated_context(dst: &mut [f32], alpha: &[f32], cells: &[f32], gate: &[f32]) {
+        let f = dst.len();
+        dst.fill(0.0);
+        for (&wgt, cell) in alpha.iter().zip(cells.chunks_exact(f)) {
+            for (d, &x) in dst.iter_mut().zip(cell) {
+                *d += wgt * x;
+            }
+        }
+        for (d, &g) in dst.iter_mut().zip(gate) {
+            *d *= sigmoid(g);
+        }
     }
 }
 
@@ -479,6 +616,56 @@ impl Rng {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn few_rows_matmul_agrees_with_gemm() {
+        let mut rng = Rng::new(3);
+        for &(m, k, n) in &[(1, 7, 5), (3, 40, 70), (4, 16, 64), (6, 33, 97), (9, 5, 32)] {
+            let a: Vec<f32> = (0..m * k).map(|_| rng.next_f32() - 0.5).collect();
+            let w: Vec<f32> = (0..k * n).map(|_| rng.next_f32() - 0.5).collect();
+            let init: Vec<f32> = (0..m * n).map(|_| rng.next_f32()).collect();
+            let mut want = init.clone();
+            matmul_single(
+                &mut want,
+                MatRef::new(&a, m, k),
+                MatRef::new(&w, k, n),
+                true,
+            );
+            let mut got = init.clone();
+            few_rows_matmul(&mut got, &a, m, k, &w, n);
+            for (x, y) in got.iter().zip(&want) {
+                assert!((x - y).abs() < 1e-4, "{m}x{k}x{n}: {x} vs {y}");
+            }
+        }
+    }
+
+    #[test]
+    fn attention_helpers_match_their_definitions() {
+        let mut rng = Rng::new(5);
+        let (cells, a, f) = (5, 37, 21);
+        let att1: Vec<f32> = (0..cells * a).map(|_| rng.next_f32() - 0.5).collect();
+        let att2: Vec<f32> = (0..a).map(|_| rng.next_f32() - 0.5).collect();
+        let w: Vec<f32> = (0..a).map(|_| rng.next_f32() - 0.5).collect();
+        let mut scores = vec![0.0; cells];
+        attention_scores(&mut scores, &att1, &att2, &w, 0.25);
+        for (c, s) in scores.iter().enumerate() {
+            let want: f32 = 0.25
+                + (0..a)
+                    .map(|k| (att1[c * a + k] + att2[k]).tanh() * w[k])
+                    .sum::<f32>();
+            assert!((s - want).abs() < 1e-5, "cell {c}: {s} vs {want}");
+        }
+        let alpha: Vec<f32> = (0..cells).map(|_| rng.next_f32()).collect();
+        let maps: Vec<f32> = (0..cells * f).map(|_| rng.next_f32() - 0.5).collect();
+        let gate: Vec<f32> = (0..f).map(|_| rng.next_f32() * 4.0 - 2.0).collect();
+        let mut z = vec![9.0; f];
+        gated_context(&mut z, &alpha, &maps, &gate);
+        for (j, zj) in z.iter().enumerate() {
+            let ctx: f32 = (0..cells).map(|c| alpha[c] * maps[c * f + j]).sum();
+            let want = ctx / (1.0 + (-gate[j]).exp());
+            assert!((zj - want).abs() < 1e-5, "{j}: {zj} vs {want}");
+        }
+    }
 
     #[test]
     fn exp_is_accurate() {
