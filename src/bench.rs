@@ -157,28 +157,51 @@ pub fn train(
     cache_dir: &Path,
     batch: usize,
     engine: Engine,
+    decoder: &str,
+    max_batches: Option<usize>,
 ) -> anyhow::Result<serde_json::Value> {
     let load_start = loadavg();
     let device = candle_core::Device::Cpu;
+    let attention = match decoder {
+        "merge" => false,
+        "attention" => true,
+        other => anyhow::bail!("--decoder must be `merge` or `attention`, not `{other}`"),
+    };
     let ds = dataset::import(dataset_dir, &ImportOptions::default())?;
     let encoder = pipeline::load_encoder(&device)?;
     let cache = FeatureCache::new(cache_dir, encoder.id());
-    let prepared = pipeline::prepare_training_data(&ds, &cache, encoder.id(), 5)?;
+    let prepared =
+        pipeline::prepare_training_data_with(&ds, &cache, encoder.id(), ds.vocab_with(5), attention)?;
     if !prepared.without_features.is_empty() {
         anyhow::bail!(
-            "{} images have no cached feature: run `captioner features {}` first",
+            "{} images have no cached feature{}: run `captioner features {}{}` first",
             prepared.without_features.len(),
-            dataset_dir.display()
+            if attention { " map" } else { "" },
+            dataset_dir.display(),
+            if attention { " --spatial" } else { "" },
         );
     }
-    let cfg = DecoderConfig::merge(prepared.vocab.len());
+    let (cfg, lr) = if attention {
+        let (rows, cols) = prepared.grid.unwrap_or((7, 7));
+        (DecoderConfig::attention(prepared.vocab.len(), rows, cols), 4e-4)
+    } else {
+        (DecoderConfig::merge(prepared.vocab.len()), TrainConfig::default().lr)
+    };
     let engines = match engine.resolve(&device) {
         Engine::Candle => vec![Engine::Cpu, Engine::Candle],
         other => vec![other],
     };
     let mut results = Vec::new();
     for engine in engines {
-        results.push(train_epoch(&cfg, &prepared.data, batch, engine, &device)?);
+        results.push(train_epoch(
+            &cfg,
+            &prepared.data,
+            batch,
+            lr,
+            max_batches,
+            engine,
+            &device,
+        )?);
     }
     let ratio = match results.as_slice() {
         [cpu, candle] => candle["epoch_s"]
@@ -188,7 +211,9 @@ pub fn train(
         _ => None,
     };
     Ok(json!({
-        "bench": "rust_decoder_merge_train",
+        "bench": format!("rust_decoder_{}_train", cfg.kind),
+        "lr": lr,
+        "max_batches": max_batches,
         "threads": rayon::current_num_threads(),
         "vocab_size": cfg.vocab_size,
         "parameters": cfg.num_params(),
@@ -201,16 +226,21 @@ pub fn train(
 }
 
 /// One epoch of `engine`: the training loop's time and the whole call's.
+/// With `max_batches` only that many batches are trained and the epoch time is extrapolated
+/// from them (`extrapolated` says so).
 fn train_epoch(
     cfg: &DecoderConfig,
     data: &TrainData,
     batch: usize,
+    lr: f32,
+    max_batches: Option<usize>,
     engine: Engine,
     device: &candle_core::Device,
 ) -> anyhow::Result<serde_json::Value> {
     let train_cfg = TrainConfig {
         epochs: 1,
         batch_size: batch,
+        lr,
         dev_bleu_images: 1,
         engine,
         ..TrainConfig::default()
@@ -221,6 +251,8 @@ fn train_epoch(
     let mut steps = 0;
     let mut loss = f64::NAN;
     let mut ran = None;
+    let mut trained = 0;
+    let stop = AtomicBool::new(false);
     let mut on_event = |e: TrainEvent| match e {
         TrainEvent::Started { engine, .. } => {
             ran = Some(engine);
@@ -232,17 +264,21 @@ fn train_epoch(
             avg_loss,
             ..
         } => {
-            if step == steps_per_epoch
+            let last = max_batches.map_or(steps_per_epoch, |m| m.clamp(1, steps_per_epoch));
+            if step == last
                 && let Some(t) = started
             {
-                loop_seconds = t.elapsed().as_secs_f64();
+                loop_seconds = t.elapsed().as_secs_f64() * steps_per_epoch as f64 / last as f64;
                 steps = steps_per_epoch;
+                trained = last;
                 loss = f64::from(avg_loss);
+                if last < steps_per_epoch {
+                    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
             }
         }
         _ => {}
     };
-    let stop = AtomicBool::new(false);
     let t = Instant::now();
     let result = crate::train::train(
         cfg,
@@ -259,6 +295,8 @@ fn train_epoch(
     Ok(json!({
         "engine": ran.map(|e| e.to_string()),
         "steps_per_epoch": steps,
+        "steps_trained": trained,
+        "extrapolated": trained < steps,
         "epoch_s": loop_seconds,
         "epoch_with_dev_eval_and_checkpoint_s": t.elapsed().as_secs_f64(),
         "epoch_mean_loss": loss,

@@ -99,6 +99,14 @@ pub enum BenchCommand {
         /// CPU engine).
         #[arg(long, default_value_t = crate::train::Engine::Auto)]
         engine: crate::train::Engine,
+        /// The decoder: merge (the tutorial's, with its sizes) or attention (hidden 512,
+        /// attention 256, Adam 4e-4, over the cached 7x7 feature maps: `captioner features
+        /// --spatial` first).
+        #[arg(long, default_value = "merge")]
+        decoder: String,
+        /// Train only this many batches (a quick look; the epoch time is then extrapolated).
+        #[arg(long)]
+        max_batches: Option<usize>,
     },
     /// Captioning a whole folder (`captioner batch`'s pipeline): photos/s, beside the
     /// encoder's own images/s (read + decode + forward) on the first photos of the folder.
@@ -474,11 +482,15 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     cache,
                     batch,
                     engine,
+                    decoder,
+                    max_batches,
                 } => crate::bench::train(
                     &dir,
                     &crate::paths::cache_dir(cache.as_deref()),
                     batch,
                     engine,
+                    &decoder,
+                    max_batches,
                 )?,
                 BenchCommand::Batch {
                     dir,
