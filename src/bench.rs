@@ -170,8 +170,13 @@ pub fn train(
     let ds = dataset::import(dataset_dir, &ImportOptions::default())?;
     let encoder = pipeline::load_encoder(&device)?;
     let cache = FeatureCache::new(cache_dir, encoder.id());
-    let prepared =
-        pipeline::prepare_training_data_with(&ds, &cache, encoder.id(), ds.vocab_with(5), attention)?;
+    let prepared = pipeline::prepare_training_data_with(
+        &ds,
+        &cache,
+        encoder.id(),
+        ds.vocab_with(5),
+        attention,
+    )?;
     if !prepared.without_features.is_empty() {
         anyhow::bail!(
             "{} images have no cached feature{}: run `captioner features {}{}` first",
@@ -183,9 +188,15 @@ pub fn train(
     }
     let (cfg, lr) = if attention {
         let (rows, cols) = prepared.grid.unwrap_or((7, 7));
-        (DecoderConfig::attention(prepared.vocab.len(), rows, cols), 4e-4)
+        (
+            DecoderConfig::attention(prepared.vocab.len(), rows, cols),
+            4e-4,
+        )
     } else {
-        (DecoderConfig::merge(prepared.vocab.len()), TrainConfig::default().lr)
+        (
+            DecoderConfig::merge(prepared.vocab.len()),
+            TrainConfig::default().lr,
+        )
     };
     let engines = match engine.resolve(&device) {
         Engine::Candle => vec![Engine::Cpu, Engine::Candle],

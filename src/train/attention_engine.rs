@@ -13,8 +13,9 @@
 
 use super::engine::{BatchLoss, EngineError, Example, Features, Params};
 use crate::decoder::linalg::{
-    MatRef, Rng, column_sums, exp_shifted_sum, fill_rows, lstm_backward_row, lstm_forward_row,
-    matmul, max_of, scale_in_place, sigmoid, tanh, transpose,
+    MatRef, Rng, attention_row_backward, attention_row_forward, column_sums, exp_shifted_sum,
+    fill_rows, lstm_backward_row, lstm_forward_row, matmul, matmul_by_rows_of, max_of,
+    scale_in_place, transpose,
 };
 use crate::decoder::{ATTENTION_REG, DecoderConfig, DecoderKind, END, START};
 use rayon::prelude::*;
@@ -128,6 +129,8 @@ struct Workspace {
     d_att1: Vec<f32>,
     dx: Vec<f32>,
     dt: Vec<f32>,
+    /// The transposed product of [`matmul_by_rows_of`].
+    scratch: Vec<f32>,
     dropped: bool,
 }
 
@@ -342,18 +345,20 @@ impl AttentionEngine {
             }
             let hp = MatRef::new(&ws.hprev[r0 * h..(r0 + nt) * h], nt, h);
             fill_rows(&mut ws.att2[..nt * a], &p[rg.att_dec_b.clone()]);
-            matmul(
+            matmul_by_rows_of(
                 &mut ws.att2[..nt * a],
                 hp,
-                MatRef::new(&ws.att_dec_t, h, a),
+                MatRef::new(&p[rg.att_dec_w.clone()], a, h),
                 true,
+                &mut ws.scratch,
             );
             fill_rows(&mut ws.gate[r0 * f..(r0 + nt) * f], &p[rg.f_beta_b.clone()]);
-            matmul(
+            matmul_by_rows_of(
                 &mut ws.gate[r0 * f..(r0 + nt) * f],
                 hp,
-                MatRef::new(&ws.f_beta_t, h, f),
+                MatRef::new(&p[rg.f_beta_w.clone()], f, h),
                 true,
+                &mut ws.scratch,
             );
             // Per row: scores, softmax, context, gated input.
             let att1 = &ws.att1;
@@ -372,44 +377,34 @@ impl AttentionEngine {
                 .zip(x_rows.par_chunks_mut(ex))
                 .enumerate()
                 .for_each(|(bi, ((((u, al), ctx), gate), x))| {
-                    let a2 = &att2[bi * a..(bi + 1) * a];
-                    for c in 0..pc {
-                        let a1 = &att1[(bi * pc + c) * a..(bi * pc + c + 1) * a];
-                        let uc = &mut u[c * a..(c + 1) * a];
-                        let mut s = bf;
-                        for k in 0..a {
-                            let y = tanh(a1[k] + a2[k]);
-                            uc[k] = y;
-                            s += y * wf[k];
-                        }
-                        al[c] = s;
-                    }
-                    let mx = max_of(al);
-                    let sum = exp_shifted_sum(al, mx);
-                    scale_in_place(al, 1.0 / sum);
-                    ctx.fill(0.0);
-                    let map = &enc[bi * pc * f..(bi + 1) * pc * f];
-                    for (c, cell) in map.chunks_exact(f).enumerate() {
-                        let w = al[c];
-                        for (d, s) in ctx.iter_mut().zip(cell) {
-                            *d += w * s;
-                        }
-                    }
-                    let z = &mut x[e..];
-                    for k in 0..f {
-                        let g = sigmoid(gate[k]);
-                        gate[k] = g;
-                        z[k] = g * ctx[k];
-                    }
+                    attention_row_forward(
+                        u,
+                        al,
+                        ctx,
+                        gate,
+                        &mut x[e..],
+                        &att1[bi * pc * a..(bi + 1) * pc * a],
+                        &att2[bi * a..(bi + 1) * a],
+                        wf,
+                        bf,
+                        &enc[bi * pc * f..(bi + 1) * pc * f],
+                    );
                 });
             let block = &mut ws.gates[r0 * g4..(r0 + nt) * g4];
-            matmul(
+            matmul_by_rows_of(
                 block,
                 MatRef::strided(&ws.x[r0 * ex + e..], nt, f, ex, 1),
-                MatRef::new(&ws.w_ih_t[e * g4..], f, g4),
+                MatRef::strided(&p[rg.w_ih.start + e..rg.w_ih.end], g4, f, ex, 1),
                 true,
+                &mut ws.scratch,
             );
-            matmul(block, hp, MatRef::new(&ws.w_hh_t, h, g4), true);
+            matmul_by_rows_of(
+                block,
+                hp,
+                MatRef::new(&p[rg.w_hh.clone()], g4, h),
+                true,
+                &mut ws.scratch,
+            );
             let (cs_prev, cs_cur) = ws.cs.split_at_mut(r0 * h);
             for bi in 0..nt {
                 let row = r0 + bi;
@@ -564,10 +559,6 @@ impl AttentionEngine {
         let mut d_wf = vec![0.0f64; a];
         let mut d_bf = 0.0f64;
         let wf = &p[rg.att_full_w.clone()];
-        let w_hh = MatRef::new(&p[rg.w_hh.clone()], g4, h);
-        let w_z = MatRef::strided(&p[rg.w_ih.start + e..rg.w_ih.end], g4, f, ex, 1);
-        let att_dec = MatRef::new(&p[rg.att_dec_w.clone()], a, h);
-        let f_beta = MatRef::new(&p[rg.f_beta_w.clone()], f, h);
         for t in (0..steps).rev() {
             let (r0, nt) = (ws.off[t], ws.n[t]);
             let n_next = if t + 1 < steps { ws.n[t + 1] } else { 0 };
@@ -599,8 +590,20 @@ impl AttentionEngine {
             }
             let dg = MatRef::new(&ws.gates[r0 * g4..(r0 + nt) * g4], nt, g4);
             // To the previous hidden state through W_hh, and to the attended features.
-            matmul(&mut ws.dh_rec[..nt * h], dg, w_hh, false);
-            matmul(&mut ws.dz[..nt * f], dg, w_z, false);
+            matmul_by_rows_of(
+                &mut ws.dh_rec[..nt * h],
+                dg,
+                MatRef::new(&ws.w_hh_t, h, g4),
+                false,
+                &mut ws.scratch,
+            );
+            matmul_by_rows_of(
+                &mut ws.dz[..nt * f],
+                dg,
+                MatRef::new(&ws.w_ih_t[e * g4..], f, g4),
+                false,
+                &mut ws.scratch,
+            );
             // Gate and attention, per row.
             let reg = &ws.reg_grad;
             let enc = &ws.enc;
@@ -618,42 +621,25 @@ impl AttentionEngine {
                 .zip(d_att1.par_chunks_mut(pc * a))
                 .enumerate()
                 .map(|(bi, ((dgp, da2), da1))| {
-                    let dzr = &dz[bi * f..(bi + 1) * f];
-                    let cr = &ctx[bi * f..(bi + 1) * f];
-                    let gr = &gate[bi * f..(bi + 1) * f];
                     let mut dctx = vec![0.0f32; f];
-                    for k in 0..f {
-                        let gk = gr[k];
-                        dgp[k] = dzr[k] * cr[k] * gk * (1.0 - gk);
-                        dctx[k] = dzr[k] * gk;
-                    }
-                    let al = &alpha[bi * pc..(bi + 1) * pc];
-                    let map = &enc[bi * pc * f..(bi + 1) * pc * f];
                     let mut dal = vec![0.0f32; pc];
-                    for (c, cell) in map.chunks_exact(f).enumerate() {
-                        let mut s = 0.0f32;
-                        for (x, y) in cell.iter().zip(&dctx) {
-                            s += x * y;
-                        }
-                        dal[c] = s + reg[bi * pc + c];
-                    }
-                    let dot: f32 = al.iter().zip(&dal).map(|(x, y)| x * y).sum();
-                    da2.fill(0.0);
                     let mut dwf = vec![0.0f64; a];
-                    let mut dbf = 0.0f64;
-                    let ur = &u[bi * pc * a..(bi + 1) * pc * a];
-                    for c in 0..pc {
-                        let de = al[c] * (dal[c] - dot);
-                        dbf += f64::from(de);
-                        let uc = &ur[c * a..(c + 1) * a];
-                        let d1 = &mut da1[c * a..(c + 1) * a];
-                        for k in 0..a {
-                            dwf[k] += f64::from(de * uc[k]);
-                            let dp = de * wf[k] * (1.0 - uc[k] * uc[k]);
-                            d1[k] += dp;
-                            da2[k] += dp;
-                        }
-                    }
+                    let dbf = attention_row_backward(
+                        dgp,
+                        da2,
+                        da1,
+                        &mut dwf,
+                        &mut dctx,
+                        &mut dal,
+                        &dz[bi * f..(bi + 1) * f],
+                        &ctx[bi * f..(bi + 1) * f],
+                        &gate[bi * f..(bi + 1) * f],
+                        &alpha[bi * pc..(bi + 1) * pc],
+                        &enc[bi * pc * f..(bi + 1) * pc * f],
+                        &reg[bi * pc..(bi + 1) * pc],
+                        &u[bi * pc * a..(bi + 1) * pc * a],
+                        wf,
+                    );
                     (dwf, dbf)
                 })
                 .collect();
@@ -664,17 +650,19 @@ impl AttentionEngine {
                 d_bf += dbf;
             }
             // The gate and the attention read the previous hidden state too.
-            matmul(
+            matmul_by_rows_of(
                 &mut ws.dh_rec[..nt * h],
                 MatRef::new(&ws.d_gpre[r0 * f..(r0 + nt) * f], nt, f),
-                f_beta,
+                MatRef::new(&ws.f_beta_t, h, f),
                 true,
+                &mut ws.scratch,
             );
-            matmul(
+            matmul_by_rows_of(
                 &mut ws.dh_rec[..nt * h],
                 MatRef::new(&ws.d_att2[r0 * a..(r0 + nt) * a], nt, a),
-                att_dec,
+                MatRef::new(&ws.att_dec_t, h, a),
                 true,
+                &mut ws.scratch,
             );
         }
 
