@@ -344,6 +344,7 @@ pub fn caption(
     }
     Ok(json!({
         "bench": "rust_caption_latency",
+        "model": model.display().to_string(),
         "threads": rayon::current_num_threads(),
         "beam": beam,
         "runs": ms.len(),
