@@ -8,7 +8,7 @@ mod app_support;
 use std::sync::Arc;
 
 use app_support::{app, drop_files, fixtures, wait_until};
-use captioner::app::Tab;
+use captioner::app::{Startup, Tab};
 use captioner::decoder::AttentionMaps;
 use captioner::pipeline::{CaptionResult, ScoredCaption, ScoredWord};
 use captioner::worker::Event;
@@ -105,6 +105,12 @@ fn words_show_their_attention_maps_over_the_photo() {
 fn a_model_without_attention_says_why() {
     let tmp = tempfile::tempdir().unwrap();
     let mut h = app(&tmp.path().join("data"), Tab::Caption);
+    // The shipped merge model (the default has attention).
+    h.state_mut().apply_startup(Startup {
+        model: Some(captioner::pipeline::models_root().join("merge")),
+        ..Startup::default()
+    });
+    h.step();
     let photo = fixtures().join("encoder/images/246231741_882b45c4e1.jpg");
     drop_files(&mut h, std::slice::from_ref(&photo));
     wait_until(&mut h, 60, "the caption", |a| {

@@ -11,11 +11,12 @@ use captioner::app::Tab;
 use captioner::jobs::models;
 use egui_kittest::kittest::Queryable;
 
+/// The shipped merge model (trained runs here are copies of it).
 fn shipped_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("models/default")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("models/merge")
 }
 
-/// A trained run `models/NAME/best` (a copy of the shipped model's files).
+/// A trained run `models/NAME/best` (a copy of the shipped merge model's files).
 fn trained_model(models_dir: &Path, name: &str) -> PathBuf {
     let best = models_dir.join(name).join("best");
     copy_dir(&shipped_dir(), &best);
@@ -32,7 +33,7 @@ fn renaming_and_deleting_a_model() {
     h.step();
 
     let entries = h.state().panels.models.entries().to_vec();
-    // The shipped models (default first, then e.g. attention) and the trained one.
+    // The shipped models (default first, then merge) and the trained one.
     assert_eq!(
         entries.iter().filter(|e| !e.shipped).count(),
         1,

@@ -648,8 +648,11 @@ fn attention_model_writes_one_map_per_word() {
     );
 
     // The shipped merge model has no maps and says why (the caption still prints).
+    let merge = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/merge");
     let out = run(captioner()
         .arg("caption")
+        .arg("--model")
+        .arg(&merge)
         .arg("--attention")
         .arg(tmp.path().join("none"))
         .arg(&image));

@@ -297,7 +297,7 @@ fn the_cpu_fast_path_decodes_as_candle_ops() {
 #[test]
 fn the_shipped_attention_model_fills_caption_results_with_maps() {
     use captioner::pipeline::{Captioner, DecodeOptions, default_model_dir, models_root};
-    let dir = models_root().join("attention");
+    let dir = default_model_dir();
     let photo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/flickr8k_mini/Flicker8k_Dataset/1191338263_a4fa073154.jpg");
     let c = Captioner::load(&dir, &Device::Cpu).unwrap();
@@ -321,7 +321,7 @@ fn the_shipped_attention_model_fills_caption_results_with_maps() {
         }
     }
     // The merge model's captions have none.
-    let merge = Captioner::load(&default_model_dir(), &Device::Cpu).unwrap();
+    let merge = Captioner::load(&models_root().join("merge"), &Device::Cpu).unwrap();
     let r = merge
         .caption_file(&photo, &DecodeOptions::default())
         .unwrap();
@@ -330,13 +330,13 @@ fn the_shipped_attention_model_fills_caption_results_with_maps() {
 
 #[test]
 fn the_word_dog_looks_at_the_dog() {
-    use captioner::pipeline::{Captioner, DecodeOptions, models_root};
+    use captioner::pipeline::{Captioner, DecodeOptions, default_model_dir};
     // A 224x224 fixture photo of a black-and-white dog leaping for a frisbee. Its head and
     // chest lie in x 48..160, y 32..128 (chosen by looking at the photo): cells 1..5 of rows
     // 1..4 of the 7x7 grid (32 px a cell), 12 of the 49 cells.
     let photo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/flickr8k_mini/Flicker8k_Dataset/2294598473_40637b5c04.jpg");
-    let c = Captioner::load(&models_root().join("attention"), &Device::Cpu).unwrap();
+    let c = Captioner::load(&default_model_dir(), &Device::Cpu).unwrap();
     let r = c.caption_file(&photo, &DecodeOptions::default()).unwrap();
     let maps = r.attention.as_ref().unwrap();
     let i = r

@@ -193,8 +193,16 @@ fn shipped_model_flags_unfamiliar_photos_and_tags_them() {
     let cat = caption(&c, &unf.join("chelsea.jpg"));
     assert_eq!(cat.needs_review, Some(true), "{cat:?}");
     assert!(cat.tags.iter().any(|t| t == "cat"), "{:?}", cat.tags);
-    // A caption flagged as probably wrong ("a little girl ...") lends no words to the tags.
-    assert!(!cat.tags.iter().any(|t| t == "girl"), "{:?}", cat.tags);
+    // A caption flagged as probably wrong ("a little boy ...") lends no words to the tags.
+    assert!(
+        !cat.tags.iter().any(|t| t == "boy" || t == "girl"),
+        "{:?}",
+        cat.tags
+    );
+    // The astronaut (a NASA portrait in an orange flight suit) gets a people caption that
+    // is flagged too.
+    let astronaut = caption(&c, &unf.join("astronaut.jpg"));
+    assert_eq!(astronaut.needs_review, Some(true), "{astronaut:?}");
     let coffee = caption(&c, &unf.join("coffee.jpg"));
     assert_eq!(coffee.needs_review, Some(true), "{coffee:?}");
     assert_eq!(coffee.review_reason, Some(ReviewReason::Unfamiliar));
@@ -209,9 +217,10 @@ fn shipped_model_flags_unfamiliar_photos_and_tags_them() {
         assert!(r.familiarity.unwrap() < 0.05, "{r:?}");
     }
     // The Flickr8k fixture photos: none whose caption is acceptable (per-photo CIDEr-D >= 0.1
-    // against its five references) is flagged, and at most 2 of the 24 are flagged at all
-    // (2851304910 is, rightly: "a man in a blue shirt is sitting on a dirt path" for a woman
-    // filming hills).
+    // against its five references) is flagged, and at most 2 of the 24 are flagged at all;
+    // 2851304910 is, rightly, though its caption scores above 0.1 on "red shirt" alone: "a man
+    // in a red shirt is standing on a rocky path" for a woman filming hills (the merge model:
+    // "a man in a blue shirt is sitting on a dirt path").
     let mini = root().join("tests/fixtures/flickr8k_mini");
     let tokens = std::fs::read_to_string(mini.join("Flickr8k_text/Flickr8k.token.txt")).unwrap();
     let (photos, _) =
@@ -236,7 +245,8 @@ fn shipped_model_flags_unfamiliar_photos_and_tags_them() {
     }
     let cider = captioner::eval::cider_d_scores(&hyps, &refs).per_image;
     for ((p, flag), score) in photos.iter().zip(&flags).zip(&cider) {
-        if *score >= 0.1 {
+        let rightly = p.to_string_lossy().contains("2851304910");
+        if *score >= 0.1 && !rightly {
             assert!(!flag, "{}: acceptable caption flagged", p.display());
         }
     }
@@ -318,15 +328,13 @@ fn fixture_dataset_and_features(
     .unwrap();
     let cache = captioner::features::FeatureCache::new(&tmp.join("cache"), encoder.id());
     let paths: Vec<PathBuf> = ds.images.iter().map(|e| e.path.clone()).collect();
-    captioner::jobs::extract::extract(
-        encoder,
-        &cache,
-        &paths,
-        &Default::default(),
-        &mut |_| {},
-        &cancel,
-    )
-    .unwrap();
+    // Feature maps too: the shipped default model is an attention model.
+    let options = captioner::features::ExtractOptions {
+        spatial: true,
+        ..Default::default()
+    };
+    captioner::jobs::extract::extract(encoder, &cache, &paths, &options, &mut |_| {}, &cancel)
+        .unwrap();
     (ds, cache)
 }
 

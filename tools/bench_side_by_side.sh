@@ -49,8 +49,8 @@ CACHE=${CAPTIONER_CACHE:-${XDG_DATA_HOME:-$HOME/.local/share}/captioner/cache}
 fi
 
 if want caption; then
-echo "caption latency (warm, beam 3): the merge model, then the attention model (maps included)" >&2
-for model in models/default models/attention; do
+echo "caption latency (warm, beam 3): the merge model, then the default attention model (maps included)" >&2
+for model in models/merge models/default; do
   "$BIN" bench caption tests/fixtures/encoder/images/*.jpg --model "$model" --beam 3 --n 30 \
     | grep "^{" | tee -a "$OUT"
 done

@@ -39,7 +39,7 @@ tensor `spatial` [7, 7, 1280] float16 (read as float32, as captioner trains).
 --init-from FILE loads a captioner attention model's weights.safetensors (names as ours, the
 LSTM's `_l0` suffix dropped) instead of the fresh initialisation and reports, before training,
 the model's teacher-forced cross-entropy without dropout on the batches to be trained: with
-real features and models/attention/weights.safetensors it checks that this network is ours.
+real features and models/default/weights.safetensors it checks that this network is ours.
 
 Prints one JSON line. With --max-batches N the epoch is cut short and the full epoch's time
 is extrapolated (fields `extrapolated_*`, from the mean time per batch and per target token).
@@ -238,7 +238,7 @@ def main() -> int:
     ap.add_argument("--features-cache", help="captioner feature cache with the spatial maps "
                     "(default: random normal features)")
     ap.add_argument("--init-from", help="start from a captioner attention weights.safetensors")
-    ap.add_argument("--compare-weights", default="models/attention/weights.safetensors",
+    ap.add_argument("--compare-weights", default="models/default/weights.safetensors",
                     help="captioner weights whose names, shapes and parameter count are "
                     "compared with this model's (skipped when the file is absent)")
     ap.add_argument("--min-count", type=int, default=5)

@@ -30,7 +30,8 @@ pub enum FeatureError {
 /// Progress of an extraction.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ExtractEvent {
-    /// Work is known: `total` images, of which `cached` were already in the cache.
+    /// Work is known: `total` images; `cached` of the first batch were already in the cache
+    /// (the whole count is in the final [`ExtractReport`]).
     Started { total: usize, cached: usize },
     /// `done` of `total` images handled (cached, computed or failed).
     Progress {

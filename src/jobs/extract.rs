@@ -29,13 +29,7 @@ pub fn extract(
         options,
         cancel.flag(),
         &mut |e| match e {
-            ExtractEvent::Started { total, cached } => {
-                if cached > 0 {
-                    events(JobEvent::Phase {
-                        job: Job::Features,
-                        message: format!("image features: {cached} of {total} already cached"),
-                    });
-                }
+            ExtractEvent::Started { total, .. } => {
                 events(JobEvent::Progress {
                     job: Job::Features,
                     done: 0,

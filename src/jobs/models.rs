@@ -201,7 +201,7 @@ pub fn shipped_model() -> ModelEntry {
 }
 
 /// The models shipped in `models/`: the default first, then the others (such as
-/// `attention`), by folder name.
+/// `merge`), by folder name.
 pub fn shipped_models() -> Vec<ModelEntry> {
     let mut all = vec![shipped_model()];
     let default = pipeline::default_model_dir();

@@ -1,4 +1,5 @@
-//! The shipped model (`models/default`) loads unchanged into the candle_nn decoders and
+//! The shipped merge model (`models/merge`, the default until the attention model replaced
+//! it) loads unchanged into the candle_nn decoders and
 //! captions the fixture photos exactly as before the decoders were rebuilt from candle_nn
 //! layers, on the CPU fast path and on candle ops.
 //!
@@ -13,7 +14,11 @@ use captioner::decoder::{
     greedy_with_options,
 };
 use captioner::model_dir::load_model;
-use captioner::pipeline::default_model_dir;
+use captioner::pipeline::models_root;
+
+fn merge_model_dir() -> std::path::PathBuf {
+    models_root().join("merge")
+}
 
 /// (greedy caption, its summed log-probability)
 const GREEDY: [(&str, f32); 24] = [
@@ -162,7 +167,7 @@ fn check(decoder: &Decoder, vocab: &[String], what: &str) {
 
 #[test]
 fn the_shipped_model_captions_as_before() {
-    let model = load_model(&default_model_dir(), &Device::Cpu).unwrap();
+    let model = load_model(&merge_model_dir(), &Device::Cpu).unwrap();
     assert!(model.decoder.has_cpu_fast_path());
     check(&model.decoder, &model.vocab, "CPU fast path");
     let candle = model.decoder.clone().without_cpu_fast_path();
@@ -191,7 +196,7 @@ fn has_repeated_bigram(words: &str) -> bool {
 
 #[test]
 fn blocking_changes_only_the_captions_with_repeats() {
-    let model = load_model(&default_model_dir(), &Device::Cpu).unwrap();
+    let model = load_model(&merge_model_dir(), &Device::Cpu).unwrap();
     let feats = features();
     let greedy_caps = greedy(&model.decoder, &feats, 30).unwrap();
     for i in 0..24 {
