@@ -373,6 +373,10 @@ pub struct EvalArgs {
     /// (photos unlike the dataset's, with `captions.txt`: photo<TAB>caption lines).
     #[arg(long, value_name = "DIR")]
     pub extra: Option<PathBuf>,
+    /// Keep the scores in the model's meta.json (as the Models view's Evaluate does; the
+    /// Models view and `captioner models` show a dev split's scores).
+    #[arg(long)]
+    pub store: bool,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,

@@ -653,6 +653,13 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<ExitCode> {
         &cancel,
     )?;
     renderer.finish_bar();
+    if args.store {
+        crate::jobs::models::store_evaluation(&captioner.model_dir, &args.dir, &report)?;
+        eprintln!(
+            "stored in {}",
+            captioner.model_dir.join(crate::model_dir::META_FILE).display()
+        );
+    }
     let mix = match &args.extra {
         Some(extra) => {
             let m = crate::jobs::evaluate::evaluate_mix(

@@ -20,6 +20,8 @@ fn shipped_dir() -> PathBuf {
 fn trained_model(models_dir: &Path, name: &str) -> PathBuf {
     let best = models_dir.join(name).join("best");
     copy_dir(&shipped_dir(), &best);
+    // A run fresh from training: not evaluated yet.
+    captioner::model_dir::update_meta(&best, |m| m.evaluation = None).unwrap();
     best
 }
 
