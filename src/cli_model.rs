@@ -657,7 +657,10 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<ExitCode> {
         crate::jobs::models::store_evaluation(&captioner.model_dir, &args.dir, &report)?;
         eprintln!(
             "stored in {}",
-            captioner.model_dir.join(crate::model_dir::META_FILE).display()
+            captioner
+                .model_dir
+                .join(crate::model_dir::META_FILE)
+                .display()
         );
     }
     let mix = match &args.extra {

@@ -169,10 +169,9 @@ fn train_resume_caption_and_eval_end_to_end() {
         assert!((0.0..=1.0).contains(&b.as_f64().unwrap()));
     }
     // --store kept the scores in the model's meta.json.
-    let meta: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(run_dir.join("best").join("meta.json")).unwrap(),
-    )
-    .unwrap();
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("best").join("meta.json")).unwrap())
+            .unwrap();
     assert_eq!(meta["evaluation"]["split"], "dev");
     assert_eq!(meta["evaluation"]["bleu"], v["bleu"]);
     assert_eq!(meta["evaluation"]["cider_d"], v["cider_d"]);
