@@ -708,7 +708,7 @@ impl BatchPanel {
         let report = s.save(overwrite_conflicts);
         s.touch();
         let text = report.describe();
-        if report.failed.is_empty() && report.conflicts.is_empty() {
+        if report.failed.is_empty() && report.conflicts.is_empty() && report.shared.is_empty() {
             shared.status.info(&text);
         } else {
             shared.status.error(&text);

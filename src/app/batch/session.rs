@@ -321,11 +321,22 @@ pub struct SaveReport {
     pub missing: usize,
     /// `file: reason` for each sidecar that could not be written.
     pub failed: Vec<String>,
+    /// Photos whose sidecar another photo of this save just wrote (`a.jpg` and `a.png` share
+    /// `a.txt`): never overwritten, even with `overwrite_conflicts`, so neither caption is lost.
+    pub shared: Vec<String>,
 }
 
 impl SaveReport {
     pub fn describe(&self) -> String {
         let mut s = format!("saved {} captions", self.written);
+        if !self.shared.is_empty() {
+            s.push_str(&format!(
+                ", {} not saved because another photo's caption went to the same .txt file ({}; \
+                 export those as XMP sidecars or CSV instead)",
+                self.shared.len(),
+                self.shared.join(", ")
+            ));
+        }
         if !self.conflicts.is_empty() {
             s.push_str(&format!(
                 ", {} left alone (changed on disk or not UTF-8 text)",
@@ -606,6 +617,11 @@ impl Session {
     /// `overwrite_conflicts`.
     pub fn save(&mut self, overwrite_conflicts: bool) -> SaveReport {
         let mut report = SaveReport::default();
+        // Sidecars more than one photo maps to (`a.jpg` and `a.png` share `a.txt`).
+        let mut users: HashMap<PathBuf, usize> = HashMap::new();
+        for e in &self.entries {
+            *users.entry(sidecar::sidecar_path(&e.path)).or_insert(0) += 1;
+        }
         for (i, e) in self.entries.iter_mut().enumerate() {
             if !e.is_dirty() {
                 continue;
@@ -621,6 +637,16 @@ impl Session {
             }
             let now = Disk::read(&e.path);
             let conflict = matches!(now, Disk::Unreadable(_)) || now != e.disk;
+            let path = sidecar::sidecar_path(&e.path);
+            if conflict && users.get(&path).is_some_and(|&n| n > 1) {
+                // Another photo's caption may be what changed it: never overwritten.
+                report.shared.push(format!(
+                    "{} shares {} with another photo",
+                    e.path.display(),
+                    path.display()
+                ));
+                continue;
+            }
             if conflict && !overwrite_conflicts {
                 report.conflicts.push(i);
                 continue;
@@ -633,7 +659,6 @@ impl Session {
                 caption: sidecar::one_line(&e.cell.caption),
                 extra,
             };
-            let path = sidecar::sidecar_path(&e.path);
             match sidecar::write(&path, &new, WriteMode::Overwrite) {
                 Ok(WriteOutcome::Written | WriteOutcome::Unchanged) => {
                     report.written += 1;
@@ -943,6 +968,32 @@ mod tests {
             "a cat\n"
         );
         assert_eq!(s.dirty_count(), 0);
+    }
+
+    #[test]
+    fn photos_sharing_a_sidecar_never_overwrite_each_other() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (jpg, png) = (tmp.path().join("a.jpg"), tmp.path().join("a.png"));
+        std::fs::write(&jpg, b"x").unwrap();
+        std::fs::write(&png, b"x").unwrap();
+        let mut s = Session::open(
+            tmp.path().display().to_string(),
+            Some(tmp.path().to_path_buf()),
+            vec![jpg.clone(), png.clone()],
+        );
+        s.edit(0, "a dog on a beach");
+        s.edit(1, "a cat on a sofa");
+        for overwrite in [false, true] {
+            let r = s.save(overwrite);
+            assert_eq!(r.shared.len(), 1, "{r:?}");
+            assert!(r.describe().contains("same .txt file"), "{}", r.describe());
+            assert_eq!(
+                std::fs::read_to_string(tmp.path().join("a.txt")).unwrap(),
+                "a dog on a beach\n"
+            );
+        }
+        // The other photo's caption is kept in the session, still unsaved.
+        assert_eq!(s.dirty_count(), 1);
     }
 
     #[test]
