@@ -1,12 +1,13 @@
 //! Decoding on the CPU without candle's per-op overhead: the same network as the candle
 //! decoders, step by step on flat `f32` buffers, with contiguous transposed weights (the
-//! fast layout for products with a handful of rows) and single-threaded products (a beam's
-//! few rows are too little work to share between threads, and a busy machine punishes
-//! waiting for a second thread).
+//! fast layout for products with a handful of rows); a beam's products stream the weights
+//! once, the large ones split by columns over two threads
+//! ([`super::linalg::few_rows_matmul`]). The attention step is the training engine's own
+//! per-row kernel ([`super::linalg::attention_row_forward`]).
 
 use super::linalg::{
-    MatRef, attention_scores, exp_shifted_sum, few_rows_matmul, fill_rows, gated_context,
-    log_softmax_in_place, lstm_forward_row, matmul, max_of, scale_in_place, transpose,
+    MatRef, attention_row_forward, few_rows_matmul, fill_rows, log_softmax_in_place,
+    lstm_forward_row, matmul, scale_in_place, transpose,
 };
 use super::{DecoderConfig, DecoderError, DecoderKind, Result};
 use candle_core::Tensor;
@@ -311,20 +312,21 @@ impl CpuDecoder {
         self.dense(&mut gate, &st.h, n, &w.beta_w_t, &w.beta_b);
         let mut alpha = vec![0.0f32; n * pc];
         let mut z = vec![0.0f32; n * f];
+        // Scratch of the shared per-row kernel (training keeps these for its backward pass).
+        let (mut u, mut ctx) = (vec![0.0f32; pc * a], vec![0.0f32; f]);
         for r in 0..n {
             let img = st.image_of.get(r).map_or(r, |&i| i as usize);
-            let a2 = &att2[r * a..(r + 1) * a];
-            let al = &mut alpha[r * pc..(r + 1) * pc];
-            let a1 = &st.att1[img * pc * a..(img + 1) * pc * a];
-            attention_scores(al, a1, a2, &w.full_w, w.full_b);
-            let mx = max_of(al);
-            let sum = exp_shifted_sum(al, mx);
-            scale_in_place(al, 1.0 / sum);
-            gated_context(
+            attention_row_forward(
+                &mut u,
+                &mut alpha[r * pc..(r + 1) * pc],
+                &mut ctx,
+                &mut gate[r * f..(r + 1) * f],
                 &mut z[r * f..(r + 1) * f],
-                al,
+                &st.att1[img * pc * a..(img + 1) * pc * a],
+                &att2[r * a..(r + 1) * a],
+                &w.full_w,
+                w.full_b,
                 &st.enc[img * pc * f..(img + 1) * pc * f],
-                &gate[r * f..(r + 1) * f],
             );
         }
         (z, alpha)

@@ -268,46 +268,6 @@ pub(crate) fn few_rows_matmul(dst: &mut [f32], a: &[f32], m: usize, k: usize, w:
     }
 }
 
-simd_fn! {
-    /// Additive attention scores of one row: `scores[c] = bias + sum_k w[k] tanh(att1[c, k] +
-    /// att2[k])` for the cells `c` of `att1` (`[cells, A]`).
-    fn attention_scores(scores: &mut [f32], att1: &[f32], att2: &[f32], w: &[f32], bias: f32) {
-        let a = att2.len();
-        for (s, cell) in scores.iter_mut().zip(att1.chunks_exact(a)) {
-            let mut lanes = [0.0f32; 16];
-            let chunks = cell.chunks_exact(16).zip(att2.chunks_exact(16)).zip(w.chunks_exact(16));
-            for ((x, y), wk) in chunks {
-                for l in 0..16 {
-                    lanes[l] += tanh(x[l] + y[l]) * wk[l];
-                }
-            }
-            let mut total = bias + lanes.iter().sum::<f32>();
-            let done = a - a % 16;
-            for kk in done..a {
-                total += tanh(cell[kk] + att2[kk]) * w[kk];
-            }
-            *s = total;
-        }
-    }
-}
-
-simd_fn! {
-    /// `dst = sigmoid(gate) * sum_c alpha[c] cells[c, :]` (the attention decoder's gated
-    /// context), `cells` `[alpha.len(), dst.len()]`.
-    fn gated_context(dst: &mut [f32], alpha: &[f32], cells: &[f32], gate: &[f32]) {
-        let f = dst.len();
-        dst.fill(0.0);
-        for (&wgt, cell) in alpha.iter().zip(cells.chunks_exact(f)) {
-            for (d, &x) in dst.iter_mut().zip(cell) {
-                *d += wgt * x;
-            }
-        }
-        for (d, &g) in dst.iter_mut().zip(gate) {
-            *d *= sigmoid(g);
-        }
-    }
-}
-
 /// `sum_k x[k] y[k]` in sixteen independent lanes (so it vectorises), then the tail.
 #[inline(always)]
 fn dot_lanes(x: &[f32], y: &[f32]) -> f32 {
@@ -809,30 +769,42 @@ mod tests {
     }
 
     #[test]
-    fn attention_helpers_match_their_definitions() {
+    fn attention_row_forward_matches_its_definition() {
         let mut rng = Rng::new(5);
         let (cells, a, f) = (5, 37, 21);
         let att1: Vec<f32> = (0..cells * a).map(|_| rng.next_f32() - 0.5).collect();
         let att2: Vec<f32> = (0..a).map(|_| rng.next_f32() - 0.5).collect();
         let w: Vec<f32> = (0..a).map(|_| rng.next_f32() - 0.5).collect();
-        let mut scores = vec![0.0; cells];
-        attention_scores(&mut scores, &att1, &att2, &w, 0.25);
-        for (c, s) in scores.iter().enumerate() {
-            let want: f32 = 0.25
-                + (0..a)
-                    .map(|k| (att1[c * a + k] + att2[k]).tanh() * w[k])
-                    .sum::<f32>();
-            assert!((s - want).abs() < 1e-5, "cell {c}: {s} vs {want}");
-        }
-        let alpha: Vec<f32> = (0..cells).map(|_| rng.next_f32()).collect();
         let maps: Vec<f32> = (0..cells * f).map(|_| rng.next_f32() - 0.5).collect();
-        let gate: Vec<f32> = (0..f).map(|_| rng.next_f32() * 4.0 - 2.0).collect();
-        let mut z = vec![9.0; f];
-        gated_context(&mut z, &alpha, &maps, &gate);
-        for (j, zj) in z.iter().enumerate() {
-            let ctx: f32 = (0..cells).map(|c| alpha[c] * maps[c * f + j]).sum();
-            let want = ctx / (1.0 + (-gate[j]).exp());
-            assert!((zj - want).abs() < 1e-5, "{j}: {zj} vs {want}");
+        let gate_in: Vec<f32> = (0..f).map(|_| rng.next_f32() * 4.0 - 2.0).collect();
+        let (mut u, mut alpha, mut ctx) = (vec![0.0; cells * a], vec![0.0; cells], vec![9.0; f]);
+        let (mut gate, mut z) = (gate_in.clone(), vec![9.0; f]);
+        attention_row_forward(
+            &mut u, &mut alpha, &mut ctx, &mut gate, &mut z, &att1, &att2, &w, 0.25, &maps,
+        );
+        let scores: Vec<f32> = (0..cells)
+            .map(|c| {
+                0.25 + (0..a)
+                    .map(|k| (att1[c * a + k] + att2[k]).tanh() * w[k])
+                    .sum::<f32>()
+            })
+            .collect();
+        let total: f32 = scores.iter().map(|s| s.exp()).sum();
+        for (c, (al, s)) in alpha.iter().zip(&scores).enumerate() {
+            let want = s.exp() / total;
+            assert!((al - want).abs() < 1e-5, "cell {c}: {al} vs {want}");
+        }
+        for j in 0..f {
+            let want_ctx: f32 = (0..cells).map(|c| alpha[c] * maps[c * f + j]).sum();
+            let g = 1.0 / (1.0 + (-gate_in[j]).exp());
+            assert!((ctx[j] - want_ctx).abs() < 1e-5);
+            assert!((gate[j] - g).abs() < 1e-5);
+            assert!(
+                (z[j] - g * want_ctx).abs() < 1e-5,
+                "{j}: {} vs {}",
+                z[j],
+                g * want_ctx
+            );
         }
     }
 
