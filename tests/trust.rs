@@ -56,9 +56,9 @@ fn tag_mapping_covers_every_imagenet_class() {
 fn calibration() -> Calibration {
     Calibration {
         signals: Signals::NAMES.iter().map(|s| s.to_string()).collect(),
-        mean: vec![0.1; 7],
-        scale: vec![1.0; 7],
-        weights: vec![0.5, 0.2, 1.0, 0.3, 0.2, 0.1, 0.1],
+        mean: vec![0.1; 8],
+        scale: vec![1.0; 8],
+        weights: vec![0.5, 0.2, 1.0, 0.4, 0.3, 0.2, 0.1, 0.1],
         bias: -0.2,
         review_below: 0.4,
         unfamiliar_below: 0.3,
@@ -121,8 +121,11 @@ fn familiarity_is_stored_and_loaded() {
     let q = feature(0, 500);
     let (a, b) = (fam.neighbours(&q), back.neighbours(&q));
     assert_eq!(a, b);
-    // The nearest photos are of the same cluster, and their captions came back.
-    assert!(a.indices.iter().all(|i| i % 2 == 0), "{a:?}");
+    // The nearest photos (the 20 of the same cluster first) are of the same cluster, and
+    // their captions came back.
+    assert_eq!(a.indices.len(), 40);
+    assert!(a.indices[..20].iter().all(|i| i % 2 == 0), "{a:?}");
+    assert!(a.similarity > 0.9 && a.centred_similarity > 0.5, "{a:?}");
     assert_eq!(back.captions(3), &[vec![4, 5, 9], vec![7, 8]]);
     let f = back.familiarity(a.similarity);
     assert!((0.0..=1.0).contains(&f));
@@ -131,6 +134,21 @@ fn familiarity_is_stored_and_loaded() {
         .map(|j| if j % 2 == 0 { 1.0 } else { -1.0 })
         .collect();
     assert!(back.familiarity(back.neighbours(&odd).similarity) < 0.05);
+
+    // Familiarity data written by an older version is refused with a message saying what to
+    // do (the folder still captions, without a confidence: see `a_model_without_calibration_still_captions_and_says_so`).
+    let json = dir
+        .path()
+        .join(captioner::trust::familiarity::FAMILIARITY_JSON);
+    let mut info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    info.as_object_mut().unwrap().remove("version");
+    std::fs::write(&json, info.to_string()).unwrap();
+    let err = Familiarity::load(dir.path()).unwrap_err().to_string();
+    assert!(
+        err.contains("older") && err.contains("captioner calibrate"),
+        "{err}"
+    );
 }
 
 /// The shipped model in a folder of its own, without its trust files.

@@ -4,8 +4,8 @@
 Input: the CSV written by
     captioner calibrate DATASET --model DIR --unfamiliar tests/fixtures/unfamiliar \
         --dry-run --signals signals.csv
-(one row per dev photo and per extra photo: its seven signals, per-photo CIDEr-D and whether
-that is acceptable, >= 0.1).
+(one row per dev photo and per extra photo: its signals, per-photo CIDEr-D and whether that is
+acceptable, >= 0.1).
 
 Each variant is a logistic regression (standardised inputs, L2 penalty, Newton's method, as
 src/trust/calibration.rs) fitted on the dev rows only. Printed per variant:
@@ -21,8 +21,8 @@ import sys
 
 import numpy as np
 
-SIGNALS = ["log_word_geomean", "log_word_min", "similarity", "neighbour_agreement",
-           "class_agreement", "top_class", "beam_agreement"]
+SIGNALS = ["log_word_geomean", "log_word_min", "similarity", "centred_similarity",
+           "neighbour_agreement", "class_agreement", "top_class", "beam_agreement"]
 PERSON = {"man", "woman", "men", "women", "girl", "boy", "girls", "boys", "people", "person",
           "child", "children", "kid", "kids", "lady", "player", "guy"}
 
@@ -69,7 +69,9 @@ def main(path):
           f"{(~dev).sum()} extra photos ({y[~dev].sum()} acceptable)")
     for j, k in enumerate(SIGNALS):
         print(f"  {k:20s} alone: AUROC dev {auroc(x0[dev, j], y[dev]):.3f}")
-    g, mn, sim, na, ca, tc, ba = x0.T
+    col = {k: x0[:, j] for j, k in enumerate(SIGNALS)}
+    g, sim, na = col["log_word_geomean"], col["similarity"], col["neighbour_agreement"]
+    ca, tc = col["class_agreement"], col["top_class"]
     length = np.array([len(w) for w in words], float)
     person = np.array([any(t in PERSON for t in w) for w in words], float)
     dog = np.array([any(t in ("dog", "dogs", "puppy") for t in w) for w in words], float)
@@ -84,8 +86,8 @@ def main(path):
         return np.hstack(cols)
 
     variants = [
-        ("the seven signals (shipped), L2 1", x0, 1.0),
-        ("the seven signals, L2 30", x0, 30.0),
+        ("the signals (shipped), L2 1", x0, 1.0),
+        ("the signals, L2 30", x0, 30.0),
         ("+ interactions (word prob x familiarity, ...)", np.column_stack(
             [x0, g * sim, na * sim, g * na]), 1.0),
         ("+ squares and log neighbour agreement", np.column_stack(

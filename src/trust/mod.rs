@@ -87,10 +87,15 @@ pub struct Signals {
     pub log_word_geomean: f32,
     /// ln of the least word probability.
     pub log_word_min: f32,
-    /// Mean cosine similarity to the nearest training photos.
+    /// Familiarity similarity: mean cosine similarity to the nearest training photos
+    /// ([`familiarity`]).
     pub similarity: f32,
-    /// CIDEr-D of the caption against the captions of the nearest training photos (with the
-    /// training captions' document frequencies).
+    /// Mean centred similarity to the nearest training photos by that measure.
+    #[serde(default)]
+    pub centred_similarity: f32,
+    /// CIDEr-D of the caption against the captions of the
+    /// [`familiarity::AGREEMENT_NEIGHBOURS`] nearest training photos by centred similarity
+    /// (with the training captions' document frequencies).
     pub neighbour_agreement: f32,
     /// Probability mass of the ImageNet classes whose plain words the caption uses.
     pub class_agreement: f32,
@@ -101,21 +106,23 @@ pub struct Signals {
 }
 
 impl Signals {
-    pub const NAMES: [&'static str; 7] = [
+    pub const NAMES: [&'static str; 8] = [
         "log_word_geomean",
         "log_word_min",
         "similarity",
+        "centred_similarity",
         "neighbour_agreement",
         "class_agreement",
         "top_class",
         "beam_agreement",
     ];
 
-    pub fn values(&self) -> [f32; 7] {
+    pub fn values(&self) -> [f32; 8] {
         [
             self.log_word_geomean,
             self.log_word_min,
             self.similarity,
+            self.centred_similarity,
             self.neighbour_agreement,
             self.class_agreement,
             self.top_class,
@@ -257,6 +264,7 @@ impl Trust {
         if let Some(f) = &self.familiarity {
             let nb = f.neighbours(feature);
             s.similarity = nb.similarity;
+            s.centred_similarity = nb.centred_similarity;
             let unk = self.word_ids.get("<unk>").copied().unwrap_or(u32::MAX);
             let ids: Vec<u32> = caption
                 .iter()
