@@ -370,9 +370,10 @@ pub struct EvalArgs {
     #[arg(long)]
     pub cache: Option<PathBuf>,
     /// Also measure the calibrated confidence on the split mixed with the photos of this folder
-    /// (photos unlike the dataset's, with `captions.txt`: photo<TAB>caption lines).
+    /// (photos unlike the dataset's, with `captions.txt`: photo<TAB>caption lines). May be
+    /// given more than once.
     #[arg(long, value_name = "DIR")]
-    pub extra: Option<PathBuf>,
+    pub extra: Vec<PathBuf>,
     /// Keep the scores in the model's meta.json (as the Models view's Evaluate does; the
     /// Models view and `captioner models` show a dev split's scores).
     #[arg(long)]
@@ -394,9 +395,9 @@ pub struct CalibrateArgs {
     #[arg(long)]
     pub cache: Option<PathBuf>,
     /// A folder of photos unlike the dataset's, with `captions.txt` (photo<TAB>caption lines):
-    /// measured mixed with the dev photos, never fitted on.
-    #[arg(long)]
-    pub unfamiliar: Option<PathBuf>,
+    /// measured mixed with the dev photos, never fitted on. May be given more than once.
+    #[arg(long, value_name = "DIR")]
+    pub unfamiliar: Vec<PathBuf>,
     /// Measure only; write nothing into the model folder.
     #[arg(long)]
     pub dry_run: bool,

@@ -663,21 +663,20 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<ExitCode> {
                 .display()
         );
     }
-    let mix = match &args.extra {
-        Some(extra) => {
-            let m = crate::jobs::evaluate::evaluate_mix(
-                &captioner,
-                &args.dir,
-                &crate::paths::cache_dir(args.cache.as_deref()),
-                &options,
-                extra,
-                &mut |e| renderer.event(e),
-                &cancel,
-            )?;
-            renderer.finish_bar();
-            Some(m)
-        }
-        None => None,
+    let mix = if args.extra.is_empty() {
+        None
+    } else {
+        let m = crate::jobs::evaluate::evaluate_mix(
+            &captioner,
+            &args.dir,
+            &crate::paths::cache_dir(args.cache.as_deref()),
+            &options,
+            &args.extra,
+            &mut |e| renderer.event(e),
+            &cancel,
+        )?;
+        renderer.finish_bar();
+        Some(m)
     };
     if args.json {
         match &mix {
@@ -749,6 +748,11 @@ fn print_mix(m: &crate::trust::fit::MixFigures) {
         f(m.auroc_confidence),
         f(m.auroc_word_geomean),
         f(m.auroc_similarity_unfamiliar_vs_dev)
+    );
+    println!(
+        "  with the extra photos weighted to half of the mix: AUROC confidence {}  word probability {}",
+        f(m.auroc_confidence_balanced),
+        f(m.auroc_word_geomean_balanced)
     );
     println!(
         "  needs_review: {:.0}% of the extra photos' bad captions, {:.1}% of the split's good captions; precision {:.3}",
@@ -929,6 +933,7 @@ fn result_json(image: &str, c: &pipeline::CaptionResult) -> serde_json::Value {
         "needs_review": c.needs_review,
         "review_reason": c.review_reason,
         "warning": c.review_reason.map(|r| r.warning()),
+        "review_detail": c.review_detail,
         "tags": c.tags,
         "word_probability_geomean": c.word_probability_geomean(),
         "words": c.words,
@@ -948,7 +953,12 @@ fn trust_line(c: &pipeline::CaptionResult, note: Option<&str>) -> String {
         100.0 * c.word_probability_geomean()
     );
     match (c.needs_review, c.review_reason) {
-        (Some(true), Some(r)) => s.push_str(&format!("\n  NEEDS REVIEW: {}", r.warning())),
+        (Some(true), Some(r)) => {
+            s.push_str(&format!("\n  NEEDS REVIEW: {}", r.warning()));
+            if let Some(d) = &c.review_detail {
+                s.push_str(&format!(" {d}"));
+            }
+        }
         (Some(false), _) => s.push_str("  (no review needed)"),
         _ => {
             if let Some(n) = note {

@@ -171,6 +171,10 @@ pub struct CaptionResult {
     /// Why it needs review (`review_reason.warning()` words it).
     #[serde(default)]
     pub review_reason: Option<crate::trust::ReviewReason>,
+    /// Specifics of the reason for people (which animal the caption names and which the
+    /// image classifier sees), when there are any.
+    #[serde(default)]
+    pub review_detail: Option<String>,
     /// Plain-word keywords: from the ImageNet classes above the calibrated threshold, then
     /// the caption's content words.
     #[serde(default)]
@@ -413,6 +417,7 @@ impl Captioner {
             familiarity: None,
             needs_review: None,
             review_reason: None,
+            review_detail: None,
             tags: Vec::new(),
             attention: self.model.decoder.config().attention.and_then(|g| {
                 (best.attention.len() == best.tokens.len()).then(|| decoder::AttentionMaps {
@@ -427,6 +432,7 @@ impl Captioner {
         result.familiarity = a.familiarity;
         result.needs_review = a.needs_review;
         result.review_reason = a.review_reason;
+        result.review_detail = a.review_detail;
         result.tags = a.tags;
         Ok(result)
     }

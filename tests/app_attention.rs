@@ -40,6 +40,7 @@ fn result_with_maps() -> CaptionResult {
         familiarity: None,
         needs_review: None,
         review_reason: None,
+        review_detail: None,
         tags: Vec::new(),
         attention: Some(AttentionMaps {
             rows: 2,

@@ -21,8 +21,6 @@ import sys
 
 import numpy as np
 
-SIGNALS = ["log_word_geomean", "log_word_min", "similarity", "centred_similarity",
-           "neighbour_agreement", "class_agreement", "top_class", "beam_agreement"]
 PERSON = {"man", "woman", "men", "women", "girl", "boy", "girls", "boys", "people", "person",
           "child", "children", "kid", "kids", "lady", "player", "guy"}
 
@@ -60,16 +58,20 @@ def fit(x, y, l2=1.0):
 
 
 def main(path):
-    rows = list(csv.DictReader(open(path)))
-    x0 = np.array([[float(r[k]) for k in SIGNALS] for r in rows])
+    reader = csv.DictReader(open(path))
+    # The signal columns: those between `acceptable` and `caption`.
+    head = reader.fieldnames
+    signals = head[head.index("acceptable") + 1:head.index("caption")]
+    rows = list(reader)
+    x0 = np.array([[float(r[k]) for k in signals] for r in rows])
     y = np.array([r["acceptable"] == "true" for r in rows])
     dev = np.array([r["set"] == "dev" for r in rows])
     words = [r["caption"].split() for r in rows]
     print(f"{dev.sum()} dev photos ({y[dev].sum()} acceptable), "
           f"{(~dev).sum()} extra photos ({y[~dev].sum()} acceptable)")
-    for j, k in enumerate(SIGNALS):
+    for j, k in enumerate(signals):
         print(f"  {k:20s} alone: AUROC dev {auroc(x0[dev, j], y[dev]):.3f}")
-    col = {k: x0[:, j] for j, k in enumerate(SIGNALS)}
+    col = {k: x0[:, j] for j, k in enumerate(signals)}
     g, sim, na = col["log_word_geomean"], col["similarity"], col["neighbour_agreement"]
     ca, tc = col["class_agreement"], col["top_class"]
     length = np.array([len(w) for w in words], float)

@@ -695,6 +695,11 @@ fn caption_details_ui(
                         .color(egui::Color32::from_rgb(255, 210, 160))
                         .strong(),
                 );
+                if let Some(detail) = &out.review_detail {
+                    ui.label(
+                        egui::RichText::new(detail).color(egui::Color32::from_rgb(255, 210, 160)),
+                    );
+                }
             });
         ui.add_space(6.0);
     }

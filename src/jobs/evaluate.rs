@@ -73,7 +73,7 @@ pub fn evaluate(
 }
 
 /// Measures the model's stored calibration on `options.split` of the dataset in `dir` mixed
-/// with the photos in `extra` (a folder with `captions.txt`, photo<TAB>caption lines): how well
+/// with the photos in the folders `extra` (each with `captions.txt`, photo<TAB>caption lines): how well
 /// the confidence ranks good and bad captions over the mix, and what needs_review flags.
 /// Nothing is fitted (`captioner eval DIR --extra FOLDER`).
 pub fn evaluate_mix(
@@ -81,7 +81,7 @@ pub fn evaluate_mix(
     dir: &Path,
     cache_dir: &Path,
     options: &EvalOptions,
-    extra: &Path,
+    extra: &[PathBuf],
     events: Sink,
     cancel: &CancelToken,
 ) -> Result<crate::trust::fit::MixFigures, JobError> {
@@ -118,7 +118,11 @@ pub fn evaluate_mix(
             "measuring the confidence on the {} split of {} with {}",
             options.split.name(),
             dir.display(),
-            extra.display()
+            extra
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         ))
     })
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Signals, TrustError};
+use super::{ReviewReason, Signals, TrustError};
 
 /// The file inside a model folder.
 pub const CALIBRATION_JSON: &str = "calibration.json";
@@ -48,6 +48,21 @@ impl Calibration {
             z += w * (v - m) / sc.max(1e-6);
         }
         1.0 / (1.0 + (-z).exp())
+    }
+
+    /// Whether (and why) a caption with signals `s` and confidence `confidence` needs review:
+    /// the photo is less familiar than nearly all dev photos, or the caption names an animal
+    /// the image classifier does not see, or the confidence is below the threshold.
+    pub fn review(&self, s: &Signals, confidence: f32) -> Option<ReviewReason> {
+        if s.similarity < self.unfamiliar_below {
+            Some(ReviewReason::Unfamiliar)
+        } else if s.animal_mismatch.is_some() {
+            Some(ReviewReason::AnimalMismatch)
+        } else if confidence < self.review_below {
+            Some(ReviewReason::LowConfidence)
+        } else {
+            None
+        }
     }
 
     pub fn save(&self, dir: &Path) -> Result<(), TrustError> {
@@ -201,6 +216,38 @@ pub fn auroc(score: &[f32], good: &[bool]) -> Option<f64> {
     Some((rank_sum - pos * (pos + 1.0) / 2.0) / (pos * neg))
 }
 
+/// AUROC with a weight per item: the weighted share of (good, bad) pairs that `score` orders
+/// rightly (ties count half). With equal weights it equals [`auroc`]; an item of weight 2
+/// counts as two items.
+pub fn auroc_weighted(score: &[f32], good: &[bool], weight: &[f64]) -> Option<f64> {
+    let mut items: Vec<(f32, bool, f64)> = score
+        .iter()
+        .zip(good)
+        .zip(weight)
+        .map(|((s, g), w)| (*s, *g, *w))
+        .collect();
+    items.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total_good: f64 = items.iter().filter(|i| i.1).map(|i| i.2).sum();
+    let total_bad: f64 = items.iter().filter(|i| !i.1).map(|i| i.2).sum();
+    if total_good <= 0.0 || total_bad <= 0.0 {
+        return None;
+    }
+    let (mut right, mut bad_below) = (0.0, 0.0);
+    let mut i = 0;
+    while i < items.len() {
+        let mut j = i;
+        while j < items.len() && items[j].0 == items[i].0 {
+            j += 1;
+        }
+        let good_here: f64 = items[i..j].iter().filter(|t| t.1).map(|t| t.2).sum();
+        let bad_here: f64 = items[i..j].iter().filter(|t| !t.1).map(|t| t.2).sum();
+        right += good_here * (bad_below + 0.5 * bad_here);
+        bad_below += bad_here;
+        i = j;
+    }
+    Some(right / (total_good * total_bad))
+}
+
 /// Precision and recall of `flagged` for finding the bad captions (`!good`), and the share of
 /// good captions flagged.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -255,6 +302,23 @@ mod tests {
         );
         assert_eq!(auroc(&[0.5, 0.5], &[false, true]), Some(0.5));
         assert_eq!(auroc(&[0.5], &[true]), None);
+    }
+
+    #[test]
+    fn weighted_auroc_counts_weights_as_copies() {
+        let score = [0.1, 0.4, 0.35, 0.8, 0.5, 0.5, 0.2];
+        let good = [false, true, false, true, false, true, true];
+        let ones = [1.0; 7];
+        assert_eq!(auroc_weighted(&score, &good, &ones), auroc(&score, &good));
+        // Weight 2 on the third item = the third item twice.
+        let w = [1.0, 1.0, 2.0, 1.0, 1.0, 1.0, 1.0];
+        let mut s2 = score.to_vec();
+        s2.push(0.35);
+        let mut g2 = good.to_vec();
+        g2.push(false);
+        let a = auroc_weighted(&score, &good, &w).unwrap();
+        assert!((a - auroc(&s2, &g2).unwrap()).abs() < 1e-12);
+        assert_eq!(auroc_weighted(&[0.5], &[true], &[1.0]), None);
     }
 
     #[test]

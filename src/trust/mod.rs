@@ -103,6 +103,10 @@ pub struct Signals {
     pub top_class: f32,
     /// Mean overlap of content words between the caption and the beam's other captions.
     pub beam_agreement: f32,
+    /// The caption names an animal the image classifier does not see, while it sees another
+    /// (a rule of its own for needs_review, not one of the calibrated signals).
+    #[serde(default)]
+    pub animal_mismatch: Option<tags::AnimalMismatch>,
 }
 
 impl Signals {
@@ -137,6 +141,8 @@ impl Signals {
 pub enum ReviewReason {
     /// The photo is unlike the photos the model learned from.
     Unfamiliar,
+    /// The caption names an animal the image classifier does not see in the photo.
+    AnimalMismatch,
     /// The calibrated confidence is low.
     LowConfidence,
 }
@@ -147,6 +153,9 @@ impl ReviewReason {
         match self {
             ReviewReason::Unfamiliar => {
                 "This photo is unlike the photos this model learned from; its caption is probably wrong."
+            }
+            ReviewReason::AnimalMismatch => {
+                "The caption names an animal that the image classifier does not see in this photo; it is probably wrong."
             }
             ReviewReason::LowConfidence => {
                 "The model is unsure of this caption; it is probably wrong. Check it before you use it."
@@ -162,6 +171,8 @@ pub struct Assessment {
     pub familiarity: Option<f32>,
     pub needs_review: Option<bool>,
     pub review_reason: Option<ReviewReason>,
+    /// Specifics of the reason, for people (the animal mismatch's names).
+    pub review_detail: Option<String>,
     pub tags: Vec<String>,
     pub signals: Signals,
 }
@@ -273,6 +284,7 @@ impl Trust {
             s.neighbour_agreement = f.neighbour_cider(&ids, &nb.indices);
         }
         if let (Some(c), Some(p)) = (&self.classifier, class_probs) {
+            s.animal_mismatch = c.animal_mismatch(&caption, p);
             s.top_class = p.iter().copied().fold(0.0, f32::max);
             let words: HashSet<&str> = content.iter().map(String::as_str).collect();
             s.class_agreement = p
@@ -308,13 +320,7 @@ impl Trust {
         {
             (Some(cal), Some(_)) => {
                 let c = cal.confidence(&signals);
-                let reason = if signals.similarity < cal.unfamiliar_below {
-                    Some(ReviewReason::Unfamiliar)
-                } else if c < cal.review_below {
-                    Some(ReviewReason::LowConfidence)
-                } else {
-                    None
-                };
+                let reason = cal.review(&signals, c);
                 (Some(c), Some(reason.is_some()), reason)
             }
             _ => (None, None, None),
@@ -349,11 +355,18 @@ impl Trust {
                 }
             }
         }
+        let review_detail = match review_reason {
+            Some(ReviewReason::AnimalMismatch) => {
+                signals.animal_mismatch.as_ref().map(|m| m.describe())
+            }
+            _ => None,
+        };
         Assessment {
             confidence,
             familiarity,
             needs_review,
             review_reason,
+            review_detail,
             tags,
             signals,
         }

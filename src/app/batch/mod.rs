@@ -348,6 +348,14 @@ pub fn machine_cell(output: &CaptionOutput, min_len: usize, prefix: &str, suffix
         confidence,
         alternatives,
         needs_review: if best { output.needs_review } else { None },
+        review_note: if best && output.needs_review == Some(true) {
+            output.review_reason.map(|r| match &output.review_detail {
+                Some(d) => format!("{} {d}", r.warning()),
+                None => r.warning().to_string(),
+            })
+        } else {
+            None
+        },
         tags: output.tags.clone(),
         attention: output
             .attention
@@ -1884,7 +1892,13 @@ impl BatchPanel {
                 if e.cell.source == Source::Machine && e.cell.needs_review == Some(true) {
                     ui.colored_label(
                         ui.visuals().warn_fg_color,
-                        "Needs review: the model thinks this caption is probably wrong.",
+                        format!(
+                            "Needs review: {}",
+                            e.cell
+                                .review_note
+                                .as_deref()
+                                .unwrap_or("the model thinks this caption is probably wrong.")
+                        ),
                     );
                 }
                 if !e.cell.tags.is_empty() {
@@ -2096,7 +2110,12 @@ fn cell_ui(
                     .strong()
                     .color(ui.visuals().warn_fg_color),
             )
-            .on_hover_text("The model thinks this caption is probably wrong: check it");
+            .on_hover_text(
+                e.cell
+                    .review_note
+                    .as_deref()
+                    .unwrap_or("The model thinks this caption is probably wrong: check it"),
+            );
         }
         if let Some(c) = e.cell.confidence {
             ui.label(

@@ -49,6 +49,9 @@ pub struct Cell {
     /// The model flagged the caption as probably wrong (machine captions of calibrated models).
     #[serde(default)]
     pub needs_review: Option<bool>,
+    /// Why, for people (the model's worded warning and its specifics).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_note: Option<String>,
     /// Keywords for the photo from the model (ImageNet classes and the caption's words).
     #[serde(default)]
     pub tags: Vec<String>,
@@ -431,6 +434,7 @@ impl Session {
             confidence: None,
             alternatives: before.alternatives.clone(),
             needs_review: None,
+            review_note: None,
             tags: before.tags.clone(),
             attention: before.attention.clone(),
         };
@@ -875,6 +879,7 @@ mod tests {
             confidence: Some(0.5),
             alternatives: vec![text.into(), format!("{text} too")],
             needs_review: None,
+            review_note: None,
             tags: Vec::new(),
             attention: None,
         }
