@@ -131,7 +131,7 @@ fn document_frequencies(captions: &[Vec<Vec<u32>>]) -> HashMap<Vec<u32>, u32> {
 }
 
 /// Dot product with eight accumulators (so that the compiler vectorises it).
-fn dot(a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
     let tail: f32 = ca
@@ -327,21 +327,7 @@ impl Familiarity {
     /// training photos `indices`.
     pub fn neighbour_cider(&self, caption: &[u32], indices: &[usize]) -> f32 {
         let n_docs = (self.captions.len().max(1) as f32).ln();
-        let tfidf = |tokens: &[u32]| -> ([HashMap<Vec<u32>, f32>; 4], [f32; 4]) {
-            let grams = ngrams(tokens);
-            let mut vecs: [HashMap<Vec<u32>, f32>; 4] = Default::default();
-            let mut norms = [0f32; 4];
-            for n in 0..4 {
-                for (g, tf) in &grams[n] {
-                    let df = self.df.get(*g).copied().unwrap_or(0).max(1) as f32;
-                    let w = tf * (n_docs - df.ln());
-                    norms[n] += w * w;
-                    vecs[n].insert(g.to_vec(), w);
-                }
-                norms[n] = norms[n].sqrt();
-            }
-            (vecs, norms)
-        };
+        let tfidf = |tokens| self.tfidf(tokens, n_docs);
         let (hv, hn) = tfidf(caption);
         let mut total = 0f32;
         let mut refs = 0usize;
@@ -355,7 +341,7 @@ impl Familiarity {
                     let mut v: f32 = hv[n]
                         .iter()
                         .map(|(g, h)| {
-                            let r = rv[n].get(g).copied().unwrap_or(0.0);
+                            let r = rv[n].get(*g).copied().unwrap_or(0.0);
                             h.min(r) * r
                         })
                         .sum();
@@ -373,6 +359,25 @@ impl Familiarity {
         } else {
             10.0 * total / refs as f32
         }
+    }
+
+    /// The tf-idf vectors (n = 1..4) of a caption, with their lengths.
+    fn tfidf<'a>(
+        &self,
+        tokens: &'a [u32],
+        n_docs: f32,
+    ) -> ([HashMap<&'a [u32], f32>; 4], [f32; 4]) {
+        let mut vecs = ngrams(tokens);
+        let mut norms = [0f32; 4];
+        for (map, norm) in vecs.iter_mut().zip(&mut norms) {
+            for (g, w) in map.iter_mut() {
+                let df = self.df.get(*g).copied().unwrap_or(0).max(1) as f32;
+                *w *= n_docs - df.ln();
+                *norm += *w * *w;
+            }
+            *norm = norm.sqrt();
+        }
+        (vecs, norms)
     }
 
     /// The stored captions (token ids) of training photo `i`.

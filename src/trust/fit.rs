@@ -120,6 +120,9 @@ pub struct CalibrationReport {
     pub review_dev: ReviewFigures,
     pub calibration: Calibration,
     pub familiarity_ms_per_photo: f64,
+    /// All trust figures of a caption (classifier, familiarity, neighbour agreement, the
+    /// confidence, needs_review, tags), measured over the dev photos.
+    pub trust_ms_per_photo: f64,
     pub mix: Option<MixFigures>,
     pub seconds: f64,
 }
@@ -283,6 +286,7 @@ pub fn calibrate(
         review_dev: fitted.review_dev,
         calibration: cal,
         familiarity_ms_per_photo,
+        trust_ms_per_photo: 1e3 * measured.assess_seconds / measured.signals.len().max(1) as f64,
         mix: mix.map(|m| m.figures),
         seconds: started.elapsed().as_secs_f64(),
     })
@@ -298,6 +302,8 @@ pub struct DevMeasure {
     pub refs: Vec<Vec<Vec<String>>>,
     pub cider: Vec<f64>,
     pub good: Vec<bool>,
+    /// Time spent computing the trust figures.
+    pub assess_seconds: f64,
 }
 
 /// Captions the dev photos (`(entry, pooled features)`) with `captioner` and measures them.
@@ -328,7 +334,10 @@ pub fn measure_dev(
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
         );
-        m.signals.push(captioner.assess(f, &r).signals);
+        let t = Instant::now();
+        let assessment = captioner.assess(f, &r);
+        m.assess_seconds += t.elapsed().as_secs_f64();
+        m.signals.push(assessment.signals);
         m.hyps.push(crate::eval::tokenize(&r.text));
         m.refs.push(
             entry

@@ -135,7 +135,7 @@ impl Classifier {
             .weight
             .chunks(self.dim)
             .zip(&self.bias)
-            .map(|(row, b)| b + row.iter().zip(feature).map(|(a, c)| a * c).sum::<f32>())
+            .map(|(row, b)| b + super::familiarity::dot(row, feature))
             .collect();
         crate::encoder::labels::softmax(&logits)
     }
