@@ -31,6 +31,7 @@ shot() { # NAME SECONDS ARGS...   ($SHOTS, e.g. "train caption", limits which ar
 
 shot caption 10 --tab caption tests/fixtures/encoder/images/246231741_882b45c4e1.jpg
 shot caption-unfamiliar 10 --tab caption docs/photos/chelsea.jpg
+shot caption-animal 10 --tab caption tests/fixtures/everyday/cow.jpg
 shot batch 20 --tab batch --run tests/fixtures/encoder/images
 shot dataset 12 --tab dataset "$flickr"
 shot train "${TRAIN_WAIT:-170}" --tab train --run "$flickr"
