@@ -155,11 +155,24 @@ pub fn appended(old: &str, new: &str) -> String {
 /// Writes each row's caption to the `.txt` sidecar beside its image (atomically). Existing
 /// sidecars are handled as `existing` says; the lines after an existing sidecar's first are
 /// kept; a sidecar that is not UTF-8 text is replaced only with [`Existing::Overwrite`].
+/// Photos that share a sidecar (`a.jpg` and `a.png` -> `a.txt`): only the first row's caption
+/// is written; the others are reported as not written, never written over it.
 pub fn write_sidecars(rows: &[ExportRow], existing: Existing) -> ExportReport {
     use crate::sidecar::{WriteMode, WriteOutcome, read, replace_caption};
     let mut report = ExportReport::default();
+    let mut taken: std::collections::HashMap<PathBuf, &Path> = Default::default();
     for row in rows {
         let path = sidecar_path(&row.path);
+        if let Some(first) = taken.get(&path) {
+            report.failed.push(format!(
+                "{}: not written for {}: {} shares this sidecar and its caption was kept",
+                path.display(),
+                row.path.display(),
+                first.display()
+            ));
+            continue;
+        }
+        taken.insert(path.clone(), &row.path);
         let (caption, mode) = match existing {
             Existing::Skip => (row.caption.clone(), WriteMode::Skip),
             Existing::Overwrite => (row.caption.clone(), WriteMode::Overwrite),
@@ -482,6 +495,35 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 2, "{names:?}");
+    }
+
+    #[test]
+    fn photos_sharing_a_sidecar_never_write_over_each_other() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        let rows = vec![
+            row(d, "a.jpg", "a dog"),
+            row(d, "a.png", "a cat"),
+            row(d, "b.jpg", "a bird"),
+        ];
+        for existing in Existing::ALL {
+            let r = write_sidecars(&rows, existing);
+            assert_eq!(r.failed.len(), 1, "{existing:?}: {:?}", r.failed);
+            assert!(
+                r.failed[0].contains("a.png") && r.failed[0].contains("a.jpg"),
+                "{:?}",
+                r.failed
+            );
+            assert_eq!(
+                std::fs::read_to_string(d.join("a.txt")).unwrap(),
+                "a dog\n",
+                "{existing:?}"
+            );
+            assert_eq!(
+                std::fs::read_to_string(d.join("b.txt")).unwrap(),
+                "a bird\n"
+            );
+        }
     }
 
     #[test]
