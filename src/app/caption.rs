@@ -761,12 +761,25 @@ fn caption_details_ui(
         if shown.chosen == 0 {
             match out.confidence {
                 Some(c) => {
-                    ui.label(format!("confidence {:.0}%", c * 100.0))
-                        .on_hover_text(
-                            "How likely the caption is acceptable, calibrated on the model's dev \
-                         photos from its word probabilities, how familiar the photo looks, and \
-                         how well it agrees with similar training photos and the image classes",
-                        );
+                    let about = "How likely the caption is acceptable, calibrated on the model's \
+                         dev photos from its word probabilities, how familiar the photo looks, \
+                         and how well it agrees with similar training photos and the image classes";
+                    // A photo flagged for being unfamiliar or for naming the wrong animal can
+                    // still have a high confidence: the calibration never saw such photos, so
+                    // the figure is shown as a weak one with the reason.
+                    let overruled = out.needs_review == Some(true)
+                        && out.review_reason != Some(crate::trust::ReviewReason::LowConfidence);
+                    if overruled {
+                        ui.weak(format!("confidence {:.0}% (see the warning)", c * 100.0))
+                            .on_hover_text(format!(
+                                "{about}. It was fitted on photos like the model's training \
+                                 photos and does not know what the warning above says: trust \
+                                 the warning."
+                            ));
+                    } else {
+                        ui.label(format!("confidence {:.0}%", c * 100.0))
+                            .on_hover_text(about);
+                    }
                 }
                 None => {
                     ui.weak("no calibrated confidence").on_hover_text(
