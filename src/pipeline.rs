@@ -241,10 +241,18 @@ impl Captioner {
         } else {
             // A damaged trust file: captions come without a confidence, and say why.
             trust.calibration = None;
-            let why: Vec<String> = problems.iter().map(|e| e.to_string()).collect();
+            let why = problems
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("; ");
+            let what_to_do = if why.contains("captioner calibrate") {
+                ""
+            } else {
+                " (run `captioner calibrate` again)"
+            };
             Some(format!(
-                "no confidence for this model's captions: {} (run `captioner calibrate` again)",
-                why.join("; ")
+                "no confidence for this model's captions: {why}{what_to_do}"
             ))
         };
         trust.set_vocab(&model.vocab);

@@ -449,7 +449,7 @@ impl Familiarity {
             return Err(TrustError::File {
                 path: json,
                 message: format!(
-                    "familiarity data of version {} (this version reads {FAMILIARITY_VERSION}): made by an older captioner; run `captioner calibrate DATASET --model DIR` again",
+                    "familiarity data of version {} (this version reads {FAMILIARITY_VERSION}), made by an older captioner: run `captioner calibrate DATASET --model DIR` again",
                     info.version
                 ),
             });
