@@ -125,9 +125,7 @@ impl Filter {
                     || e.photo != Photo::Present
                     || matches!(e.disk, Disk::Unreadable(_))
             }
-            Filter::NeedsReview => {
-                e.cell.source == Source::Machine && e.cell.needs_review == Some(true)
-            }
+            Filter::NeedsReview => flagged_by_model(e),
         }
     }
 }
@@ -1873,14 +1871,19 @@ impl BatchPanel {
                 ui.horizontal_wrapped(|ui| {
                     source_badge(ui, e);
                     if let Some(c) = e.cell.confidence {
+                        let flagged = flagged_by_model(e);
                         ui.label(
                             egui::RichText::new(format!("confidence {:.0}%", c * 100.0))
-                                .color(confidence_color(c)),
+                                .color(confidence_shown_color(ui, c, flagged)),
                         )
-                        .on_hover_text(
+                        .on_hover_text(if flagged {
                             "How likely the caption is acceptable (calibrated models), else the \
-                             geometric mean of the word probabilities",
-                        );
+                             geometric mean of the word probabilities. Greyed: the model flagged \
+                             this caption for review, and the warning overrules this figure."
+                        } else {
+                            "How likely the caption is acceptable (calibrated models), else the \
+                             geometric mean of the word probabilities"
+                        });
                     }
                     if e.reviewed {
                         ui.weak("reviewed");
@@ -1889,7 +1892,7 @@ impl BatchPanel {
                         ui.weak("not saved");
                     }
                 });
-                if e.cell.source == Source::Machine && e.cell.needs_review == Some(true) {
+                if flagged_by_model(e) {
                     ui.colored_label(
                         ui.visuals().warn_fg_color,
                         format!(
@@ -2103,7 +2106,7 @@ fn cell_ui(
     thumbnail_ui(ui, shared, &e.path, side);
     ui.horizontal(|ui| {
         source_badge(ui, e);
-        if e.cell.source == Source::Machine && e.cell.needs_review == Some(true) {
+        if flagged_by_model(e) {
             ui.label(
                 egui::RichText::new("review")
                     .small()
@@ -2121,7 +2124,7 @@ fn cell_ui(
             ui.label(
                 egui::RichText::new(format!("{:.0}%", c * 100.0))
                     .small()
-                    .color(confidence_color(c)),
+                    .color(confidence_shown_color(ui, c, flagged_by_model(e))),
             );
         }
         if e.is_dirty() {
@@ -2177,6 +2180,22 @@ fn cell_ui(
         );
     }
     response
+}
+
+/// A machine caption the model flagged for review.
+fn flagged_by_model(e: &Entry) -> bool {
+    e.cell.source == Source::Machine && e.cell.needs_review == Some(true)
+}
+
+/// The colour of a confidence figure: by its value, or grey when the model flagged the caption
+/// for review (a photo unlike the training photos can get a high figure that the warning
+/// overrules: a green 93% beside "review" would say the opposite of the warning).
+fn confidence_shown_color(ui: &egui::Ui, p: f32, flagged: bool) -> egui::Color32 {
+    if flagged {
+        ui.visuals().weak_text_color()
+    } else {
+        confidence_color(p)
+    }
 }
 
 /// Green for confident captions, through yellow, to red.
