@@ -12,9 +12,10 @@
 //!   `p(x)·p(t) + x·m + t·m - m·m` (`p` the projection of the centred feature, `m` the mean
 //!   training photo), which equals the full 1280-d cosine up to the part of the centred features
 //!   outside the basis. Part of it is how much the photo looks like the average training photo,
-//!   which is what tells photos unlike Flickr8k from Flickr8k's (AUROC 0.92 on the 24 photos of
-//!   tests/fixtures/unfamiliar against the 1,000 dev photos, against 0.75 for the centred
-//!   similarity below);
+//!   which is what tells photos unlike Flickr8k from Flickr8k's (AUROC 0.92 for the 24 photos of
+//!   tests/fixtures/unfamiliar against the 1,000 dev photos, 0.97 with the 81 of
+//!   tests/fixtures/everyday too, against 0.75 on the 24 for the similarity this replaced: the
+//!   cosine of the renormalised projections, which drops that part);
 //! - the **centred similarity**: the cosine between the projected centred features, which
 //!   finds the training photos that look most like this one *among Flickr8k photos*; their
 //!   captions are the ones [`Familiarity::neighbour_cider`] compares the caption with
