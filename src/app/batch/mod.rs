@@ -1845,7 +1845,13 @@ impl BatchPanel {
                     // the photo.
                     let mut hovered = None;
                     ui.horizontal_wrapped(|ui| {
-                        ui.weak("Where it looked:");
+                        // After an edit the maps are still those of the model's own caption:
+                        // say so, as its words no longer match the caption below.
+                        ui.weak(if e.cell.source == Source::Machine {
+                            "Where it looked:"
+                        } else {
+                            "Where the model looked for its own caption:"
+                        });
                         for (k, w) in att.words.iter().enumerate() {
                             let on = self.attention_word == Some(k);
                             let r = ui
