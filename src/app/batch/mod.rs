@@ -565,10 +565,12 @@ impl BatchPanel {
             Err(e) => shared.status.warn(e.to_string()),
         }
         let n = session.entries.len();
+        // Photos whose .txt sidecar holds a caption (whether the cell shows it as "existing"
+        // or, restored from the last session, as the machine or edited caption saved there).
         let existing = session
             .entries
             .iter()
-            .filter(|e| e.cell.source == Source::Existing)
+            .filter(|e| matches!(&e.disk, Disk::Text(t) if !t.caption.is_empty()))
             .count();
         let unreadable = session
             .entries
