@@ -946,14 +946,10 @@ fn result_json(image: &str, c: &pipeline::CaptionResult) -> serde_json::Value {
 /// The trust figures of a caption for people.
 fn trust_line(c: &pipeline::CaptionResult, note: Option<&str>) -> String {
     let pct = |v: Option<f32>| v.map_or("-".to_string(), |v| format!("{:.0}%", 100.0 * v));
-    // A photo flagged as unfamiliar or for naming the wrong animal can still have a high
-    // confidence (the calibration never saw such photos): the warning overrules it.
-    let overruled = c.needs_review == Some(true)
-        && c.review_reason != Some(crate::trust::ReviewReason::LowConfidence);
     let mut s = format!(
         "confidence {}{}  familiarity {}  word probability (geometric mean) {:.0}%",
         pct(c.confidence),
-        if overruled && c.confidence.is_some() {
+        if c.confidence_overruled() && c.confidence.is_some() {
             " (see the warning)"
         } else {
             ""

@@ -190,6 +190,14 @@ impl CaptionResult {
     pub fn word_probability_geomean(&self) -> f32 {
         geometric_mean_probability(self.words.iter().map(|w| w.probability))
     }
+
+    /// The caption needs review for a reason other than its confidence (an unfamiliar photo,
+    /// the wrong animal): the confidence may still be high, as the calibration never saw
+    /// such photos, and the warning overrules it.
+    pub fn confidence_overruled(&self) -> bool {
+        self.needs_review == Some(true)
+            && self.review_reason != Some(crate::trust::ReviewReason::LowConfidence)
+    }
 }
 
 /// An encoder and a caption model that belong together.

@@ -18,29 +18,8 @@ printf 'a black dog runs through the grass\n' >"$photos/${names[0]%.jpg}.txt"
 printf 'two dogs play in the snow\r\na second caption, kept when saving\r\n' >"$photos/${names[2]%.jpg}.txt"
 printf 'caf\xe9 au lait\n' >"$photos/${names[4]%.jpg}.txt"
 mkdir -p screenshots
+# shellcheck source=tools/xvfb_shot.sh
+source tools/xvfb_shot.sh
 
-shot() { # NAME WIDTH HEIGHT
-  local name=$1 w=$2 h=$3
-  local display=:$((90 + RANDOM % 9))
-  Xvfb "$display" -screen 0 "$((w + 40))x$((h + 40))x24" >/dev/null 2>&1 &
-  local xvfb=$!
-  sleep 2
-  XDG_DATA_HOME=$work/data DISPLAY=$display ./target/release/captioner app --tab batch --run "$photos" &
-  local app=$!
-  local wid=""
-  for _ in $(seq 1 50); do
-    wid=$(DISPLAY=$display xdotool search --name '^captioner$' 2>/dev/null | head -1 || true)
-    [ -n "$wid" ] && break
-    sleep 0.2
-  done
-  DISPLAY=$display xdotool windowsize "$wid" "$w" "$h"
-  sleep "${BATCH_WAIT:-25}"
-  DISPLAY=$display xwd -id "$wid" -silent | convert xwd:- "screenshots/$name.png"
-  kill $app 2>/dev/null || true
-  wait $app 2>/dev/null || true
-  kill $xvfb 2>/dev/null || true
-  echo "wrote screenshots/$name.png"
-}
-
-shot batch 1280 800
-shot batch_800x500 800 500
+xvfb_shot batch 1280 800 "${BATCH_WAIT:-25}" "$work/data" --tab batch --run "$photos"
+xvfb_shot batch_800x500 800 500 "${BATCH_WAIT:-25}" "$work/data" --tab batch --run "$photos"

@@ -764,12 +764,7 @@ fn caption_details_ui(
                     let about = "How likely the caption is acceptable, calibrated on the model's \
                          dev photos from its word probabilities, how familiar the photo looks, \
                          and how well it agrees with similar training photos and the image classes";
-                    // A photo flagged for being unfamiliar or for naming the wrong animal can
-                    // still have a high confidence: the calibration never saw such photos, so
-                    // the figure is shown as a weak one with the reason.
-                    let overruled = out.needs_review == Some(true)
-                        && out.review_reason != Some(crate::trust::ReviewReason::LowConfidence);
-                    if overruled {
+                    if out.confidence_overruled() {
                         ui.weak(format!("confidence {:.0}% (see the warning)", c * 100.0))
                             .on_hover_text(format!(
                                 "{about}. It was fitted on photos like the model's training \

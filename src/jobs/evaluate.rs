@@ -118,11 +118,7 @@ pub fn evaluate_mix(
             "measuring the confidence on the {} split of {} with {}",
             options.split.name(),
             dir.display(),
-            extra
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
+            crate::trust::fit::display_list(extra)
         ))
     })
 }

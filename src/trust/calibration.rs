@@ -194,26 +194,7 @@ fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Option<Vec<f64>> {
 /// probability that a random good one scores above a random bad one (ties count half).
 /// `None` when either class is empty.
 pub fn auroc(score: &[f32], good: &[bool]) -> Option<f64> {
-    let mut pairs: Vec<(f32, bool)> = score.iter().copied().zip(good.iter().copied()).collect();
-    pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let pos = pairs.iter().filter(|p| p.1).count() as f64;
-    let neg = pairs.len() as f64 - pos;
-    if pos == 0.0 || neg == 0.0 {
-        return None;
-    }
-    // Rank sum of the positives, with average ranks for ties.
-    let mut rank_sum = 0.0;
-    let mut i = 0;
-    while i < pairs.len() {
-        let mut j = i;
-        while j < pairs.len() && pairs[j].0 == pairs[i].0 {
-            j += 1;
-        }
-        let avg = (i + j + 1) as f64 / 2.0;
-        rank_sum += avg * pairs[i..j].iter().filter(|p| p.1).count() as f64;
-        i = j;
-    }
-    Some((rank_sum - pos * (pos + 1.0) / 2.0) / (pos * neg))
+    auroc_weighted(score, good, &vec![1.0; score.len()])
 }
 
 /// AUROC with a weight per item: the weighted share of (good, bad) pairs that `score` orders

@@ -639,6 +639,15 @@ fn tag_threshold(
     (super::DEFAULT_TAG_THRESHOLD, None)
 }
 
+/// Folders for a message: `a, b`.
+pub fn display_list(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn read_extra_captions(folder: &Path) -> Result<Vec<(String, Vec<String>)>, JobError> {
     let path = folder.join(EXTRA_CAPTIONS);
     let text = std::fs::read_to_string(&path)
@@ -845,14 +854,7 @@ pub fn measure_stored_on_mix(
     let dev = measure_dev(captioner, dev_rows, decode, events, cancel)?;
     events(JobEvent::Phase {
         job: Job::Evaluate,
-        message: format!(
-            "captioning the photos in {}",
-            extra
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        message: format!("captioning the photos in {}", display_list(extra)),
     });
     Ok(measure_mix(captioner, extra, decode, &dev)?.figures)
 }
