@@ -16,6 +16,7 @@ pub mod status;
 pub mod tasks;
 pub mod thumbnails;
 pub mod train;
+pub mod widgets;
 
 use std::path::{Path, PathBuf};
 

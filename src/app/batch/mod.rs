@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::Shared;
-use super::dataset::thumbnail_ui;
 use super::status::clock;
 use super::tasks::{self, Dialog, Pending};
+use super::widgets::{confidence_shown_color, paint_attention, thumbnail_ui};
 use crate::export::{self, ExportReport, ExportRow};
 use crate::worker::{CancelToken, CaptionOutput, Command, Event, ModelChoice, ModelEntry};
 use session::{Cell, Disk, Entry, Photo, Session, Source};
@@ -1841,7 +1841,12 @@ impl BatchPanel {
                 let side = (ui.available_width() - 4.0).max(120.0);
                 let e = &s.entries[i];
                 let image_rect =
-                    thumbnail_ui(ui, shared, &e.path, side.min(ui.available_height() * 0.55));
+                    thumbnail_ui(
+                    ui,
+                    &mut shared.thumbs,
+                    &e.path,
+                    side.min(ui.available_height() * 0.55),
+                );
                 if let Some(att) = &e.cell.attention {
                     // Where the model looked: point at (or click) a word to see its map over
                     // the photo.
@@ -1868,7 +1873,7 @@ impl BatchPanel {
                         }
                     });
                     if let (Some(rect), Some(k)) = (image_rect, hovered.or(self.attention_word)) {
-                        super::caption::paint_attention(ui.painter(), rect, &att.maps, k);
+                        paint_attention(ui.painter(), rect, &att.maps, k);
                     }
                 }
                 ui.horizontal_wrapped(|ui| {
@@ -2111,7 +2116,7 @@ fn cell_ui(
     selected: bool,
 ) -> egui::Response {
     let top = ui.cursor().min;
-    thumbnail_ui(ui, shared, &e.path, side);
+    thumbnail_ui(ui, &mut shared.thumbs, &e.path, side);
     ui.horizontal(|ui| {
         source_badge(ui, e);
         if flagged_by_model(e) {
@@ -2193,31 +2198,4 @@ fn cell_ui(
 /// A machine caption the model flagged for review.
 fn flagged_by_model(e: &Entry) -> bool {
     e.cell.source == Source::Machine && e.cell.needs_review == Some(true)
-}
-
-/// The colour of a confidence figure: by its value, or grey when the model flagged the caption
-/// for review (a photo unlike the training photos can get a high figure that the warning
-/// overrules: a green 93% beside "review" would say the opposite of the warning).
-fn confidence_shown_color(ui: &egui::Ui, p: f32, flagged: bool) -> egui::Color32 {
-    if flagged {
-        ui.visuals().weak_text_color()
-    } else {
-        confidence_color(p)
-    }
-}
-
-/// Green for confident captions, through yellow, to red.
-pub fn confidence_color(p: f32) -> egui::Color32 {
-    let p = p.clamp(0.0, 1.0);
-    if p >= 0.5 {
-        let t = (p - 0.5) * 2.0;
-        egui::Color32::from_rgb(
-            (220.0 * (1.0 - t) + 60.0 * t) as u8,
-            (190.0 * (1.0 - t) + 180.0 * t) as u8,
-            70,
-        )
-    } else {
-        let t = p * 2.0;
-        egui::Color32::from_rgb(225, (80.0 * (1.0 - t) + 190.0 * t) as u8, 70)
-    }
 }
