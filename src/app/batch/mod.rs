@@ -22,6 +22,8 @@ use super::status::clock;
 use super::tasks::{self, Dialog, Pending};
 use super::widgets::{confidence_shown_color, paint_attention, thumbnail_ui};
 use crate::export::{self, ExportReport, ExportRow};
+use crate::jobs::caption::FolderOptions;
+use crate::pipeline::DecodeOptions;
 use crate::worker::{CancelToken, CaptionOutput, Command, Event, ModelChoice, ModelEntry};
 use session::{Cell, Disk, Entry, Photo, Session, Source};
 
@@ -671,8 +673,7 @@ impl BatchPanel {
             id,
             paths,
             model: self.model.clone(),
-            beam: self.beam.max(1),
-            max_len: self.max_len.max(1),
+            options: self.folder_options(),
             cancel: cancel.clone(),
         }) {
             self.running = Some(Running {
@@ -687,6 +688,18 @@ impl BatchPanel {
                 changes: Vec::new(),
                 kept: 0,
             });
+        }
+    }
+
+    /// The options of a batch run, as the panel sets them.
+    pub fn folder_options(&self) -> FolderOptions {
+        FolderOptions {
+            decode: DecodeOptions {
+                beam: self.beam.max(1),
+                max_len: self.max_len.max(1),
+                ..DecodeOptions::default()
+            },
+            ..FolderOptions::default()
         }
     }
 
