@@ -265,7 +265,7 @@ fn app_with_folder(data: &Path, folder: &Path) -> Harness<'static, CaptionerApp>
         .with_size([1280.0, 820.0])
         .build_eframe(move |cc| {
             let mut batch = BatchPanel::default();
-            batch.folder = folder;
+            batch.settings.folder = folder;
             let panels = Panels {
                 tab: Tab::Batch,
                 batch,
@@ -491,7 +491,7 @@ fn small_window_keeps_every_toolbar_control_reachable() {
     let (dir, names) = photos(tmp.path());
     let mut h = app(&tmp.path().join("data"), Tab::Batch);
     open(&mut h, &dir, names.len());
-    h.state_mut().panels.batch.thumb_side = 256.0;
+    h.state_mut().panels.batch.settings.thumb_side = 256.0;
     for size in [egui::vec2(800.0, 500.0), egui::vec2(640.0, 480.0)] {
         h.set_size(size);
         h.run_ok();
