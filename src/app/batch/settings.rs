@@ -3,12 +3,14 @@
 //!
 //! [`BatchPanel`] persists as its [`Settings`] alone. The fields keep the names the panel's
 //! persisted fields had before settings and runtime state were split, so an `app.ron` saved by
-//! an older version loads as it was; a field it lacks takes its default.
+//! an older version loads as it was; a field it lacks (`search`, added since) takes its
+//! default.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::BatchPanel;
 use super::grid::{Filter, Sort};
+use crate::decoder::SearchOptions;
 use crate::export::Existing;
 use crate::jobs::ModelChoice;
 use crate::jobs::caption::FolderOptions;
@@ -18,6 +20,10 @@ use crate::pipeline::DecodeOptions;
 pub const MAX_WORDS: usize = 60;
 /// The widest beam the panel offers.
 pub const MAX_BEAM: usize = 10;
+/// The longest repeated n-gram the panel offers to block.
+pub const MAX_BLOCK_NGRAM: usize = 6;
+/// The range of the length normalisation exponent (as the decoder checks it).
+pub const LENGTH_ALPHA: std::ops::RangeInclusive<f32> = 0.0..=4.0;
 
 /// The Batch panel's persisted settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -33,6 +39,8 @@ pub struct Settings {
     pub min_len: usize,
     /// Longest caption in words.
     pub max_len: usize,
+    /// Repeated n-gram blocking and length normalisation of the search.
+    pub search: SearchOptions,
     /// Thumbnail side in points.
     pub thumb_side: f32,
     /// Recently opened folders, newest first.
@@ -56,6 +64,7 @@ impl Default for Settings {
             beam: decode.beam,
             min_len: 0,
             max_len: decode.max_len,
+            search: decode.search,
             thumb_side: 136.0,
             recent: Vec::new(),
             filter: Filter::All,
@@ -68,12 +77,22 @@ impl Default for Settings {
 }
 
 impl Settings {
-    /// How to decode, as set (beam width and caption length at least 1).
+    /// How to decode, as set: beam width and caption length at least 1, the length exponent
+    /// within the range the decoder accepts (a hand-edited `app.ron` may hold anything).
     pub fn decode_options(&self) -> DecodeOptions {
+        let alpha = self.search.length_alpha;
+        let length_alpha = if alpha.is_finite() {
+            alpha.clamp(*LENGTH_ALPHA.start(), *LENGTH_ALPHA.end())
+        } else {
+            SearchOptions::default().length_alpha
+        };
         DecodeOptions {
             beam: self.beam.max(1),
             max_len: self.max_len.max(1),
-            ..DecodeOptions::default()
+            search: SearchOptions {
+                block_ngram: self.search.block_ngram,
+                length_alpha,
+            },
         }
     }
 
@@ -83,6 +102,11 @@ impl Settings {
             decode: self.decode_options(),
             ..FolderOptions::default()
         }
+    }
+
+    /// Puts the search options back to the library's defaults.
+    pub fn reset_search(&mut self) {
+        self.search = SearchOptions::default();
     }
 }
 
@@ -130,6 +154,10 @@ mod tests {
             beam: 5,
             min_len: 4,
             max_len: 22,
+            search: SearchOptions {
+                block_ngram: 3,
+                length_alpha: 0.5,
+            },
             thumb_side: 200.0,
             recent: vec!["/photos/holiday".into(), "/photos/cats".into()],
             filter: Filter::NeedsReview,
@@ -156,11 +184,11 @@ mod tests {
     }
 
     /// The batch part of an `app.ron` as the version before the split wrote it (its
-    /// `BatchPanel` fields).
+    /// `BatchPanel` fields, no `search`).
     const OLD_BATCH: &str = r#"(folder:"/photos/holiday",model:Trained("/models/mine"),beam:5,min_len:4,max_len:22,thumb_side:200.0,recent:["/photos/holiday","/photos/cats"],filter:NeedsReview,sort:Confidence,prefix:"sks,",suffix:"(auto)",existing:Append)"#;
 
     #[test]
-    fn an_app_ron_of_the_version_before_loads() {
+    fn an_app_ron_of_the_version_before_loads_with_default_search() {
         let mut storage = Memory::default();
         eframe::Storage::set_string(
             &mut storage,
@@ -168,7 +196,11 @@ mod tests {
             format!("(tab:Batch,batch:{OLD_BATCH})"),
         );
         let back: Panels = eframe::get_value(&storage, eframe::APP_KEY).expect("loads");
-        assert_eq!(back.batch.settings, changed());
+        let want = Settings {
+            search: SearchOptions::default(),
+            ..changed()
+        };
+        assert_eq!(back.batch.settings, want);
         assert_eq!(back.tab, crate::app::Tab::Batch);
     }
 
@@ -194,5 +226,49 @@ mod tests {
         let d = FolderOptions::default();
         assert_eq!(f.decode, d.decode);
         assert_eq!(f.batch, d.batch);
+    }
+
+    #[test]
+    fn the_run_gets_every_decoding_setting() {
+        let o = changed().folder_options();
+        assert_eq!(
+            o.decode,
+            DecodeOptions {
+                beam: 5,
+                max_len: 22,
+                search: SearchOptions {
+                    block_ngram: 3,
+                    length_alpha: 0.5,
+                },
+            }
+        );
+    }
+
+    #[test]
+    fn out_of_range_settings_are_brought_into_range() {
+        let mut s = Settings {
+            beam: 0,
+            max_len: 0,
+            ..Settings::default()
+        };
+        s.search.length_alpha = 9.0;
+        let d = s.decode_options();
+        assert_eq!((d.beam, d.max_len), (1, 1));
+        assert_eq!(d.search.length_alpha, 4.0);
+        s.search.length_alpha = f32::NAN;
+        assert_eq!(
+            s.decode_options().search.length_alpha,
+            SearchOptions::default().length_alpha
+        );
+        s.search.length_alpha = -1.0;
+        assert_eq!(s.decode_options().search.length_alpha, 0.0);
+    }
+
+    #[test]
+    fn resetting_the_search_restores_the_defaults_only() {
+        let mut s = changed();
+        s.reset_search();
+        assert_eq!(s.search, SearchOptions::default());
+        assert_eq!(s.beam, 5);
     }
 }

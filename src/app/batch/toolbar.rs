@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use super::dialogs::DialogFor;
 use super::grid::{Filter, Sort};
 use super::session::Entry;
-use super::settings::{MAX_BEAM, MAX_WORDS};
+use super::settings::{LENGTH_ALPHA, MAX_BEAM, MAX_BLOCK_NGRAM, MAX_WORDS};
 use super::{BatchPanel, ExportKind, TrainRequest};
 use crate::app::Shared;
 use crate::export::{Existing, MetadataTarget};
@@ -72,7 +72,7 @@ impl BatchPanel {
         }
     }
 
-    /// Model, Beam, Words min and max, Prefix, Suffix, and Caption / Replace all…
+    /// Model, Beam, Words min and max, Decoding, Prefix, Suffix, and Caption / Replace all…
     /// (Cancel while a run goes on).
     fn run_row(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
         let busy = self.running.is_some();
@@ -123,7 +123,7 @@ impl BatchPanel {
         }
     }
 
-    /// Beam, Words min and max.
+    /// Beam, Words min and max, and the Decoding menu with the search's other options.
     fn decoding_ui(&mut self, ui: &mut egui::Ui, busy: bool) {
         let s = &mut self.settings;
         let label = ui.label("Beam");
@@ -144,6 +144,48 @@ impl BatchPanel {
         )
         .labelled_by(label.id)
         .on_hover_text("longest caption in words");
+        ui.add_enabled_ui(!busy, |ui| {
+            ui.menu_button("Decoding", |ui| self.search_menu(ui))
+                .response
+                .on_hover_text("repeated n-gram blocking and length normalisation");
+        });
+    }
+
+    /// The search options beyond beam and length, with the library's defaults a click away.
+    fn search_menu(&mut self, ui: &mut egui::Ui) {
+        let search = &mut self.settings.search;
+        ui.label("How the beam search chooses words.");
+        egui::Grid::new("batch_decoding")
+            .num_columns(2)
+            .show(ui, |ui| {
+                let label = ui.label("Block repeated n-grams");
+                ui.add(egui::DragValue::new(&mut search.block_ngram).range(0..=MAX_BLOCK_NGRAM))
+                    .labelled_by(label.id)
+                    .on_hover_text(
+                        "no run of this many words occurs twice in a caption (0: no blocking)",
+                    );
+                ui.end_row();
+                let label = ui.label("Length exponent");
+                ui.add(
+                    egui::DragValue::new(&mut search.length_alpha)
+                        .range(LENGTH_ALPHA)
+                        .speed(0.05)
+                        .fixed_decimals(2),
+                )
+                .labelled_by(label.id)
+                .on_hover_text(
+                    "captions are ranked by log-probability / length^exponent: 0 favours short \
+                     captions, 1 ranks by the mean per word",
+                );
+                ui.end_row();
+            });
+        if ui
+            .button("Library defaults")
+            .on_hover_text("the defaults of `captioner caption` and `captioner batch`")
+            .clicked()
+        {
+            self.settings.reset_search();
+        }
     }
 
     /// Prefix and Suffix around every new machine caption.
