@@ -16,6 +16,7 @@ pub mod status;
 pub mod tasks;
 pub mod thumbnails;
 pub mod train;
+pub mod widgets;
 
 use std::path::{Path, PathBuf};
 
@@ -299,7 +300,7 @@ impl CaptionerApp {
         }
         if let Some(dir) = startup.model {
             let choice = crate::jobs::ModelChoice::Trained(dir);
-            self.panels.batch.model = choice.clone();
+            self.panels.batch.settings.model = choice.clone();
             self.panels.caption.choose_model(choice, &mut self.shared);
         }
         self.handle_dropped(startup.open);
