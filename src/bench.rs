@@ -420,19 +420,17 @@ pub fn batch(
             .ok()
         })
         .collect();
-    let pooled: Vec<Vec<f32>> = captioner
-        .encoder
-        .encode(&images)?
-        .pooled
-        .to_dtype(candle_core::DType::F32)?
-        .to_vec2()?;
+    let mut inputs: Vec<Vec<f32>> = Vec::with_capacity(images.len());
+    for chunk in images.chunks(batch.max(1)) {
+        let out = captioner.encoder.encode(chunk)?;
+        inputs.extend(captioner.decoder_inputs(&out)?);
+    }
+    let views: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
     let t = Instant::now();
     let cpu0 = process_cpu_seconds();
-    for f in &pooled {
-        captioner.caption_features(f, &options.decode)?;
-    }
-    let beam_per_s = pooled.len() as f64 / t.elapsed().as_secs_f64();
-    let beam_cpu_ms = (process_cpu_seconds() - cpu0) * 1e3 / pooled.len().max(1) as f64;
+    captioner.caption_many(&views, &options.decode)?;
+    let beam_per_s = inputs.len() as f64 / t.elapsed().as_secs_f64();
+    let beam_cpu_ms = (process_cpu_seconds() - cpu0) * 1e3 / inputs.len().max(1) as f64;
 
     let mut failed = 0usize;
     let cpu0 = process_cpu_seconds();
@@ -451,6 +449,8 @@ pub fn batch(
     let cpu_ms = (process_cpu_seconds() - cpu0) * 1e3 / report.total.max(1) as f64;
     Ok(json!({
         "bench": "rust_caption_folder",
+        "model": model.display().to_string(),
+        "decoder": captioner.model.decoder.config().kind.to_string(),
         "threads": rayon::current_num_threads(),
         "dir": dir,
         "photos": report.total,
