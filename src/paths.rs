@@ -18,61 +18,6 @@ pub fn cache_dir(explicit: Option<&Path>) -> PathBuf {
     }
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same folder, synced, then
-/// renamed over the target. Readers see the old file or the new one, never half of one.
-///
-/// On failure (a full disk, a read-only or missing folder, ...) the previous file is left as
-/// it was, the temporary file is removed, and the error says which step failed (the caller
-/// names `path`). Concurrent writers of the same path (threads or processes) each use their own
-/// temporary file; the last rename wins.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-
-    let context =
-        |what: String, e: std::io::Error| std::io::Error::new(e.kind(), format!("{what}: {e}"));
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)
-        .map_err(|e| context(format!("cannot create the folder {}", dir.display()), e))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "file".to_string());
-    let tmp = dir.join(format!(
-        ".{name}.tmp-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp)
-        .map_err(|e| {
-            context(
-                format!("cannot create a temporary file in {}", dir.display()),
-                e,
-            )
-        })?;
-    let written = file
-        .write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(|e| context(format!("cannot write {} bytes", bytes.len()), e));
-    drop(file);
-    let result = written.and_then(|()| {
-        std::fs::rename(&tmp, path).map_err(|e| context("cannot replace the file".to_string(), e))
-    });
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    // Make the rename itself durable; a failure here does not undo the (complete) write.
-    #[cfg(unix)]
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
-}
+/// The atomic file write, under its old path: `src/app/batch` still calls it from here. Use
+/// [`crate::files::write_atomic`].
+pub use crate::files::write_atomic;
