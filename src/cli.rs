@@ -505,7 +505,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     limit,
                 } => crate::bench::batch(
                     &dir,
-                    &model.unwrap_or_else(crate::pipeline::default_model_dir),
+                    &model.unwrap_or_else(crate::paths::default_model_dir),
                     beam,
                     batch,
                     limit,
@@ -517,7 +517,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     n,
                 } => crate::bench::caption(
                     &images,
-                    &model.unwrap_or_else(crate::pipeline::default_model_dir),
+                    &model.unwrap_or_else(crate::paths::default_model_dir),
                     beam,
                     n,
                 )?,

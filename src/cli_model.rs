@@ -48,7 +48,7 @@ fn device() -> candle_core::Device {
 pub fn classify(args: &ClassifyArgs) -> anyhow::Result<ExitCode> {
     let device = device();
     let encoder = pipeline::load_encoder(&device)?;
-    let names_path = pipeline::models_root().join(pipeline::CLASS_NAMES);
+    let names_path = crate::paths::class_names();
     let names = ClassNames::load(&names_path)?;
     let mut failed = 0;
     let mut json = Vec::new();
@@ -402,7 +402,7 @@ pub fn train_settings(args: &TrainArgs) -> anyhow::Result<TrainSettings> {
         out_dir: args.out.clone(),
         from: args.from.as_ref().map(|f| {
             if f.as_os_str() == "default" && !f.exists() {
-                pipeline::default_model_dir()
+                crate::paths::default_model_dir()
             } else {
                 f.clone()
             }
@@ -417,7 +417,7 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<ExitCode> {
     let encoder = pipeline::load_encoder(&device)?;
     let places = TrainPlaces {
         cache_dir: crate::paths::cache_dir(args.cache.as_deref()),
-        models_dir: crate::jobs::train::default_models_dir(),
+        models_dir: crate::paths::trained_models_dir(),
     };
     let mut renderer = Renderer::new(false, args.json);
     let outcome = crate::jobs::train::train(
@@ -1046,7 +1046,7 @@ pub fn models(args: &crate::cli::ModelsArgs) -> anyhow::Result<ExitCode> {
     let dir = args
         .models_dir
         .clone()
-        .unwrap_or_else(crate::jobs::train::default_models_dir);
+        .unwrap_or_else(crate::paths::trained_models_dir);
     let all = crate::jobs::models::list_all(&dir);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&all)?);

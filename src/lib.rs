@@ -14,6 +14,7 @@ pub mod encoder;
 pub mod eval;
 pub mod export;
 pub mod features;
+pub mod files;
 pub mod jobs;
 pub mod metadata;
 pub mod model_dir;

@@ -16,42 +16,9 @@ use crate::features::{self, FeatureCache};
 use crate::model_dir::{self, LoadedModel, ModelDirError};
 use crate::train::{ModelInfo, TrainData};
 
-/// File name of the shipped encoder weights inside the models folder.
-pub const ENCODER_WEIGHTS: &str = "efficientnet-lite0.safetensors";
-/// Folder name of the shipped caption model inside the models folder.
-pub const DEFAULT_MODEL: &str = "default";
-/// ImageNet class names inside the models folder.
-pub const CLASS_NAMES: &str = "imagenet_classes.txt";
-
-/// The folder with the shipped models: `$CAPTIONER_MODELS` when set, else `models/` beside the
-/// executable (an installed copy), else the source checkout's `models/` (a `cargo run`).
-pub fn models_root() -> PathBuf {
-    if let Some(dir) = std::env::var_os("CAPTIONER_MODELS") {
-        return PathBuf::from(dir);
-    }
-    if let Some(dir) = std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent().map(|p| p.join("models")))
-        .filter(|d| d.join(ENCODER_WEIGHTS).is_file())
-    {
-        return dir;
-    }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models")
-}
-
-/// The shipped caption model's directory.
-pub fn default_model_dir() -> PathBuf {
-    models_root().join(DEFAULT_MODEL)
-}
-
-/// The shipped encoder weights.
-pub fn encoder_weights() -> PathBuf {
-    models_root().join(ENCODER_WEIGHTS)
-}
-
 /// Loads the shipped encoder.
 pub fn load_encoder(device: &Device) -> Result<Encoder, EncoderError> {
-    Encoder::load(&encoder_weights(), Config::lite0(), device)
+    Encoder::load(&crate::paths::encoder_weights(), Config::lite0(), device)
 }
 
 /// The compute device: CUDA when built with the `cuda` feature and a GPU is present, else the

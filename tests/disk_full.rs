@@ -1,5 +1,5 @@
 //! Full disks and read-only places: every persistent write (single files through
-//! `paths::write_atomic`: sidecars, exports, feature cache entries; folders through
+//! `files::write_atomic`: sidecars, exports, feature cache entries; folders through
 //! `model_dir::write_dir_atomically`: models and checkpoints) fails with a message naming the
 //! path, leaves the previous version intact and leaves no temporary file behind.
 //!
@@ -11,8 +11,8 @@ use std::process::Command;
 
 use captioner::export::{ExportRow, write_file, write_sidecars};
 use captioner::features::cache::FeatureCache;
+use captioner::files::write_atomic;
 use captioner::model_dir::{ModelDirError, write_dir_atomically, write_file_synced};
-use captioner::paths::write_atomic;
 
 /// A tmpfs of `kib` KiB mounted on a temporary folder, unmounted on drop.
 struct Tmpfs {

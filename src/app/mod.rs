@@ -43,13 +43,13 @@ pub struct AppPaths {
 }
 
 impl AppPaths {
-    /// The OS data directory (e.g. `~/.local/share/captioner`).
+    /// The OS data directory (e.g. `~/.local/share/captioner`), by the rules of
+    /// [`crate::paths`].
     pub fn from_os() -> AppPaths {
-        let data_dir = crate::paths::data_dir().unwrap_or_else(|| PathBuf::from(".captioner"));
         AppPaths {
+            data_dir: crate::paths::data_dir(),
             cache_dir: crate::paths::cache_dir(None),
-            models_dir: data_dir.join("models"),
-            data_dir,
+            models_dir: crate::paths::trained_models_dir(),
         }
     }
 

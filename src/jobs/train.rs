@@ -550,10 +550,3 @@ fn report_problems(ds: &crate::dataset::Dataset, events: Sink) {
         });
     }
 }
-
-/// The default folder for new runs: `models/` in the OS data folder.
-pub fn default_models_dir() -> PathBuf {
-    crate::paths::data_dir()
-        .unwrap_or_else(|| PathBuf::from("."))
-        .join("models")
-}

@@ -431,7 +431,7 @@ impl Familiarity {
             path: path.clone(),
             message: e.to_string(),
         })?;
-        crate::paths::write_atomic(&path, &bytes).map_err(|e| TrustError::Io {
+        crate::files::write_atomic(&path, &bytes).map_err(|e| TrustError::Io {
             path: path.clone(),
             source: e,
         })?;
