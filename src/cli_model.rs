@@ -11,7 +11,7 @@ use crate::cli::{BatchArgs, CaptionArgs, ClassifyArgs, EvalArgs, FeaturesArgs, T
 use crate::dataset::Split;
 use crate::decoder::DecoderKind;
 use crate::encoder::ClassNames;
-use crate::export::{self, ExportRow, MetadataTarget};
+use crate::export::{self, ExportKind, ExportRow, MetadataTarget};
 use crate::features::{ExtractOptions, FeatureCache};
 use crate::jobs::caption::{self, CaptionInput, FolderOptions};
 use crate::jobs::evaluate::EvalOptions;
@@ -579,7 +579,9 @@ pub fn caption(args: &CaptionArgs) -> anyhow::Result<ExitCode> {
                     }
                 }
                 if args.json {
-                    json.push(result_json(&path.display().to_string(), &c));
+                    let row =
+                        ExportRow::machine(path.display().to_string(), path.clone(), &c, "", "");
+                    json.push(serde_json::to_value(&row)?);
                 } else if args.verbose {
                     println!("{}: {}", path.display(), c.text);
                     println!("  {}", trust_line(&c, captioner.trust_note.as_deref()));
@@ -785,7 +787,6 @@ pub fn batch(args: &BatchArgs) -> anyhow::Result<ExitCode> {
     }
     let mut renderer = Renderer::new(false, false);
     let mut rows = Vec::new();
-    let mut json_rows = Vec::new();
     let report = caption::caption_folder(
         &captioner,
         &images,
@@ -808,16 +809,13 @@ pub fn batch(args: &BatchArgs) -> anyhow::Result<ExitCode> {
                                 ""
                             }
                         ));
-                        json_rows.push(result_json(&name, &c));
-                        rows.push(ExportRow {
-                            image: name,
-                            confidence: c.confidence,
+                        rows.push(ExportRow::machine(
+                            name,
                             path,
-                            needs_review: c.needs_review,
-                            tags: c.tags.clone(),
-                            caption: text,
-                            edited: false,
-                        });
+                            &c,
+                            &args.prefix,
+                            &args.suffix,
+                        ));
                     }
                     Err(e) => renderer.message(&format!("error: {}", e.report())),
                 }
@@ -865,52 +863,17 @@ pub fn batch(args: &BatchArgs) -> anyhow::Result<ExitCode> {
             export_failed |= !r.failed.is_empty();
         }
     }
-    if let Some(page) = &args.alt_html {
-        let dir = page
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(std::path::Path::new("."));
-        let bytes = export::to_alt_html(&rows, dir, &format!("Photos in {}", args.dir.display()));
-        let r = export::write_file(page, &bytes, rows.len());
-        eprintln!("{}", r.describe(&page.display().to_string()));
-        export_failed |= !r.failed.is_empty();
-    }
-    let folder_of = |file: &std::path::Path| {
-        file.parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(std::path::Path::new("."))
-            .to_path_buf()
-    };
-    for (target, bytes) in [
-        (
-            &args.alt_csv,
-            args.alt_csv
-                .as_ref()
-                .map(|f| export::to_alt_csv(&rows, &folder_of(f))),
-        ),
-        (
-            &args.alt_json,
-            args.alt_json
-                .as_ref()
-                .map(|f| export::to_alt_json(&rows, &folder_of(f))),
-        ),
-        (&args.csv, args.csv.as_ref().map(|_| export::to_csv(&rows))),
-        (
-            &args.json,
-            args.json.as_ref().map(|_| {
-                serde_json::to_vec_pretty(&json_rows)
-                    .map(|mut v| {
-                        v.push(b'\n');
-                        v
-                    })
-                    .map_err(|e| e.to_string())
-            }),
-        ),
+    let title = format!("Photos in {}", args.dir.display());
+    for (kind, file) in [
+        (ExportKind::AltHtml, &args.alt_html),
+        (ExportKind::AltCsv, &args.alt_csv),
+        (ExportKind::AltJson, &args.alt_json),
+        (ExportKind::Csv, &args.csv),
+        (ExportKind::Json, &args.json),
     ] {
-        if let (Some(target), Some(bytes)) = (target, bytes) {
-            let bytes = bytes.map_err(anyhow::Error::msg)?;
-            let r = export::write_file(target, &bytes, rows.len());
-            eprintln!("{}", r.describe(&target.display().to_string()));
+        if let Some(file) = file {
+            let r = export::export_file(&rows, kind, file, &title);
+            eprintln!("{}", r.describe(&file.display().to_string()));
             export_failed |= !r.failed.is_empty();
         }
     }
@@ -921,26 +884,6 @@ pub fn batch(args: &BatchArgs) -> anyhow::Result<ExitCode> {
             ExitCode::FAILURE
         },
     )
-}
-
-/// One caption as JSON: the caption, its trust figures, tags and word probabilities.
-fn result_json(image: &str, c: &pipeline::CaptionResult) -> serde_json::Value {
-    serde_json::json!({
-        "image": image,
-        "caption": c.text,
-        "confidence": c.confidence,
-        "familiarity": c.familiarity,
-        "needs_review": c.needs_review,
-        "review_reason": c.review_reason,
-        "warning": c.review_reason.map(|r| r.warning()),
-        "review_detail": c.review_detail,
-        "tags": c.tags,
-        "word_probability_geomean": c.word_probability_geomean(),
-        "words": c.words,
-        "alternatives": c.alternatives,
-        "millis": c.millis,
-        "attention": c.attention,
-    })
 }
 
 /// The trust figures of a caption for people.

@@ -12,7 +12,7 @@
 
 pub mod session;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -53,18 +53,7 @@ struct Running {
     kept: usize,
 }
 
-/// A file export.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ExportKind {
-    Csv,
-    Json,
-    /// An HTML page with one `<img alt>` per photo.
-    AltHtml,
-    /// Alt text as CSV: file, alt_text, confidence, tags.
-    AltCsv,
-    /// Alt text as JSON.
-    AltJson,
-}
+pub use crate::export::ExportKind;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum DialogFor {
@@ -976,15 +965,27 @@ impl BatchPanel {
             .iter()
             .filter(|e| e.has_caption())
             .map(|e| ExportRow {
-                image: e.name.clone(),
-                path: e.path.clone(),
-                caption: e.cell.caption.trim().to_string(),
                 confidence: e.cell.confidence,
-                edited: e.cell.source == Source::Edited,
                 needs_review: (e.cell.source == Source::Machine)
                     .then_some(e.cell.needs_review)
                     .flatten(),
                 tags: e.cell.tags.clone(),
+                alternatives: e
+                    .cell
+                    .alternatives
+                    .iter()
+                    .map(export::Alternative::unscored)
+                    .collect(),
+                ..ExportRow::new(
+                    e.name.clone(),
+                    e.path.clone(),
+                    e.cell.caption.trim().to_string(),
+                    match e.cell.source {
+                        Source::Edited => export::CaptionSource::Edited,
+                        Source::Machine => export::CaptionSource::Machine,
+                        Source::Existing | Source::Empty => export::CaptionSource::Existing,
+                    },
+                )
             })
             .collect()
     }
@@ -993,30 +994,8 @@ impl BatchPanel {
     pub fn export_to_file(&mut self, kind: ExportKind, path: PathBuf, shared: &mut Shared) {
         let rows = self.export_rows();
         match Pending::spawn(&shared.ctx, "export-file", move || {
-            let bytes = match kind {
-                ExportKind::Csv => export::to_csv(&rows),
-                ExportKind::Json => export::to_json(&rows),
-                ExportKind::AltHtml => {
-                    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-                    Ok(export::to_alt_html(&rows, &dir, "Photo descriptions"))
-                }
-                ExportKind::AltCsv => {
-                    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-                    export::to_alt_csv(&rows, &dir)
-                }
-                ExportKind::AltJson => {
-                    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-                    export::to_alt_json(&rows, &dir)
-                }
-            };
             let what = path.display().to_string();
-            let report = match bytes {
-                Ok(b) => export::write_file(&path, &b, rows.len()),
-                Err(e) => ExportReport {
-                    failed: vec![e],
-                    ..ExportReport::default()
-                },
-            };
+            let report = export::export_file(&rows, kind, &path, "Photo descriptions");
             (what, report)
         }) {
             Ok(p) => self.export = Some(p),
