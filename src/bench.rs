@@ -19,11 +19,12 @@ use std::time::Instant;
 use serde_json::json;
 
 use crate::dataset::{self, ImportOptions};
-use crate::decoder::DecoderConfig;
+use crate::decoder::{DecoderConfig, DecoderKind};
 use crate::encoder::PreprocessedImage;
 use crate::features::FeatureCache;
 use crate::jobs::CancelToken;
 use crate::jobs::caption::{CaptionInput, FolderOptions, caption_folder, caption_one, list_photos};
+use crate::jobs::train::TrainSettings;
 use crate::pipeline::{self, Captioner, DecodeOptions};
 use crate::train::{Engine, TrainConfig, TrainData, TrainEvent};
 
@@ -148,25 +149,22 @@ pub fn encoder(
     }))
 }
 
-/// One training epoch of the default merge decoder over the training captions of `dataset`,
-/// from cached features (run `captioner features` first), on the CPU with `engine`
-/// (`Auto` is the CPU engine). With `Engine::Candle` the CPU engine's epoch is measured too,
-/// so the two speeds stand side by side.
+/// One training epoch of a new `decoder` (with the sizes and learning rate `captioner train`
+/// gives it, [`TrainSettings::for_decoder`]) over the training captions of `dataset`, from
+/// cached features (run `captioner features` first, with `--spatial` for the attention
+/// decoder), on the CPU with `engine` (`Auto` is the CPU engine). With `Engine::Candle` the
+/// CPU engine's epoch is measured too, so the two speeds stand side by side.
 pub fn train(
     dataset_dir: &Path,
     cache_dir: &Path,
     batch: usize,
     engine: Engine,
-    decoder: &str,
+    decoder: DecoderKind,
     max_batches: Option<usize>,
 ) -> anyhow::Result<serde_json::Value> {
     let load_start = loadavg();
     let device = candle_core::Device::Cpu;
-    let attention = match decoder {
-        "merge" => false,
-        "attention" => true,
-        other => anyhow::bail!("--decoder must be `merge` or `attention`, not `{other}`"),
-    };
+    let attention = decoder == DecoderKind::Attention;
     let ds = dataset::import(dataset_dir, &ImportOptions::default())?;
     let encoder = pipeline::load_encoder(&device)?;
     let cache = FeatureCache::new(cache_dir, encoder.id());
@@ -186,18 +184,13 @@ pub fn train(
             if attention { " --spatial" } else { "" },
         );
     }
-    let (cfg, lr) = if attention {
-        let (rows, cols) = prepared.grid.unwrap_or((7, 7));
-        (
-            DecoderConfig::attention(prepared.vocab.len(), rows, cols),
-            4e-4,
-        )
-    } else {
-        (
-            DecoderConfig::merge(prepared.vocab.len()),
-            TrainConfig::default().lr,
-        )
-    };
+    let settings = TrainSettings::for_decoder(decoder);
+    let cfg = settings.decoder_config(
+        prepared.vocab.len(),
+        encoder.feature_dim(),
+        prepared.grid.unwrap_or((7, 7)),
+    );
+    let lr = settings.train.lr;
     let engines = match engine.resolve(&device) {
         Engine::Candle => vec![Engine::Cpu, Engine::Candle],
         other => vec![other],

@@ -7,7 +7,6 @@ pub mod app;
 pub mod attention_view;
 pub mod bench;
 pub mod cli;
-pub mod cli_model;
 pub mod dataset;
 pub mod decoder;
 pub mod encoder;

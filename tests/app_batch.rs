@@ -153,7 +153,9 @@ fn a_folder_opens_with_its_sidecars_and_bad_ones_are_left_alone() {
     wait_until(&mut h, 30, "the CSV", |_| csv_path.exists());
     let csv = std::fs::read_to_string(&csv_path).unwrap();
     assert!(
-        csv.starts_with("image,caption,confidence,edited,needs_review,tags\n"),
+        csv.starts_with(
+            "image,caption,confidence,edited,needs_review,tags,source,review_reason,review_detail\n"
+        ),
         "{csv}"
     );
     assert!(csv.contains("two dogs play in the snow"));

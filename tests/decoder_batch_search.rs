@@ -9,7 +9,8 @@ use captioner::decoder::{
     beam_search_with_options, greedy_with_options,
 };
 use captioner::jobs::caption::load_for_encoder;
-use captioner::pipeline::{Captioner, DecodeOptions, models_root};
+use captioner::paths::shipped_models_dir;
+use captioner::pipeline::{Captioner, DecodeOptions};
 use captioner::train::{Params, Rng};
 use std::path::PathBuf;
 
@@ -83,7 +84,7 @@ fn check(decoder: &Decoder, features: &[Tensor], what: &str, exact: bool) {
 }
 
 fn shipped(name: &str) -> Captioner {
-    Captioner::load(&models_root().join(name), &Device::Cpu).unwrap()
+    Captioner::load(&shipped_models_dir().join(name), &Device::Cpu).unwrap()
 }
 
 #[test]

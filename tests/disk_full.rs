@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use captioner::export::{ExportRow, write_file, write_sidecars};
+use captioner::export::{CaptionSource, ExportRow, write_file, write_sidecars};
 use captioner::features::cache::FeatureCache;
 use captioner::files::write_atomic;
 use captioner::model_dir::{ModelDirError, write_dir_atomically, write_file_synced};
@@ -138,15 +138,12 @@ fn a_read_only_folder_is_named_and_left_alone() {
         "{err}"
     );
 
-    let rows = vec![ExportRow {
-        image: "dog.jpg".to_string(),
-        path: photo.clone(),
-        caption: "a dog".to_string(),
-        confidence: None,
-        edited: false,
-        needs_review: None,
-        tags: Vec::new(),
-    }];
+    let rows = vec![ExportRow::new(
+        "dog.jpg".to_string(),
+        photo.clone(),
+        "a dog".to_string(),
+        CaptionSource::Machine,
+    )];
     let report = write_sidecars(&rows, captioner::export::Existing::Overwrite);
     assert_eq!(report.written, 0);
     assert!(report.failed[0].contains("dog.txt"), "{:?}", report.failed);

@@ -201,18 +201,18 @@ impl CaptionPanel {
                 .warn("a pasted image has no file to save its caption beside; use Copy caption");
             return;
         };
-        let row = crate::export::ExportRow {
-            image: path
-                .file_name()
+        let row = crate::export::ExportRow::new(
+            path.file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
-            path: path.clone(),
-            caption: shown.caption().to_string(),
-            confidence: None,
-            edited: shown.chosen > 0,
-            needs_review: None,
-            tags: Vec::new(),
-        };
+            path.clone(),
+            shown.caption().to_string(),
+            if shown.chosen > 0 {
+                crate::export::CaptionSource::Edited
+            } else {
+                crate::export::CaptionSource::Machine
+            },
+        );
         let report = crate::export::write_sidecars(
             &[row],
             if self.overwrite_sidecar {

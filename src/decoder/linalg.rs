@@ -116,12 +116,6 @@ pub(crate) fn matmul(dst: &mut [f32], a: MatRef<'_>, b: MatRef<'_>, accumulate: 
     matmul_with(dst, a, b, accumulate, parallelism());
 }
 
-/// [`matmul`] on the calling thread only.
-#[cfg(test)]
-pub(crate) fn matmul_single(dst: &mut [f32], a: MatRef<'_>, b: MatRef<'_>, accumulate: bool) {
-    matmul_with(dst, a, b, accumulate, gemm::Parallelism::None);
-}
-
 fn matmul_with(
     dst: &mut [f32],
     a: MatRef<'_>,

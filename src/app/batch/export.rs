@@ -1,61 +1,15 @@
 //! The batch's captions out: CSV and JSON files, alt text (an HTML page, CSV, JSON) and photo
 //! metadata (XMP sidecars or embedded), each written on a thread of its own.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::BatchPanel;
 use super::session::{Entry, Source};
 use crate::app::Shared;
 use crate::app::tasks::{self, Pending};
-use crate::export::{self, ExportReport, ExportRow};
+use crate::export::{self, ExportRow};
 
-/// A file export.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ExportKind {
-    Csv,
-    Json,
-    /// An HTML page with one `<img alt>` per photo.
-    AltHtml,
-    /// Alt text as CSV: file, alt_text, confidence, tags.
-    AltCsv,
-    /// Alt text as JSON.
-    AltJson,
-}
-
-impl ExportKind {
-    /// The file name a save dialog (or the typed path) suggests.
-    pub fn file_name(self) -> &'static str {
-        match self {
-            ExportKind::Csv => "captions.csv",
-            ExportKind::Json => "captions.json",
-            ExportKind::AltHtml => "alt-text.html",
-            ExportKind::AltCsv => "alt-text.csv",
-            ExportKind::AltJson => "alt-text.json",
-        }
-    }
-
-    /// The file's extension, for the save dialog's filter.
-    pub fn extension(self) -> &'static str {
-        match self {
-            ExportKind::Csv | ExportKind::AltCsv => "csv",
-            ExportKind::Json | ExportKind::AltJson => "json",
-            ExportKind::AltHtml => "html",
-        }
-    }
-
-    /// The file's bytes for `rows`, written to `path` (alt text names photos relative to its
-    /// folder).
-    fn render(self, rows: &[ExportRow], path: &Path) -> Result<Vec<u8>, String> {
-        let dir = || path.parent().map(Path::to_path_buf).unwrap_or_default();
-        match self {
-            ExportKind::Csv => export::to_csv(rows),
-            ExportKind::Json => export::to_json(rows),
-            ExportKind::AltHtml => Ok(export::to_alt_html(rows, &dir(), "Photo descriptions")),
-            ExportKind::AltCsv => export::to_alt_csv(rows, &dir()),
-            ExportKind::AltJson => export::to_alt_json(rows, &dir()),
-        }
-    }
-}
+pub use crate::export::ExportKind;
 
 /// The rows an export writes: every photo with a caption, in folder order. Only a machine
 /// caption carries the model's review flag (the user's word settles an edited one).
@@ -64,15 +18,27 @@ pub fn export_rows(entries: &[Entry]) -> Vec<ExportRow> {
         .iter()
         .filter(|e| e.has_caption())
         .map(|e| ExportRow {
-            image: e.name.clone(),
-            path: e.path.clone(),
-            caption: e.cell.caption.trim().to_string(),
             confidence: e.cell.confidence,
-            edited: e.cell.source == Source::Edited,
             needs_review: (e.cell.source == Source::Machine)
                 .then_some(e.cell.needs_review)
                 .flatten(),
             tags: e.cell.tags.clone(),
+            alternatives: e
+                .cell
+                .alternatives
+                .iter()
+                .map(export::Alternative::unscored)
+                .collect(),
+            ..ExportRow::new(
+                e.name.clone(),
+                e.path.clone(),
+                e.cell.caption.trim().to_string(),
+                match e.cell.source {
+                    Source::Edited => export::CaptionSource::Edited,
+                    Source::Machine => export::CaptionSource::Machine,
+                    Source::Existing | Source::Empty => export::CaptionSource::Existing,
+                },
+            )
         })
         .collect()
 }
@@ -83,13 +49,7 @@ impl BatchPanel {
         let rows = export_rows(self.entries());
         match Pending::spawn(&shared.ctx, "export-file", move || {
             let what = path.display().to_string();
-            let report = match kind.render(&rows, &path) {
-                Ok(b) => export::write_file(&path, &b, rows.len()),
-                Err(e) => ExportReport {
-                    failed: vec![e],
-                    ..ExportReport::default()
-                },
-            };
+            let report = export::export_file(&rows, kind, &path, "Photo descriptions");
             (what, report)
         }) {
             Ok(p) => self.export = Some(p),
@@ -181,9 +141,9 @@ mod tests {
         assert_eq!(rows[0].needs_review, Some(true));
         assert_eq!(rows[0].confidence, Some(0.4));
         assert_eq!(rows[0].tags, ["dog"]);
-        assert!(!rows[0].edited);
+        assert!(!rows[0].edited());
         assert_eq!(rows[1].image, "c.jpg");
-        assert!(rows[1].edited);
+        assert!(rows[1].edited());
         assert_eq!(rows[1].needs_review, None);
     }
 
