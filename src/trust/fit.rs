@@ -306,6 +306,9 @@ pub struct DevMeasure {
     pub assess_seconds: f64,
 }
 
+/// Dev photos per batched search in [`measure_dev`] (progress is reported after each).
+const DEV_CHUNK: usize = 100;
+
 /// Captions the dev photos (`(entry, pooled features)`) with `captioner` and measures them.
 pub fn measure_dev(
     captioner: &Captioner,
@@ -320,40 +323,50 @@ pub fn measure_dev(
     });
     let mut m = DevMeasure::default();
     let total = dev_rows.len();
-    for (i, (entry, f, map)) in dev_rows.iter().enumerate() {
+    let mut done = 0;
+    // One batched search per chunk (the same captions as one photo at a time); the chunks
+    // only pace progress reports and cancellation.
+    for chunk in dev_rows.chunks(DEV_CHUNK) {
         if cancel.is_cancelled() {
             return Err(JobError::msg("calibration stopped"));
         }
-        let r = captioner
-            .caption_features(map.unwrap_or(f), decode)
-            .job_context(|| format!("captioning {}", entry.path.display()))?;
-        m.names.push(
-            entry
-                .path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-        );
-        let t = Instant::now();
-        let assessment = captioner.assess(f, &r);
-        m.assess_seconds += t.elapsed().as_secs_f64();
-        m.signals.push(assessment.signals);
-        m.hyps.push(crate::eval::tokenize(&r.text));
-        m.refs.push(
-            entry
-                .captions
-                .iter()
-                .map(|c| crate::eval::tokenize(c))
-                .collect::<Vec<_>>(),
-        );
-        if i % 50 == 0 || i + 1 == total {
-            events(JobEvent::Progress {
-                job: Job::Evaluate,
-                done: i + 1,
-                total,
-                eta: None,
-            });
+        let inputs: Vec<&[f32]> = chunk.iter().map(|(_, f, map)| map.unwrap_or(f)).collect();
+        let results = captioner.caption_many(&inputs, decode).job_context(|| {
+            let first = chunk.first().map(|(e, _, _)| e.path.display().to_string());
+            format!(
+                "captioning {} dev photos from {}",
+                chunk.len(),
+                first.unwrap_or_default()
+            )
+        })?;
+        for ((entry, f, _), r) in chunk.iter().zip(&results) {
+            m.names.push(
+                entry
+                    .path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            );
+            let t = Instant::now();
+            let assessment = captioner.assess(f, r);
+            m.assess_seconds += t.elapsed().as_secs_f64();
+            m.signals.push(assessment.signals);
+            m.hyps.push(crate::eval::tokenize(&r.text));
+            m.refs.push(
+                entry
+                    .captions
+                    .iter()
+                    .map(|c| crate::eval::tokenize(c))
+                    .collect::<Vec<_>>(),
+            );
         }
+        done += chunk.len();
+        events(JobEvent::Progress {
+            job: Job::Evaluate,
+            done,
+            total,
+            eta: None,
+        });
     }
     m.cider = crate::eval::cider_d_scores(&m.hyps, &m.refs).per_image;
     m.good = m.cider.iter().map(|c| *c >= ACCEPTABLE_CIDER).collect();
@@ -698,8 +711,9 @@ fn measure_mix(
         }
     }
     let mut ex = DevMeasure::default();
-    let mut results = Vec::new();
-    for (name, path, caps) in &extra {
+    let mut pooled = Vec::with_capacity(extra.len());
+    let mut inputs = Vec::with_capacity(extra.len());
+    for (_, path, _) in &extra {
         let img = crate::jobs::caption::load_for_encoder(
             path,
             captioner.encoder.input_size(),
@@ -722,15 +736,19 @@ fn measure_mix(
             .into_iter()
             .next()
             .unwrap_or_default();
-        let r = captioner
-            .caption_features(&input, decode)
-            .job_context(|| format!("captioning {}", path.display()))?;
+        pooled.push(f);
+        inputs.push(input);
+    }
+    let views: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
+    let results = captioner
+        .caption_many(&views, decode)
+        .job_context(|| format!("captioning {} extra photos", extra.len()))?;
+    for (((name, _, caps), f), r) in extra.iter().zip(&pooled).zip(&results) {
         ex.names.push(name.clone());
-        ex.signals.push(captioner.assess(&f, &r).signals);
+        ex.signals.push(captioner.assess(f, r).signals);
         ex.hyps.push(crate::eval::tokenize(&r.text));
         ex.refs
             .push(caps.iter().map(|c| crate::eval::tokenize(c)).collect());
-        results.push(r);
     }
     // CIDEr-D over the whole mix (document frequencies from all its reference captions).
     let hyps: Vec<Vec<String>> = dev.hyps.iter().chain(&ex.hyps).cloned().collect();
