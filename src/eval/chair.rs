@@ -233,6 +233,35 @@ const SYNONYMS: &[(&str, &[&str])] = &[
             "nurse",
             "doctor",
             "teacher",
+            "kayaker",
+            "canoeist",
+            "rower",
+            "paddler",
+            "sailor",
+            "golfer",
+            "skydiver",
+            "diver",
+            "windsurfer",
+            "kiteboarder",
+            "wakeboarder",
+            "bodyboarder",
+            "rollerblader",
+            "hunter",
+            "farmer",
+            "shepherd",
+            "baker",
+            "priest",
+            "nun",
+            "monk",
+            "protester",
+            "competitor",
+            "contestant",
+            "bystander",
+            "onlooker",
+            "visitor",
+            "traveler",
+            "traveller",
+            "commuter",
         ],
     ),
     ("bicycle", &["bicycle", "bike", "mountain bike"]),
@@ -276,7 +305,17 @@ const SYNONYMS: &[(&str, &[&str])] = &[
         ],
     ),
     ("bus", &["bus", "busses", "minibus"]),
-    ("train", &["train", "locomotive"]),
+    (
+        "train",
+        &[
+            "train",
+            "locomotive",
+            "tram",
+            "streetcar",
+            "trolley",
+            "subway car",
+        ],
+    ),
     ("truck", &["truck", "lorry", "firetruck"]),
     (
         "boat",
@@ -332,6 +371,8 @@ const SYNONYMS: &[(&str, &[&str])] = &[
             "finch",
             "hummingbird",
             "parakeet",
+            // The plural only: "chicken" is as often food ("a plate of chicken").
+            "chickens",
         ],
     ),
     ("cat", &["cat", "kitten", "kitty", "tabby"]),
@@ -544,11 +585,17 @@ const NOT_OBJECTS: &[&str] = &[
     "ball cap",
     "ball gown",
     "snow man",
+    "fork of a tree",
+    "fork of the tree",
+    "fork in the road",
+    "koala bear",
+    "bull moose",
+    "bull elk",
 ];
 
 /// Words before an animal's name that would otherwise be a person ("baby elephant", "mother
-/// duck"), and before a vehicle's ("passenger jet").
-const ANIMAL_QUALIFIERS: &[&str] = &["baby", "adult", "mother", "mama", "momma"];
+/// duck") or a cow ("bull elephant"), and before a vehicle's ("passenger jet").
+const ANIMAL_QUALIFIERS: &[&str] = &["baby", "adult", "mother", "mama", "momma", "bull"];
 const ANIMALS: &[&str] = &[
     "bird", "cat", "dog", "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe",
 ];
@@ -1207,6 +1254,11 @@ mod tests {
         assert_eq!(cats("a passenger jet"), ["airplane"]);
         assert_eq!(cats("a baby in a crib"), ["person"]);
         assert_eq!(cats("a passenger waits"), ["person"]);
+        assert_eq!(cats("a bull elephant"), ["elephant"]);
+        assert_eq!(cats("a bull moose"), Vec::<&str>::new());
+        assert_eq!(cats("a bull in a rodeo"), ["cow"]);
+        assert_eq!(cats("three chickens"), ["bird"]);
+        assert_eq!(cats("a plate of chicken"), Vec::<&str>::new());
     }
 
     #[test]
@@ -1234,6 +1286,7 @@ mod tests {
             "riding a jet ski",
             "playing table tennis",
             "a tie dye shirt",
+            "a koala in the fork of a tree",
         ] {
             assert_eq!(cats(w), Vec::<&str>::new(), "{w}");
         }
