@@ -104,6 +104,10 @@ pub struct MixFigures {
     pub review: ReviewFigures,
     /// Per unfamiliar photo: name, caption, CIDEr-D, confidence, needs_review, tags.
     pub photos: Vec<serde_json::Value>,
+    /// Object hallucination of each extra folder's captions (references as ground truth).
+    pub chair: Vec<crate::eval::chair::FolderChair>,
+    /// The same over the photos of all extra folders together (with two folders or more).
+    pub chair_all_extra: Option<crate::eval::chair::ChairReport>,
 }
 
 /// What a calibration measured.
@@ -701,7 +705,10 @@ fn measure_mix(
     // (name shown, path, reference captions); with several folders a photo is named by its
     // folder too.
     let mut extra: Vec<(String, PathBuf, Vec<String>)> = Vec::new();
+    // Each folder's photos: a range of `extra`.
+    let mut ranges: Vec<(PathBuf, std::ops::Range<usize>)> = Vec::new();
     for folder in folders {
+        let start = extra.len();
         for (name, caps) in read_extra_captions(folder)? {
             let shown = match (folders.len(), folder.file_name()) {
                 (2.., Some(f)) => format!("{}/{name}", f.to_string_lossy()),
@@ -709,6 +716,7 @@ fn measure_mix(
             };
             extra.push((shown, folder.join(&name), caps));
         }
+        ranges.push((folder.clone(), start..extra.len()));
     }
     let mut ex = DevMeasure::default();
     let mut pooled = Vec::with_capacity(extra.len());
@@ -799,6 +807,27 @@ fn measure_mix(
                 "tags": r.tags})
         })
         .collect();
+    let texts: Vec<String> = results.iter().map(|c| c.text.clone()).collect();
+    let truths: Vec<_> = extra
+        .iter()
+        .map(|(_, _, caps)| crate::eval::chair::objects_of_references(caps))
+        .collect();
+    let measure = |r: std::ops::Range<usize>| {
+        crate::eval::chair::ChairReport::measure(
+            &texts[r.clone()],
+            &truths[r.clone()],
+            Some(&flagged[nd + r.start..nd + r.end]),
+            crate::eval::chair::Truth::References,
+        )
+    };
+    let chair_all_extra = (ranges.len() >= 2).then(|| measure(0..extra.len()));
+    let chair = ranges
+        .into_iter()
+        .map(|(folder, r)| crate::eval::chair::FolderChair {
+            folder,
+            chair: measure(r),
+        })
+        .collect();
     Ok(Mix {
         figures: MixFigures {
             dev_photos: nd,
@@ -813,6 +842,8 @@ fn measure_mix(
             dev_good_flagged: share(&dev_good),
             review: review_figures(&flagged, &good),
             photos,
+            chair,
+            chair_all_extra,
         },
         extra: ex,
     })
