@@ -210,11 +210,11 @@ pub struct EpochReport {
     pub train_loss: f64,
     /// Mean token cross-entropy on the dev captions (teacher forcing, no dropout).
     pub dev_loss: f64,
-    /// Corpus BLEU-4 of greedy captions on the dev subset.
+    /// Corpus BLEU-4 on the dev subset, beam [`DEV_BEAM`] with the default search options.
     pub dev_bleu4: f64,
     /// BLEU-1..4 of the same captions.
     pub dev_bleu: [f64; 4],
-    /// (sample name, greedy caption).
+    /// (sample name, its dev caption: beam [`DEV_BEAM`]).
     pub samples: Vec<(String, String)>,
     /// Wall-clock seconds of the epoch (training and evaluation).
     pub seconds: f64,
@@ -433,10 +433,18 @@ impl TrainData {
     }
 }
 
-/// Greedy captions (as words) for images, in chunks. Plain greedy decoding (no n-gram
-/// blocking), as when the shipped model was trained, so that its documented command still
-/// chooses the same epoch.
-fn greedy_words(
+/// The beam width of the per-epoch dev captions: `captioner eval`'s default, so the epoch
+/// training keeps is chosen on the figure the documentation reports.
+pub const DEV_BEAM: usize = 3;
+
+/// Photos in flight in the per-epoch dev search (beam rows = this x [`DEV_BEAM`]).
+const DEV_SEARCH_BATCH: usize = 16;
+
+/// The per-epoch dev captions (as words) for images: beam search with `captioner eval`'s
+/// default decoding ([`DEV_BEAM`], n-gram blocking and length normalisation as
+/// [`decoder::SearchOptions::default`]), over many photos at once ([`decoder::beam_search_many`],
+/// the same captions as one photo at a time).
+fn dev_captions(
     dec: &Decoder,
     data: &TrainData,
     images: &[usize],
@@ -445,11 +453,21 @@ fn greedy_words(
     let dim = dec.config().input_dim();
     let mut out = Vec::with_capacity(images.len());
     for chunk in images.chunks(500) {
-        let feats = data.features_of(chunk, dim, dec.device())?;
-        for cap in
-            decoder::greedy_with_options(dec, &feats, max_len, &decoder::SearchOptions::plain())?
-        {
-            out.push(data.words(&cap.tokens));
+        let inputs = chunk
+            .iter()
+            .map(|&i| data.features_of(&[i], dim, dec.device()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let found = decoder::beam_search_many(
+            dec,
+            &inputs,
+            DEV_BEAM,
+            max_len,
+            &decoder::SearchOptions::default(),
+            DEV_SEARCH_BATCH,
+        )?;
+        for captions in found {
+            let tokens = captions.first().map(|c| c.tokens.as_slice()).unwrap_or(&[]);
+            out.push(data.words(tokens));
         }
     }
     Ok(out)
@@ -878,9 +896,9 @@ pub fn train_from(
         // End of epoch: evaluate, schedule, checkpoint.
         let dev_loss = backend.dev_loss(features, &data.dev, cfg.batch_size)?;
         let dec = backend.decoder(device)?;
-        let hyps = greedy_words(&dec, data, &bleu_images, cfg.max_len)?;
+        let hyps = dev_captions(&dec, data, &bleu_images, cfg.max_len)?;
         let bleu = crate::eval::corpus_bleu(&hyps, &bleu_refs);
-        let samples: Vec<(String, String)> = greedy_words(&dec, data, &sample_images, cfg.max_len)?
+        let samples: Vec<(String, String)> = dev_captions(&dec, data, &sample_images, cfg.max_len)?
             .into_iter()
             .zip(&data.sample_images)
             .map(|(words, (_, name))| (name.clone(), words.join(" ")))
