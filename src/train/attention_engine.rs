@@ -12,10 +12,11 @@
 //! to candle's autograd on the same network.
 
 use super::engine::{BatchLoss, EngineError, Example, Features, Params};
+use super::rng::Rng;
 use crate::decoder::linalg::{
-    MatRef, Rng, attention_row_backward, attention_row_forward, column_sums, exp_shifted_sum,
-    fill_rows, lstm_backward_row, lstm_forward_row, matmul, matmul_by_rows_of, max_of,
-    scale_in_place, transpose,
+    MatRef, attention_row_backward, attention_row_forward, column_sums, exp_shifted_sum, fill_rows,
+    lstm_backward_row, lstm_forward_row, matmul, matmul_by_rows_of, max_of, scale_in_place,
+    transpose,
 };
 use crate::decoder::{ATTENTION_REG, DecoderConfig, DecoderKind, END, START};
 use rayon::prelude::*;

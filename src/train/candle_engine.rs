@@ -13,7 +13,7 @@
 
 use super::adam::Adam;
 use super::engine::{BatchLoss, EngineError, Example, Features, Params};
-use crate::decoder::linalg::Rng;
+use super::rng::Rng;
 use crate::decoder::{Decoder, DecoderConfig, DecoderKind, DropoutMasks, END, START};
 use candle_core::{DType, Device, Tensor, Var};
 use std::collections::HashMap;

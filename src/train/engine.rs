@@ -16,9 +16,10 @@
 //! words and its END), exactly what the candle [`crate::decoder::Decoder`] computes step by step
 //! (a test checks the two agree).
 
+use super::rng::Rng;
 use crate::decoder::linalg::{
-    MatRef, Rng, column_sums, exp_shifted_sum, fill_rows, lstm_backward_row, lstm_forward_row,
-    matmul, max_of, scale_in_place, tanh_in_place, transpose,
+    MatRef, column_sums, exp_shifted_sum, fill_rows, lstm_backward_row, lstm_forward_row, matmul,
+    max_of, scale_in_place, tanh_in_place, transpose,
 };
 use crate::decoder::{DecoderConfig, DecoderKind, END, ParamSpec, START};
 use candle_core::{Device, Tensor};

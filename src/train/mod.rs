@@ -28,6 +28,7 @@ pub mod batches;
 pub mod candle_engine;
 pub mod checkpoint;
 pub mod engine;
+pub mod rng;
 
 mod summary;
 
@@ -37,10 +38,10 @@ pub use checkpoint::{DataFingerprint, TrainState, load_checkpoint, load_weights,
 pub use engine::{BatchLoss, Engine as CpuEngine, EngineError, Example, Features, Params};
 pub use summary::{LayerSummary, ModelSummary, model_summary};
 
-pub use crate::decoder::linalg::Rng;
 use crate::decoder::{self, Decoder, DecoderConfig, DecoderError, END, PAD, START};
 use crate::model_dir::{self, FORMAT_VERSION, ModelDirError};
 use candle_core::{Device, Tensor};
+pub use rng::Rng;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
