@@ -160,7 +160,7 @@ pub fn write_word_pngs(
             image::ImageFormat::Png,
         )
         .map_err(|e| format!("{}: cannot encode: {e}", path.display()))?;
-        crate::paths::write_atomic(&path, &bytes)
+        crate::files::write_atomic(&path, &bytes)
             .map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
         written.push(path);
     }

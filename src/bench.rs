@@ -19,11 +19,12 @@ use std::time::Instant;
 use serde_json::json;
 
 use crate::dataset::{self, ImportOptions};
-use crate::decoder::DecoderConfig;
+use crate::decoder::{DecoderConfig, DecoderKind};
 use crate::encoder::PreprocessedImage;
 use crate::features::FeatureCache;
 use crate::jobs::CancelToken;
 use crate::jobs::caption::{CaptionInput, FolderOptions, caption_folder, caption_one, list_photos};
+use crate::jobs::train::TrainSettings;
 use crate::pipeline::{self, Captioner, DecodeOptions};
 use crate::train::{Engine, TrainConfig, TrainData, TrainEvent};
 
@@ -148,25 +149,22 @@ pub fn encoder(
     }))
 }
 
-/// One training epoch of the default merge decoder over the training captions of `dataset`,
-/// from cached features (run `captioner features` first), on the CPU with `engine`
-/// (`Auto` is the CPU engine). With `Engine::Candle` the CPU engine's epoch is measured too,
-/// so the two speeds stand side by side.
+/// One training epoch of a new `decoder` (with the sizes and learning rate `captioner train`
+/// gives it, [`TrainSettings::for_decoder`]) over the training captions of `dataset`, from
+/// cached features (run `captioner features` first, with `--spatial` for the attention
+/// decoder), on the CPU with `engine` (`Auto` is the CPU engine). With `Engine::Candle` the
+/// CPU engine's epoch is measured too, so the two speeds stand side by side.
 pub fn train(
     dataset_dir: &Path,
     cache_dir: &Path,
     batch: usize,
     engine: Engine,
-    decoder: &str,
+    decoder: DecoderKind,
     max_batches: Option<usize>,
 ) -> anyhow::Result<serde_json::Value> {
     let load_start = loadavg();
     let device = candle_core::Device::Cpu;
-    let attention = match decoder {
-        "merge" => false,
-        "attention" => true,
-        other => anyhow::bail!("--decoder must be `merge` or `attention`, not `{other}`"),
-    };
+    let attention = decoder == DecoderKind::Attention;
     let ds = dataset::import(dataset_dir, &ImportOptions::default())?;
     let encoder = pipeline::load_encoder(&device)?;
     let cache = FeatureCache::new(cache_dir, encoder.id());
@@ -186,18 +184,13 @@ pub fn train(
             if attention { " --spatial" } else { "" },
         );
     }
-    let (cfg, lr) = if attention {
-        let (rows, cols) = prepared.grid.unwrap_or((7, 7));
-        (
-            DecoderConfig::attention(prepared.vocab.len(), rows, cols),
-            4e-4,
-        )
-    } else {
-        (
-            DecoderConfig::merge(prepared.vocab.len()),
-            TrainConfig::default().lr,
-        )
-    };
+    let settings = TrainSettings::for_decoder(decoder);
+    let cfg = settings.decoder_config(
+        prepared.vocab.len(),
+        encoder.feature_dim(),
+        prepared.grid.unwrap_or((7, 7)),
+    );
+    let lr = settings.train.lr;
     let engines = match engine.resolve(&device) {
         Engine::Candle => vec![Engine::Cpu, Engine::Candle],
         other => vec![other],
@@ -420,19 +413,17 @@ pub fn batch(
             .ok()
         })
         .collect();
-    let pooled: Vec<Vec<f32>> = captioner
-        .encoder
-        .encode(&images)?
-        .pooled
-        .to_dtype(candle_core::DType::F32)?
-        .to_vec2()?;
+    let mut inputs: Vec<Vec<f32>> = Vec::with_capacity(images.len());
+    for chunk in images.chunks(batch.max(1)) {
+        let out = captioner.encoder.encode(chunk)?;
+        inputs.extend(captioner.decoder_inputs(&out)?);
+    }
+    let views: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
     let t = Instant::now();
     let cpu0 = process_cpu_seconds();
-    for f in &pooled {
-        captioner.caption_features(f, &options.decode)?;
-    }
-    let beam_per_s = pooled.len() as f64 / t.elapsed().as_secs_f64();
-    let beam_cpu_ms = (process_cpu_seconds() - cpu0) * 1e3 / pooled.len().max(1) as f64;
+    captioner.caption_many(&views, &options.decode)?;
+    let beam_per_s = inputs.len() as f64 / t.elapsed().as_secs_f64();
+    let beam_cpu_ms = (process_cpu_seconds() - cpu0) * 1e3 / inputs.len().max(1) as f64;
 
     let mut failed = 0usize;
     let cpu0 = process_cpu_seconds();
@@ -451,6 +442,8 @@ pub fn batch(
     let cpu_ms = (process_cpu_seconds() - cpu0) * 1e3 / report.total.max(1) as f64;
     Ok(json!({
         "bench": "rust_caption_folder",
+        "model": model.display().to_string(),
+        "decoder": captioner.model.decoder.config().kind.to_string(),
         "threads": rayon::current_num_threads(),
         "dir": dir,
         "photos": report.total,

@@ -1,16 +1,17 @@
-//! Writing a batch's captions out: `.txt` sidecars next to the images, one CSV, or one JSON
-//! file. Every file is written atomically (temporary file, then rename), and a sidecar that
-//! already exists is overwritten only when the caller says so.
+//! Writing a batch's captions out, for both front ends (`captioner batch` and the Batch panel
+//! call the same functions): `.txt` sidecars next to the images, photo metadata, alt text, and
+//! one CSV or JSON file of [`ExportRow`] records (the format is documented in
+//! `docs/formats.md`). Every file is written atomically (temporary file, then rename), and a
+//! caption that already exists is replaced only when the caller says so.
 
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::paths::write_atomic;
-
-fn lossy_path<S: serde::Serializer>(path: &Path, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&path.to_string_lossy())
-}
+use crate::decoder::AttentionMaps;
+use crate::files::write_atomic;
+use crate::pipeline::{CaptionResult, ScoredWord};
+use crate::trust::ReviewReason;
 
 /// The exact bytes of a path that is not valid UTF-8, in hexadecimal (`None` for UTF-8 paths).
 fn non_utf8_hex(path: &Path) -> Option<String> {
@@ -24,30 +25,211 @@ fn non_utf8_hex(path: &Path) -> Option<String> {
     Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// One captioned image to export.
+/// Where an exported caption came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CaptionSource {
+    /// Written by the model (in this run, or in the Batch panel's session).
+    Machine,
+    /// Typed or changed by a person (a beam alternative picked by hand counts as edited).
+    Edited,
+    /// Already there: read from the photo's `.txt` sidecar or its metadata.
+    Existing,
+}
+
+impl CaptionSource {
+    /// The name written in JSON and CSV (`machine`, `edited`, `existing`).
+    pub fn name(self) -> &'static str {
+        match self {
+            CaptionSource::Machine => "machine",
+            CaptionSource::Edited => "edited",
+            CaptionSource::Existing => "existing",
+        }
+    }
+}
+
+/// One of the beam's captions.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Alternative {
+    pub text: String,
+    /// Its length-normalised log-probability (`None` where the front end does not keep it:
+    /// the Batch panel's session keeps only the texts).
+    pub score: Option<f32>,
+}
+
+impl Alternative {
+    /// An alternative without its score.
+    pub fn unscored(text: impl Into<String>) -> Alternative {
+        Alternative {
+            text: text.into(),
+            score: None,
+        }
+    }
+}
+
+/// What the model reported about a caption beyond its confidence and tags. The command line
+/// has them for every caption it writes; the Batch panel's session does not keep them, so its
+/// exports have `None` (written as `null` and `[]`, see `docs/formats.md`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CaptionDetails {
+    /// How much the photo looks like the model's training photos (0..1).
+    pub familiarity: Option<f32>,
+    /// Why the caption needs review.
+    pub review_reason: Option<ReviewReason>,
+    /// Specifics of the reason, for people.
+    pub review_detail: Option<String>,
+    /// The geometric mean of the word probabilities.
+    pub word_probability_geomean: f32,
+    /// The model's caption word by word, each with its probability (before prefix and suffix).
+    pub words: Vec<ScoredWord>,
+    /// Encode + decode time in milliseconds.
+    pub millis: f64,
+    /// Where the decoder looked for each of `words` (attention models only).
+    pub attention: Option<AttentionMaps>,
+}
+
+/// One captioned image to export: the one record both front ends write (`captioner batch`
+/// and the Batch panel), as CSV ([`to_csv`]), JSON ([`to_json`], the record's [`Serialize`]
+/// form), sidecars or metadata. `docs/formats.md` documents the JSON and CSV fields.
 ///
 /// File names that are not valid UTF-8 (possible on Linux) cannot be JSON or CSV strings: they
 /// are written with U+FFFD in place of the bad bytes, and JSON adds `path_hex`, the exact bytes
 /// of the path in hexadecimal, so nothing is lost. Newlines, tabs, commas and quotes in names
 /// are quoted as CSV and JSON require.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ExportRow {
     /// The image's name relative to the batch folder (its file name for loose files).
     pub image: String,
-    #[serde(serialize_with = "lossy_path")]
+    /// The image file.
     pub path: PathBuf,
+    /// The caption as exported (prefix and suffix included).
     pub caption: String,
-    /// Geometric mean of the word probabilities (absent for captions typed by hand).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Where the caption came from.
+    pub source: CaptionSource,
+    /// The model's confidence in the caption (0..1; absent for captions typed by hand).
     pub confidence: Option<f32>,
-    /// Whether the caption was edited by hand.
-    pub edited: bool,
     /// The model's flag that the caption is probably wrong (absent without a calibrated model).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub needs_review: Option<bool>,
     /// Keywords for the photo (written to metadata as `dc:subject`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
+    /// The beam's captions, best first (prefix and suffix included).
+    pub alternatives: Vec<Alternative>,
+    /// The model's other figures, where the front end has them.
+    pub details: Option<CaptionDetails>,
+}
+
+impl ExportRow {
+    /// A row with only a caption: no confidence, flag, tags, alternatives or details.
+    pub fn new(image: String, path: PathBuf, caption: String, source: CaptionSource) -> ExportRow {
+        ExportRow {
+            image,
+            path,
+            caption,
+            source,
+            confidence: None,
+            needs_review: None,
+            tags: Vec::new(),
+            alternatives: Vec::new(),
+            details: None,
+        }
+    }
+
+    /// The row of a machine caption with everything the model reported; `prefix` and `suffix`
+    /// go around the caption and its alternatives ([`with_prefix_suffix`]).
+    pub fn machine(
+        image: String,
+        path: PathBuf,
+        result: &CaptionResult,
+        prefix: &str,
+        suffix: &str,
+    ) -> ExportRow {
+        ExportRow {
+            confidence: result.confidence,
+            needs_review: result.needs_review,
+            tags: result.tags.clone(),
+            alternatives: result
+                .alternatives
+                .iter()
+                .map(|a| Alternative {
+                    text: with_prefix_suffix(&a.text, prefix, suffix),
+                    score: Some(a.score),
+                })
+                .collect(),
+            details: Some(CaptionDetails {
+                familiarity: result.familiarity,
+                review_reason: result.review_reason,
+                review_detail: result.review_detail.clone(),
+                word_probability_geomean: result.word_probability_geomean(),
+                words: result.words.clone(),
+                millis: result.millis,
+                attention: result.attention.clone(),
+            }),
+            ..ExportRow::new(
+                image,
+                path,
+                with_prefix_suffix(&result.text, prefix, suffix),
+                CaptionSource::Machine,
+            )
+        }
+    }
+
+    /// Whether a person wrote or changed the caption.
+    pub fn edited(&self) -> bool {
+        self.source == CaptionSource::Edited
+    }
+}
+
+/// The JSON record of an [`ExportRow`]: every field always present (`null` or `[]` when
+/// unknown), `path_hex` only for a path that is not UTF-8.
+#[derive(Serialize)]
+struct Record<'a> {
+    image: &'a str,
+    path: std::borrow::Cow<'a, str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path_hex: Option<String>,
+    caption: &'a str,
+    source: CaptionSource,
+    edited: bool,
+    confidence: Option<f32>,
+    needs_review: Option<bool>,
+    review_reason: Option<ReviewReason>,
+    warning: Option<&'static str>,
+    review_detail: Option<&'a str>,
+    familiarity: Option<f32>,
+    word_probability_geomean: Option<f32>,
+    tags: &'a [String],
+    words: &'a [ScoredWord],
+    alternatives: &'a [Alternative],
+    millis: Option<f64>,
+    attention: Option<&'a AttentionMaps>,
+}
+
+impl Serialize for ExportRow {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let d = self.details.as_ref();
+        let reason = d.and_then(|d| d.review_reason);
+        Record {
+            image: &self.image,
+            path: self.path.to_string_lossy(),
+            path_hex: non_utf8_hex(&self.path),
+            caption: self.caption.trim(),
+            source: self.source,
+            edited: self.edited(),
+            confidence: self.confidence,
+            needs_review: self.needs_review,
+            review_reason: reason,
+            warning: reason.map(ReviewReason::warning),
+            review_detail: d.and_then(|d| d.review_detail.as_deref()),
+            familiarity: d.and_then(|d| d.familiarity),
+            word_probability_geomean: d.map(|d| d.word_probability_geomean),
+            tags: &self.tags,
+            words: d.map_or(&[], |d| d.words.as_slice()),
+            alternatives: &self.alternatives,
+            millis: d.map(|d| d.millis),
+            attention: d.and_then(|d| d.attention.as_ref()),
+        }
+        .serialize(s)
+    }
 }
 
 /// What an export did.
@@ -199,20 +381,34 @@ pub fn write_sidecars(rows: &[ExportRow], existing: Existing) -> ExportReport {
     report
 }
 
-/// The rows as CSV with header `image,caption` (the Kaggle captions layout), plus the
-/// confidence.
+/// A review reason as JSON names it (`unfamiliar`, `animal_mismatch`, `low_confidence`).
+fn reason_name(reason: ReviewReason) -> &'static str {
+    match reason {
+        ReviewReason::Unfamiliar => "unfamiliar",
+        ReviewReason::AnimalMismatch => "animal_mismatch",
+        ReviewReason::LowConfidence => "low_confidence",
+    }
+}
+
+/// The CSV columns, in order (`docs/formats.md`).
+pub const CSV_HEADER: [&str; 9] = [
+    "image",
+    "caption",
+    "confidence",
+    "edited",
+    "needs_review",
+    "tags",
+    "source",
+    "review_reason",
+    "review_detail",
+];
+
+/// The rows as CSV ([`CSV_HEADER`]: `image,caption` first, as the Kaggle captions layout has
+/// them, so the file is also a dataset's captions).
 pub fn to_csv(rows: &[ExportRow]) -> Result<Vec<u8>, String> {
     let mut w = csv::Writer::from_writer(Vec::new());
     let err = |e: csv::Error| format!("cannot write CSV: {e}");
-    w.write_record([
-        "image",
-        "caption",
-        "confidence",
-        "edited",
-        "needs_review",
-        "tags",
-    ])
-    .map_err(err)?;
+    w.write_record(CSV_HEADER).map_err(err)?;
     for r in rows {
         let confidence = r.confidence.map(|c| format!("{c:.4}")).unwrap_or_default();
         let review = match r.needs_review {
@@ -220,35 +416,107 @@ pub fn to_csv(rows: &[ExportRow]) -> Result<Vec<u8>, String> {
             Some(false) => "no",
             None => "",
         };
+        let details = r.details.as_ref();
+        let reason = details
+            .and_then(|d| d.review_reason)
+            .map_or("", reason_name);
         w.write_record([
             r.image.as_str(),
             r.caption.trim(),
             confidence.as_str(),
-            if r.edited { "yes" } else { "no" },
+            if r.edited() { "yes" } else { "no" },
             review,
             r.tags.join(", ").as_str(),
+            r.source.name(),
+            reason,
+            details
+                .and_then(|d| d.review_detail.as_deref())
+                .unwrap_or_default(),
         ])
         .map_err(err)?;
     }
     w.into_inner().map_err(|e| format!("cannot write CSV: {e}"))
 }
 
-/// The rows as a JSON array (a path that is not UTF-8 also gets `path_hex`, see [`ExportRow`]).
+/// The rows as a JSON array of [`ExportRow`] records (`docs/formats.md`).
 pub fn to_json(rows: &[ExportRow]) -> Result<Vec<u8>, String> {
-    let err = |e: serde_json::Error| format!("cannot write JSON: {e}");
-    let values = rows
-        .iter()
-        .map(|r| {
-            let mut v = serde_json::to_value(r).map_err(err)?;
-            if let (Some(hex), Some(obj)) = (non_utf8_hex(&r.path), v.as_object_mut()) {
-                obj.insert("path_hex".into(), hex.into());
-            }
-            Ok(v)
-        })
-        .collect::<Result<Vec<_>, String>>()?;
-    let mut bytes = serde_json::to_vec_pretty(&values).map_err(err)?;
+    let mut bytes =
+        serde_json::to_vec_pretty(rows).map_err(|e| format!("cannot write JSON: {e}"))?;
     bytes.push(b'\n');
     Ok(bytes)
+}
+
+/// A file that holds a whole batch: the Batch panel's export menus and `captioner batch`'s
+/// `--csv`, `--json`, `--alt-html`, `--alt-csv` and `--alt-json`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportKind {
+    /// The captions as CSV ([`to_csv`]).
+    Csv,
+    /// The captions as JSON ([`to_json`]).
+    Json,
+    /// An HTML page with one `<img alt>` per photo.
+    AltHtml,
+    /// Alt text as CSV: file, alt_text, confidence, tags.
+    AltCsv,
+    /// Alt text as JSON.
+    AltJson,
+}
+
+impl ExportKind {
+    /// The file name a save dialog (or the typed path) suggests.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            ExportKind::Csv => "captions.csv",
+            ExportKind::Json => "captions.json",
+            ExportKind::AltHtml => "alt-text.html",
+            ExportKind::AltCsv => "alt-text.csv",
+            ExportKind::AltJson => "alt-text.json",
+        }
+    }
+
+    /// The file's extension, for the save dialog's filter.
+    pub fn extension(self) -> &'static str {
+        match self {
+            ExportKind::Csv | ExportKind::AltCsv => "csv",
+            ExportKind::Json | ExportKind::AltJson => "json",
+            ExportKind::AltHtml => "html",
+        }
+    }
+}
+
+/// The folder a file is in (`.` for a bare file name): alt text names photos relative to it.
+fn folder_of(file: &Path) -> &Path {
+    file.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// The bytes of `rows` exported as `kind` into the file `file` (alt text names the photos
+/// relative to the file's folder; `title` is the HTML page's).
+pub fn export_bytes(
+    rows: &[ExportRow],
+    kind: ExportKind,
+    file: &Path,
+    title: &str,
+) -> Result<Vec<u8>, String> {
+    match kind {
+        ExportKind::Csv => to_csv(rows),
+        ExportKind::Json => to_json(rows),
+        ExportKind::AltHtml => Ok(to_alt_html(rows, folder_of(file), title)),
+        ExportKind::AltCsv => to_alt_csv(rows, folder_of(file)),
+        ExportKind::AltJson => to_alt_json(rows, folder_of(file)),
+    }
+}
+
+/// Exports `rows` as `kind` into `file` (atomically) and reports it.
+pub fn export_file(rows: &[ExportRow], kind: ExportKind, file: &Path, title: &str) -> ExportReport {
+    match export_bytes(rows, kind, file, title) {
+        Ok(bytes) => write_file(file, &bytes, rows.len()),
+        Err(e) => ExportReport {
+            failed: vec![e],
+            ..ExportReport::default()
+        },
+    }
 }
 
 /// Where a metadata export writes the caption.
@@ -372,13 +640,13 @@ mod tests {
 
     fn row(dir: &Path, name: &str, caption: &str) -> ExportRow {
         ExportRow {
-            image: name.to_string(),
-            path: dir.join(name),
-            caption: caption.to_string(),
             confidence: Some(0.5),
-            edited: false,
-            needs_review: None,
-            tags: Vec::new(),
+            ..ExportRow::new(
+                name.to_string(),
+                dir.join(name),
+                caption.to_string(),
+                CaptionSource::Machine,
+            )
         }
     }
 
@@ -539,6 +807,134 @@ mod tests {
         assert!(r.describe("sidecars").contains("1 failed"));
     }
 
+    fn result() -> CaptionResult {
+        use crate::pipeline::ScoredCaption;
+        CaptionResult {
+            text: "a dog runs".into(),
+            words: ["a", "dog", "runs"]
+                .iter()
+                .map(|w| ScoredWord {
+                    word: w.to_string(),
+                    probability: 0.5,
+                })
+                .collect(),
+            alternatives: vec![
+                ScoredCaption {
+                    text: "a dog runs".into(),
+                    score: -1.0,
+                },
+                ScoredCaption {
+                    text: "a dog".into(),
+                    score: -2.0,
+                },
+            ],
+            millis: 12.0,
+            confidence: Some(0.25),
+            familiarity: Some(0.01),
+            needs_review: Some(true),
+            review_reason: Some(ReviewReason::Unfamiliar),
+            review_detail: None,
+            tags: vec!["dog".into()],
+            attention: None,
+        }
+    }
+
+    /// A machine caption with every figure and a row with a caption only (an edited or
+    /// existing caption, or the Batch panel's session) are records of the same shape.
+    #[test]
+    fn every_record_has_the_same_fields() {
+        let d = Path::new("/x");
+        let machine = ExportRow::machine("a.jpg".into(), d.join("a.jpg"), &result(), "sks", "");
+        let edited = ExportRow::new(
+            "b.jpg".into(),
+            d.join("b.jpg"),
+            "my words".into(),
+            CaptionSource::Edited,
+        );
+        let json: serde_json::Value =
+            serde_json::from_slice(&to_json(&[machine.clone(), edited]).unwrap()).unwrap();
+        let keys = |v: &serde_json::Value| -> Vec<String> {
+            v.as_object().unwrap().keys().cloned().collect()
+        };
+        assert_eq!(keys(&json[0]), keys(&json[1]));
+        let m = &json[0];
+        assert_eq!(m["caption"], "sks a dog runs");
+        assert_eq!(m["alternatives"][1]["text"], "sks a dog");
+        assert_eq!(m["alternatives"][1]["score"], -2.0);
+        assert_eq!(m["words"][0]["word"], "a");
+        assert_eq!(m["source"], "machine");
+        assert_eq!(m["edited"], false);
+        assert_eq!(m["review_reason"], "unfamiliar");
+        assert_eq!(m["warning"], ReviewReason::Unfamiliar.warning());
+        assert_eq!(m["word_probability_geomean"], 0.5);
+        assert_eq!(m["path"], "/x/a.jpg");
+        let e = &json[1];
+        assert_eq!(
+            (&e["source"], &e["edited"]),
+            (&"edited".into(), &true.into())
+        );
+        for k in [
+            "confidence",
+            "familiarity",
+            "review_reason",
+            "millis",
+            "attention",
+        ] {
+            assert!(e[k].is_null(), "{k}: {e}");
+        }
+        assert_eq!(e["words"], serde_json::json!([]));
+
+        // CSV: the same columns for both, the review reason named as in JSON.
+        let csv_bytes = to_csv(std::slice::from_ref(&machine)).unwrap();
+        let mut reader = csv::Reader::from_reader(csv_bytes.as_slice());
+        assert_eq!(reader.headers().unwrap(), CSV_HEADER.as_slice());
+        let rec = reader.records().next().unwrap().unwrap();
+        assert_eq!(
+            rec.iter().collect::<Vec<_>>(),
+            [
+                "a.jpg",
+                "sks a dog runs",
+                "0.2500",
+                "no",
+                "yes",
+                "dog",
+                "machine",
+                "unfamiliar",
+                ""
+            ]
+        );
+        for r in [
+            ReviewReason::Unfamiliar,
+            ReviewReason::AnimalMismatch,
+            ReviewReason::LowConfidence,
+        ] {
+            assert_eq!(serde_json::to_value(r).unwrap(), reason_name(r));
+        }
+    }
+
+    /// Alt text names the photos relative to the file's folder, `.` for a bare file name.
+    #[test]
+    fn export_files_name_photos_relative_to_their_folder() {
+        let tmp = tempfile::tempdir().unwrap();
+        let rows = vec![row(&tmp.path().join("photos"), "a.jpg", "a dog")];
+        let file = tmp.path().join("alt.csv");
+        let r = export_file(&rows, ExportKind::AltCsv, &file, "t");
+        assert_eq!((r.written, r.failed.len()), (1, 0));
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(text.contains("photos/a.jpg,a dog"), "{text}");
+        let bare = export_bytes(&rows, ExportKind::AltCsv, Path::new("alt.csv"), "t").unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        let expected = crate::metadata::alt_text::relative_path(&rows[0].path, &cwd);
+        assert!(
+            String::from_utf8_lossy(&bare).contains(&expected),
+            "{}",
+            String::from_utf8_lossy(&bare)
+        );
+        // A folder that is a file: reported, not written.
+        let failed = export_file(&rows, ExportKind::Json, &file.join("x.json"), "t");
+        assert_eq!((failed.written, failed.failed.len()), (0, 1));
+    }
+
     #[test]
     fn csv_and_json_round_trip() {
         let d = Path::new("/x");
@@ -577,13 +973,13 @@ mod odd_names {
                 let path = t.path().join(n);
                 std::fs::write(&path, b"x").unwrap();
                 ExportRow {
-                    image: path.file_name().unwrap().to_string_lossy().into_owned(),
-                    path,
-                    caption: "a \"dog\", running".into(),
                     confidence: Some(0.5),
-                    edited: false,
-                    needs_review: None,
-                    tags: Vec::new(),
+                    ..ExportRow::new(
+                        path.file_name().unwrap().to_string_lossy().into_owned(),
+                        path.clone(),
+                        "a \"dog\", running".into(),
+                        CaptionSource::Machine,
+                    )
                 }
             })
             .collect();

@@ -19,7 +19,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The model directory format this program writes and the newest it reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -220,7 +219,7 @@ pub fn update_meta(dir: &Path, change: impl FnOnce(&mut ModelMeta)) -> Result<Mo
     change(&mut meta);
     let path = dir.join(META_FILE);
     let bytes = to_json(&path, &meta)?;
-    crate::paths::write_atomic(&path, &bytes).map_err(|e| ModelDirError::io(&path, e))?;
+    crate::files::write_atomic(&path, &bytes).map_err(|e| ModelDirError::io(&path, e))?;
     Ok(meta)
 }
 
@@ -541,35 +540,15 @@ pub fn write_file_synced(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
-    #[cfg(unix)]
-    {
-        fs::File::open(dir)
-            .and_then(|f| f.sync_all())
-            .map_err(|e| ModelDirError::io(dir, e))?;
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
+    crate::files::sync_dir(dir).map_err(|e| ModelDirError::io(dir, e))
 }
 
-static COUNTER: AtomicU64 = AtomicU64::new(0);
-
+/// `.NAME.KIND-*` beside `dir` ([`crate::files::temp_sibling`]).
 fn sibling(dir: &Path, kind: &str) -> Result<PathBuf> {
-    let name = dir
-        .file_name()
-        .ok_or_else(|| ModelDirError::invalid(dir, "not a usable directory name"))?
-        .to_string_lossy()
-        .into_owned();
-    let parent = match dir.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let tag = format!(
-        "{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    );
-    Ok(parent.join(format!(".{name}.{kind}-{tag}")))
+    if dir.file_name().is_none() {
+        return Err(ModelDirError::invalid(dir, "not a usable directory name"));
+    }
+    Ok(crate::files::temp_sibling(dir, kind))
 }
 
 /// Creates directory `dir` with the files `write` puts into the temporary directory it is

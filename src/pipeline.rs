@@ -2,6 +2,7 @@
 //! models are, a loaded encoder + decoder pair that captions images ([`Captioner`]), turning an
 //! imported dataset and its cached features into training data, and evaluation on a split.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -15,42 +16,9 @@ use crate::features::{self, FeatureCache};
 use crate::model_dir::{self, LoadedModel, ModelDirError};
 use crate::train::{ModelInfo, TrainData};
 
-/// File name of the shipped encoder weights inside the models folder.
-pub const ENCODER_WEIGHTS: &str = "efficientnet-lite0.safetensors";
-/// Folder name of the shipped caption model inside the models folder.
-pub const DEFAULT_MODEL: &str = "default";
-/// ImageNet class names inside the models folder.
-pub const CLASS_NAMES: &str = "imagenet_classes.txt";
-
-/// The folder with the shipped models: `$CAPTIONER_MODELS` when set, else `models/` beside the
-/// executable (an installed copy), else the source checkout's `models/` (a `cargo run`).
-pub fn models_root() -> PathBuf {
-    if let Some(dir) = std::env::var_os("CAPTIONER_MODELS") {
-        return PathBuf::from(dir);
-    }
-    if let Some(dir) = std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent().map(|p| p.join("models")))
-        .filter(|d| d.join(ENCODER_WEIGHTS).is_file())
-    {
-        return dir;
-    }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models")
-}
-
-/// The shipped caption model's directory.
-pub fn default_model_dir() -> PathBuf {
-    models_root().join(DEFAULT_MODEL)
-}
-
-/// The shipped encoder weights.
-pub fn encoder_weights() -> PathBuf {
-    models_root().join(ENCODER_WEIGHTS)
-}
-
 /// Loads the shipped encoder.
 pub fn load_encoder(device: &Device) -> Result<Encoder, EncoderError> {
-    Encoder::load(&encoder_weights(), Config::lite0(), device)
+    Encoder::load(&crate::paths::encoder_weights(), Config::lite0(), device)
 }
 
 /// The compute device: CUDA when built with the `cuda` feature and a GPU is present, else the
@@ -342,47 +310,94 @@ impl Captioner {
         options: &DecodeOptions,
     ) -> Result<CaptionResult, PipelineError> {
         let t = Tensor::from_slice(features, (1, features.len()), self.model.decoder.device())?;
-        let cfg = self.model.decoder.config();
-        // The trust figures read the pooled feature: a map's mean over its cells.
-        let pooled: Vec<f32> =
-            if cfg.kind == decoder::DecoderKind::Attention && features.len() == cfg.input_dim() {
-                let f = cfg.feature_dim;
-                let mut mean = vec![0.0f32; f];
-                for cell in features.chunks_exact(f) {
-                    for (m, x) in mean.iter_mut().zip(cell) {
-                        *m += x;
-                    }
-                }
-                let n = cfg.cells() as f32;
-                mean.iter_mut().for_each(|m| *m /= n);
-                mean
-            } else {
-                features.to_vec()
-            };
-        self.caption_tensor(&t, &pooled, options)
+        self.caption_tensor(&t, &self.pooled_of(features), options)
     }
 
-    /// Greedy captions of many decoder inputs at once (`n * input_dim` values).
+    /// The pooled feature of a decoder input, which the trust figures read: the input itself,
+    /// or an attention decoder's map averaged over its cells.
+    pub fn pooled_of(&self, features: &[f32]) -> Vec<f32> {
+        let cfg = self.model.decoder.config();
+        if cfg.kind == decoder::DecoderKind::Attention && features.len() == cfg.input_dim() {
+            let f = cfg.feature_dim;
+            let mut mean = vec![0.0f32; f];
+            for cell in features.chunks_exact(f) {
+                for (m, x) in mean.iter_mut().zip(cell) {
+                    *m += x;
+                }
+            }
+            let n = cfg.cells() as f32;
+            mean.iter_mut().for_each(|m| *m /= n);
+            mean
+        } else {
+            features.to_vec()
+        }
+    }
+
+    /// Captions many images' decoder inputs with one batched beam search
+    /// ([`CaptionStream`], [`CAPTION_BATCH`] photos in flight): the same results as
+    /// [`Captioner::caption_features`] on each, in order, several times faster.
+    pub fn caption_many(
+        &self,
+        features: &[&[f32]],
+        options: &DecodeOptions,
+    ) -> Result<Vec<CaptionResult>, PipelineError> {
+        let mut stream = self.stream(options)?;
+        let mut out: Vec<Option<CaptionResult>> = vec![None; features.len()];
+        let mut next = 0;
+        while next < features.len() || stream.in_flight() > 0 {
+            while next < features.len() && stream.in_flight() < CAPTION_BATCH {
+                stream.push(next, features[next])?;
+                next += 1;
+            }
+            for (id, result) in stream.step()? {
+                out[id] = Some(result?);
+            }
+        }
+        out.into_iter()
+            .map(|r| r.ok_or_else(|| PipelineError::Other("a photo got no caption".into())))
+            .collect()
+    }
+
+    /// A batched caption search to push photos into and take captions out of as they finish
+    /// (the folder pipeline keeps it fed while the encoder works on the next photos).
+    pub fn stream(&self, options: &DecodeOptions) -> Result<CaptionStream<'_>, PipelineError> {
+        Ok(CaptionStream {
+            captioner: self,
+            search: decoder::BatchSearch::new(
+                &self.model.decoder,
+                options.beam.max(1),
+                options.max_len,
+                &options.search,
+            )?,
+            pooled: HashMap::new(),
+        })
+    }
+
+    /// Greedy captions of many decoder inputs at once (`n * input_dim` values), by the
+    /// batched search with a beam of one.
     pub fn greedy_many(
         &self,
         features: &[f32],
         options: &DecodeOptions,
     ) -> Result<Vec<Vec<String>>, PipelineError> {
         let dim = self.model.decoder.config().input_dim();
-        let mut out = Vec::new();
-        for chunk in features.chunks(500 * dim) {
-            let t =
-                Tensor::from_slice(chunk, (chunk.len() / dim, dim), self.model.decoder.device())?;
-            for cap in decoder::greedy_with_options(
-                &self.model.decoder,
-                &t,
-                options.max_len,
-                &options.search,
-            )? {
-                out.push(self.words(&cap.tokens));
-            }
-        }
-        Ok(out)
+        let device = self.model.decoder.device();
+        let inputs = features
+            .chunks_exact(dim.max(1))
+            .map(|f| Tensor::from_slice(f, (1, dim), device))
+            .collect::<Result<Vec<_>, _>>()?;
+        let captions = decoder::beam_search_many(
+            &self.model.decoder,
+            &inputs,
+            1,
+            options.max_len,
+            &options.search,
+            3 * CAPTION_BATCH,
+        )?;
+        Ok(captions
+            .iter()
+            .map(|c| c.first().map(|c| self.words(&c.tokens)).unwrap_or_default())
+            .collect())
     }
 
     fn caption_tensor(
@@ -408,6 +423,16 @@ impl Captioner {
                 &options.search,
             )?
         };
+        self.result_from(&captions, feature)
+    }
+
+    /// The caption result of a search's captions (best first) of the photo with pooled
+    /// `feature`: words, alternatives, attention maps and trust figures.
+    fn result_from(
+        &self,
+        captions: &[Caption],
+        feature: &[f32],
+    ) -> Result<CaptionResult, PipelineError> {
         let best = captions
             .first()
             .ok_or_else(|| PipelineError::Other("the decoder returned no caption".into()))?;
@@ -476,6 +501,50 @@ impl Captioner {
                     .unwrap_or_else(|| decoder::SPECIAL_WORDS[3].to_string())
             })
             .collect()
+    }
+}
+
+/// Photos in flight in [`Captioner::caption_many`] and the folder pipeline: 16 photos at
+/// beam 3 make the per-step products about 40 rows, enough to be compute-bound.
+pub const CAPTION_BATCH: usize = 16;
+
+/// A batched caption search ([`Captioner::stream`]): push photos' decoder inputs, step, and
+/// take each photo's [`CaptionResult`] when its search ends.
+pub struct CaptionStream<'a> {
+    captioner: &'a Captioner,
+    search: decoder::BatchSearch<'a>,
+    /// The pooled feature of each photo in flight, for its trust figures.
+    pooled: HashMap<usize, Vec<f32>>,
+}
+
+impl CaptionStream<'_> {
+    /// Starts captioning one photo from its decoder input; `id` comes back with its result.
+    pub fn push(&mut self, id: usize, features: &[f32]) -> Result<(), PipelineError> {
+        let device = self.captioner.model.decoder.device();
+        let t = Tensor::from_slice(features, (1, features.len()), device)?;
+        self.search.push(id, &t)?;
+        self.pooled.insert(id, self.captioner.pooled_of(features));
+        Ok(())
+    }
+
+    /// Photos being captioned.
+    pub fn in_flight(&self) -> usize {
+        self.search.in_flight()
+    }
+
+    /// One decoding step for every photo in flight: the photos that are done, each with its
+    /// result (in no particular order).
+    pub fn step(
+        &mut self,
+    ) -> Result<Vec<(usize, Result<CaptionResult, PipelineError>)>, PipelineError> {
+        let done = self.search.step()?;
+        Ok(done
+            .into_iter()
+            .map(|(id, captions)| {
+                let pooled = self.pooled.remove(&id).unwrap_or_default();
+                (id, self.captioner.result_from(&captions, &pooled))
+            })
+            .collect())
     }
 }
 
@@ -778,10 +847,7 @@ pub fn evaluate(
     let mut hyps = Vec::new();
     let mut refs = Vec::new();
     let mut skipped = report.failed.clone();
-    let mut greedy_feats = Vec::new();
-    let mut greedy_refs = Vec::new();
-    // (confidence, word geomean, needs_review) of each beam-searched caption.
-    let mut trust_rows: Vec<(Option<f32>, f32, Option<bool>)> = Vec::new();
+    let mut inputs: Vec<Vec<f32>> = Vec::new();
     for (entry, feature) in entries.iter().zip(cached) {
         let Some(feature) = feature else {
             if !skipped.iter().any(|(p, _)| p == &entry.path) {
@@ -789,22 +855,21 @@ pub fn evaluate(
             }
             continue;
         };
-        let r: Vec<String> = entry.captions.clone();
-        if options.beam <= 1 {
-            greedy_feats.extend_from_slice(&feature);
-            greedy_refs.push(r);
-        } else {
-            let c = captioner.caption_features(&feature, options)?;
-            trust_rows.push((c.confidence, c.word_probability_geomean(), c.needs_review));
-            hyps.push(c.text);
-            refs.push(r);
-        }
+        inputs.push(feature);
+        refs.push(entry.captions.clone());
     }
+    // (confidence, word geomean, needs_review) of each beam-searched caption.
+    let mut trust_rows: Vec<(Option<f32>, f32, Option<bool>)> = Vec::new();
     if options.beam <= 1 {
-        for words in captioner.greedy_many(&greedy_feats, options)? {
+        for words in captioner.greedy_many(&inputs.concat(), options)? {
             hyps.push(words.join(" "));
         }
-        refs = greedy_refs;
+    } else {
+        let views: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
+        for c in captioner.caption_many(&views, options)? {
+            trust_rows.push((c.confidence, c.word_probability_geomean(), c.needs_review));
+            hyps.push(c.text);
+        }
     }
     let scores = crate::eval::evaluate(&hyps, &refs);
     let trust = trust_figures(&hyps, &refs, &trust_rows);

@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::paths::write_atomic;
+use crate::files::write_atomic;
 
 /// What a sidecar holds.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

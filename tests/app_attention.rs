@@ -108,7 +108,7 @@ fn a_model_without_attention_says_why() {
     let mut h = app(&tmp.path().join("data"), Tab::Caption);
     // The shipped merge model (the default has attention).
     h.state_mut().apply_startup(Startup {
-        model: Some(captioner::pipeline::models_root().join("merge")),
+        model: Some(captioner::paths::shipped_models_dir().join("merge")),
         ..Startup::default()
     });
     h.step();

@@ -153,7 +153,9 @@ fn a_folder_opens_with_its_sidecars_and_bad_ones_are_left_alone() {
     wait_until(&mut h, 30, "the CSV", |_| csv_path.exists());
     let csv = std::fs::read_to_string(&csv_path).unwrap();
     assert!(
-        csv.starts_with("image,caption,confidence,edited,needs_review,tags\n"),
+        csv.starts_with(
+            "image,caption,confidence,edited,needs_review,tags,source,review_reason,review_detail\n"
+        ),
         "{csv}"
     );
     assert!(csv.contains("two dogs play in the snow"));
@@ -265,7 +267,7 @@ fn app_with_folder(data: &Path, folder: &Path) -> Harness<'static, CaptionerApp>
         .with_size([1280.0, 820.0])
         .build_eframe(move |cc| {
             let mut batch = BatchPanel::default();
-            batch.folder = folder;
+            batch.settings.folder = folder;
             let panels = Panels {
                 tab: Tab::Batch,
                 batch,
@@ -491,7 +493,7 @@ fn small_window_keeps_every_toolbar_control_reachable() {
     let (dir, names) = photos(tmp.path());
     let mut h = app(&tmp.path().join("data"), Tab::Batch);
     open(&mut h, &dir, names.len());
-    h.state_mut().panels.batch.thumb_side = 256.0;
+    h.state_mut().panels.batch.settings.thumb_side = 256.0;
     for size in [egui::vec2(800.0, 500.0), egui::vec2(640.0, 480.0)] {
         h.set_size(size);
         h.run_ok();
@@ -507,6 +509,7 @@ fn small_window_keeps_every_toolbar_control_reachable() {
             "Beam",
             "Words min",
             "max",
+            "Decoding",
             &format!("Caption {}", names.len()),
             "Replace all…",
             "Save 0",
@@ -546,4 +549,29 @@ fn small_window_keeps_every_toolbar_control_reachable() {
             );
         }
     }
+}
+
+/// The Decoding menu holds the search options the command line has (n-gram blocking, length
+/// exponent) and puts them back to the library's defaults; a run takes them from the settings.
+#[test]
+fn the_decoding_menu_reaches_every_search_option() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = app(&tmp.path().join("data"), Tab::Batch);
+    h.run_ok();
+    let defaults = captioner::decoder::SearchOptions::default();
+    {
+        let search = &mut h.state_mut().panels.batch.settings.search;
+        search.block_ngram = 4;
+        search.length_alpha = 0.25;
+    }
+    let decode = h.state().panels.batch.settings.folder_options().decode;
+    assert_eq!(decode.search.block_ngram, 4);
+    assert_eq!(decode.search.length_alpha, 0.25);
+    h.get_by_label("Decoding").click();
+    h.run_ok();
+    assert!(h.query_by_label("Block repeated n-grams").is_some());
+    assert!(h.query_by_label("Length exponent").is_some());
+    h.get_by_label("Library defaults").click();
+    h.run_ok();
+    assert_eq!(h.state().panels.batch.settings.search, defaults);
 }

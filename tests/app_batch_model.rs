@@ -37,8 +37,8 @@ fn edits_survive_caption_and_replacing_them_asks_and_undoes() {
         .batch
         .edit_caption(1, "a hand written caption");
     // A trigger word before, and a word after, every new machine caption.
-    h.state_mut().panels.batch.prefix = "sks,".into();
-    h.state_mut().panels.batch.suffix = "(auto)".into();
+    h.state_mut().panels.batch.settings.prefix = "sks,".into();
+    h.state_mut().panels.batch.settings.suffix = "(auto)".into();
     h.step();
 
     h.get_by_label(&format!("Caption {}", n - 2)).click();

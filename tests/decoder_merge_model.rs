@@ -14,10 +14,10 @@ use captioner::decoder::{
     greedy_with_options,
 };
 use captioner::model_dir::load_model;
-use captioner::pipeline::models_root;
+use captioner::paths::shipped_models_dir;
 
 fn merge_model_dir() -> std::path::PathBuf {
-    models_root().join("merge")
+    shipped_models_dir().join("merge")
 }
 
 /// (greedy caption, its summed log-probability)

@@ -1,5 +1,5 @@
 //! Full disks and read-only places: every persistent write (single files through
-//! `paths::write_atomic`: sidecars, exports, feature cache entries; folders through
+//! `files::write_atomic`: sidecars, exports, feature cache entries; folders through
 //! `model_dir::write_dir_atomically`: models and checkpoints) fails with a message naming the
 //! path, leaves the previous version intact and leaves no temporary file behind.
 //!
@@ -9,10 +9,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use captioner::export::{ExportRow, write_file, write_sidecars};
+use captioner::export::{CaptionSource, ExportRow, write_file, write_sidecars};
 use captioner::features::cache::FeatureCache;
+use captioner::files::write_atomic;
 use captioner::model_dir::{ModelDirError, write_dir_atomically, write_file_synced};
-use captioner::paths::write_atomic;
 
 /// A tmpfs of `kib` KiB mounted on a temporary folder, unmounted on drop.
 struct Tmpfs {
@@ -138,15 +138,12 @@ fn a_read_only_folder_is_named_and_left_alone() {
         "{err}"
     );
 
-    let rows = vec![ExportRow {
-        image: "dog.jpg".to_string(),
-        path: photo.clone(),
-        caption: "a dog".to_string(),
-        confidence: None,
-        edited: false,
-        needs_review: None,
-        tags: Vec::new(),
-    }];
+    let rows = vec![ExportRow::new(
+        "dog.jpg".to_string(),
+        photo.clone(),
+        "a dog".to_string(),
+        CaptionSource::Machine,
+    )];
     let report = write_sidecars(&rows, captioner::export::Existing::Overwrite);
     assert_eq!(report.written, 0);
     assert!(report.failed[0].contains("dog.txt"), "{:?}", report.failed);

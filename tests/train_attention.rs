@@ -296,7 +296,8 @@ fn the_cpu_fast_path_decodes_as_candle_ops() {
 
 #[test]
 fn the_shipped_attention_model_fills_caption_results_with_maps() {
-    use captioner::pipeline::{Captioner, DecodeOptions, default_model_dir, models_root};
+    use captioner::paths::{default_model_dir, shipped_models_dir};
+    use captioner::pipeline::{Captioner, DecodeOptions};
     let dir = default_model_dir();
     let photo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/flickr8k_mini/Flicker8k_Dataset/1191338263_a4fa073154.jpg");
@@ -321,7 +322,7 @@ fn the_shipped_attention_model_fills_caption_results_with_maps() {
         }
     }
     // The merge model's captions have none.
-    let merge = Captioner::load(&models_root().join("merge"), &Device::Cpu).unwrap();
+    let merge = Captioner::load(&shipped_models_dir().join("merge"), &Device::Cpu).unwrap();
     let r = merge
         .caption_file(&photo, &DecodeOptions::default())
         .unwrap();
@@ -330,7 +331,8 @@ fn the_shipped_attention_model_fills_caption_results_with_maps() {
 
 #[test]
 fn the_word_dog_looks_at_the_dog() {
-    use captioner::pipeline::{Captioner, DecodeOptions, default_model_dir};
+    use captioner::paths::default_model_dir;
+    use captioner::pipeline::{Captioner, DecodeOptions};
     // A 224x224 fixture photo of a black-and-white dog leaping for a frisbee. Its head and
     // chest lie in x 48..160, y 32..128 (chosen by looking at the photo): cells 1..5 of rows
     // 1..4 of the 7x7 grid (32 px a cell), 12 of the 49 cells.

@@ -203,7 +203,11 @@ fn bare_copy_of_default() -> tempfile::TempDir {
         "weights.safetensors",
         "meta.json",
     ] {
-        std::fs::copy(pipeline::default_model_dir().join(f), dir.path().join(f)).unwrap();
+        std::fs::copy(
+            captioner::paths::default_model_dir().join(f),
+            dir.path().join(f),
+        )
+        .unwrap();
     }
     dir
 }
@@ -248,7 +252,7 @@ fn a_damaged_calibration_leaves_captioning_working() {
 
 #[test]
 fn shipped_model_flags_unfamiliar_photos_and_tags_them() {
-    let c = Captioner::load(&pipeline::default_model_dir(), &Device::Cpu).unwrap();
+    let c = Captioner::load(&captioner::paths::default_model_dir(), &Device::Cpu).unwrap();
     assert_eq!(c.trust_note, None, "the shipped model is calibrated");
     let unf = root().join("tests/fixtures/unfamiliar");
     let cat = caption(&c, &unf.join("chelsea.jpg"));
@@ -432,7 +436,11 @@ fn a_model_folder_is_calibrated_on_a_dev_split() {
         captioner::trust::familiarity::FAMILIARITY_JSON,
         captioner::trust::familiarity::FAMILIARITY_TENSORS,
     ] {
-        std::fs::copy(pipeline::default_model_dir().join(f), dir.path().join(f)).unwrap();
+        std::fs::copy(
+            captioner::paths::default_model_dir().join(f),
+            dir.path().join(f),
+        )
+        .unwrap();
     }
     let tmp = tempfile::tempdir().unwrap();
     let encoder = pipeline::load_encoder(&Device::Cpu).unwrap();

@@ -72,7 +72,7 @@ PAD, START, END, UNK = 0, 1, 2, 3
 SPECIALS = ["<pad>", "<start>", "<end>", "<unk>"]
 PUNCT = str.maketrans("", "", string.punctuation)
 ATTENTION_REG = 1.0  # src/decoder/mod.rs
-LR = 4e-4  # src/cli_model.rs: the default --lr of `train --decoder attention`
+LR = 4e-4  # TrainSettings::for_decoder (src/jobs/train.rs): the default --lr of `train --decoder attention`
 ROWS, COLS, FEAT, EMBED, HIDDEN, ATT, DROPOUT = 7, 7, 1280, 256, 512, 256, 0.5
 
 

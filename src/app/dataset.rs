@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Shared;
 use super::tasks::{self, Dialog, Pending};
-use super::thumbnails::Thumb;
+use super::widgets::thumbnail_ui;
 use crate::dataset::{Cleaning, Dataset, ImportOptions, Split, Summary};
 use crate::worker::{Command, Event};
 
@@ -379,7 +379,7 @@ impl DatasetPanel {
                     let Some(entry) = images.get(i) else { continue };
                     ui.horizontal(|ui| {
                         ui.set_height(ROW_HEIGHT);
-                        thumbnail_ui(ui, shared, &entry.path, ROW_HEIGHT);
+                        thumbnail_ui(ui, &mut shared.thumbs, &entry.path, ROW_HEIGHT);
                         ui.vertical(|ui| {
                             ui.horizontal(|ui| {
                                 ui.strong(&entry.name);
@@ -394,47 +394,6 @@ impl DatasetPanel {
                 }
             });
     }
-}
-
-/// A thumbnail in a square of side `side`, or a placeholder while it loads. Returns where the
-/// image was painted, once it is loaded.
-pub fn thumbnail_ui(
-    ui: &mut egui::Ui,
-    shared: &mut Shared,
-    path: &std::path::Path,
-    side: f32,
-) -> Option<egui::Rect> {
-    let size = egui::vec2(side, side);
-    match shared.thumbs.get(path) {
-        Thumb::Ready(texture) => {
-            let tex_size = texture.size_vec2();
-            let scale = (side / tex_size.x).min(side / tex_size.y);
-            let (rect, _) = ui.allocate_exact_size(size, egui::Sense::hover());
-            let image_rect = egui::Rect::from_center_size(rect.center(), tex_size * scale);
-            egui::Image::new(texture).paint_at(ui, image_rect);
-            return Some(image_rect);
-        }
-        Thumb::Loading => {
-            let (rect, _) = ui.allocate_exact_size(size, egui::Sense::hover());
-            ui.painter()
-                .rect_filled(rect, 4.0, ui.visuals().faint_bg_color);
-        }
-        Thumb::Failed(message) => {
-            let message = message.to_string();
-            let (rect, response) = ui.allocate_exact_size(size, egui::Sense::hover());
-            ui.painter()
-                .rect_filled(rect, 4.0, ui.visuals().extreme_bg_color);
-            ui.painter().text(
-                rect.center(),
-                egui::Align2::CENTER_CENTER,
-                "unreadable",
-                egui::FontId::proportional(12.0),
-                ui.visuals().error_fg_color,
-            );
-            response.on_hover_text(message);
-        }
-    }
-    None
 }
 
 /// A bar chart of caption lengths: `histogram[n]` captions have `n` words.

@@ -16,6 +16,7 @@ pub mod status;
 pub mod tasks;
 pub mod thumbnails;
 pub mod train;
+pub mod widgets;
 
 use std::path::{Path, PathBuf};
 
@@ -42,13 +43,13 @@ pub struct AppPaths {
 }
 
 impl AppPaths {
-    /// The OS data directory (e.g. `~/.local/share/captioner`).
+    /// The OS data directory (e.g. `~/.local/share/captioner`), by the rules of
+    /// [`crate::paths`].
     pub fn from_os() -> AppPaths {
-        let data_dir = crate::paths::data_dir().unwrap_or_else(|| PathBuf::from(".captioner"));
         AppPaths {
+            data_dir: crate::paths::data_dir(),
             cache_dir: crate::paths::cache_dir(None),
-            models_dir: data_dir.join("models"),
-            data_dir,
+            models_dir: crate::paths::trained_models_dir(),
         }
     }
 
@@ -299,7 +300,7 @@ impl CaptionerApp {
         }
         if let Some(dir) = startup.model {
             let choice = crate::jobs::ModelChoice::Trained(dir);
-            self.panels.batch.model = choice.clone();
+            self.panels.batch.settings.model = choice.clone();
             self.panels.caption.choose_model(choice, &mut self.shared);
         }
         self.handle_dropped(startup.open);

@@ -380,6 +380,7 @@ impl TrainPanel {
                      attention: the LSTM looks at a different part of the photo for each word \
                      (Show, Attend and Tell; best with LSTM size 512 and learning rate 0.0004)",
                 );
+                let before = s.decoder;
                 egui::ComboBox::from_id_salt("decoder-kind")
                     .selected_text(s.decoder.to_string())
                     .show_ui(ui, |ui| {
@@ -397,6 +398,9 @@ impl TrainPanel {
                     })
                     .response
                     .labelled_by(decoder_label.id);
+                if s.decoder != before {
+                    s.decoder_changed(before);
+                }
                 ui.end_row();
                 number_row(ui, fields, "Embedding size", "Length of the vector each word is turned into (8 to 2048).", &mut s.embed_dim, 8, 2048);
                 number_row(ui, fields, "LSTM size", "Memory cells of the LSTM (8 to 2048): larger can learn more, but trains slower.", &mut s.hidden_dim, 8, 2048);

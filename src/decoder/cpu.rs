@@ -1,47 +1,35 @@
 //! Decoding on the CPU without candle's per-op overhead: the same network as the candle
-//! decoders, step by step on flat `f32` buffers, with contiguous transposed weights (the
-//! fast layout for products with a handful of rows); a beam's products stream the weights
-//! once, the large ones split by columns over two threads
-//! ([`super::linalg::few_rows_matmul`]). The attention step is the training engine's own
-//! per-row kernel ([`super::linalg::attention_row_forward`]).
+//! decoders, step by step on flat `f32` buffers, with the weights packed once into column
+//! panels ([`super::panel::PackedWeights`]): a step's products stream the weights once for
+//! all of its rows (one photo's beam or many photos' beams), the large ones split over two
+//! threads, and every row's result depends only on that row, so a photo decodes the same
+//! alone or among others. The attention step is the training engine's own per-row kernel
+//! ([`super::linalg::attention_row_forward`]).
 
 use super::linalg::{
-    MatRef, attention_row_forward, few_rows_matmul, fill_rows, log_softmax_in_place,
-    lstm_forward_row, matmul, scale_in_place, transpose,
+    attention_row_forward, fill_rows, log_softmax_in_place, lstm_forward_row, scale_in_place,
+    transpose,
 };
+use super::panel::PackedWeights;
 use super::{DecoderConfig, DecoderError, DecoderKind, Result};
 use candle_core::Tensor;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// Rows from which a product is worth sharing between threads (a batch of images rather
-/// than a beam).
-const THREADED_ROWS: usize = 32;
-
-/// `dst += a w` for row-major `a` `[m, k]` and `w` `[k, n]`: gemm on every thread for many
-/// rows, else the few-rows kernel (no packing of `w`) on the calling thread.
-fn product(dst: &mut [f32], a: &[f32], m: usize, k: usize, w: &[f32], n: usize) {
-    if m >= THREADED_ROWS {
-        matmul(dst, MatRef::new(a, m, k), MatRef::new(w, k, n), true);
-    } else {
-        few_rows_matmul(dst, a, m, k, w, n);
-    }
-}
-
 #[derive(Clone, Debug)]
 enum Head {
     /// Merge: image projection `[F, H]` and bias; hidden Dense `[H, H]` and bias.
     Merge {
-        img_w_t: Vec<f32>,
+        img_w_t: PackedWeights,
         img_b: Vec<f32>,
-        hid_w_t: Vec<f32>,
+        hid_w_t: PackedWeights,
         hid_b: Vec<f32>,
     },
     /// Inject: the initial-state Dense layers `[F, H]` and biases.
     Inject {
-        h_w_t: Vec<f32>,
+        h_w_t: PackedWeights,
         h_b: Vec<f32>,
-        c_w_t: Vec<f32>,
+        c_w_t: PackedWeights,
         c_b: Vec<f32>,
     },
     /// Attention: initial-state layers (linear), the attention and gate layers, transposed.
@@ -50,20 +38,20 @@ enum Head {
 
 #[derive(Clone, Debug)]
 struct AttentionWeights {
-    h_w_t: Vec<f32>,
+    h_w_t: PackedWeights,
     h_b: Vec<f32>,
-    c_w_t: Vec<f32>,
+    c_w_t: PackedWeights,
     c_b: Vec<f32>,
     /// `[F, A]`
-    enc_w_t: Vec<f32>,
+    enc_w_t: PackedWeights,
     enc_b: Vec<f32>,
     /// `[H, A]`
-    dec_w_t: Vec<f32>,
+    dec_w_t: PackedWeights,
     dec_b: Vec<f32>,
     full_w: Vec<f32>,
     full_b: f32,
     /// `[H, F]`
-    beta_w_t: Vec<f32>,
+    beta_w_t: PackedWeights,
     beta_b: Vec<f32>,
 }
 
@@ -72,12 +60,21 @@ struct AttentionWeights {
 pub(super) struct CpuDecoder {
     cfg: DecoderConfig,
     embed: Vec<f32>,
-    w_ih_t: Vec<f32>,
-    w_hh_t: Vec<f32>,
+    w_ih_t: PackedWeights,
+    w_hh_t: PackedWeights,
     bias4: Vec<f32>,
     head: Head,
-    out_w_t: Vec<f32>,
+    out_w_t: PackedWeights,
     out_b: Vec<f32>,
+}
+
+/// What an attention decoder reads of one photo at every step: its feature map
+/// `[cells, F]` and the map's projection `[cells, A]`, computed once and shared by the rows
+/// of the photo's beam.
+#[derive(Debug)]
+struct AttendedImage {
+    enc: Vec<f32>,
+    att1: Vec<f32>,
 }
 
 /// Rows of captions being decoded.
@@ -88,12 +85,8 @@ pub(super) struct CpuState {
     c: Vec<f32>,
     /// Merge: the image projection of each row.
     image: Vec<f32>,
-    /// Attention: the feature map `[cells, F]` and its projection `[cells, A]` of every image
-    /// the state started from (shared by the rows, never copied per step), and each row's
-    /// image.
-    enc: Arc<Vec<f32>>,
-    att1: Arc<Vec<f32>>,
-    image_of: Vec<u32>,
+    /// Attention: each row's photo (shared by the rows of its beam, never copied per step).
+    attended: Vec<Arc<AttendedImage>>,
 }
 
 impl CpuState {
@@ -121,12 +114,12 @@ impl CpuState {
             Ok(out)
         };
         debug_assert_eq!(self.h.len(), self.rows * hidden);
-        let image_of = if self.image_of.is_empty() {
+        let attended = if self.attended.is_empty() {
             Vec::new()
         } else {
             rows.iter()
-                .map(|&r| self.image_of.get(r as usize).copied())
-                .collect::<Option<Vec<u32>>>()
+                .map(|&r| self.attended.get(r as usize).map(Arc::clone))
+                .collect::<Option<Vec<_>>>()
                 .ok_or_else(|| {
                     DecoderError::Input(format!(
                         "a row selected from a state of {} rows",
@@ -139,10 +132,40 @@ impl CpuState {
             h: pick(&self.h)?,
             c: pick(&self.c)?,
             image: pick(&self.image)?,
-            enc: Arc::clone(&self.enc),
-            att1: Arc::clone(&self.att1),
-            image_of,
+            attended,
         })
+    }
+
+    /// Appends the rows of `other` (a state of the same decoder) after this state's rows.
+    pub(super) fn append(&mut self, other: CpuState) -> Result<()> {
+        let same = |a: &[f32], b: &[f32], what: &str| {
+            let per_row = |v: &[f32], rows: usize| v.len().checked_div(rows);
+            if a.is_empty() != b.is_empty()
+                || (!a.is_empty()
+                    && per_row(a, self.rows).is_some()
+                    && per_row(a, self.rows) != per_row(b, other.rows))
+            {
+                return Err(DecoderError::Input(format!(
+                    "cannot join decode states: their {what} differ"
+                )));
+            }
+            Ok(())
+        };
+        if self.rows > 0 && other.rows > 0 {
+            same(&self.h, &other.h, "hidden states")?;
+            same(&self.image, &other.image, "image projections")?;
+            if self.attended.is_empty() != other.attended.is_empty() {
+                return Err(DecoderError::Input(
+                    "cannot join decode states of different decoders".into(),
+                ));
+            }
+        }
+        self.rows += other.rows;
+        self.h.extend(other.h);
+        self.c.extend(other.c);
+        self.image.extend(other.image);
+        self.attended.extend(other.attended);
+        Ok(())
     }
 }
 
@@ -158,7 +181,7 @@ fn transposed(
     name: &str,
     rows: usize,
     cols: usize,
-) -> Result<Vec<f32>> {
+) -> Result<PackedWeights> {
     let v = values(tensors, name)?;
     if v.len() != rows * cols {
         return Err(DecoderError::Input(format!(
@@ -169,7 +192,7 @@ fn transposed(
     }
     let mut t = vec![0.0; rows * cols];
     transpose(&v, rows, cols, &mut t);
-    Ok(t)
+    Ok(PackedWeights::new(&t, cols, rows))
 }
 
 impl CpuDecoder {
@@ -232,11 +255,10 @@ impl CpuDecoder {
     }
 
     /// `dst = x W^T + b` for `rows` rows (callers apply the activation).
-    fn dense(&self, dst: &mut Vec<f32>, x: &[f32], rows: usize, w_t: &[f32], b: &[f32]) {
-        let (k, n) = (w_t.len() / b.len(), b.len());
-        dst.resize(rows * n, 0.0);
+    fn dense(&self, dst: &mut Vec<f32>, x: &[f32], rows: usize, w_t: &PackedWeights, b: &[f32]) {
+        dst.resize(rows * w_t.n(), 0.0);
         fill_rows(dst, b);
-        product(dst, x, rows, k, w_t, n);
+        w_t.product(dst, x, rows);
     }
 
     /// Initial state for image features (row-major `[rows, input_dim]`).
@@ -247,9 +269,7 @@ impl CpuDecoder {
             h: Vec::new(),
             c: Vec::new(),
             image: Vec::new(),
-            enc: Arc::new(Vec::new()),
-            att1: Arc::new(Vec::new()),
-            image_of: Vec::new(),
+            attended: Vec::new(),
         };
         match &self.head {
             Head::Merge { img_w_t, img_b, .. } => {
@@ -286,12 +306,17 @@ impl CpuDecoder {
                 }
                 self.dense(&mut st.h, &mean, rows, &w.h_w_t, &w.h_b);
                 self.dense(&mut st.c, &mean, rows, &w.c_w_t, &w.c_b);
-                let enc = features[..rows * pc * f].to_vec();
-                let mut att1 = Vec::new();
-                self.dense(&mut att1, &enc, rows * pc, &w.enc_w_t, &w.enc_b);
-                st.enc = Arc::new(enc);
-                st.att1 = Arc::new(att1);
-                st.image_of = (0..rows as u32).collect();
+                st.attended = features[..rows * pc * f]
+                    .chunks_exact(pc * f)
+                    .map(|map| {
+                        let mut att1 = Vec::new();
+                        self.dense(&mut att1, map, pc, &w.enc_w_t, &w.enc_b);
+                        Arc::new(AttendedImage {
+                            enc: map.to_vec(),
+                            att1,
+                        })
+                    })
+                    .collect();
             }
         }
         st
@@ -314,19 +339,18 @@ impl CpuDecoder {
         let mut z = vec![0.0f32; n * f];
         // Scratch of the shared per-row kernel (training keeps these for its backward pass).
         let (mut u, mut ctx) = (vec![0.0f32; pc * a], vec![0.0f32; f]);
-        for r in 0..n {
-            let img = st.image_of.get(r).map_or(r, |&i| i as usize);
+        for (r, image) in st.attended.iter().enumerate().take(n) {
             attention_row_forward(
                 &mut u,
                 &mut alpha[r * pc..(r + 1) * pc],
                 &mut ctx,
                 &mut gate[r * f..(r + 1) * f],
                 &mut z[r * f..(r + 1) * f],
-                &st.att1[img * pc * a..(img + 1) * pc * a],
+                &image.att1,
                 &att2[r * a..(r + 1) * a],
                 &w.full_w,
                 w.full_b,
-                &st.enc[img * pc * f..(img + 1) * pc * f],
+                &image.enc,
             );
         }
         (z, alpha)
@@ -358,16 +382,15 @@ impl CpuDecoder {
         }
         let mut gates = vec![0.0; n * g4];
         fill_rows(&mut gates, &self.bias4);
-        product(&mut gates, &x, n, ex, &self.w_ih_t, g4);
-        product(&mut gates, &st.h, n, h, &self.w_hh_t, g4);
+        debug_assert_eq!(self.w_ih_t.k(), ex);
+        self.w_ih_t.product(&mut gates, &x, n);
+        self.w_hh_t.product(&mut gates, &st.h, n);
         let mut next = CpuState {
             rows: n,
             h: vec![0.0; n * h],
             c: vec![0.0; n * h],
             image: st.image.clone(),
-            enc: Arc::clone(&st.enc),
-            att1: Arc::clone(&st.att1),
-            image_of: st.image_of.clone(),
+            attended: st.attended.clone(),
         };
         let mut tc = vec![0.0; h];
         for r in 0..n {

@@ -42,6 +42,8 @@ macro_rules! simd_fn {
 }
 pub(crate) use simd_fn;
 
+pub(crate) use simd_fn;
+
 /// A read-only strided matrix view: element `(i, j)` is `data[i * rs + j * cs]`.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct MatRef<'a> {
@@ -114,12 +116,6 @@ pub(crate) fn matmul(dst: &mut [f32], a: MatRef<'_>, b: MatRef<'_>, accumulate: 
     matmul_with(dst, a, b, accumulate, parallelism());
 }
 
-/// [`matmul`] on the calling thread only.
-#[cfg(test)]
-pub(crate) fn matmul_single(dst: &mut [f32], a: MatRef<'_>, b: MatRef<'_>, accumulate: bool) {
-    matmul_with(dst, a, b, accumulate, gemm::Parallelism::None);
-}
-
 fn matmul_with(
     dst: &mut [f32],
     a: MatRef<'_>,
@@ -165,106 +161,6 @@ fn matmul_with(
             false,
             parallelism,
         )
-    }
-}
-
-/// Column alignment of [`few_rows_matmul`]'s split between threads.
-const FEW_COLS: usize = 32;
-
-/// Columns per cache block of [`few_rows_matmul_acc`].
-const FEW_BLOCK: usize = 512;
-
-/// Weights (`k * n`) from which [`few_rows_matmul`] uses two threads.
-const FEW_ROWS_SPLIT: usize = 256 * 1024;
-
-simd_fn! {
-    /// `dst += a w[:, j0..j1]` for a row-major `m x k` matrix `a` with few rows (a beam), a
-    /// row-major `k x n` matrix `w` and a row-major `m x (j1 - j0)` `dst`, streaming `w`
-    /// once, row after row, in its own layout while the few rows of `dst` stay in the
-    /// first-level cache (gemm first packs `w` into panels, which for a handful of rows costs
-    /// about as much as the product).
-    #[allow(clippy::too_many_arguments)]
-    fn few_rows_matmul_acc(
-        dst: &mut [f32],
-        a: &[f32],
-        m: usize,
-        k: usize,
-        w: &[f32],
-        n: usize,
-        j0: usize,
-        j1: usize,
-    ) {
-        let dn = j1 - j0;
-        let dst = &mut dst[..m * dn];
-        // Column blocks small enough that the block's rows of `dst` and four rows of `w`
-        // stay in the first-level cache.
-        for b0 in (j0..j1).step_by(FEW_BLOCK) {
-            let b1 = (b0 + FEW_BLOCK).min(j1);
-            let (o0, o1) = (b0 - j0, b1 - j0);
-            let mut kk = 0;
-            while kk + 4 <= k {
-                let w0 = &w[kk * n + b0..kk * n + b1];
-                let w1 = &w[(kk + 1) * n + b0..(kk + 1) * n + b1];
-                let w2 = &w[(kk + 2) * n + b0..(kk + 2) * n + b1];
-                let w3 = &w[(kk + 3) * n + b0..(kk + 3) * n + b1];
-                for (r, d) in dst.chunks_exact_mut(dn).enumerate() {
-                    let x = &a[r * k + kk..r * k + kk + 4];
-                    let (x0, x1, x2, x3) = (x[0], x[1], x[2], x[3]);
-                    for ((((d, &p), &q), &u), &v) in
-                        d[o0..o1].iter_mut().zip(w0).zip(w1).zip(w2).zip(w3)
-                    {
-                        *d += x0 * p + x1 * q + x2 * u + x3 * v;
-                    }
-                }
-                kk += 4;
-            }
-            while kk < k {
-                let w0 = &w[kk * n + b0..kk * n + b1];
-                for (r, d) in dst.chunks_exact_mut(dn).enumerate() {
-                    let x0 = a[r * k + kk];
-                    for (d, &p) in d[o0..o1].iter_mut().zip(w0) {
-                        *d += x0 * p;
-                    }
-                }
-                kk += 1;
-            }
-        }
-    }
-}
-
-/// `dst += a w` for row-major `a` (`m x k`, few rows) and `w` (`k x n`), `dst` `m x n`: the
-/// decoders' per-step products (see [`few_rows_matmul_acc`]). Large products are split by
-/// columns over two threads: streaming the weights is memory-bound, and two cores read them
-/// faster than one.
-///
-/// # Panics
-/// If a slice is shorter than its shape says (a bug in the caller).
-pub(crate) fn few_rows_matmul(dst: &mut [f32], a: &[f32], m: usize, k: usize, w: &[f32], n: usize) {
-    assert!(
-        dst.len() >= m * n && a.len() >= m * k && w.len() >= k * n,
-        "few_rows_matmul: a slice is shorter than its shape"
-    );
-    if k * n < FEW_ROWS_SPLIT || rayon::current_num_threads() < 2 {
-        few_rows_matmul_acc(dst, a, m, k, w, n, 0, n);
-        return;
-    }
-    let half = (n / 2).div_ceil(FEW_COLS) * FEW_COLS;
-    let rest = n - half;
-    let mut right = vec![0.0f32; m * rest];
-    let mut left = vec![0.0f32; m * half];
-    rayon::join(
-        || few_rows_matmul_acc(&mut left, a, m, k, w, n, 0, half),
-        || few_rows_matmul_acc(&mut right, a, m, k, w, n, half, n),
-    );
-    for r in 0..m {
-        let row = &mut dst[r * n..(r + 1) * n];
-        let (dl, dr) = row.split_at_mut(half);
-        for (d, s) in dl.iter_mut().zip(&left[r * half..(r + 1) * half]) {
-            *d += s;
-        }
-        for (d, s) in dr.iter_mut().zip(&right[r * rest..(r + 1) * rest]) {
-            *d += s;
-        }
     }
 }
 
@@ -663,28 +559,6 @@ mod tests {
                 for (x, y) in got.iter().zip(&want) {
                     assert!((x - y).abs() < 1e-4, "{m}x{k}x{n}: {x} vs {y}");
                 }
-            }
-        }
-    }
-
-    #[test]
-    fn few_rows_matmul_agrees_with_gemm() {
-        let mut rng = Rng::new(3);
-        for &(m, k, n) in &[(1, 7, 5), (3, 40, 70), (4, 16, 64), (6, 33, 97), (9, 5, 32)] {
-            let a: Vec<f32> = (0..m * k).map(|_| rng.next_f32() - 0.5).collect();
-            let w: Vec<f32> = (0..k * n).map(|_| rng.next_f32() - 0.5).collect();
-            let init: Vec<f32> = (0..m * n).map(|_| rng.next_f32()).collect();
-            let mut want = init.clone();
-            matmul_single(
-                &mut want,
-                MatRef::new(&a, m, k),
-                MatRef::new(&w, k, n),
-                true,
-            );
-            let mut got = init.clone();
-            few_rows_matmul(&mut got, &a, m, k, &w, n);
-            for (x, y) in got.iter().zip(&want) {
-                assert!((x - y).abs() < 1e-4, "{m}x{k}x{n}: {x} vs {y}");
             }
         }
     }

@@ -28,12 +28,13 @@
 mod cpu;
 pub(crate) mod linalg;
 mod net;
+mod panel;
 mod search;
 
 pub use net::DropoutMasks;
 pub use search::{
-    Caption, DEFAULT_BLOCK_NGRAM, DEFAULT_LENGTH_ALPHA, SearchOptions, beam_search,
-    beam_search_with_options, blocked_tokens, greedy, greedy_with_options,
+    BatchSearch, Caption, DEFAULT_BLOCK_NGRAM, DEFAULT_LENGTH_ALPHA, SearchOptions, beam_search,
+    beam_search_many, beam_search_with_options, blocked_tokens, greedy, greedy_with_options,
 };
 
 use crate::train::Rng;
@@ -443,6 +444,36 @@ impl DecodeState {
                 None => None,
             },
         })
+    }
+
+    /// Appends the rows of `other` (a state of the same decoder) after this state's rows.
+    pub fn append(&mut self, other: &DecodeState) -> Result<()> {
+        let cat = |a: &Tensor, b: &Tensor| Tensor::cat(&[a, b], 0);
+        let image = match (&self.image, &other.image) {
+            (Some(a), Some(b)) => Some(cat(a, b)?),
+            (None, None) => None,
+            _ => {
+                return Err(DecoderError::Input(
+                    "cannot join decode states of different decoders".into(),
+                ));
+            }
+        };
+        let cells = match (&self.cells, &other.cells) {
+            (Some((a, p)), Some((b, q))) => Some((cat(a, b)?, cat(p, q)?)),
+            (None, None) => None,
+            _ => {
+                return Err(DecoderError::Input(
+                    "cannot join decode states of different decoders".into(),
+                ));
+            }
+        };
+        *self = DecodeState {
+            h: cat(&self.h, &other.h)?,
+            c: cat(&self.c, &other.c)?,
+            image,
+            cells,
+        };
+        Ok(())
     }
 }
 

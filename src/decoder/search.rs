@@ -199,6 +199,8 @@ trait Stepper {
     /// (attention decoders only), and the next state.
     fn step(&self, state: &Self::State, tokens: &[u32]) -> Result<Step<Self::State>>;
     fn select(&self, state: &Self::State, rows: &[u32]) -> Result<Self::State>;
+    /// Appends the rows of `other` after those of `state`.
+    fn append(&self, state: &mut Self::State, other: Self::State) -> Result<()>;
 }
 
 struct CandleStepper<'a>(&'a Decoder);
@@ -224,6 +226,9 @@ impl Stepper for CandleStepper<'_> {
     }
     fn select(&self, state: &DecodeState, rows: &[u32]) -> Result<DecodeState> {
         state.select(rows)
+    }
+    fn append(&self, state: &mut DecodeState, other: DecodeState) -> Result<()> {
+        state.append(&other)
     }
 }
 
@@ -256,6 +261,9 @@ impl Stepper for CpuStepper<'_> {
     }
     fn select(&self, state: &CpuState, rows: &[u32]) -> Result<CpuState> {
         state.select(rows, self.1.config().hidden_dim)
+    }
+    fn append(&self, state: &mut CpuState, other: CpuState) -> Result<()> {
+        state.append(other)
     }
 }
 
@@ -368,93 +376,317 @@ pub fn beam_search_with_options(
     max_len: usize,
     options: &SearchOptions,
 ) -> Result<Vec<Caption>> {
-    let fd = model.config().input_dim();
-    match feature.dims() {
-        [f] if *f == fd => {}
-        [1, f] if *f == fd => {}
-        dims => {
-            return Err(DecoderError::Input(format!(
-                "beam search takes one image's features, [{fd}] or [1, {fd}], not {dims:?}"
-            )));
-        }
-    }
+    check_one_image(feature, model.config().input_dim())?;
     match model.cpu() {
-        Some(cpu) => beam_with(&CpuStepper(cpu, model), feature, width, max_len, options),
-        None => beam_with(&CandleStepper(model), feature, width, max_len, options),
+        Some(cpu) => beam_with(CpuStepper(cpu, model), feature, width, max_len, options),
+        None => beam_with(CandleStepper(model), feature, width, max_len, options),
     }
 }
 
 fn beam_with<S: Stepper>(
-    model: &S,
+    model: S,
     feature: &Tensor,
     width: usize,
     max_len: usize,
     options: &SearchOptions,
 ) -> Result<Vec<Caption>> {
-    if width == 0 {
-        return Err(DecoderError::Input("beam width must be at least 1".into()));
-    }
-    if max_len == 0 {
-        return Err(DecoderError::Input("max_len must be at least 1".into()));
-    }
-    options.check()?;
-    let mut blocked = Vec::new();
-    let vocab = model.vocab();
-    let mut state = model.start(feature)?;
-    let mut alive = vec![Hypothesis::default()];
-    let mut last = vec![START];
-    let mut finished: Vec<Caption> = Vec::with_capacity(width);
-    for _ in 0..max_len {
-        let slots = width - finished.len();
-        let (flat, alpha, next) = model.step(&state, &last)?;
-        let cells = alpha.as_ref().map_or(0, |a| a.len() / alive.len().max(1));
-        // (total log-prob, parent row, token, token log-prob)
-        let mut candidates: Vec<(f64, usize, u32, f32)> = Vec::with_capacity(alive.len() * slots);
-        for (row, lp) in flat.chunks_exact(vocab).enumerate() {
-            blocked_tokens(&alive[row].tokens, options.block_ngram, &mut blocked);
-            for (tok, l) in top_k_allowed(lp, slots, &blocked) {
-                candidates.push((alive[row].log_prob + f64::from(l), row, tok, l));
-            }
+    let mut search = Search::new(model, width, max_len, options)?;
+    search.push(0, feature)?;
+    while search.in_flight() > 0 {
+        if let Some((_, captions)) = search.step()?.pop() {
+            return Ok(captions);
         }
-        candidates.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
-        let mut next_alive = Vec::with_capacity(slots);
-        let mut parents = Vec::with_capacity(slots);
-        let mut next_last = Vec::with_capacity(slots);
-        for &(total, row, tok, l) in candidates.iter().take(slots) {
-            let mut hyp = alive[row].clone();
-            hyp.log_prob = total;
-            if tok == END {
-                finished.push(hyp.into_caption(true, options));
-            } else {
-                hyp.tokens.push(tok);
-                hyp.word_probs.push(l.exp());
-                if let Some(a) = &alpha {
-                    hyp.attention
-                        .push(a[row * cells..(row + 1) * cells].to_vec());
+    }
+    Err(DecoderError::Input(
+        "the beam search ended without captions".into(),
+    ))
+}
+
+/// One photo's beam inside a [`Search`]: its partial captions (one state row each, in
+/// order) and its finished ones.
+struct Beam {
+    id: usize,
+    alive: Vec<Hypothesis>,
+    finished: Vec<Caption>,
+    steps: usize,
+}
+
+impl Beam {
+    /// The photo's captions once its search is over: the finished ones, then (if fewer than
+    /// `width` finished) the best unfinished survivors, best first.
+    fn into_captions(self, width: usize, options: &SearchOptions) -> Vec<Caption> {
+        let mut finished = self.finished;
+        if finished.len() < width {
+            let mut rest: Vec<Caption> = self
+                .alive
+                .into_iter()
+                .map(|h| h.into_caption(false, options))
+                .collect();
+            rest.sort_by(|a, b| b.score.total_cmp(&a.score));
+            let room = width - finished.len();
+            finished.extend(rest.into_iter().take(room));
+        }
+        finished.sort_by(|a, b| b.score.total_cmp(&a.score));
+        finished
+    }
+}
+
+/// Beam search over many photos at once: every photo in flight has its own beam, and one
+/// decoder step advances all of their rows together. Photos whose search ends leave; new
+/// ones can join before any step. Each photo's captions are exactly those of searching it
+/// alone: the CPU path computes every row independently of the others
+/// ([`super::panel::PackedWeights`]), and each beam's choices read only its own rows.
+struct Search<S: Stepper> {
+    model: S,
+    width: usize,
+    max_len: usize,
+    options: SearchOptions,
+    /// The rows of every beam in flight, beam after beam in the order of `beams`.
+    state: Option<S::State>,
+    beams: Vec<Beam>,
+    /// The token each row feeds next.
+    last: Vec<u32>,
+    blocked: Vec<u32>,
+}
+
+impl<S: Stepper> Search<S> {
+    fn new(model: S, width: usize, max_len: usize, options: &SearchOptions) -> Result<Self> {
+        if width == 0 {
+            return Err(DecoderError::Input("beam width must be at least 1".into()));
+        }
+        if max_len == 0 {
+            return Err(DecoderError::Input("max_len must be at least 1".into()));
+        }
+        options.check()?;
+        Ok(Search {
+            model,
+            width,
+            max_len,
+            options: *options,
+            state: None,
+            beams: Vec::new(),
+            last: Vec::new(),
+            blocked: Vec::new(),
+        })
+    }
+
+    /// Starts the search of one photo (`feature` one image's decoder input); it takes part
+    /// from the next step on.
+    fn push(&mut self, id: usize, feature: &Tensor) -> Result<()> {
+        let start = self.model.start(feature)?;
+        if self.model.rows(&start) != 1 {
+            return Err(DecoderError::Input(format!(
+                "a beam starts from one image's features, not {}",
+                self.model.rows(&start)
+            )));
+        }
+        match self.state.as_mut() {
+            Some(state) => self.model.append(state, start)?,
+            None => self.state = Some(start),
+        }
+        self.beams.push(Beam {
+            id,
+            alive: vec![Hypothesis::default()],
+            finished: Vec::with_capacity(self.width),
+            steps: 0,
+        });
+        self.last.push(START);
+        Ok(())
+    }
+
+    fn in_flight(&self) -> usize {
+        self.beams.len()
+    }
+
+    /// One decoder step for every photo in flight; returns the photos whose search ended,
+    /// with their captions (see [`beam_search`]).
+    fn step(&mut self) -> Result<Vec<(usize, Vec<Caption>)>> {
+        let Some(state) = self.state.take() else {
+            return Ok(Vec::new());
+        };
+        let (flat, alpha, next) = self.model.step(&state, &self.last)?;
+        drop(state);
+        let vocab = self.model.vocab();
+        let rows = self.last.len();
+        if flat.len() != rows * vocab {
+            return Err(DecoderError::Input(format!(
+                "decoder returned {} log-probabilities for {rows} rows of {vocab}",
+                flat.len()
+            )));
+        }
+        let cells = alpha.as_ref().map_or(0, |a| a.len() / rows.max(1));
+        let mut parents: Vec<u32> = Vec::with_capacity(rows);
+        let mut next_last: Vec<u32> = Vec::with_capacity(rows);
+        let mut kept = Vec::with_capacity(self.beams.len());
+        let mut done = Vec::new();
+        let mut row0 = 0;
+        for mut beam in std::mem::take(&mut self.beams) {
+            let n = beam.alive.len();
+            let slots = self.width - beam.finished.len();
+            // (total log-prob, row within the beam, token, token log-prob)
+            let mut candidates: Vec<(f64, usize, u32, f32)> = Vec::with_capacity(n * slots);
+            for (row, hyp) in beam.alive.iter().enumerate() {
+                let lp = &flat[(row0 + row) * vocab..(row0 + row + 1) * vocab];
+                blocked_tokens(&hyp.tokens, self.options.block_ngram, &mut self.blocked);
+                for (tok, l) in top_k_allowed(lp, slots, &self.blocked) {
+                    candidates.push((hyp.log_prob + f64::from(l), row, tok, l));
                 }
-                next_alive.push(hyp);
-                parents.push(row as u32);
-                next_last.push(tok);
+            }
+            candidates.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+            let mark = parents.len();
+            let mut alive = Vec::with_capacity(slots);
+            for &(total, row, tok, l) in candidates.iter().take(slots) {
+                let mut hyp = beam.alive[row].clone();
+                hyp.log_prob = total;
+                if tok == END {
+                    beam.finished.push(hyp.into_caption(true, &self.options));
+                } else {
+                    hyp.tokens.push(tok);
+                    hyp.word_probs.push(l.exp());
+                    if let Some(a) = &alpha {
+                        let g = row0 + row;
+                        hyp.attention.push(a[g * cells..(g + 1) * cells].to_vec());
+                    }
+                    alive.push(hyp);
+                    parents.push((row0 + row) as u32);
+                    next_last.push(tok);
+                }
+            }
+            row0 += n;
+            beam.alive = alive;
+            beam.steps += 1;
+            if beam.alive.is_empty()
+                || beam.finished.len() >= self.width
+                || beam.steps >= self.max_len
+            {
+                // The photo leaves the batch: its rows are not carried on.
+                parents.truncate(mark);
+                next_last.truncate(mark);
+                let id = beam.id;
+                done.push((id, beam.into_captions(self.width, &self.options)));
+            } else {
+                kept.push(beam);
             }
         }
-        alive = next_alive;
-        if alive.is_empty() || finished.len() >= width {
-            break;
+        self.beams = kept;
+        self.last = next_last;
+        if !parents.is_empty() {
+            self.state = Some(self.model.select(&next, &parents)?);
         }
-        state = model.select(&next, &parents)?;
-        last = next_last;
+        Ok(done)
     }
-    if finished.len() < width {
-        let mut rest: Vec<Caption> = alive
-            .into_iter()
-            .map(|h| h.into_caption(false, options))
-            .collect();
-        rest.sort_by(|a, b| b.score.total_cmp(&a.score));
-        let room = width - finished.len();
-        finished.extend(rest.into_iter().take(room));
+}
+
+enum AnySearch<'a> {
+    Cpu(Search<CpuStepper<'a>>),
+    Candle(Search<CandleStepper<'a>>),
+}
+
+/// Beam search over a stream of photos, many at a time (the many-photo paths: folders,
+/// evaluation, calibration): [`BatchSearch::push`] a photo's decoder input, call
+/// [`BatchSearch::step`] until it hands the photo's captions back. Keep a few dozen photos
+/// in flight (say 16 at beam 3) so that each step's products have enough rows to be
+/// compute-bound; push new photos as others finish. Each photo gets exactly the captions
+/// [`beam_search_with_options`] gives it alone (with `width == 1`, those of [`greedy`]).
+pub struct BatchSearch<'a> {
+    search: AnySearch<'a>,
+    input_dim: usize,
+}
+
+impl<'a> BatchSearch<'a> {
+    /// An empty search with beam `width` (1: greedy), at most `max_len` words a caption.
+    pub fn new(
+        model: &'a Decoder,
+        width: usize,
+        max_len: usize,
+        options: &SearchOptions,
+    ) -> Result<Self> {
+        let search = match model.cpu() {
+            Some(cpu) => AnySearch::Cpu(Search::new(
+                CpuStepper(cpu, model),
+                width,
+                max_len,
+                options,
+            )?),
+            None => AnySearch::Candle(Search::new(CandleStepper(model), width, max_len, options)?),
+        };
+        Ok(BatchSearch {
+            search,
+            input_dim: model.config().input_dim(),
+        })
     }
-    finished.sort_by(|a, b| b.score.total_cmp(&a.score));
-    Ok(finished)
+
+    /// Starts searching one photo (`feature`: `[input_dim]` or `[1, input_dim]`); `id` comes
+    /// back with its captions.
+    pub fn push(&mut self, id: usize, feature: &Tensor) -> Result<()> {
+        check_one_image(feature, self.input_dim)?;
+        match &mut self.search {
+            AnySearch::Cpu(s) => s.push(id, feature),
+            AnySearch::Candle(s) => s.push(id, feature),
+        }
+    }
+
+    /// Photos being searched.
+    pub fn in_flight(&self) -> usize {
+        match &self.search {
+            AnySearch::Cpu(s) => s.in_flight(),
+            AnySearch::Candle(s) => s.in_flight(),
+        }
+    }
+
+    /// One decoder step for every photo in flight: the photos whose search ended, with
+    /// their captions (up to `width`, distinct, best first), in no particular order.
+    pub fn step(&mut self) -> Result<Vec<(usize, Vec<Caption>)>> {
+        match &mut self.search {
+            AnySearch::Cpu(s) => s.step(),
+            AnySearch::Candle(s) => s.step(),
+        }
+    }
+
+    /// Steps until every photo in flight is done; their captions by id, in no order.
+    pub fn finish(&mut self) -> Result<Vec<(usize, Vec<Caption>)>> {
+        let mut out = Vec::with_capacity(self.in_flight());
+        while self.in_flight() > 0 {
+            out.extend(self.step()?);
+        }
+        Ok(out)
+    }
+}
+
+/// Beam search of many photos, `batch` in flight at a time: the captions of each, in the
+/// order of `features` (each `[input_dim]` or `[1, input_dim]`), exactly those of
+/// [`beam_search_with_options`] per photo.
+pub fn beam_search_many(
+    model: &Decoder,
+    features: &[Tensor],
+    width: usize,
+    max_len: usize,
+    options: &SearchOptions,
+    batch: usize,
+) -> Result<Vec<Vec<Caption>>> {
+    let mut search = BatchSearch::new(model, width, max_len, options)?;
+    let mut out: Vec<Option<Vec<Caption>>> = vec![None; features.len()];
+    let mut next = 0;
+    while next < features.len() || search.in_flight() > 0 {
+        while next < features.len() && search.in_flight() < batch.max(1) {
+            search.push(next, &features[next])?;
+            next += 1;
+        }
+        for (id, captions) in search.step()? {
+            out[id] = Some(captions);
+        }
+    }
+    Ok(out.into_iter().map(Option::unwrap_or_default).collect())
+}
+
+fn check_one_image(feature: &Tensor, fd: usize) -> Result<()> {
+    match feature.dims() {
+        [f] if *f == fd => Ok(()),
+        [1, f] if *f == fd => Ok(()),
+        dims => Err(DecoderError::Input(format!(
+            "beam search takes one image's features, [{fd}] or [1, {fd}], not {dims:?}"
+        ))),
+    }
 }
 
 #[cfg(test)]

@@ -131,6 +131,12 @@ pub fn load_rgb_with_limits(
 /// the one loader behind captioning, feature extraction ([`load_rgb`], [`decode_rgb`]) and the
 /// app's thumbnails ([`load_thumbnail`]): the same formats, limits and errors everywhere.
 pub fn load_image(path: &Path, limits: &DecodeLimits) -> Result<DynamicImage, ImageLoadError> {
+    let bytes = read_checked(path, limits)?;
+    decode_image(&bytes, path, limits)
+}
+
+/// The bytes of an image file, after checking that it is a file within the size limit.
+fn read_checked(path: &Path, limits: &DecodeLimits) -> Result<Vec<u8>, ImageLoadError> {
     let meta = std::fs::metadata(path).map_err(|e| io_error(path, e))?;
     if meta.is_dir() {
         return Err(ImageLoadError::Io {
@@ -148,19 +154,24 @@ pub fn load_image(path: &Path, limits: &DecodeLimits) -> Result<DynamicImage, Im
             ),
         });
     }
-    let bytes = std::fs::read(path).map_err(|e| io_error(path, e))?;
-    decode_image(&bytes, path, limits)
+    std::fs::read(path).map_err(|e| io_error(path, e))
 }
 
-/// A thumbnail of an image file: loaded by [`load_image`] (so with the same limits: an
-/// oversized image is reported, never decoded) and shrunk to fit in `side` x `side`, keeping
-/// the aspect ratio and the alpha channel.
+/// A thumbnail of an image file, shrunk to fit in `side` x `side`, keeping the aspect ratio
+/// and the alpha channel: big JPEGs are decoded at reduced size straight from their DCT
+/// coefficients (a camera photo is never decoded at full size for a thumbnail), everything
+/// else as [`load_image`] does; the same limits (an oversized image is reported, never
+/// decoded), EXIF orientation and messages either way.
 pub fn load_thumbnail(
     path: &Path,
     side: u32,
     limits: &DecodeLimits,
 ) -> Result<image::RgbaImage, ImageLoadError> {
-    let image = load_image(path, limits)?;
+    let bytes = read_checked(path, limits)?;
+    let image = match super::fast_jpeg::decode_scaled(&bytes, path, side, limits)? {
+        Some(rgb) => DynamicImage::ImageRgb8(rgb),
+        None => decode_image(&bytes, path, limits)?,
+    };
     let small = if image.width() > side || image.height() > side {
         image.thumbnail(side, side)
     } else {

@@ -75,7 +75,7 @@ pub enum EncoderError {
 /// `"<model name>-<first 12 hex digits of the SHA-256 of the weights file>"`,
 /// e.g. `efficientnet-lite0-0123456789ab`. The hash can be checked with `sha256sum`.
 pub fn encoder_id(config: &Config, weights: &Path) -> Result<String, EncoderError> {
-    let hash = crate::features::content_hash(weights).map_err(|e| weights_io(weights, e))?;
+    let hash = crate::files::content_hash(weights).map_err(|e| weights_io(weights, e))?;
     Ok(format!("{}-{}", config.name, &hash[..12]))
 }
 

@@ -10,39 +10,7 @@
 //! atomically (temporary file, then rename), so an interrupted extraction leaves only whole
 //! entries and resumes where it stopped.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-
-use sha2::{Digest, Sha256};
-
-/// The SHA-256 of a file's contents, in lowercase hex.
-pub fn content_hash(path: &Path) -> std::io::Result<String> {
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hex(&hasher.finalize()))
-}
-
-/// The SHA-256 of bytes in memory, in lowercase hex.
-pub fn bytes_hash(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
-}
 
 /// Why a cache entry could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -211,7 +179,7 @@ impl FeatureCache {
         .map_err(|e| damaged(e.to_string()))?;
         let encoded = safetensors::serialize([("spatial", view)], None)
             .map_err(|e| damaged(e.to_string()))?;
-        crate::paths::write_atomic(&path, &encoded)
+        crate::files::write_atomic(&path, &encoded)
             .map_err(|source| CacheError::Io { path, source })
     }
 
@@ -263,7 +231,7 @@ impl FeatureCache {
                 path: path.clone(),
                 message: e.to_string(),
             })?;
-        crate::paths::write_atomic(&path, &encoded)
+        crate::files::write_atomic(&path, &encoded)
             .map_err(|source| CacheError::Io { path, source })
     }
 }
@@ -271,6 +239,7 @@ impl FeatureCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::files::bytes_hash;
 
     #[test]
     fn round_trip_and_damage() {

@@ -5,7 +5,7 @@
 
 pub mod cache;
 
-pub use cache::{CacheError, FeatureCache, SpatialFeature, bytes_hash, content_hash};
+pub use cache::{CacheError, FeatureCache, SpatialFeature};
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,6 +15,7 @@ use crate::encoder::image_io::{
     DecodeLimits, ImageLoadError, decode_rgb, normalize_rgb, resize_rgb,
 };
 use crate::encoder::{Encoder, EncoderError, PreprocessedImage};
+use crate::files::{bytes_hash, content_hash};
 
 /// Why extraction as a whole failed (a bad image never fails it: it is reported and skipped).
 #[derive(Debug, thiserror::Error)]

@@ -5,12 +5,15 @@
 //! ```text
 //!  paths ─► read + decode (rayon, a chunk at a time; big JPEGs decoded at reduced size)
 //!        ─► encode (a batch per chunk, on its own thread)
-//!        ─► beam search + events (the calling thread)
+//!        ─► batched beam search + events (the calling thread)
 //! ```
 //!
 //! so that reading the next photos, encoding the current batch and decoding the previous
-//! batch's captions overlap. A photo that cannot be read is reported and the folder goes on.
+//! photos' captions overlap. The search keeps about [`CAPTION_BATCH`] photos in one batched
+//! beam search ([`crate::pipeline::CaptionStream`]), refilled as photos finish, and sends
+//! the photos' events in order. A photo that cannot be read is reported and the folder goes on.
 
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -19,7 +22,7 @@ use rayon::prelude::*;
 use super::{CancelToken, Job, JobContext, JobError, JobEvent, Sink};
 use crate::encoder::image_io::{self, DecodeLimits};
 use crate::encoder::{PreprocessedImage, fast_jpeg};
-use crate::pipeline::{CaptionResult, Captioner, DecodeOptions};
+use crate::pipeline::{CAPTION_BATCH, CaptionResult, Captioner, DecodeOptions};
 
 /// The photo to caption.
 #[derive(Clone, Debug)]
@@ -179,54 +182,18 @@ pub fn caption_folder(
                 }
             }
         });
-        for encoded in encoded_rx.iter() {
-            let encoded = match encoded {
-                Ok(e) => e,
-                Err(e) => {
-                    outcome = Err(e);
-                    break;
-                }
-            };
-            let mut items: Vec<(usize, Result<Vec<f32>, JobError>)> = encoded
-                .rows
-                .into_iter()
-                .map(|(i, f)| (i, Ok(f)))
-                .chain(encoded.failed.into_iter().map(|(i, e)| (i, Err(e))))
-                .collect();
-            items.sort_by_key(|(i, _)| *i);
-            for (index, feature) in items {
-                if cancel.is_cancelled() {
-                    break;
-                }
-                let path = paths[index].clone();
-                let result = feature.and_then(|f| {
-                    let t = Instant::now();
-                    let mut r = captioner
-                        .caption_features(&f, &options.decode)
-                        .job_context(|| format!("captioning {}", path.display()))?;
-                    r.millis = encoded.millis_each + t.elapsed().as_secs_f64() * 1e3;
-                    Ok(r)
-                });
-                match &result {
-                    Ok(_) => report.captioned += 1,
-                    Err(_) => report.failed += 1,
-                }
-                events(JobEvent::Captioned {
-                    index,
-                    path,
-                    result,
-                });
-                let done = report.captioned + report.failed;
-                events(JobEvent::Progress {
-                    job: Job::Batch,
-                    done,
-                    total,
-                    eta: super::eta(started, done, total),
-                });
-            }
-            if cancel.is_cancelled() {
-                break;
-            }
+        let searched = search_stage(
+            captioner,
+            paths,
+            &options.decode,
+            &encoded_rx,
+            events,
+            cancel,
+            started,
+            &mut report,
+        );
+        if let Err(e) = searched {
+            outcome = Err(e);
         }
         // Ends the other stages: their next send fails.
         drop(encoded_rx);
@@ -235,6 +202,114 @@ pub fn caption_folder(
     report.stopped = report.captioned + report.failed < total;
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// The last stage of [`caption_folder`]: keeps about [`CAPTION_BATCH`] photos in one
+/// batched beam search (refilled from the encoder as photos finish, so the products stay
+/// large), and sends the photos' events in the order of `paths`.
+#[allow(clippy::too_many_arguments)]
+fn search_stage(
+    captioner: &Captioner,
+    paths: &[PathBuf],
+    decode: &DecodeOptions,
+    encoded_rx: &crossbeam_channel::Receiver<Result<Encoded, JobError>>,
+    events: Sink,
+    cancel: &CancelToken,
+    started: Instant,
+    report: &mut FolderReport,
+) -> Result<(), JobError> {
+    let total = paths.len();
+    let mut stream = captioner
+        .stream(decode)
+        .job_context(|| "starting the caption search")?;
+    // Encoded photos not yet in the search, and each photo's time so far (encoding, then
+    // its share of every search step it took part in), in milliseconds.
+    let mut waiting: VecDeque<(usize, Vec<f32>, f64)> = VecDeque::new();
+    let mut millis: HashMap<usize, f64> = HashMap::new();
+    // Results not yet sent because an earlier photo is still being captioned.
+    let mut ready: BTreeMap<usize, Result<CaptionResult, JobError>> = BTreeMap::new();
+    let mut next_event = 0;
+    let mut open = true;
+    loop {
+        if cancel.is_cancelled() {
+            return Ok(());
+        }
+        // Keep the search fed: wait for the encoder only while too few photos are in it.
+        while open && waiting.is_empty() && stream.in_flight() < CAPTION_BATCH {
+            match encoded_rx.recv() {
+                Ok(encoded) => {
+                    let encoded = encoded?;
+                    for (index, f) in encoded.rows {
+                        waiting.push_back((index, f, encoded.millis_each));
+                    }
+                    for (index, e) in encoded.failed {
+                        ready.insert(index, Err(e));
+                    }
+                }
+                Err(_) => open = false,
+            }
+        }
+        while stream.in_flight() < CAPTION_BATCH {
+            let Some((index, f, encoding)) = waiting.pop_front() else {
+                break;
+            };
+            millis.insert(index, encoding);
+            if let Err(e) = stream.push(index, &f) {
+                millis.remove(&index);
+                let path = paths[index].display().to_string();
+                ready.insert(
+                    index,
+                    Err(JobError::new(e).context(format!("captioning {path}"))),
+                );
+            }
+        }
+        if stream.in_flight() > 0 {
+            let t = Instant::now();
+            let share = |n: usize| t.elapsed().as_secs_f64() * 1e3 / n.max(1) as f64;
+            let in_flight = stream.in_flight();
+            let done = stream.step();
+            let each = share(in_flight);
+            for m in millis.values_mut() {
+                *m += each;
+            }
+            let done = done.job_context(|| "captioning the photos")?;
+            for (index, result) in done {
+                let ms = millis.remove(&index).unwrap_or_default();
+                let path = paths[index].display().to_string();
+                let result = result
+                    .map(|mut r| {
+                        r.millis = ms;
+                        r
+                    })
+                    .job_context(|| format!("captioning {path}"));
+                ready.insert(index, result);
+            }
+        }
+        // Send what is ready, in order.
+        while let Some(result) = ready.remove(&next_event) {
+            match &result {
+                Ok(_) => report.captioned += 1,
+                Err(_) => report.failed += 1,
+            }
+            events(JobEvent::Captioned {
+                index: next_event,
+                path: paths[next_event].clone(),
+                result,
+            });
+            next_event += 1;
+            let done = report.captioned + report.failed;
+            events(JobEvent::Progress {
+                job: Job::Batch,
+                done,
+                total,
+                eta: super::eta(started, done, total),
+            });
+        }
+        if !open && waiting.is_empty() && stream.in_flight() == 0 {
+            // Whatever is left in `ready` follows a photo that never came (cancelled).
+            return Ok(());
+        }
+    }
 }
 
 fn encode_chunk(captioner: &Captioner, chunk: Decoded) -> Result<Encoded, JobError> {

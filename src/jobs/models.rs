@@ -32,7 +32,7 @@ impl ModelChoice {
     /// The model's folder.
     pub fn dir(&self) -> PathBuf {
         match self {
-            ModelChoice::Default => pipeline::default_model_dir(),
+            ModelChoice::Default => crate::paths::default_model_dir(),
             ModelChoice::Trained(dir) => dir.clone(),
         }
     }
@@ -194,7 +194,7 @@ pub fn default_name(dir: &Path, meta: &model_dir::ModelMeta, decoder: Option<&st
 /// The shipped model's entry.
 pub fn shipped_model() -> ModelEntry {
     ModelEntry::read(
-        &pipeline::default_model_dir(),
+        &crate::paths::default_model_dir(),
         "default (shipped)".to_string(),
         true,
     )
@@ -204,8 +204,8 @@ pub fn shipped_model() -> ModelEntry {
 /// `merge`), by folder name.
 pub fn shipped_models() -> Vec<ModelEntry> {
     let mut all = vec![shipped_model()];
-    let default = pipeline::default_model_dir();
-    let Ok(entries) = std::fs::read_dir(pipeline::models_root()) else {
+    let default = crate::paths::default_model_dir();
+    let Ok(entries) = std::fs::read_dir(crate::paths::shipped_models_dir()) else {
         return all;
     };
     let mut dirs: Vec<PathBuf> = entries
@@ -225,10 +225,10 @@ pub fn shipped_models() -> Vec<ModelEntry> {
 
 /// Whether `dir` is one of the models shipped in `models/` (they cannot be deleted).
 pub fn is_shipped(dir: &Path) -> bool {
-    same_dir(dir, &pipeline::default_model_dir())
+    same_dir(dir, &crate::paths::default_model_dir())
         || dir
             .parent()
-            .is_some_and(|p| same_dir(p, &pipeline::models_root()))
+            .is_some_and(|p| same_dir(p, &crate::paths::shipped_models_dir()))
             && dir.join(model_dir::CONFIG_FILE).is_file()
 }
 
@@ -305,7 +305,7 @@ pub fn rename(dir: &Path, name: &str) -> Result<ModelEntry, JobError> {
 
 /// The entry of the model in `dir` (shipped or trained).
 pub fn entry_of(dir: &Path) -> ModelEntry {
-    if same_dir(dir, &pipeline::default_model_dir()) {
+    if same_dir(dir, &crate::paths::default_model_dir()) {
         return shipped_model();
     }
     let folder = match (dir.parent().and_then(|p| p.file_name()), dir.file_name()) {

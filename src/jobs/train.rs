@@ -58,6 +58,37 @@ fn default_attention_dim() -> usize {
 }
 
 impl TrainSettings {
+    /// The defaults for a new model with `decoder`: [`TrainSettings::default`] (the tutorial's
+    /// sizes: LSTM 256, Adam 1e-3) for merge and inject; the attention decoder's are the
+    /// issue's PyTorch baseline's (LSTM 512, attention 256, Adam 4e-4).
+    pub fn for_decoder(decoder: DecoderKind) -> TrainSettings {
+        let mut settings = TrainSettings {
+            decoder,
+            ..TrainSettings::default()
+        };
+        if decoder == DecoderKind::Attention {
+            settings.hidden_dim = 512;
+            settings.train.lr = 4e-4;
+        }
+        settings
+    }
+
+    /// After `decoder` changed from `before` (the Train panel's choice): the LSTM size and
+    /// the learning rate that still hold `before`'s defaults move to the new decoder's; values
+    /// set by hand stay.
+    pub fn decoder_changed(&mut self, before: DecoderKind) {
+        let (old, new) = (
+            TrainSettings::for_decoder(before),
+            TrainSettings::for_decoder(self.decoder),
+        );
+        if self.hidden_dim == old.hidden_dim {
+            self.hidden_dim = new.hidden_dim;
+        }
+        if self.train.lr == old.train.lr {
+            self.train.lr = new.train.lr;
+        }
+    }
+
     /// The decoder configuration for a vocabulary of `vocab_size` ids and `feature_dim` features
     /// (per cell of a `grid` (rows, cols) feature map for the attention decoder).
     pub fn decoder_config(
@@ -551,9 +582,27 @@ fn report_problems(ds: &crate::dataset::Dataset, events: Sink) {
     }
 }
 
-/// The default folder for new runs: `models/` in the OS data folder.
-pub fn default_models_dir() -> PathBuf {
-    crate::paths::data_dir()
-        .unwrap_or_else(|| PathBuf::from("."))
-        .join("models")
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_decoder_has_its_defaults_and_a_change_keeps_what_was_set_by_hand() {
+        let merge = TrainSettings::for_decoder(DecoderKind::Merge);
+        assert_eq!(merge, TrainSettings::default());
+        let attention = TrainSettings::for_decoder(DecoderKind::Attention);
+        assert_eq!((attention.hidden_dim, attention.train.lr), (512, 4e-4));
+        assert_eq!(attention.attention_dim, 256);
+
+        let mut s = TrainSettings {
+            decoder: DecoderKind::Attention,
+            ..TrainSettings::default()
+        };
+        s.decoder_changed(DecoderKind::Merge);
+        assert_eq!((s.hidden_dim, s.train.lr), (512, 4e-4));
+        s.train.lr = 1e-4;
+        s.decoder = DecoderKind::Inject;
+        s.decoder_changed(DecoderKind::Attention);
+        assert_eq!((s.hidden_dim, s.train.lr), (256, 1e-4));
+    }
 }

@@ -229,50 +229,18 @@ fn parent_dir(path: &Path) -> &Path {
         .unwrap_or(Path::new("."))
 }
 
-/// Replaces `path` with `bytes` atomically, keeping its permissions. `fail_after` simulates a
-/// crash: the temporary file gets that many bytes, then the write fails.
+/// Replaces `path` with `bytes` atomically ([`crate::files::write_atomic`], which keeps the
+/// file's permissions). `fail_after` simulates a crash: the temporary file gets that many
+/// bytes, then the write fails.
 fn replace_file(path: &Path, bytes: &[u8], fail_after: Option<usize>) -> Result<()> {
-    use std::io::Write;
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let dir = parent_dir(path);
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "file".into());
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = dir.join(format!(".{name}.captioner-{}-{n}.tmp", std::process::id()));
-    let perms = std::fs::metadata(path).ok().map(|m| m.permissions());
-    let result = (|| -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
-        if let Some(n) = fail_after {
-            f.write_all(&bytes[..n.min(bytes.len())])?;
-            f.flush()?;
-            return Err(std::io::Error::other("simulated interruption of the write"));
-        }
-        f.write_all(bytes)?;
-        if let Some(p) = perms {
-            f.set_permissions(p)?;
-        }
-        f.sync_all()?;
-        drop(f);
-        std::fs::rename(&tmp, path)?;
-        // Make the rename durable where the platform allows syncing a folder.
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if let Err(source) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(MetadataError::Write {
-            path: path.to_path_buf(),
-            source,
-        });
+    match fail_after {
+        None => crate::files::write_atomic(path, bytes),
+        Some(n) => crate::files::write_atomic_interrupted(path, bytes, n),
     }
-    Ok(())
+    .map_err(|source| MetadataError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Writes (or updates) the XMP sidecar of `photo` and returns its path. In an existing sidecar

@@ -25,7 +25,7 @@
 //! no higher (the empirical distribution stored in `familiarity.json`), so 0.5 is a typical
 //! Flickr8k photo and 0.0 is less familiar than any.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
@@ -104,8 +104,8 @@ pub struct Familiarity {
 }
 
 /// n-grams (1..=4) of a caption with their counts.
-fn ngrams(tokens: &[u32]) -> [HashMap<&[u32], f32>; 4] {
-    let mut out: [HashMap<&[u32], f32>; 4] = Default::default();
+fn ngrams(tokens: &[u32]) -> [BTreeMap<&[u32], f32>; 4] {
+    let mut out: [BTreeMap<&[u32], f32>; 4] = Default::default();
     for (n, map) in out.iter_mut().enumerate() {
         for g in tokens.windows(n + 1) {
             *map.entry(g).or_insert(0.0) += 1.0;
@@ -367,7 +367,7 @@ impl Familiarity {
         &self,
         tokens: &'a [u32],
         n_docs: f32,
-    ) -> ([HashMap<&'a [u32], f32>; 4], [f32; 4]) {
+    ) -> ([BTreeMap<&'a [u32], f32>; 4], [f32; 4]) {
         let mut vecs = ngrams(tokens);
         let mut norms = [0f32; 4];
         for (map, norm) in vecs.iter_mut().zip(&mut norms) {
@@ -431,7 +431,7 @@ impl Familiarity {
             path: path.clone(),
             message: e.to_string(),
         })?;
-        crate::paths::write_atomic(&path, &bytes).map_err(|e| TrustError::Io {
+        crate::files::write_atomic(&path, &bytes).map_err(|e| TrustError::Io {
             path: path.clone(),
             source: e,
         })?;

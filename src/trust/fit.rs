@@ -827,7 +827,7 @@ fn write_signals_csv(path: &Path, dev: &DevMeasure, mix: Option<&Mix>) -> Result
     if let Some(m) = mix {
         rows("extra", &m.extra);
     }
-    crate::paths::write_atomic(path, out.as_bytes())
+    crate::files::write_atomic(path, out.as_bytes())
         .job_context(|| format!("writing {}", path.display()))
 }
 

@@ -42,7 +42,7 @@ pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), Tru
         path: path.to_path_buf(),
         message: e.to_string(),
     })?;
-    crate::paths::write_atomic(path, &bytes).map_err(|e| TrustError::Io {
+    crate::files::write_atomic(path, &bytes).map_err(|e| TrustError::Io {
         path: path.to_path_buf(),
         source: e,
     })

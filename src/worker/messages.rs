@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::dataset::{Dataset, ImportOptions, Summary};
+use crate::jobs::caption::FolderOptions;
 use crate::jobs::evaluate::EvalOptions;
 use crate::jobs::{
     CancelToken, Job, JobError, ModelChoice, ModelEntry, TrainOutcome, TrainSettings,
@@ -52,9 +53,8 @@ pub enum Command {
         paths: Vec<PathBuf>,
         /// The Batch panel's own model choice (the Caption panel's model stays loaded).
         model: ModelChoice,
-        beam: usize,
-        /// Longest caption in words.
-        max_len: usize,
+        /// How to decode and read the photos, as the panel set them.
+        options: FolderOptions,
         cancel: CancelToken,
     },
     /// Extract features, then train a caption model (or continue one with `resume`).

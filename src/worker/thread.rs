@@ -231,20 +231,9 @@ impl State {
                 id,
                 paths,
                 model,
-                beam,
-                max_len,
+                options,
                 cancel,
-            } => {
-                let options = FolderOptions {
-                    decode: DecodeOptions {
-                        beam: beam.max(1),
-                        max_len: max_len.max(1),
-                        ..DecodeOptions::default()
-                    },
-                    ..FolderOptions::default()
-                };
-                self.caption_batch(id, paths, &model, &options, cancel)
-            }
+            } => self.caption_batch(id, paths, &model, &options, cancel),
             Command::Train {
                 settings,
                 resume,

@@ -1,11 +1,14 @@
-//! The command line: `captioner <subcommand>`; the same library jobs the desktop app runs.
+//! Every argument of the command line, defined once: the subcommands and the option groups
+//! they share. Nothing here runs anything; [`super::options`] turns these into the library's
+//! option types.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::dataset::{self, Cleaning, ImportOptions, SplitFractions, Summary};
+use crate::dataset::{Cleaning, ImportOptions, SplitFractions};
+use crate::decoder::DecoderKind;
+use crate::jobs::TrainSettings;
 
 /// Writes captions for photos and trains its own captioning model, on your machine.
 ///
@@ -13,10 +16,12 @@ use crate::dataset::{self, Cleaning, ImportOptions, SplitFractions, Summary};
 #[derive(Parser, Debug)]
 #[command(name = "captioner", version, about, long_about = None)]
 pub struct Cli {
+    /// The subcommand.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// The subcommands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Work with captioned photo datasets.
@@ -46,6 +51,49 @@ pub enum Command {
     Bench(BenchCommand),
 }
 
+/// A caption decoder (`--decoder`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DecoderArg {
+    /// The tutorial's: the image joined with the LSTM's output.
+    Merge,
+    /// Show and Tell: the image is the LSTM's first input.
+    Inject,
+    /// Show, Attend and Tell: soft attention over the encoder's 7x7 feature map.
+    Attention,
+}
+
+impl From<DecoderArg> for DecoderKind {
+    fn from(d: DecoderArg) -> DecoderKind {
+        match d {
+            DecoderArg::Merge => DecoderKind::Merge,
+            DecoderArg::Inject => DecoderKind::Inject,
+            DecoderArg::Attention => DecoderKind::Attention,
+        }
+    }
+}
+
+impl From<DecoderKind> for DecoderArg {
+    fn from(d: DecoderKind) -> DecoderArg {
+        match d {
+            DecoderKind::Merge => DecoderArg::Merge,
+            DecoderKind::Inject => DecoderArg::Inject,
+            DecoderKind::Attention => DecoderArg::Attention,
+        }
+    }
+}
+
+/// A dataset split (`--split`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SplitArg {
+    /// The training photos.
+    Train,
+    /// The development photos (early stopping, calibration, the README's figures).
+    Dev,
+    /// The test photos.
+    Test,
+}
+
+/// `captioner models`.
 #[derive(Args, Debug)]
 pub struct ModelsArgs {
     /// Print JSON (one array of models) instead of a table.
@@ -56,6 +104,7 @@ pub struct ModelsArgs {
     pub models_dir: Option<PathBuf>,
 }
 
+/// `captioner app`.
 #[derive(Args, Debug)]
 pub struct AppArgs {
     /// Photos to caption or a folder to import, as if dropped on the window.
@@ -72,38 +121,45 @@ pub struct AppArgs {
     pub model: Option<PathBuf>,
 }
 
+/// `captioner bench ...`: the measurements take their photos and datasets as arguments (no
+/// default folder is built in).
 #[derive(Subcommand, Debug)]
 pub enum BenchCommand {
     /// Encoder images/s at batch 1 and 32, decode included and excluded.
     Encoder {
-        /// Folder of JPEGs (the first --n by name are used).
-        #[arg(long, default_value = "../shared/flickr8k/Flicker8k_Dataset")]
+        /// Folder of JPEGs (the first --n by name are used), e.g.
+        /// `../shared/flickr8k/Flicker8k_Dataset`.
+        #[arg(long, value_name = "DIR")]
         dir: PathBuf,
+        /// How many photos.
         #[arg(long, default_value_t = 64)]
         n: usize,
+        /// The batch sizes to measure.
         #[arg(long, num_args = 1.., default_values_t = [1usize, 32])]
         batches: Vec<usize>,
+        /// Timed passes per batch size (the median is reported).
         #[arg(long, default_value_t = 3)]
         reps: usize,
     },
     /// One decoder training epoch from cached features.
     Train {
-        /// The dataset folder (its features must be cached).
-        #[arg(default_value = "../shared/flickr8k")]
+        /// The dataset folder (its features must be cached), e.g. `../shared/flickr8k`.
         dir: PathBuf,
+        /// Cache folder for image features.
         #[arg(long)]
         cache: Option<PathBuf>,
+        /// Captions per batch.
         #[arg(long, default_value_t = 64)]
         batch: usize,
         /// Training engine: auto (the CPU engine here), cpu, or candle (measured beside the
         /// CPU engine).
         #[arg(long, default_value_t = crate::train::Engine::Auto)]
         engine: crate::train::Engine,
-        /// The decoder: merge (the tutorial's, with its sizes) or attention (hidden 512,
-        /// attention 256, Adam 4e-4, over the cached 7x7 feature maps: `captioner features
-        /// --spatial` first).
-        #[arg(long, default_value = "merge")]
-        decoder: String,
+        /// The decoder, with the sizes and learning rate `captioner train` gives it (attention:
+        /// LSTM 512, attention 256, Adam 4e-4, over the cached 7x7 feature maps: `captioner
+        /// features --spatial` first).
+        #[arg(long, value_enum, default_value_t = DecoderArg::Merge)]
+        decoder: DecoderArg,
         /// Train only this many batches (a quick look; the epoch time is then extrapolated).
         #[arg(long)]
         max_batches: Option<usize>,
@@ -113,9 +169,11 @@ pub enum BenchCommand {
     Batch {
         /// The folder of photos (searched recursively).
         dir: PathBuf,
+        /// Model folder (default: the shipped model).
         #[arg(long)]
         model: Option<PathBuf>,
-        #[arg(long, default_value_t = 3)]
+        /// Beam width.
+        #[arg(long, default_value_t = crate::pipeline::DecodeOptions::default().beam)]
         beam: usize,
         /// Photos per encoder pass.
         #[arg(long, default_value_t = crate::jobs::caption::FolderOptions::default().batch)]
@@ -129,15 +187,19 @@ pub enum BenchCommand {
         /// Photos, captioned in turn.
         #[arg(required = true)]
         images: Vec<PathBuf>,
+        /// Model folder (default: the shipped model).
         #[arg(long)]
         model: Option<PathBuf>,
-        #[arg(long, default_value_t = 3)]
+        /// Beam width.
+        #[arg(long, default_value_t = crate::pipeline::DecodeOptions::default().beam)]
         beam: usize,
+        /// Timed captions (the median is reported).
         #[arg(long, default_value_t = 30)]
         n: usize,
     },
 }
 
+/// `captioner dataset ...`.
 #[derive(Subcommand, Debug)]
 pub enum DatasetCommand {
     /// Read a dataset folder, check it, and summarise it.
@@ -148,6 +210,7 @@ pub enum DatasetCommand {
     Inspect(InspectArgs),
 }
 
+/// `captioner dataset inspect`.
 #[derive(Args, Debug)]
 pub struct InspectArgs {
     /// The dataset folder.
@@ -159,6 +222,7 @@ pub struct InspectArgs {
     pub text: TextArgs,
 }
 
+/// `captioner classify`.
 #[derive(Args, Debug)]
 pub struct ClassifyArgs {
     /// Image files.
@@ -172,6 +236,7 @@ pub struct ClassifyArgs {
     pub json: bool,
 }
 
+/// `captioner features`.
 #[derive(Args, Debug)]
 pub struct FeaturesArgs {
     /// The dataset folder.
@@ -194,10 +259,12 @@ pub struct FeaturesArgs {
 }
 
 /// The one set of training defaults (shared with the app's Train panel).
-fn defaults() -> crate::jobs::TrainSettings {
-    crate::jobs::TrainSettings::default()
+fn defaults() -> TrainSettings {
+    TrainSettings::default()
 }
 
+/// `captioner train`. The LSTM size and learning rate default to the chosen decoder's
+/// ([`TrainSettings::for_decoder`]).
 #[derive(Args, Debug)]
 pub struct TrainArgs {
     /// The dataset folder (train split for training, dev split for early stopping).
@@ -213,8 +280,8 @@ pub struct TrainArgs {
     pub lr: Option<f32>,
     /// Decoder: `merge` (the tutorial's), `inject` (Show and Tell) or `attention` (Show,
     /// Attend and Tell: soft attention over the encoder's 7x7 feature map).
-    #[arg(long, default_value_t = defaults().decoder.to_string())]
-    pub decoder: String,
+    #[arg(long, value_enum, default_value_t = DecoderArg::from(defaults().decoder))]
+    pub decoder: DecoderArg,
     /// Word embedding size.
     #[arg(long, default_value_t = defaults().embed_dim)]
     pub embed: usize,
@@ -263,17 +330,17 @@ pub struct TrainArgs {
     pub text: TextArgs,
 }
 
-/// Decoding options shared by `caption` and `eval`.
+/// Decoding options shared by `caption`, `eval`, `batch` and `calibrate`.
 #[derive(Args, Debug, Clone)]
 pub struct DecodeArgs {
     /// Model folder (default: the shipped model).
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Beam width; 1 decodes greedily.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = crate::pipeline::DecodeOptions::default().beam)]
     pub beam: usize,
     /// Longest caption in words.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = crate::pipeline::DecodeOptions::default().max_len)]
     pub max_len: usize,
     /// Block repeated n-grams of this many words (0: no blocking).
     #[arg(long, default_value_t = crate::decoder::DEFAULT_BLOCK_NGRAM)]
@@ -283,6 +350,7 @@ pub struct DecodeArgs {
     pub length_alpha: f32,
 }
 
+/// `captioner caption`.
 #[derive(Args, Debug)]
 pub struct CaptionArgs {
     /// Image files.
@@ -299,11 +367,12 @@ pub struct CaptionArgs {
     /// the word's attention map over it (attention models only).
     #[arg(long, value_name = "DIR")]
     pub attention: Option<PathBuf>,
-    /// Print JSON.
+    /// Print JSON: one record per photo, as `batch --json` writes them (docs/formats.md).
     #[arg(long)]
     pub json: bool,
 }
 
+/// `captioner batch`.
 #[derive(Args, Debug)]
 pub struct BatchArgs {
     /// The folder of photos.
@@ -349,21 +418,23 @@ pub struct BatchArgs {
     /// Write alt text as JSON ([{"file", "alt_text", "confidence", "tags"}]).
     #[arg(long, value_name = "FILE")]
     pub alt_json: Option<PathBuf>,
-    /// Write the captions as CSV (image,caption,confidence,edited).
+    /// Write the captions as CSV (image,caption,confidence,edited,needs_review,tags,source,
+    /// review_reason,review_detail; the Batch panel's CSV export, docs/formats.md).
     #[arg(long, value_name = "FILE")]
     pub csv: Option<PathBuf>,
-    /// Write the captions as JSON.
+    /// Write the captions as JSON (the Batch panel's JSON export, docs/formats.md).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
 }
 
+/// `captioner eval`.
 #[derive(Args, Debug)]
 pub struct EvalArgs {
     /// The dataset folder.
     pub dir: PathBuf,
     /// The split to score.
-    #[arg(long, default_value = "dev")]
-    pub split: String,
+    #[arg(long, value_enum, default_value_t = SplitArg::Dev)]
+    pub split: SplitArg,
     #[command(flatten)]
     pub decode: DecodeArgs,
     /// Cache folder for image features.
@@ -385,6 +456,7 @@ pub struct EvalArgs {
     pub text: TextArgs,
 }
 
+/// `captioner calibrate`.
 #[derive(Args, Debug)]
 pub struct CalibrateArgs {
     /// The dataset folder (its train and dev splits are used; never the test split).
@@ -424,196 +496,4 @@ pub struct TextArgs {
     /// Train/dev/test fractions for datasets without split files.
     #[arg(long, default_value = "80/10/10", value_parser = SplitFractions::parse)]
     pub split_fractions: SplitFractions,
-}
-
-impl TextArgs {
-    pub fn import_options(&self) -> ImportOptions {
-        ImportOptions {
-            cleaning: self.cleaning,
-            min_count: self.min_count,
-            fractions: self.split_fractions,
-            check_images: true,
-        }
-    }
-}
-
-/// Parses the process arguments and runs the command.
-pub fn main() -> ExitCode {
-    // The tutorial's form, `captioner -i photo.jpg`, means `captioner caption -i photo.jpg`.
-    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    if args.get(1).is_some_and(|a| a == "-i" || a == "--image") {
-        args.insert(1, "caption".into());
-    }
-    let cli = Cli::parse_from(args);
-    match run(cli) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    match cli.command {
-        Command::Dataset(DatasetCommand::Inspect(args)) => inspect(&args),
-        Command::Classify(args) => crate::cli_model::classify(&args),
-        Command::Features(args) => crate::cli_model::features(&args),
-        Command::Train(args) => crate::cli_model::train(&args),
-        Command::Caption(args) => crate::cli_model::caption(&args),
-        Command::Eval(args) => crate::cli_model::eval(&args),
-        Command::Batch(args) => crate::cli_model::batch(&args),
-        Command::Calibrate(args) => crate::cli_model::calibrate(&args),
-        Command::Models(args) => crate::cli_model::models(&args),
-        Command::App(a) => {
-            crate::app::run_with(crate::app::Startup {
-                tab: a.tab,
-                open: a.open,
-                run: a.run,
-                model: a.model,
-            })?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Bench(b) => {
-            let v = match b {
-                BenchCommand::Encoder {
-                    dir,
-                    n,
-                    batches,
-                    reps,
-                } => crate::bench::encoder(&dir, n, &batches, reps)?,
-                BenchCommand::Train {
-                    dir,
-                    cache,
-                    batch,
-                    engine,
-                    decoder,
-                    max_batches,
-                } => crate::bench::train(
-                    &dir,
-                    &crate::paths::cache_dir(cache.as_deref()),
-                    batch,
-                    engine,
-                    &decoder,
-                    max_batches,
-                )?,
-                BenchCommand::Batch {
-                    dir,
-                    model,
-                    beam,
-                    batch,
-                    limit,
-                } => crate::bench::batch(
-                    &dir,
-                    &model.unwrap_or_else(crate::pipeline::default_model_dir),
-                    beam,
-                    batch,
-                    limit,
-                )?,
-                BenchCommand::Caption {
-                    images,
-                    model,
-                    beam,
-                    n,
-                } => crate::bench::caption(
-                    &images,
-                    &model.unwrap_or_else(crate::pipeline::default_model_dir),
-                    beam,
-                    n,
-                )?,
-            };
-            println!("{v}");
-            Ok(ExitCode::SUCCESS)
-        }
-    }
-}
-
-fn inspect(args: &InspectArgs) -> anyhow::Result<ExitCode> {
-    let ds = dataset::import(&args.dir, &args.text.import_options())?;
-    let summary = ds.summary();
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
-    } else {
-        print!("{}", format_summary(&summary));
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// The human-readable `dataset inspect` report.
-pub fn format_summary(s: &Summary) -> String {
-    use std::fmt::Write;
-    let mut out = String::new();
-    let _ = writeln!(out, "Dataset      {}", s.root.display());
-    let _ = writeln!(out, "Layout       {}", s.layout);
-    let _ = writeln!(
-        out,
-        "Images       {} captioned images in {}",
-        s.images,
-        s.images_dir.display()
-    );
-    let _ = writeln!(out, "Captions     {}", s.captions);
-    let _ = writeln!(
-        out,
-        "Missing      {} images referenced by captions but not on disk",
-        s.missing_images
-    );
-    if s.unreadable_images > 0 {
-        let _ = writeln!(
-            out,
-            "Unreadable   {} image files that cannot be read",
-            s.unreadable_images
-        );
-    }
-    let _ = writeln!(
-        out,
-        "Uncaptioned  {} images without captions",
-        s.uncaptioned_images
-    );
-    let _ = writeln!(
-        out,
-        "Splits       train {}, dev {}, test {}{} (from {})",
-        s.splits.train,
-        s.splits.dev,
-        s.splits.test,
-        if s.splits.unassigned > 0 {
-            format!(", in no split {}", s.splits.unassigned)
-        } else {
-            String::new()
-        },
-        match s.splits.source {
-            dataset::SplitSource::Files => "the split files",
-            dataset::SplitSource::Hash => "a hash of each image name",
-        }
-    );
-    let _ = writeln!(
-        out,
-        "Vocabulary   {} entries (words seen at least {} times in training captions, {} cleaning, 4 special tokens included)",
-        s.vocab_size, s.min_count, s.cleaning
-    );
-    let l = &s.caption_length;
-    let _ = writeln!(
-        out,
-        "Length       max {} words, mean {:.2}, 95th percentile {}",
-        l.max, l.mean, l.p95
-    );
-    if s.problems.is_empty() {
-        let _ = writeln!(out, "Problems     none");
-    } else {
-        let _ = writeln!(out, "Problems     {}", s.problems.len());
-        for p in &s.problems {
-            let _ = writeln!(out, "  {p}");
-        }
-    }
-    out
-}
-
-impl BatchArgs {
-    /// `--existing`, or `--overwrite`, or skip.
-    pub fn existing(&self) -> crate::export::Existing {
-        match (self.existing, self.overwrite) {
-            (Some(e), _) => e,
-            (None, true) => crate::export::Existing::Overwrite,
-            (None, false) => crate::export::Existing::Skip,
-        }
-    }
 }

@@ -1,0 +1,218 @@
+//! Writing and identifying files, for every module that stores something.
+//!
+//! - [`write_atomic`] is the one way a file is written (sidecars, exports, metadata in photos,
+//!   feature cache entries, trust files, `meta.json`, attention PNGs): a temporary sibling,
+//!   synced, then renamed over the target. Readers see the old file or the new one, never half
+//!   of one. [`crate::model_dir::write_dir_atomically`] does the same for whole folders, with
+//!   the same temporary names ([`temp_sibling`]) and folder syncing ([`sync_dir`]).
+//! - [`content_hash`] and [`bytes_hash`] name a file by its contents (the feature cache's keys,
+//!   the encoder weights' id).
+//!
+//! This module is the bottom layer: it imports nothing from the crate.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use sha2::{Digest, Sha256};
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same folder (created if
+/// missing), synced, then renamed over the target. A file that is replaced keeps its
+/// permissions.
+///
+/// On failure (a full disk, a read-only or missing folder, ...) the previous file is left as
+/// it was, the temporary file is removed, and the error says which step failed (the caller
+/// names `path`). Concurrent writers of the same path (threads or processes) each use their own
+/// temporary file; the last rename wins.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write(path, bytes, None)
+}
+
+/// Fault injection for tests: [`write_atomic`] failing after `fail_after` bytes of the
+/// temporary file, as a crash would (the target is left as it was, the temporary file removed).
+#[doc(hidden)]
+pub fn write_atomic_interrupted(
+    path: &Path,
+    bytes: &[u8],
+    fail_after: usize,
+) -> std::io::Result<()> {
+    write(path, bytes, Some(fail_after))
+}
+
+fn write(path: &Path, bytes: &[u8], fail_after: Option<usize>) -> std::io::Result<()> {
+    let context =
+        |what: String, e: std::io::Error| std::io::Error::new(e.kind(), format!("{what}: {e}"));
+    let dir = parent_dir(path);
+    std::fs::create_dir_all(dir)
+        .map_err(|e| context(format!("cannot create the folder {}", dir.display()), e))?;
+    let tmp = temp_sibling(path, "tmp");
+    let permissions = std::fs::metadata(path).ok().map(|m| m.permissions());
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .map_err(|e| {
+            context(
+                format!("cannot create a temporary file in {}", dir.display()),
+                e,
+            )
+        })?;
+    let written = match fail_after {
+        Some(n) => file
+            .write_all(&bytes[..n.min(bytes.len())])
+            .and_then(|()| file.flush())
+            .and_then(|()| Err(std::io::Error::other("simulated interruption of the write"))),
+        None => file.write_all(bytes),
+    }
+    .and_then(|()| match permissions {
+        Some(p) => file.set_permissions(p),
+        None => Ok(()),
+    })
+    .and_then(|()| file.sync_all())
+    .map_err(|e| context(format!("cannot write {} bytes", bytes.len()), e));
+    drop(file);
+    let result = written.and_then(|()| {
+        std::fs::rename(&tmp, path).map_err(|e| context("cannot replace the file".to_string(), e))
+    });
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    // Make the rename itself durable; a failure here does not undo the (complete) write.
+    let _ = sync_dir(dir);
+    Ok(())
+}
+
+/// The folder `path` is in (`.` for a bare file name).
+fn parent_dir(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// A fresh name beside `path` for a temporary file or folder: `.NAME.KIND-PID-N` (`KIND` is
+/// `tmp` for what is being written, `old` for a previous version moved aside). No two calls
+/// of one process return the same name.
+pub fn temp_sibling(path: &Path, kind: &str) -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "file".to_string());
+    parent_dir(path).join(format!(
+        ".{name}.{kind}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
+/// Flushes a folder's entries (a rename into it) to disk, where the platform can; elsewhere
+/// does nothing.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    std::fs::File::open(dir)?.sync_all()?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+/// The SHA-256 of a file's contents, in lowercase hex.
+pub fn content_hash(path: &Path) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex(&hasher.finalize()))
+}
+
+/// The SHA-256 of bytes in memory, in lowercase hex.
+pub fn bytes_hash(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listing(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn writes_replace_and_leave_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub").join("a.txt");
+        write_atomic(&path, b"one").unwrap();
+        write_atomic(&path, b"two").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"two");
+        assert_eq!(listing(&dir.path().join("sub")), vec!["a.txt"]);
+    }
+
+    #[test]
+    fn an_interrupted_write_keeps_the_old_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.txt");
+        write_atomic(&path, b"old").unwrap();
+        for after in [0, 2, 100] {
+            let err = write_atomic_interrupted(&path, b"new contents", after).unwrap_err();
+            assert!(err.to_string().contains("cannot write 12 bytes"), "{err}");
+            assert_eq!(std::fs::read(&path).unwrap(), b"old");
+            assert_eq!(listing(dir.path()), vec!["a.txt"]);
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_replaced_file_keeps_its_permissions() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.txt");
+        write_atomic(&path, b"old").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        write_atomic(&path, b"new").unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o640);
+    }
+
+    #[test]
+    fn temporary_names_are_hidden_siblings_and_unique() {
+        let a = temp_sibling(Path::new("dir/model"), "tmp");
+        let b = temp_sibling(Path::new("dir/model"), "tmp");
+        assert_ne!(a, b);
+        assert_eq!(a.parent(), Some(Path::new("dir")));
+        let name = a.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.starts_with(".model.tmp-"), "{name}");
+        let bare = temp_sibling(Path::new("x"), "old");
+        assert_eq!(bare.parent(), Some(Path::new(".")));
+    }
+
+    #[test]
+    fn hashes_are_sha256_hex() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a");
+        std::fs::write(&path, b"abc").unwrap();
+        let want = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        assert_eq!(bytes_hash(b"abc"), want);
+        assert_eq!(content_hash(&path).unwrap(), want);
+    }
+}
