@@ -42,8 +42,6 @@ macro_rules! simd_fn {
 }
 pub(crate) use simd_fn;
 
-pub(crate) use simd_fn;
-
 /// A read-only strided matrix view: element `(i, j)` is `data[i * rs + j * cs]`.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct MatRef<'a> {
