@@ -11,18 +11,17 @@
 //! the order of [`super::candle_engine::draw_masks`]. A test holds the loss and every gradient
 //! to candle's autograd on the same network.
 
-use super::engine::{BatchLoss, EngineError, Example, Features, Params};
+use super::batch::{BatchLoss, EngineError, Example, Features, Packed, Result};
+use super::params::Params;
 use super::rng::Rng;
 use crate::decoder::linalg::{
     MatRef, attention_row_backward, attention_row_forward, column_sums, exp_shifted_sum, fill_rows,
     lstm_backward_row, lstm_forward_row, matmul, matmul_by_rows_of, max_of, scale_in_place,
     transpose,
 };
-use crate::decoder::{ATTENTION_REG, DecoderConfig, DecoderKind, END, START};
+use crate::decoder::{ATTENTION_REG, DecoderConfig, DecoderKind};
 use rayon::prelude::*;
 use std::ops::Range;
-
-type Result<T> = std::result::Result<T, EngineError>;
 
 #[derive(Clone, Debug)]
 struct Ranges {
@@ -49,10 +48,7 @@ struct Ranges {
 
 impl Ranges {
     fn new(p: &Params) -> Result<Self> {
-        let r = |name: &str| {
-            p.range(name)
-                .ok_or_else(|| EngineError::Input(format!("parameter {name} is missing")))
-        };
+        let r = |name: &str| p.require(name);
         Ok(Self {
             init_h_w: r("init_h.weight")?,
             init_h_b: r("init_h.bias")?,
@@ -80,11 +76,8 @@ impl Ranges {
 /// Reused buffers of one batch (grown on demand).
 #[derive(Debug, Default)]
 struct Workspace {
-    order: Vec<usize>,
-    n: Vec<usize>,
-    off: Vec<usize>,
-    tok_in: Vec<u32>,
-    tok_out: Vec<u32>,
+    /// The batch packed by time step.
+    pack: Packed,
     /// Feature maps in packed order `[B, P, F]`, their mean `[B, F]` and projection
     /// `att_enc(a)` `[B, P, A]`.
     enc: Vec<f32>,
@@ -174,7 +167,7 @@ impl AttentionEngine {
         want_grad: bool,
     ) -> Result<BatchLoss> {
         if batch.is_empty() {
-            self.ws.order.clear();
+            self.ws.pack.pack(batch);
             return Ok(BatchLoss::default());
         }
         let cfg = &self.cfg;
@@ -193,43 +186,17 @@ impl AttentionEngine {
         let dropout = if rng.is_some() { cfg.dropout } else { 0.0 };
         ws.dropped = dropout > 0.0;
 
-        // Packing, as the other engine.
-        let b = batch.len();
-        ws.order.clear();
-        ws.order.extend(0..b);
-        ws.order
-            .sort_by(|&x, &y| batch[y].words.len().cmp(&batch[x].words.len()));
-        let steps = batch[ws.order[0]].words.len() + 1;
-        ws.n.clear();
-        ws.off.clear();
-        let mut total = 0;
-        for t in 0..steps {
-            let nt = ws
-                .order
-                .iter()
-                .take_while(|&&i| batch[i].words.len() + 1 > t)
-                .count();
-            ws.off.push(total);
-            ws.n.push(nt);
-            total += nt;
-        }
-        let rows = total;
-        ws.tok_in.clear();
-        ws.tok_out.clear();
-        for t in 0..steps {
-            for &i in &ws.order[..ws.n[t]] {
-                let w = batch[i].words;
-                ws.tok_in.push(if t == 0 { START } else { w[t - 1] });
-                ws.tok_out.push(if t < w.len() { w[t] } else { END });
-            }
-        }
+        ws.pack.pack(batch);
+        let b = ws.pack.captions();
+        let steps = ws.pack.n_steps();
+        let rows = ws.pack.rows();
         if ws.ones.len() < rows.max(b * pc) {
             ws.ones.resize(rows.max(b * pc), 1.0);
         }
 
         // Feature maps, their mean, the initial state and the cells' projection.
         resize(&mut ws.enc, b * pc * f);
-        for (slot, &i) in ws.order.iter().enumerate() {
+        for (slot, &i) in ws.pack.order.iter().enumerate() {
             ws.enc[slot * pc * f..(slot + 1) * pc * f]
                 .copy_from_slice(features.row(batch[i].image));
         }
@@ -273,7 +240,7 @@ impl AttentionEngine {
         // Dropout masks (the candle engine draws them in this order) and embeddings.
         resize(&mut ws.x, rows * ex);
         let table = &p[rg.embed.clone()];
-        for (row, &tok) in ws.tok_in.iter().enumerate() {
+        for (row, &tok) in ws.pack.inputs.iter().enumerate() {
             let t = tok as usize;
             ws.x[row * ex..row * ex + e].copy_from_slice(&table[t * e..(t + 1) * e]);
         }
@@ -332,14 +299,14 @@ impl AttentionEngine {
         let wf = &p[rg.att_full_w.clone()];
         let bf = p[rg.att_full_b.clone()][0];
         for t in 0..steps {
-            let (r0, nt) = (ws.off[t], ws.n[t]);
+            let (r0, nt) = (ws.pack.offsets[t], ws.pack.steps[t]);
             // Previous hidden states of this step's rows.
             for bi in 0..nt {
                 let row = r0 + bi;
                 let src = if t == 0 {
                     &ws.h0[bi * h..(bi + 1) * h]
                 } else {
-                    let pr = ws.off[t - 1] + bi;
+                    let pr = ws.pack.offsets[t - 1] + bi;
                     &ws.hs[pr * h..(pr + 1) * h]
                 };
                 ws.hprev[row * h..(row + 1) * h].copy_from_slice(src);
@@ -410,7 +377,7 @@ impl AttentionEngine {
             for bi in 0..nt {
                 let row = r0 + bi;
                 let cp: &[f32] = if t > 0 {
-                    let pr = ws.off[t - 1] + bi;
+                    let pr = ws.pack.offsets[t - 1] + bi;
                     &cs_prev[pr * h..(pr + 1) * h]
                 } else {
                     &ws.c0[bi * h..(bi + 1) * h]
@@ -446,7 +413,7 @@ impl AttentionEngine {
         let scale = 1.0 / rows as f32;
         ws.logits
             .par_chunks_mut(v)
-            .zip(ws.tok_out.par_iter())
+            .zip(ws.pack.targets.par_iter())
             .zip(ws.row_loss.par_iter_mut())
             .with_min_len(16)
             .for_each(|((l, &target), loss)| {
@@ -467,8 +434,8 @@ impl AttentionEngine {
             resize(&mut ws.reg_grad, b * pc);
             ws.reg_grad.fill(0.0);
             for t in 0..steps {
-                for bi in 0..ws.n[t] {
-                    let row = ws.off[t] + bi;
+                for bi in 0..ws.pack.steps[t] {
+                    let row = ws.pack.offsets[t] + bi;
                     for c in 0..pc {
                         ws.reg_grad[bi * pc + c] += ws.alpha[row * pc + c];
                     }
@@ -485,15 +452,15 @@ impl AttentionEngine {
     /// The regularisation term of the last forward pass (for tests and reports).
     pub(super) fn last_regularisation(&self) -> f64 {
         let ws = &self.ws;
-        let b = ws.order.len();
+        let b = ws.pack.order.len();
         let pc = self.cfg.cells();
         if b == 0 {
             return 0.0;
         }
         let mut sums = vec![0.0f64; b * pc];
-        for t in 0..ws.n.len() {
-            for bi in 0..ws.n[t] {
-                let row = ws.off[t] + bi;
+        for t in 0..ws.pack.steps.len() {
+            for bi in 0..ws.pack.steps[t] {
+                let row = ws.pack.offsets[t] + bi;
                 for c in 0..pc {
                     sums[bi * pc + c] += f64::from(ws.alpha[row * pc + c]);
                 }
@@ -519,13 +486,13 @@ impl AttentionEngine {
         let rg = &self.r;
         let ws = &mut self.ws;
         let g = grads.as_mut_slice();
-        let b = ws.order.len();
+        let b = ws.pack.order.len();
         if b == 0 {
             g.fill(0.0);
             return;
         }
-        let steps = ws.n.len();
-        let rows = ws.tok_in.len();
+        let steps = ws.pack.steps.len();
+        let rows = ws.pack.inputs.len();
         let dl = MatRef::new(&ws.logits, rows, v);
 
         // Output layer.
@@ -561,8 +528,12 @@ impl AttentionEngine {
         let mut d_bf = 0.0f64;
         let wf = &p[rg.att_full_w.clone()];
         for t in (0..steps).rev() {
-            let (r0, nt) = (ws.off[t], ws.n[t]);
-            let n_next = if t + 1 < steps { ws.n[t + 1] } else { 0 };
+            let (r0, nt) = (ws.pack.offsets[t], ws.pack.steps[t]);
+            let n_next = if t + 1 < steps {
+                ws.pack.steps[t + 1]
+            } else {
+                0
+            };
             for bi in 0..n_next {
                 let row = r0 + bi;
                 for (d, s) in ws.d_hs[row * h..(row + 1) * h]
@@ -576,7 +547,7 @@ impl AttentionEngine {
             for bi in 0..nt {
                 let row = r0 + bi;
                 let cp: &[f32] = if t > 0 {
-                    let pr = ws.off[t - 1] + bi;
+                    let pr = ws.pack.offsets[t - 1] + bi;
                     &ws.cs[pr * h..(pr + 1) * h]
                 } else {
                     &ws.c0[bi * h..(bi + 1) * h]
@@ -745,7 +716,7 @@ impl AttentionEngine {
         }
         let ge = &mut g[rg.embed.clone()];
         ge.fill(0.0);
-        for (row, &tok) in ws.tok_in.iter().enumerate() {
+        for (row, &tok) in ws.pack.inputs.iter().enumerate() {
             let t = tok as usize;
             for (d, s) in ge[t * e..(t + 1) * e]
                 .iter_mut()

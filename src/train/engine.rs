@@ -16,216 +16,17 @@
 //! words and its END), exactly what the candle [`crate::decoder::Decoder`] computes step by step
 //! (a test checks the two agree).
 
+use super::batch::{BatchLoss, EngineError, Example, Features};
+use super::batch::{Packed, Result, check_input};
+use super::params::Params;
 use super::rng::Rng;
 use crate::decoder::linalg::{
     MatRef, column_sums, exp_shifted_sum, fill_rows, lstm_backward_row, lstm_forward_row, matmul,
     max_of, scale_in_place, tanh_in_place, transpose,
 };
-use crate::decoder::{DecoderConfig, DecoderKind, END, ParamSpec, START};
-use candle_core::{Device, Tensor};
+use crate::decoder::{DecoderConfig, DecoderKind};
 use rayon::prelude::*;
-use std::collections::HashMap;
 use std::ops::Range;
-
-/// Errors of the training engine (inputs that do not fit the model).
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    #[error("invalid training input: {0}")]
-    Input(String),
-    #[error(transparent)]
-    Decoder(#[from] crate::decoder::DecoderError),
-    #[error(transparent)]
-    Candle(#[from] candle_core::Error),
-}
-
-type Result<T> = std::result::Result<T, EngineError>;
-
-/// All parameters of a decoder in one flat buffer, in [`DecoderConfig::param_specs`] order.
-/// The same layout holds gradients and the optimizer's moments.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Params {
-    cfg: DecoderConfig,
-    specs: Vec<ParamSpec>,
-    offsets: Vec<usize>,
-    data: Vec<f32>,
-}
-
-impl Params {
-    /// All zeros.
-    pub fn zeros(cfg: &DecoderConfig) -> Result<Self> {
-        cfg.validate()?;
-        let specs = cfg.param_specs();
-        let mut offsets = Vec::with_capacity(specs.len() + 1);
-        let mut total = 0;
-        for s in &specs {
-            offsets.push(total);
-            total += s.len();
-        }
-        offsets.push(total);
-        Ok(Self {
-            cfg: cfg.clone(),
-            specs,
-            offsets,
-            data: vec![0.0; total],
-        })
-    }
-
-    /// A fresh initialisation, reproducible from `seed`: [`DecoderConfig::init_values`], the
-    /// one initialisation scheme of every decoder.
-    pub fn init(cfg: &DecoderConfig, seed: u64) -> Result<Self> {
-        let mut p = Self::zeros(cfg)?;
-        p.data = cfg.init_values(seed)?;
-        Ok(p)
-    }
-
-    pub fn config(&self) -> &DecoderConfig {
-        &self.cfg
-    }
-
-    pub fn specs(&self) -> &[ParamSpec] {
-        &self.specs
-    }
-
-    /// Number of parameters.
-    pub fn len(&self) -> usize {
-        self.data.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.data.is_empty()
-    }
-
-    pub fn as_slice(&self) -> &[f32] {
-        &self.data
-    }
-
-    pub fn as_mut_slice(&mut self) -> &mut [f32] {
-        &mut self.data
-    }
-
-    /// The buffer range of a named tensor.
-    pub fn range(&self, name: &str) -> Option<Range<usize>> {
-        let i = self.specs.iter().position(|s| s.name == name)?;
-        Some(self.offsets[i]..self.offsets[i + 1])
-    }
-
-    /// One named tensor's values.
-    pub fn get(&self, name: &str) -> Option<&[f32]> {
-        self.range(name).map(|r| &self.data[r])
-    }
-
-    /// Every tensor by name and its values, in spec order.
-    pub fn iter(&self) -> impl Iterator<Item = (&ParamSpec, &[f32])> {
-        self.specs
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s, &self.data[self.offsets[i]..self.offsets[i + 1]]))
-    }
-
-    /// Copies into candle tensors named as in [`DecoderConfig::param_specs`].
-    pub fn to_tensors(&self, device: &Device) -> Result<HashMap<String, Tensor>> {
-        let mut out = HashMap::with_capacity(self.specs.len());
-        for (spec, values) in self.iter() {
-            let t = Tensor::from_slice(values, spec.shape.as_slice(), device)?;
-            out.insert(spec.name.clone(), t);
-        }
-        Ok(out)
-    }
-
-    /// Reads named tensors (each must exist with its spec's shape).
-    pub fn from_tensors(cfg: &DecoderConfig, tensors: &HashMap<String, Tensor>) -> Result<Self> {
-        let mut p = Self::zeros(cfg)?;
-        for i in 0..p.specs.len() {
-            let spec = &p.specs[i];
-            let t = tensors
-                .get(&spec.name)
-                .ok_or_else(|| EngineError::Input(format!("tensor {} is missing", spec.name)))?;
-            if t.dims() != spec.shape.as_slice() {
-                return Err(EngineError::Input(format!(
-                    "tensor {} has shape {:?}, expected {:?}",
-                    spec.name,
-                    t.dims(),
-                    spec.shape
-                )));
-            }
-            let values = t
-                .to_dtype(candle_core::DType::F32)?
-                .flatten_all()?
-                .to_vec1::<f32>()?;
-            p.data[p.offsets[i]..p.offsets[i + 1]].copy_from_slice(&values);
-        }
-        Ok(p)
-    }
-
-    /// Builds a candle decoder (for decoding) with these weights.
-    pub fn to_decoder(&self, device: &Device) -> Result<crate::decoder::Decoder> {
-        Ok(crate::decoder::Decoder::from_tensors(
-            &self.cfg,
-            self.to_tensors(device)?,
-            device,
-        )?)
-    }
-}
-
-/// Image features of the whole data set, row-major `[n_images, dim]`.
-#[derive(Clone, Copy, Debug)]
-pub struct Features<'a> {
-    data: &'a [f32],
-    dim: usize,
-}
-
-impl<'a> Features<'a> {
-    pub fn new(data: &'a [f32], dim: usize) -> Result<Self> {
-        if dim == 0 || !data.len().is_multiple_of(dim) {
-            return Err(EngineError::Input(format!(
-                "{} feature values do not divide into rows of {dim}",
-                data.len()
-            )));
-        }
-        Ok(Self { data, dim })
-    }
-
-    pub fn len(&self) -> usize {
-        self.data.len() / self.dim
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.data.is_empty()
-    }
-
-    pub fn dim(&self) -> usize {
-        self.dim
-    }
-
-    pub(crate) fn row(&self, i: usize) -> &'a [f32] {
-        &self.data[i * self.dim..(i + 1) * self.dim]
-    }
-}
-
-/// One caption of a batch: its image's row in [`Features`] and its word ids (no START/END).
-#[derive(Clone, Copy, Debug)]
-pub struct Example<'a> {
-    pub image: usize,
-    pub words: &'a [u32],
-}
-
-/// Summed loss of a batch and the number of predicted tokens it covers.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct BatchLoss {
-    pub sum: f64,
-    pub tokens: usize,
-}
-
-impl BatchLoss {
-    /// Mean cross-entropy per token (0 for an empty batch).
-    pub fn mean(&self) -> f64 {
-        if self.tokens == 0 {
-            0.0
-        } else {
-            self.sum / self.tokens as f64
-        }
-    }
-}
 
 /// Buffer ranges of the tensors the engine touches.
 #[derive(Clone, Debug)]
@@ -260,11 +61,8 @@ enum Head {
 
 impl Ranges {
     fn new(p: &Params) -> Result<Self> {
-        let r = |name: &str| {
-            p.range(name)
-                .ok_or_else(|| EngineError::Input(format!("parameter {name} is missing")))
-        };
-        let head = match p.cfg.kind {
+        let r = |name: &str| p.require(name);
+        let head = match p.config().kind {
             DecoderKind::Merge => Head::Merge {
                 img_w: r("image.weight")?,
                 img_b: r("image.bias")?,
@@ -295,13 +93,8 @@ impl Ranges {
 /// Reused buffers of one batch (grown on demand, never shrunk).
 #[derive(Debug, Default)]
 struct Workspace {
-    /// Batch positions sorted by caption length, longest first.
-    order: Vec<usize>,
-    /// `n[t]`: captions still running at step t; `off[t]`: first packed row of step t.
-    n: Vec<usize>,
-    off: Vec<usize>,
-    tok_in: Vec<u32>,
-    tok_out: Vec<u32>,
+    /// The batch packed by time step.
+    pack: Packed,
     /// Image features after dropout `[B, F]`.
     fd: Vec<f32>,
     /// Merge: image projection after ReLU. Inject: h0 = tanh(..).
@@ -426,7 +219,7 @@ impl Engine {
         batch: &[Example<'_>],
         rng: Option<&mut Rng>,
     ) -> Result<BatchLoss> {
-        if grads.cfg != self.cfg {
+        if grads.config() != &self.cfg {
             return Err(EngineError::Input(
                 "gradient buffer made for another configuration".into(),
             ));
@@ -483,6 +276,7 @@ impl Engine {
             ));
         }
         if batch.is_empty() {
+            self.ws.pack.pack(batch);
             return Ok(BatchLoss::default());
         }
         self.prof.start();
@@ -494,47 +288,21 @@ impl Engine {
             cfg.vocab_size,
         );
         let g4 = 4 * h;
-        let p = &params.data;
+        let p = params.as_slice();
         let rg = &self.ranges;
         let ws = &mut self.ws;
         let dropout = if rng.is_some() { cfg.dropout } else { 0.0 };
         let use_dropout = dropout > 0.0;
         ws.dropped = use_dropout;
 
-        // Packing: sort by length (longest first, ties in batch order).
-        let b = batch.len();
-        ws.order.clear();
-        ws.order.extend(0..b);
-        ws.order
-            .sort_by(|&x, &y| batch[y].words.len().cmp(&batch[x].words.len()));
-        let steps = batch[ws.order[0]].words.len() + 1;
-        ws.n.clear();
-        ws.off.clear();
-        let mut total = 0;
-        for t in 0..steps {
-            let nt = ws
-                .order
-                .iter()
-                .take_while(|&&i| batch[i].words.len() + 1 > t)
-                .count();
-            ws.off.push(total);
-            ws.n.push(nt);
-            total += nt;
-        }
-        let rows = total;
-        ws.tok_in.clear();
-        ws.tok_out.clear();
-        for t in 0..steps {
-            for &i in &ws.order[..ws.n[t]] {
-                let w = batch[i].words;
-                ws.tok_in.push(if t == 0 { START } else { w[t - 1] });
-                ws.tok_out.push(if t < w.len() { w[t] } else { END });
-            }
-        }
+        ws.pack.pack(batch);
+        let b = ws.pack.captions();
+        let steps = ws.pack.n_steps();
+        let rows = ws.pack.rows();
 
         // Image features (with dropout).
         resize(&mut ws.fd, b * f);
-        for (slot, &i) in ws.order.iter().enumerate() {
+        for (slot, &i) in ws.pack.order.iter().enumerate() {
             let dst = &mut ws.fd[slot * f..(slot + 1) * f];
             dst.copy_from_slice(features.row(batch[i].image));
             if let (true, Some(r)) = (use_dropout, rng.as_deref_mut()) {
@@ -585,7 +353,7 @@ impl Engine {
         // Embeddings (with dropout) and the input projections of every step at once.
         resize(&mut ws.x, rows * e);
         let table = &p[rg.embed.clone()];
-        for (row, &tok) in ws.tok_in.iter().enumerate() {
+        for (row, &tok) in ws.pack.inputs.iter().enumerate() {
             let t = tok as usize;
             ws.x[row * e..(row + 1) * e].copy_from_slice(&table[t * e..(t + 1) * e]);
         }
@@ -629,10 +397,10 @@ impl Engine {
         let inject = matches!(rg.head, Head::Inject { .. });
         let zeros = vec![0.0f32; h];
         for t in 0..steps {
-            let (r0, nt) = (ws.off[t], ws.n[t]);
+            let (r0, nt) = (ws.pack.offsets[t], ws.pack.steps[t]);
             let block = &mut ws.gates[r0 * g4..(r0 + nt) * g4];
             if t > 0 {
-                let prev = ws.off[t - 1];
+                let prev = ws.pack.offsets[t - 1];
                 matmul(block, MatRef::new(&ws.hs[prev * h..], nt, h), w_hh_t, true);
             } else if inject {
                 matmul(block, MatRef::new(&ws.img, nt, h), w_hh_t, true);
@@ -640,7 +408,7 @@ impl Engine {
             let (cs_prev, cs_cur) = ws.cs.split_at_mut(r0 * h);
             for bi in 0..nt {
                 let cp: &[f32] = if t > 0 {
-                    let pr = ws.off[t - 1] + bi;
+                    let pr = ws.pack.offsets[t - 1] + bi;
                     &cs_prev[pr * h..(pr + 1) * h]
                 } else if inject {
                     &ws.c0[bi * h..(bi + 1) * h]
@@ -664,8 +432,8 @@ impl Engine {
         let head_in: &[f32] = match &rg.head {
             Head::Merge { hid_w, hid_b, .. } => {
                 for t in 0..steps {
-                    for bi in 0..ws.n[t] {
-                        let row = ws.off[t] + bi;
+                    for bi in 0..ws.pack.steps[t] {
+                        let row = ws.pack.offsets[t] + bi;
                         let dst = &mut ws.m[row * h..(row + 1) * h];
                         let src = &ws.hs[row * h..(row + 1) * h];
                         let im = &ws.img[bi * h..(bi + 1) * h];
@@ -715,7 +483,7 @@ impl Engine {
         let scale = 1.0 / rows as f32;
         ws.logits
             .par_chunks_mut(v)
-            .zip(ws.tok_out.par_iter())
+            .zip(ws.pack.targets.par_iter())
             .zip(ws.row_loss.par_iter_mut())
             .with_min_len(16)
             .for_each(|((l, &target), loss)| {
@@ -744,17 +512,17 @@ impl Engine {
             cfg.vocab_size,
         );
         let g4 = 4 * h;
-        let p = &params.data;
-        let g = &mut grads.data;
+        let p = params.as_slice();
+        let g = grads.as_mut_slice();
         let rg = &self.ranges;
         let ws = &mut self.ws;
-        let b = ws.order.len();
+        let b = ws.pack.order.len();
         if b == 0 {
             g.fill(0.0);
             return;
         }
-        let steps = ws.n.len();
-        let rows = ws.tok_in.len();
+        let steps = ws.pack.steps.len();
+        let rows = ws.pack.inputs.len();
         if ws.ones.len() < rows.max(b) {
             ws.ones.resize(rows.max(b), 1.0);
         }
@@ -808,8 +576,8 @@ impl Engine {
                 resize(&mut ws.d_img, b * h);
                 ws.d_img.fill(0.0);
                 for t in 0..steps {
-                    for bi in 0..ws.n[t] {
-                        let row = ws.off[t] + bi;
+                    for bi in 0..ws.pack.steps[t] {
+                        let row = ws.pack.offsets[t] + bi;
                         let src = &ws.d_hs[row * h..(row + 1) * h];
                         let dst = &mut ws.d_img[bi * h..(bi + 1) * h];
                         for j in 0..h {
@@ -848,8 +616,12 @@ impl Engine {
         let w_hh = MatRef::new(&p[rg.w_hh.clone()], g4, h);
         let zeros = vec![0.0f32; h];
         for t in (0..steps).rev() {
-            let (r0, nt) = (ws.off[t], ws.n[t]);
-            let n_next = if t + 1 < steps { ws.n[t + 1] } else { 0 };
+            let (r0, nt) = (ws.pack.offsets[t], ws.pack.steps[t]);
+            let n_next = if t + 1 < steps {
+                ws.pack.steps[t + 1]
+            } else {
+                0
+            };
             // Captions still running at t + 1 pass back dh (dc is already in `ws.dc`); the
             // others end here and start from dc = 0.
             for bi in 0..n_next {
@@ -863,7 +635,7 @@ impl Engine {
             for bi in 0..nt {
                 let row = r0 + bi;
                 let cp: &[f32] = if t > 0 {
-                    let pr = ws.off[t - 1] + bi;
+                    let pr = ws.pack.offsets[t - 1] + bi;
                     &ws.cs[pr * h..(pr + 1) * h]
                 } else if inject {
                     &ws.c0[bi * h..(bi + 1) * h]
@@ -889,16 +661,16 @@ impl Engine {
         }
         self.prof.mark("bwd: recurrence");
         // Recurrent weights: one product over all steps with the previous hidden states.
-        let first = if inject { 0 } else { ws.n[0] };
+        let first = if inject { 0 } else { ws.pack.steps[0] };
         resize(&mut ws.hprev, (rows - first) * h);
         for t in 0..steps {
-            for bi in 0..ws.n[t] {
-                let row = ws.off[t] + bi;
+            for bi in 0..ws.pack.steps[t] {
+                let row = ws.pack.offsets[t] + bi;
                 if row < first {
                     continue;
                 }
                 let src = if t > 0 {
-                    let pr = ws.off[t - 1] + bi;
+                    let pr = ws.pack.offsets[t - 1] + bi;
                     &ws.hs[pr * h..(pr + 1) * h]
                 } else {
                     &ws.img[bi * h..(bi + 1) * h]
@@ -942,7 +714,7 @@ impl Engine {
         }
         let ge = &mut g[rg.embed.clone()];
         ge.fill(0.0);
-        for (row, &tok) in ws.tok_in.iter().enumerate() {
+        for (row, &tok) in ws.pack.inputs.iter().enumerate() {
             let t = tok as usize;
             let dst = &mut ge[t * e..(t + 1) * e];
             for (d, s) in dst.iter_mut().zip(&ws.dx[row * e..(row + 1) * e]) {
@@ -980,39 +752,17 @@ impl Engine {
     }
 }
 
+/// Checks the parameters, features and batch against the engine's configuration.
 fn check(
     cfg: &DecoderConfig,
     params: &Params,
     features: Features<'_>,
     batch: &[Example<'_>],
 ) -> Result<()> {
-    if params.cfg != *cfg {
+    if params.config() != cfg {
         return Err(EngineError::Input(
             "parameters made for another configuration".into(),
         ));
     }
-    if features.dim() != cfg.input_dim() {
-        return Err(EngineError::Input(format!(
-            "features have {} values per image, the decoder expects {}",
-            features.dim(),
-            cfg.input_dim()
-        )));
-    }
-    let v = cfg.vocab_size;
-
-    for ex in batch {
-        if ex.image >= features.len() {
-            return Err(EngineError::Input(format!(
-                "image index {} out of range ({} images)",
-                ex.image,
-                features.len()
-            )));
-        }
-        if let Some(bad) = ex.words.iter().find(|&&w| w as usize >= v) {
-            return Err(EngineError::Input(format!(
-                "word id {bad} is outside the vocabulary of {v}"
-            )));
-        }
-    }
-    Ok(())
+    check_input(cfg, features, batch)
 }

@@ -24,18 +24,22 @@
 
 pub mod adam;
 mod attention_engine;
+pub mod batch;
 pub mod batches;
 pub mod candle_engine;
 pub mod checkpoint;
 pub mod engine;
+pub mod params;
 pub mod rng;
 
 mod summary;
 
 pub use adam::Adam;
-pub use candle_engine::{CandleEngine, CandleGrads, Packed};
+pub use batch::{BatchLoss, EngineError, Example, Features, Packed};
+pub use candle_engine::{CandleEngine, CandleGrads};
 pub use checkpoint::{DataFingerprint, TrainState, load_checkpoint, load_weights, save_checkpoint};
-pub use engine::{BatchLoss, Engine as CpuEngine, EngineError, Example, Features, Params};
+pub use engine::Engine as CpuEngine;
+pub use params::Params;
 pub use summary::{LayerSummary, ModelSummary, model_summary};
 
 use crate::decoder::{self, Decoder, DecoderConfig, DecoderError, END, PAD, START};
