@@ -80,30 +80,30 @@ struct Workspace {
     pack: Packed,
     /// Feature maps in packed order `[B, P, F]`, their mean `[B, F]` and projection
     /// `att_enc(a)` `[B, P, A]`.
-    enc: Vec<f32>,
-    mean: Vec<f32>,
-    att1: Vec<f32>,
+    maps: Vec<f32>,
+    mean_map: Vec<f32>,
+    att_cells: Vec<f32>,
     h0: Vec<f32>,
     c0: Vec<f32>,
     /// The LSTM input of every row `[rows, E + F]`: the word embedding (after dropout), then
     /// the gated attended features.
-    x: Vec<f32>,
-    mask_x: Vec<f32>,
-    mask_o: Vec<f32>,
+    lstm_in: Vec<f32>,
+    embed_mask: Vec<f32>,
+    out_mask: Vec<f32>,
     /// Previous hidden state of every row `[rows, H]`.
-    hprev: Vec<f32>,
+    h_prev: Vec<f32>,
     /// `tanh(att1 + att2)` of every row `[rows, P, A]`.
-    u: Vec<f32>,
+    att_hidden: Vec<f32>,
     alpha: Vec<f32>,
-    ctx: Vec<f32>,
+    context: Vec<f32>,
     gate: Vec<f32>,
-    att2: Vec<f32>,
-    bias4: Vec<f32>,
+    att_state: Vec<f32>,
+    gate_bias: Vec<f32>,
     gates: Vec<f32>,
-    cs: Vec<f32>,
-    tcs: Vec<f32>,
-    hs: Vec<f32>,
-    m: Vec<f32>,
+    cells: Vec<f32>,
+    tanh_cells: Vec<f32>,
+    hidden: Vec<f32>,
+    lstm_out: Vec<f32>,
     logits: Vec<f32>,
     row_loss: Vec<f64>,
     /// d(objective)/d(alpha) of the regularisation, `[B, P]`.
@@ -114,15 +114,15 @@ struct Workspace {
     att_dec_t: Vec<f32>,
     f_beta_t: Vec<f32>,
     // backward
-    d_hs: Vec<f32>,
-    dh_rec: Vec<f32>,
-    dc: Vec<f32>,
-    dz: Vec<f32>,
-    d_gpre: Vec<f32>,
-    d_att2: Vec<f32>,
-    d_att1: Vec<f32>,
-    dx: Vec<f32>,
-    dt: Vec<f32>,
+    d_hidden: Vec<f32>,
+    d_h_prev: Vec<f32>,
+    d_cell: Vec<f32>,
+    d_gated: Vec<f32>,
+    d_gate_pre: Vec<f32>,
+    d_att_state: Vec<f32>,
+    d_att_cells: Vec<f32>,
+    d_embeds: Vec<f32>,
+    d_gates_t: Vec<f32>,
     /// The transposed product of [`matmul_by_rows_of`].
     scratch: Vec<f32>,
     dropped: bool,
@@ -195,23 +195,23 @@ impl AttentionEngine {
         }
 
         // Feature maps, their mean, the initial state and the cells' projection.
-        resize(&mut ws.enc, b * pc * f);
+        resize(&mut ws.maps, b * pc * f);
         for (slot, &i) in ws.pack.order.iter().enumerate() {
-            ws.enc[slot * pc * f..(slot + 1) * pc * f]
+            ws.maps[slot * pc * f..(slot + 1) * pc * f]
                 .copy_from_slice(features.row(batch[i].image));
         }
-        resize(&mut ws.mean, b * f);
-        ws.mean.fill(0.0);
+        resize(&mut ws.mean_map, b * f);
+        ws.mean_map.fill(0.0);
         for slot in 0..b {
-            let dst = &mut ws.mean[slot * f..(slot + 1) * f];
-            for cell in ws.enc[slot * pc * f..(slot + 1) * pc * f].chunks_exact(f) {
+            let dst = &mut ws.mean_map[slot * f..(slot + 1) * f];
+            for cell in ws.maps[slot * pc * f..(slot + 1) * pc * f].chunks_exact(f) {
                 for (d, s) in dst.iter_mut().zip(cell) {
                     *d += s;
                 }
             }
             scale_in_place(dst, 1.0 / pc as f32);
         }
-        let mean = MatRef::new(&ws.mean, b, f);
+        let mean = MatRef::new(&ws.mean_map, b, f);
         resize(&mut ws.h0, b * h);
         fill_rows(&mut ws.h0, &p[rg.init_h_b.clone()]);
         matmul(
@@ -228,31 +228,31 @@ impl AttentionEngine {
             MatRef::new(&p[rg.init_c_w.clone()], h, f).t(),
             true,
         );
-        resize(&mut ws.att1, b * pc * a);
-        fill_rows(&mut ws.att1, &p[rg.att_enc_b.clone()]);
+        resize(&mut ws.att_cells, b * pc * a);
+        fill_rows(&mut ws.att_cells, &p[rg.att_enc_b.clone()]);
         matmul(
-            &mut ws.att1,
-            MatRef::new(&ws.enc, b * pc, f),
+            &mut ws.att_cells,
+            MatRef::new(&ws.maps, b * pc, f),
             MatRef::new(&p[rg.att_enc_w.clone()], a, f).t(),
             true,
         );
 
         // Dropout masks (the candle engine draws them in this order) and embeddings.
-        resize(&mut ws.x, rows * ex);
+        resize(&mut ws.lstm_in, rows * ex);
         let table = &p[rg.embed.clone()];
         for (row, &tok) in ws.pack.inputs.iter().enumerate() {
             let t = tok as usize;
-            ws.x[row * ex..row * ex + e].copy_from_slice(&table[t * e..(t + 1) * e]);
+            ws.lstm_in[row * ex..row * ex + e].copy_from_slice(&table[t * e..(t + 1) * e]);
         }
         if let (true, Some(r)) = (ws.dropped, rng) {
-            resize(&mut ws.mask_x, rows * e);
-            r.dropout_mask(&mut ws.mask_x, dropout);
-            resize(&mut ws.mask_o, rows * h);
-            r.dropout_mask(&mut ws.mask_o, dropout);
+            resize(&mut ws.embed_mask, rows * e);
+            r.dropout_mask(&mut ws.embed_mask, dropout);
+            resize(&mut ws.out_mask, rows * h);
+            r.dropout_mask(&mut ws.out_mask, dropout);
             for row in 0..rows {
-                for (x, m) in ws.x[row * ex..row * ex + e]
+                for (x, m) in ws.lstm_in[row * ex..row * ex + e]
                     .iter_mut()
-                    .zip(&ws.mask_x[row * e..(row + 1) * e])
+                    .zip(&ws.embed_mask[row * e..(row + 1) * e])
                 {
                     *x *= m;
                 }
@@ -260,9 +260,9 @@ impl AttentionEngine {
         }
 
         // The word part of the input projection, all steps at once.
-        resize(&mut ws.bias4, g4);
+        resize(&mut ws.gate_bias, g4);
         for ((d, x), y) in ws
-            .bias4
+            .gate_bias
             .iter_mut()
             .zip(&p[rg.b_ih.clone()])
             .zip(&p[rg.b_hh.clone()])
@@ -270,7 +270,7 @@ impl AttentionEngine {
             *d = x + y;
         }
         resize(&mut ws.gates, rows * g4);
-        fill_rows(&mut ws.gates, &ws.bias4);
+        fill_rows(&mut ws.gates, &ws.gate_bias);
         resize(&mut ws.w_ih_t, ex * g4);
         transpose(&p[rg.w_ih.clone()], g4, ex, &mut ws.w_ih_t);
         resize(&mut ws.w_hh_t, h * g4);
@@ -281,21 +281,21 @@ impl AttentionEngine {
         transpose(&p[rg.f_beta_w.clone()], f, h, &mut ws.f_beta_t);
         matmul(
             &mut ws.gates,
-            MatRef::strided(&ws.x, rows, e, ex, 1),
+            MatRef::strided(&ws.lstm_in, rows, e, ex, 1),
             MatRef::new(&ws.w_ih_t, e, g4),
             true,
         );
 
         // The recurrence: attention, gate, LSTM cell.
-        resize(&mut ws.hprev, rows * h);
-        resize(&mut ws.u, rows * pc * a);
+        resize(&mut ws.h_prev, rows * h);
+        resize(&mut ws.att_hidden, rows * pc * a);
         resize(&mut ws.alpha, rows * pc);
-        resize(&mut ws.ctx, rows * f);
+        resize(&mut ws.context, rows * f);
         resize(&mut ws.gate, rows * f);
-        resize(&mut ws.att2, b * a);
-        resize(&mut ws.cs, rows * h);
-        resize(&mut ws.tcs, rows * h);
-        resize(&mut ws.hs, rows * h);
+        resize(&mut ws.att_state, b * a);
+        resize(&mut ws.cells, rows * h);
+        resize(&mut ws.tanh_cells, rows * h);
+        resize(&mut ws.hidden, rows * h);
         let wf = &p[rg.att_full_w.clone()];
         let bf = p[rg.att_full_b.clone()][0];
         for t in 0..steps {
@@ -307,14 +307,14 @@ impl AttentionEngine {
                     &ws.h0[bi * h..(bi + 1) * h]
                 } else {
                     let pr = ws.pack.offsets[t - 1] + bi;
-                    &ws.hs[pr * h..(pr + 1) * h]
+                    &ws.hidden[pr * h..(pr + 1) * h]
                 };
-                ws.hprev[row * h..(row + 1) * h].copy_from_slice(src);
+                ws.h_prev[row * h..(row + 1) * h].copy_from_slice(src);
             }
-            let hp = MatRef::new(&ws.hprev[r0 * h..(r0 + nt) * h], nt, h);
-            fill_rows(&mut ws.att2[..nt * a], &p[rg.att_dec_b.clone()]);
+            let hp = MatRef::new(&ws.h_prev[r0 * h..(r0 + nt) * h], nt, h);
+            fill_rows(&mut ws.att_state[..nt * a], &p[rg.att_dec_b.clone()]);
             matmul_by_rows_of(
-                &mut ws.att2[..nt * a],
+                &mut ws.att_state[..nt * a],
                 hp,
                 MatRef::new(&p[rg.att_dec_w.clone()], a, h),
                 true,
@@ -329,14 +329,14 @@ impl AttentionEngine {
                 &mut ws.scratch,
             );
             // Per row: scores, softmax, context, gated input.
-            let att1 = &ws.att1;
-            let att2 = &ws.att2;
-            let enc = &ws.enc;
-            let u_rows = &mut ws.u[r0 * pc * a..(r0 + nt) * pc * a];
+            let att1 = &ws.att_cells;
+            let att2 = &ws.att_state;
+            let enc = &ws.maps;
+            let u_rows = &mut ws.att_hidden[r0 * pc * a..(r0 + nt) * pc * a];
             let al_rows = &mut ws.alpha[r0 * pc..(r0 + nt) * pc];
-            let ctx_rows = &mut ws.ctx[r0 * f..(r0 + nt) * f];
+            let ctx_rows = &mut ws.context[r0 * f..(r0 + nt) * f];
             let gate_rows = &mut ws.gate[r0 * f..(r0 + nt) * f];
-            let x_rows = &mut ws.x[r0 * ex..(r0 + nt) * ex];
+            let x_rows = &mut ws.lstm_in[r0 * ex..(r0 + nt) * ex];
             u_rows
                 .par_chunks_mut(pc * a)
                 .zip(al_rows.par_chunks_mut(pc))
@@ -361,7 +361,7 @@ impl AttentionEngine {
             let block = &mut ws.gates[r0 * g4..(r0 + nt) * g4];
             matmul_by_rows_of(
                 block,
-                MatRef::strided(&ws.x[r0 * ex + e..], nt, f, ex, 1),
+                MatRef::strided(&ws.lstm_in[r0 * ex + e..], nt, f, ex, 1),
                 MatRef::strided(&p[rg.w_ih.start + e..rg.w_ih.end], g4, f, ex, 1),
                 true,
                 &mut ws.scratch,
@@ -373,7 +373,7 @@ impl AttentionEngine {
                 true,
                 &mut ws.scratch,
             );
-            let (cs_prev, cs_cur) = ws.cs.split_at_mut(r0 * h);
+            let (cs_prev, cs_cur) = ws.cells.split_at_mut(r0 * h);
             for bi in 0..nt {
                 let row = r0 + bi;
                 let cp: &[f32] = if t > 0 {
@@ -386,26 +386,26 @@ impl AttentionEngine {
                     &mut block[bi * g4..(bi + 1) * g4],
                     cp,
                     &mut cs_cur[bi * h..(bi + 1) * h],
-                    &mut ws.tcs[row * h..(row + 1) * h],
-                    &mut ws.hs[row * h..(row + 1) * h],
+                    &mut ws.tanh_cells[row * h..(row + 1) * h],
+                    &mut ws.hidden[row * h..(row + 1) * h],
                 );
             }
         }
 
         // Output layer on the LSTM outputs after dropout.
-        resize(&mut ws.m, rows * h);
+        resize(&mut ws.lstm_out, rows * h);
         if ws.dropped {
-            for ((d, s), m) in ws.m.iter_mut().zip(&ws.hs).zip(&ws.mask_o) {
+            for ((d, s), m) in ws.lstm_out.iter_mut().zip(&ws.hidden).zip(&ws.out_mask) {
                 *d = s * m;
             }
         } else {
-            ws.m.copy_from_slice(&ws.hs[..rows * h]);
+            ws.lstm_out.copy_from_slice(&ws.hidden[..rows * h]);
         }
         resize(&mut ws.logits, rows * v);
         fill_rows(&mut ws.logits, &p[rg.out_b.clone()]);
         matmul(
             &mut ws.logits,
-            MatRef::new(&ws.m, rows, h),
+            MatRef::new(&ws.lstm_out, rows, h),
             MatRef::new(&p[rg.out_w.clone()], v, h).t(),
             true,
         );
@@ -499,31 +499,31 @@ impl AttentionEngine {
         matmul(
             &mut g[rg.out_w.clone()],
             dl.t(),
-            MatRef::new(&ws.m, rows, h),
+            MatRef::new(&ws.lstm_out, rows, h),
             false,
         );
         column_sums(&mut g[rg.out_b.clone()], &ws.logits, rows, v, &ws.ones);
-        resize(&mut ws.d_hs, rows * h);
+        resize(&mut ws.d_hidden, rows * h);
         matmul(
-            &mut ws.d_hs,
+            &mut ws.d_hidden,
             dl,
             MatRef::new(&p[rg.out_w.clone()], v, h),
             false,
         );
         if ws.dropped {
-            for (d, m) in ws.d_hs.iter_mut().zip(&ws.mask_o) {
+            for (d, m) in ws.d_hidden.iter_mut().zip(&ws.out_mask) {
                 *d *= m;
             }
         }
 
         // Backpropagation through time.
-        resize(&mut ws.dh_rec, b * h);
-        resize(&mut ws.dc, b * h);
-        resize(&mut ws.dz, b * f);
-        resize(&mut ws.d_gpre, rows * f);
-        resize(&mut ws.d_att2, rows * a);
-        resize(&mut ws.d_att1, b * pc * a);
-        ws.d_att1.fill(0.0);
+        resize(&mut ws.d_h_prev, b * h);
+        resize(&mut ws.d_cell, b * h);
+        resize(&mut ws.d_gated, b * f);
+        resize(&mut ws.d_gate_pre, rows * f);
+        resize(&mut ws.d_att_state, rows * a);
+        resize(&mut ws.d_att_cells, b * pc * a);
+        ws.d_att_cells.fill(0.0);
         let mut d_wf = vec![0.0f64; a];
         let mut d_bf = 0.0f64;
         let wf = &p[rg.att_full_w.clone()];
@@ -536,41 +536,41 @@ impl AttentionEngine {
             };
             for bi in 0..n_next {
                 let row = r0 + bi;
-                for (d, s) in ws.d_hs[row * h..(row + 1) * h]
+                for (d, s) in ws.d_hidden[row * h..(row + 1) * h]
                     .iter_mut()
-                    .zip(&ws.dh_rec[bi * h..(bi + 1) * h])
+                    .zip(&ws.d_h_prev[bi * h..(bi + 1) * h])
                 {
                     *d += s;
                 }
             }
-            ws.dc[n_next * h..nt * h].fill(0.0);
+            ws.d_cell[n_next * h..nt * h].fill(0.0);
             for bi in 0..nt {
                 let row = r0 + bi;
                 let cp: &[f32] = if t > 0 {
                     let pr = ws.pack.offsets[t - 1] + bi;
-                    &ws.cs[pr * h..(pr + 1) * h]
+                    &ws.cells[pr * h..(pr + 1) * h]
                 } else {
                     &ws.c0[bi * h..(bi + 1) * h]
                 };
                 lstm_backward_row(
                     &mut ws.gates[row * g4..(row + 1) * g4],
-                    &ws.tcs[row * h..(row + 1) * h],
-                    &ws.d_hs[row * h..(row + 1) * h],
-                    &mut ws.dc[bi * h..(bi + 1) * h],
+                    &ws.tanh_cells[row * h..(row + 1) * h],
+                    &ws.d_hidden[row * h..(row + 1) * h],
+                    &mut ws.d_cell[bi * h..(bi + 1) * h],
                     cp,
                 );
             }
             let dg = MatRef::new(&ws.gates[r0 * g4..(r0 + nt) * g4], nt, g4);
             // To the previous hidden state through W_hh, and to the attended features.
             matmul_by_rows_of(
-                &mut ws.dh_rec[..nt * h],
+                &mut ws.d_h_prev[..nt * h],
                 dg,
                 MatRef::new(&ws.w_hh_t, h, g4),
                 false,
                 &mut ws.scratch,
             );
             matmul_by_rows_of(
-                &mut ws.dz[..nt * f],
+                &mut ws.d_gated[..nt * f],
                 dg,
                 MatRef::new(&ws.w_ih_t[e * g4..], f, g4),
                 false,
@@ -578,15 +578,15 @@ impl AttentionEngine {
             );
             // Gate and attention, per row.
             let reg = &ws.reg_grad;
-            let enc = &ws.enc;
-            let dz = &ws.dz;
-            let ctx = &ws.ctx[r0 * f..(r0 + nt) * f];
+            let enc = &ws.maps;
+            let dz = &ws.d_gated;
+            let ctx = &ws.context[r0 * f..(r0 + nt) * f];
             let gate = &ws.gate[r0 * f..(r0 + nt) * f];
             let alpha = &ws.alpha[r0 * pc..(r0 + nt) * pc];
-            let u = &ws.u[r0 * pc * a..(r0 + nt) * pc * a];
-            let d_gpre = &mut ws.d_gpre[r0 * f..(r0 + nt) * f];
-            let d_att2 = &mut ws.d_att2[r0 * a..(r0 + nt) * a];
-            let d_att1 = &mut ws.d_att1[..nt * pc * a];
+            let u = &ws.att_hidden[r0 * pc * a..(r0 + nt) * pc * a];
+            let d_gpre = &mut ws.d_gate_pre[r0 * f..(r0 + nt) * f];
+            let d_att2 = &mut ws.d_att_state[r0 * a..(r0 + nt) * a];
+            let d_att1 = &mut ws.d_att_cells[..nt * pc * a];
             let partial: Vec<(Vec<f64>, f64)> = d_gpre
                 .par_chunks_mut(f)
                 .zip(d_att2.par_chunks_mut(a))
@@ -623,15 +623,15 @@ impl AttentionEngine {
             }
             // The gate and the attention read the previous hidden state too.
             matmul_by_rows_of(
-                &mut ws.dh_rec[..nt * h],
-                MatRef::new(&ws.d_gpre[r0 * f..(r0 + nt) * f], nt, f),
+                &mut ws.d_h_prev[..nt * h],
+                MatRef::new(&ws.d_gate_pre[r0 * f..(r0 + nt) * f], nt, f),
                 MatRef::new(&ws.f_beta_t, h, f),
                 true,
                 &mut ws.scratch,
             );
             matmul_by_rows_of(
-                &mut ws.dh_rec[..nt * h],
-                MatRef::new(&ws.d_att2[r0 * a..(r0 + nt) * a], nt, a),
+                &mut ws.d_h_prev[..nt * h],
+                MatRef::new(&ws.d_att_state[r0 * a..(r0 + nt) * a], nt, a),
                 MatRef::new(&ws.att_dec_t, h, a),
                 true,
                 &mut ws.scratch,
@@ -639,15 +639,15 @@ impl AttentionEngine {
         }
 
         // Weight gradients, one product over all steps each.
-        resize(&mut ws.dt, g4 * rows);
-        transpose(&ws.gates[..rows * g4], rows, g4, &mut ws.dt);
-        let dg_t = MatRef::new(&ws.dt, g4, rows);
-        let hprev = MatRef::new(&ws.hprev, rows, h);
+        resize(&mut ws.d_gates_t, g4 * rows);
+        transpose(&ws.gates[..rows * g4], rows, g4, &mut ws.d_gates_t);
+        let dg_t = MatRef::new(&ws.d_gates_t, g4, rows);
+        let hprev = MatRef::new(&ws.h_prev, rows, h);
         matmul(&mut g[rg.w_hh.clone()], dg_t, hprev, false);
         matmul(
             &mut g[rg.w_ih.clone()],
             dg_t,
-            MatRef::new(&ws.x, rows, ex),
+            MatRef::new(&ws.lstm_in, rows, ex),
             false,
         );
         column_sums(&mut g[rg.b_ih.clone()], &ws.gates, rows, g4, &ws.ones);
@@ -655,62 +655,62 @@ impl AttentionEngine {
         g.copy_within(lo, hi.start);
         matmul(
             &mut g[rg.f_beta_w.clone()],
-            MatRef::new(&ws.d_gpre, rows, f).t(),
+            MatRef::new(&ws.d_gate_pre, rows, f).t(),
             hprev,
             false,
         );
-        column_sums(&mut g[rg.f_beta_b.clone()], &ws.d_gpre, rows, f, &ws.ones);
+        column_sums(&mut g[rg.f_beta_b.clone()], &ws.d_gate_pre, rows, f, &ws.ones);
         matmul(
             &mut g[rg.att_dec_w.clone()],
-            MatRef::new(&ws.d_att2, rows, a).t(),
+            MatRef::new(&ws.d_att_state, rows, a).t(),
             hprev,
             false,
         );
-        column_sums(&mut g[rg.att_dec_b.clone()], &ws.d_att2, rows, a, &ws.ones);
+        column_sums(&mut g[rg.att_dec_b.clone()], &ws.d_att_state, rows, a, &ws.ones);
         for (d, s) in g[rg.att_full_w.clone()].iter_mut().zip(&d_wf) {
             *d = *s as f32;
         }
         g[rg.att_full_b.clone()][0] = d_bf as f32;
         matmul(
             &mut g[rg.att_enc_w.clone()],
-            MatRef::new(&ws.d_att1, b * pc, a).t(),
-            MatRef::new(&ws.enc, b * pc, f),
+            MatRef::new(&ws.d_att_cells, b * pc, a).t(),
+            MatRef::new(&ws.maps, b * pc, f),
             false,
         );
         column_sums(
             &mut g[rg.att_enc_b.clone()],
-            &ws.d_att1,
+            &ws.d_att_cells,
             b * pc,
             a,
             &ws.ones,
         );
         // The initial state: dh_rec and dc now hold the gradients of h0 and c0.
-        let mean = MatRef::new(&ws.mean, b, f);
+        let mean = MatRef::new(&ws.mean_map, b, f);
         matmul(
             &mut g[rg.init_h_w.clone()],
-            MatRef::new(&ws.dh_rec, b, h).t(),
+            MatRef::new(&ws.d_h_prev, b, h).t(),
             mean,
             false,
         );
-        column_sums(&mut g[rg.init_h_b.clone()], &ws.dh_rec, b, h, &ws.ones);
+        column_sums(&mut g[rg.init_h_b.clone()], &ws.d_h_prev, b, h, &ws.ones);
         matmul(
             &mut g[rg.init_c_w.clone()],
-            MatRef::new(&ws.dc, b, h).t(),
+            MatRef::new(&ws.d_cell, b, h).t(),
             mean,
             false,
         );
-        column_sums(&mut g[rg.init_c_b.clone()], &ws.dc, b, h, &ws.ones);
+        column_sums(&mut g[rg.init_c_b.clone()], &ws.d_cell, b, h, &ws.ones);
 
         // Embeddings.
-        resize(&mut ws.dx, rows * e);
+        resize(&mut ws.d_embeds, rows * e);
         matmul(
-            &mut ws.dx,
+            &mut ws.d_embeds,
             MatRef::new(&ws.gates, rows, g4),
             MatRef::strided(&p[rg.w_ih.clone()], g4, e, ex, 1),
             false,
         );
         if ws.dropped {
-            for (d, m) in ws.dx.iter_mut().zip(&ws.mask_x) {
+            for (d, m) in ws.d_embeds.iter_mut().zip(&ws.embed_mask) {
                 *d *= m;
             }
         }
@@ -720,7 +720,7 @@ impl AttentionEngine {
             let t = tok as usize;
             for (d, s) in ge[t * e..(t + 1) * e]
                 .iter_mut()
-                .zip(&ws.dx[row * e..(row + 1) * e])
+                .zip(&ws.d_embeds[row * e..(row + 1) * e])
             {
                 *d += s;
             }

@@ -96,39 +96,39 @@ struct Workspace {
     /// The batch packed by time step.
     pack: Packed,
     /// Image features after dropout `[B, F]`.
-    fd: Vec<f32>,
+    image_in: Vec<f32>,
     /// Merge: image projection after ReLU. Inject: h0 = tanh(..).
-    img: Vec<f32>,
+    image_out: Vec<f32>,
     /// Inject: c0 = tanh(..).
     c0: Vec<f32>,
-    x: Vec<f32>,
-    mask_x: Vec<f32>,
-    bias4: Vec<f32>,
+    embeds: Vec<f32>,
+    embed_mask: Vec<f32>,
+    gate_bias: Vec<f32>,
     gates: Vec<f32>,
-    cs: Vec<f32>,
-    tcs: Vec<f32>,
-    hs: Vec<f32>,
+    cells: Vec<f32>,
+    tanh_cells: Vec<f32>,
+    hidden: Vec<f32>,
     /// Merge: LSTM output + image projection. Inject: LSTM output after dropout.
-    m: Vec<f32>,
-    mask_o: Vec<f32>,
+    lstm_out: Vec<f32>,
+    out_mask: Vec<f32>,
     /// Merge: hidden Dense output after ReLU.
-    a2: Vec<f32>,
+    dense_out: Vec<f32>,
     logits: Vec<f32>,
     row_loss: Vec<f64>,
     ones: Vec<f32>,
     // backward
-    d_a2: Vec<f32>,
-    d_hs: Vec<f32>,
-    d_img: Vec<f32>,
+    d_dense_out: Vec<f32>,
+    d_hidden: Vec<f32>,
+    d_image_out: Vec<f32>,
     d_c0: Vec<f32>,
-    dh_rec: Vec<f32>,
-    dc: Vec<f32>,
-    hprev: Vec<f32>,
-    dx: Vec<f32>,
+    d_h_prev: Vec<f32>,
+    d_cell: Vec<f32>,
+    h_prev: Vec<f32>,
+    d_embeds: Vec<f32>,
     w_ih_t: Vec<f32>,
     w_hh_t: Vec<f32>,
     w_out_t: Vec<f32>,
-    dg_t: Vec<f32>,
+    d_gates_t: Vec<f32>,
     /// Whether the last forward pass applied dropout masks.
     dropped: bool,
 }
@@ -301,9 +301,9 @@ impl Engine {
         let rows = ws.pack.rows();
 
         // Image features (with dropout).
-        resize(&mut ws.fd, b * f);
+        resize(&mut ws.image_in, b * f);
         for (slot, &i) in ws.pack.order.iter().enumerate() {
-            let dst = &mut ws.fd[slot * f..(slot + 1) * f];
+            let dst = &mut ws.image_in[slot * f..(slot + 1) * f];
             dst.copy_from_slice(features.row(batch[i].image));
             if let (true, Some(r)) = (use_dropout, rng.as_deref_mut()) {
                 let keep = 1.0 / (1.0 - dropout);
@@ -312,30 +312,30 @@ impl Engine {
                 }
             }
         }
-        let fd_mat = MatRef::new(&ws.fd, b, f);
-        resize(&mut ws.img, b * h);
+        let fd_mat = MatRef::new(&ws.image_in, b, f);
+        resize(&mut ws.image_out, b * h);
         match &rg.head {
             Head::Merge { img_w, img_b, .. } => {
-                fill_rows(&mut ws.img, &p[img_b.clone()]);
+                fill_rows(&mut ws.image_out, &p[img_b.clone()]);
                 matmul(
-                    &mut ws.img,
+                    &mut ws.image_out,
                     fd_mat,
                     MatRef::new(&p[img_w.clone()], h, f).t(),
                     true,
                 );
-                for x in ws.img.iter_mut() {
+                for x in ws.image_out.iter_mut() {
                     *x = x.max(0.0);
                 }
             }
             Head::Inject { h_w, h_b, c_w, c_b } => {
-                fill_rows(&mut ws.img, &p[h_b.clone()]);
+                fill_rows(&mut ws.image_out, &p[h_b.clone()]);
                 matmul(
-                    &mut ws.img,
+                    &mut ws.image_out,
                     fd_mat,
                     MatRef::new(&p[h_w.clone()], h, f).t(),
                     true,
                 );
-                tanh_in_place(&mut ws.img);
+                tanh_in_place(&mut ws.image_out);
                 resize(&mut ws.c0, b * h);
                 fill_rows(&mut ws.c0, &p[c_b.clone()]);
                 matmul(
@@ -351,22 +351,22 @@ impl Engine {
 
         self.prof.mark("fwd: packing, image layers");
         // Embeddings (with dropout) and the input projections of every step at once.
-        resize(&mut ws.x, rows * e);
+        resize(&mut ws.embeds, rows * e);
         let table = &p[rg.embed.clone()];
         for (row, &tok) in ws.pack.inputs.iter().enumerate() {
             let t = tok as usize;
-            ws.x[row * e..(row + 1) * e].copy_from_slice(&table[t * e..(t + 1) * e]);
+            ws.embeds[row * e..(row + 1) * e].copy_from_slice(&table[t * e..(t + 1) * e]);
         }
         if let (true, Some(r)) = (use_dropout, rng.as_deref_mut()) {
-            resize(&mut ws.mask_x, rows * e);
-            r.dropout_mask(&mut ws.mask_x, dropout);
-            for (x, m) in ws.x.iter_mut().zip(&ws.mask_x) {
+            resize(&mut ws.embed_mask, rows * e);
+            r.dropout_mask(&mut ws.embed_mask, dropout);
+            for (x, m) in ws.embeds.iter_mut().zip(&ws.embed_mask) {
                 *x *= m;
             }
         }
-        resize(&mut ws.bias4, g4);
+        resize(&mut ws.gate_bias, g4);
         for ((d, a), c) in ws
-            .bias4
+            .gate_bias
             .iter_mut()
             .zip(&p[rg.b_ih.clone()])
             .zip(&p[rg.b_hh.clone()])
@@ -374,7 +374,7 @@ impl Engine {
             *d = a + c;
         }
         resize(&mut ws.gates, rows * g4);
-        fill_rows(&mut ws.gates, &ws.bias4);
+        fill_rows(&mut ws.gates, &ws.gate_bias);
         // Contiguous transposed copies: the kernel runs these shapes markedly faster than on
         // transposed views (measured), and the copies are small next to the products.
         resize(&mut ws.w_ih_t, e * g4);
@@ -384,16 +384,16 @@ impl Engine {
         let w_hh_t = MatRef::new(&ws.w_hh_t, h, g4);
         matmul(
             &mut ws.gates,
-            MatRef::new(&ws.x, rows, e),
+            MatRef::new(&ws.embeds, rows, e),
             MatRef::new(&ws.w_ih_t, e, g4),
             true,
         );
 
         self.prof.mark("fwd: embeddings, input projection");
         // The recurrence: only h_{t-1} W_hh^T inside the loop.
-        resize(&mut ws.cs, rows * h);
-        resize(&mut ws.tcs, rows * h);
-        resize(&mut ws.hs, rows * h);
+        resize(&mut ws.cells, rows * h);
+        resize(&mut ws.tanh_cells, rows * h);
+        resize(&mut ws.hidden, rows * h);
         let inject = matches!(rg.head, Head::Inject { .. });
         let zeros = vec![0.0f32; h];
         for t in 0..steps {
@@ -401,11 +401,11 @@ impl Engine {
             let block = &mut ws.gates[r0 * g4..(r0 + nt) * g4];
             if t > 0 {
                 let prev = ws.pack.offsets[t - 1];
-                matmul(block, MatRef::new(&ws.hs[prev * h..], nt, h), w_hh_t, true);
+                matmul(block, MatRef::new(&ws.hidden[prev * h..], nt, h), w_hh_t, true);
             } else if inject {
-                matmul(block, MatRef::new(&ws.img, nt, h), w_hh_t, true);
+                matmul(block, MatRef::new(&ws.image_out, nt, h), w_hh_t, true);
             }
-            let (cs_prev, cs_cur) = ws.cs.split_at_mut(r0 * h);
+            let (cs_prev, cs_cur) = ws.cells.split_at_mut(r0 * h);
             for bi in 0..nt {
                 let cp: &[f32] = if t > 0 {
                     let pr = ws.pack.offsets[t - 1] + bi;
@@ -420,52 +420,52 @@ impl Engine {
                     &mut block[bi * g4..(bi + 1) * g4],
                     cp,
                     &mut cs_cur[bi * h..(bi + 1) * h],
-                    &mut ws.tcs[row * h..(row + 1) * h],
-                    &mut ws.hs[row * h..(row + 1) * h],
+                    &mut ws.tanh_cells[row * h..(row + 1) * h],
+                    &mut ws.hidden[row * h..(row + 1) * h],
                 );
             }
         }
 
         self.prof.mark("fwd: recurrence");
         // Output layers, on the real (packed) rows only.
-        resize(&mut ws.m, rows * h);
+        resize(&mut ws.lstm_out, rows * h);
         let head_in: &[f32] = match &rg.head {
             Head::Merge { hid_w, hid_b, .. } => {
                 for t in 0..steps {
                     for bi in 0..ws.pack.steps[t] {
                         let row = ws.pack.offsets[t] + bi;
-                        let dst = &mut ws.m[row * h..(row + 1) * h];
-                        let src = &ws.hs[row * h..(row + 1) * h];
-                        let im = &ws.img[bi * h..(bi + 1) * h];
+                        let dst = &mut ws.lstm_out[row * h..(row + 1) * h];
+                        let src = &ws.hidden[row * h..(row + 1) * h];
+                        let im = &ws.image_out[bi * h..(bi + 1) * h];
                         for j in 0..h {
                             dst[j] = src[j] + im[j];
                         }
                     }
                 }
-                resize(&mut ws.a2, rows * h);
-                fill_rows(&mut ws.a2, &p[hid_b.clone()]);
+                resize(&mut ws.dense_out, rows * h);
+                fill_rows(&mut ws.dense_out, &p[hid_b.clone()]);
                 matmul(
-                    &mut ws.a2,
-                    MatRef::new(&ws.m, rows, h),
+                    &mut ws.dense_out,
+                    MatRef::new(&ws.lstm_out, rows, h),
                     MatRef::new(&p[hid_w.clone()], h, h).t(),
                     true,
                 );
-                for x in ws.a2.iter_mut() {
+                for x in ws.dense_out.iter_mut() {
                     *x = x.max(0.0);
                 }
-                &ws.a2
+                &ws.dense_out
             }
             Head::Inject { .. } | Head::Attention => {
                 if let (true, Some(r)) = (use_dropout, rng) {
-                    resize(&mut ws.mask_o, rows * h);
-                    r.dropout_mask(&mut ws.mask_o, dropout);
-                    for ((d, s), m) in ws.m.iter_mut().zip(&ws.hs).zip(&ws.mask_o) {
+                    resize(&mut ws.out_mask, rows * h);
+                    r.dropout_mask(&mut ws.out_mask, dropout);
+                    for ((d, s), m) in ws.lstm_out.iter_mut().zip(&ws.hidden).zip(&ws.out_mask) {
                         *d = s * m;
                     }
                 } else {
-                    ws.m.copy_from_slice(&ws.hs[..rows * h]);
+                    ws.lstm_out.copy_from_slice(&ws.hidden[..rows * h]);
                 }
-                &ws.m
+                &ws.lstm_out
             }
         };
         resize(&mut ws.logits, rows * v);
@@ -529,10 +529,10 @@ impl Engine {
         let dl = MatRef::new(&ws.logits, rows, v);
 
         // Output layer and head.
-        resize(&mut ws.d_hs, rows * h);
+        resize(&mut ws.d_hidden, rows * h);
         let head_in: &[f32] = match rg.head {
-            Head::Merge { .. } => &ws.a2,
-            Head::Inject { .. } | Head::Attention => &ws.m,
+            Head::Merge { .. } => &ws.dense_out,
+            Head::Inject { .. } | Head::Attention => &ws.lstm_out,
         };
         matmul(
             &mut g[rg.out_w.clone()],
@@ -552,56 +552,56 @@ impl Engine {
                 hid_w,
                 hid_b,
             } => {
-                resize(&mut ws.d_a2, rows * h);
-                matmul(&mut ws.d_a2, dl, out_w, false);
-                for (d, a) in ws.d_a2.iter_mut().zip(&ws.a2) {
+                resize(&mut ws.d_dense_out, rows * h);
+                matmul(&mut ws.d_dense_out, dl, out_w, false);
+                for (d, a) in ws.d_dense_out.iter_mut().zip(&ws.dense_out) {
                     if *a <= 0.0 {
                         *d = 0.0;
                     }
                 }
-                let dz = MatRef::new(&ws.d_a2, rows, h);
+                let dz = MatRef::new(&ws.d_dense_out, rows, h);
                 matmul(
                     &mut g[hid_w.clone()],
                     dz.t(),
-                    MatRef::new(&ws.m, rows, h),
+                    MatRef::new(&ws.lstm_out, rows, h),
                     false,
                 );
-                column_sums(&mut g[hid_b.clone()], &ws.d_a2, rows, h, &ws.ones);
+                column_sums(&mut g[hid_b.clone()], &ws.d_dense_out, rows, h, &ws.ones);
                 matmul(
-                    &mut ws.d_hs,
+                    &mut ws.d_hidden,
                     dz,
                     MatRef::new(&p[hid_w.clone()], h, h),
                     false,
                 );
-                resize(&mut ws.d_img, b * h);
-                ws.d_img.fill(0.0);
+                resize(&mut ws.d_image_out, b * h);
+                ws.d_image_out.fill(0.0);
                 for t in 0..steps {
                     for bi in 0..ws.pack.steps[t] {
                         let row = ws.pack.offsets[t] + bi;
-                        let src = &ws.d_hs[row * h..(row + 1) * h];
-                        let dst = &mut ws.d_img[bi * h..(bi + 1) * h];
+                        let src = &ws.d_hidden[row * h..(row + 1) * h];
+                        let dst = &mut ws.d_image_out[bi * h..(bi + 1) * h];
                         for j in 0..h {
                             dst[j] += src[j];
                         }
                     }
                 }
-                for (d, a) in ws.d_img.iter_mut().zip(&ws.img) {
+                for (d, a) in ws.d_image_out.iter_mut().zip(&ws.image_out) {
                     if *a <= 0.0 {
                         *d = 0.0;
                     }
                 }
                 matmul(
                     &mut g[img_w.clone()],
-                    MatRef::new(&ws.d_img, b, h).t(),
-                    MatRef::new(&ws.fd, b, f),
+                    MatRef::new(&ws.d_image_out, b, h).t(),
+                    MatRef::new(&ws.image_in, b, f),
                     false,
                 );
-                column_sums(&mut g[img_b.clone()], &ws.d_img, b, h, &ws.ones);
+                column_sums(&mut g[img_b.clone()], &ws.d_image_out, b, h, &ws.ones);
             }
             Head::Inject { .. } | Head::Attention => {
-                matmul(&mut ws.d_hs, dl, out_w, false);
+                matmul(&mut ws.d_hidden, dl, out_w, false);
                 if ws.dropped {
-                    for (d, m) in ws.d_hs.iter_mut().zip(&ws.mask_o) {
+                    for (d, m) in ws.d_hidden.iter_mut().zip(&ws.out_mask) {
                         *d *= m;
                     }
                 }
@@ -611,8 +611,8 @@ impl Engine {
         self.prof.mark("bwd: output layers");
         // Backpropagation through time; the gates buffer becomes d(pre-activation gates).
         let inject = matches!(rg.head, Head::Inject { .. });
-        resize(&mut ws.dh_rec, b * h);
-        resize(&mut ws.dc, b * h);
+        resize(&mut ws.d_h_prev, b * h);
+        resize(&mut ws.d_cell, b * h);
         let w_hh = MatRef::new(&p[rg.w_hh.clone()], g4, h);
         let zeros = vec![0.0f32; h];
         for t in (0..steps).rev() {
@@ -622,21 +622,21 @@ impl Engine {
             } else {
                 0
             };
-            // Captions still running at t + 1 pass back dh (dc is already in `ws.dc`); the
+            // Captions still running at t + 1 pass back dh (dc is already in `ws.d_cell`); the
             // others end here and start from dc = 0.
             for bi in 0..n_next {
                 let row = r0 + bi;
-                let dst = &mut ws.d_hs[row * h..(row + 1) * h];
-                for (d, s) in dst.iter_mut().zip(&ws.dh_rec[bi * h..(bi + 1) * h]) {
+                let dst = &mut ws.d_hidden[row * h..(row + 1) * h];
+                for (d, s) in dst.iter_mut().zip(&ws.d_h_prev[bi * h..(bi + 1) * h]) {
                     *d += s;
                 }
             }
-            ws.dc[n_next * h..nt * h].fill(0.0);
+            ws.d_cell[n_next * h..nt * h].fill(0.0);
             for bi in 0..nt {
                 let row = r0 + bi;
                 let cp: &[f32] = if t > 0 {
                     let pr = ws.pack.offsets[t - 1] + bi;
-                    &ws.cs[pr * h..(pr + 1) * h]
+                    &ws.cells[pr * h..(pr + 1) * h]
                 } else if inject {
                     &ws.c0[bi * h..(bi + 1) * h]
                 } else {
@@ -644,15 +644,15 @@ impl Engine {
                 };
                 lstm_backward_row(
                     &mut ws.gates[row * g4..(row + 1) * g4],
-                    &ws.tcs[row * h..(row + 1) * h],
-                    &ws.d_hs[row * h..(row + 1) * h],
-                    &mut ws.dc[bi * h..(bi + 1) * h],
+                    &ws.tanh_cells[row * h..(row + 1) * h],
+                    &ws.d_hidden[row * h..(row + 1) * h],
+                    &mut ws.d_cell[bi * h..(bi + 1) * h],
                     cp,
                 );
             }
             if t > 0 || inject {
                 matmul(
-                    &mut ws.dh_rec[..nt * h],
+                    &mut ws.d_h_prev[..nt * h],
                     MatRef::new(&ws.gates[r0 * g4..], nt, g4),
                     w_hh,
                     false,
@@ -662,7 +662,7 @@ impl Engine {
         self.prof.mark("bwd: recurrence");
         // Recurrent weights: one product over all steps with the previous hidden states.
         let first = if inject { 0 } else { ws.pack.steps[0] };
-        resize(&mut ws.hprev, (rows - first) * h);
+        resize(&mut ws.h_prev, (rows - first) * h);
         for t in 0..steps {
             for bi in 0..ws.pack.steps[t] {
                 let row = ws.pack.offsets[t] + bi;
@@ -671,27 +671,27 @@ impl Engine {
                 }
                 let src = if t > 0 {
                     let pr = ws.pack.offsets[t - 1] + bi;
-                    &ws.hs[pr * h..(pr + 1) * h]
+                    &ws.hidden[pr * h..(pr + 1) * h]
                 } else {
-                    &ws.img[bi * h..(bi + 1) * h]
+                    &ws.image_out[bi * h..(bi + 1) * h]
                 };
-                ws.hprev[(row - first) * h..(row - first + 1) * h].copy_from_slice(src);
+                ws.h_prev[(row - first) * h..(row - first + 1) * h].copy_from_slice(src);
             }
         }
         let dg = MatRef::new(&ws.gates, rows, g4);
         // dG^T once (4h x rows): both weight gradients read it as a plain row-major matrix.
-        resize(&mut ws.dg_t, g4 * rows);
-        transpose(&ws.gates[..rows * g4], rows, g4, &mut ws.dg_t);
+        resize(&mut ws.d_gates_t, g4 * rows);
+        transpose(&ws.gates[..rows * g4], rows, g4, &mut ws.d_gates_t);
         matmul(
             &mut g[rg.w_hh.clone()],
-            MatRef::strided(&ws.dg_t[first..], g4, rows - first, rows, 1),
-            MatRef::new(&ws.hprev, rows - first, h),
+            MatRef::strided(&ws.d_gates_t[first..], g4, rows - first, rows, 1),
+            MatRef::new(&ws.h_prev, rows - first, h),
             false,
         );
         matmul(
             &mut g[rg.w_ih.clone()],
-            MatRef::new(&ws.dg_t, g4, rows),
-            MatRef::new(&ws.x, rows, e),
+            MatRef::new(&ws.d_gates_t, g4, rows),
+            MatRef::new(&ws.embeds, rows, e),
             false,
         );
         column_sums(&mut g[rg.b_ih.clone()], &ws.gates, rows, g4, &ws.ones);
@@ -700,15 +700,15 @@ impl Engine {
 
         self.prof.mark("bwd: LSTM weight gradients");
         // Embeddings.
-        resize(&mut ws.dx, rows * e);
+        resize(&mut ws.d_embeds, rows * e);
         matmul(
-            &mut ws.dx,
+            &mut ws.d_embeds,
             dg,
             MatRef::new(&p[rg.w_ih.clone()], g4, e),
             false,
         );
         if ws.dropped {
-            for (d, m) in ws.dx.iter_mut().zip(&ws.mask_x) {
+            for (d, m) in ws.d_embeds.iter_mut().zip(&ws.embed_mask) {
                 *d *= m;
             }
         }
@@ -717,7 +717,7 @@ impl Engine {
         for (row, &tok) in ws.pack.inputs.iter().enumerate() {
             let t = tok as usize;
             let dst = &mut ge[t * e..(t + 1) * e];
-            for (d, s) in dst.iter_mut().zip(&ws.dx[row * e..(row + 1) * e]) {
+            for (d, s) in dst.iter_mut().zip(&ws.d_embeds[row * e..(row + 1) * e]) {
                 *d += s;
             }
         }
@@ -725,21 +725,21 @@ impl Engine {
         self.prof.mark("bwd: embeddings");
         // Inject: the initial state's Dense layers.
         if let Head::Inject { h_w, h_b, c_w, c_b } = &rg.head {
-            for (d, y) in ws.dh_rec[..b * h].iter_mut().zip(&ws.img) {
+            for (d, y) in ws.d_h_prev[..b * h].iter_mut().zip(&ws.image_out) {
                 *d *= 1.0 - y * y;
             }
             resize(&mut ws.d_c0, b * h);
-            for ((d, s), y) in ws.d_c0.iter_mut().zip(&ws.dc).zip(&ws.c0) {
+            for ((d, s), y) in ws.d_c0.iter_mut().zip(&ws.d_cell).zip(&ws.c0) {
                 *d = s * (1.0 - y * y);
             }
-            let fd = MatRef::new(&ws.fd, b, f);
+            let fd = MatRef::new(&ws.image_in, b, f);
             matmul(
                 &mut g[h_w.clone()],
-                MatRef::new(&ws.dh_rec, b, h).t(),
+                MatRef::new(&ws.d_h_prev, b, h).t(),
                 fd,
                 false,
             );
-            column_sums(&mut g[h_b.clone()], &ws.dh_rec, b, h, &ws.ones);
+            column_sums(&mut g[h_b.clone()], &ws.d_h_prev, b, h, &ws.ones);
             matmul(
                 &mut g[c_w.clone()],
                 MatRef::new(&ws.d_c0, b, h).t(),
