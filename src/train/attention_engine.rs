@@ -659,14 +659,26 @@ impl AttentionEngine {
             hprev,
             false,
         );
-        column_sums(&mut g[rg.f_beta_b.clone()], &ws.d_gate_pre, rows, f, &ws.ones);
+        column_sums(
+            &mut g[rg.f_beta_b.clone()],
+            &ws.d_gate_pre,
+            rows,
+            f,
+            &ws.ones,
+        );
         matmul(
             &mut g[rg.att_dec_w.clone()],
             MatRef::new(&ws.d_att_state, rows, a).t(),
             hprev,
             false,
         );
-        column_sums(&mut g[rg.att_dec_b.clone()], &ws.d_att_state, rows, a, &ws.ones);
+        column_sums(
+            &mut g[rg.att_dec_b.clone()],
+            &ws.d_att_state,
+            rows,
+            a,
+            &ws.ones,
+        );
         for (d, s) in g[rg.att_full_w.clone()].iter_mut().zip(&d_wf) {
             *d = *s as f32;
         }

@@ -28,7 +28,9 @@ pub mod batch;
 pub mod batches;
 pub mod candle_engine;
 pub mod checkpoint;
-pub mod engine;
+pub mod cpu_engine;
+mod engine;
+mod layers;
 pub mod params;
 pub mod rng;
 
@@ -38,7 +40,7 @@ pub use adam::Adam;
 pub use batch::{BatchLoss, EngineError, Example, Features, Packed};
 pub use candle_engine::{CandleEngine, CandleGrads};
 pub use checkpoint::{DataFingerprint, TrainState, load_checkpoint, load_weights, save_checkpoint};
-pub use engine::Engine as CpuEngine;
+pub use cpu_engine::Engine as CpuEngine;
 pub use params::Params;
 pub use summary::{LayerSummary, ModelSummary, model_summary};
 
