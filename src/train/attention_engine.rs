@@ -13,14 +13,14 @@
 
 use super::batch::{BatchLoss, EngineError, Example, Features, Packed, Result};
 use super::layers::{
-    CoreRanges, apply_mask, embed_rows, embedding_backward, linear_backward, linear_forward,
-    resize, softmax_cross_entropy,
+    self, CoreRanges, LstmBuffers, apply_mask, embed_rows, linear_backward, linear_forward,
+    masked_copy, resize, softmax_cross_entropy,
 };
 use super::params::Params;
 use super::rng::Rng;
 use crate::decoder::linalg::{
-    MatRef, attention_row_backward, attention_row_forward, fill_rows, lstm_backward_row,
-    lstm_forward_row, matmul, matmul_by_rows_of, scale_in_place, transpose,
+    MatRef, attention_row_backward, attention_row_forward, fill_rows, matmul, matmul_by_rows_of,
+    scale_in_place, transpose,
 };
 use crate::decoder::{ATTENTION_REG, DecoderConfig, DecoderKind};
 use rayon::prelude::*;
@@ -97,15 +97,8 @@ struct Workspace {
     gate: Vec<f32>,
     /// `att_dec(h_prev)` of the step's captions `[B, A]`.
     att_state: Vec<f32>,
-    /// `b_ih + b_hh` `[4H]`.
-    gate_bias: Vec<f32>,
-    /// The LSTM gates of every row `[rows, 4H]`; the backward pass turns them into the
-    /// gradient of their pre-activations.
-    gates: Vec<f32>,
-    /// The LSTM's cell states, their tanh and its hidden states `[rows, H]`.
-    cells: Vec<f32>,
-    tanh_cells: Vec<f32>,
-    hidden: Vec<f32>,
+    /// The LSTM's gates, states and their gradients.
+    lstm: LstmBuffers,
     /// The LSTM output after dropout `[rows, H]`.
     lstm_out: Vec<f32>,
     /// The output layer's logits `[rows, V]`, then the loss gradient with respect to them.
@@ -114,16 +107,9 @@ struct Workspace {
     /// d(objective)/d(alpha) of the regularisation, `[B, P]`.
     reg_grad: Vec<f32>,
     ones: Vec<f32>,
-    w_ih_t: Vec<f32>,
-    w_hh_t: Vec<f32>,
     att_dec_t: Vec<f32>,
     f_beta_t: Vec<f32>,
     // backward
-    d_hidden: Vec<f32>,
-    /// The gradient reaching the previous step's hidden state, per running caption `[B, H]`.
-    d_h_prev: Vec<f32>,
-    /// The gradient of the cell state, per running caption `[B, H]`.
-    d_cell: Vec<f32>,
     /// The gradient of the step's gated attended features `[B, F]`.
     d_gated: Vec<f32>,
     /// The gradients of the gate's pre-activation `[rows, F]`, of `att_state` `[rows, A]`
@@ -138,43 +124,8 @@ struct Workspace {
     dropped: bool,
 }
 
-/// What every layer function of one pass reads: the sizes, the parameters and their ranges.
-struct Pass<'a> {
-    f: usize,
-    e: usize,
-    h: usize,
-    v: usize,
-    /// Cells of the feature map and the attention size.
-    pc: usize,
-    a: usize,
-    p: &'a [f32],
-    rg: &'a Ranges,
-}
-
-impl<'a> Pass<'a> {
-    fn new(cfg: &DecoderConfig, p: &'a [f32], rg: &'a Ranges) -> Self {
-        Self {
-            f: cfg.feature_dim,
-            e: cfg.embed_dim,
-            h: cfg.hidden_dim,
-            v: cfg.vocab_size,
-            pc: cfg.cells(),
-            a: cfg.attention_dim(),
-            p,
-            rg,
-        }
-    }
-
-    /// A parameter tensor's values.
-    fn w(&self, r: &Range<usize>) -> &'a [f32] {
-        &self.p[r.clone()]
-    }
-
-    /// The width of a row of the LSTM input (embedding, then attended features).
-    fn ex(&self) -> usize {
-        self.e + self.f
-    }
-}
+/// The sizes, parameters and ranges one pass reads.
+type Pass<'a> = layers::Pass<'a, Ranges>;
 
 /// Forward/backward machinery of the attention decoder.
 #[derive(Debug)]
@@ -283,7 +234,10 @@ impl AttentionEngine {
             step_backward(ws, &pass, t, &mut att_full);
         }
         weights_backward(ws, &pass, g, &att_full);
-        embed_backward(ws, &pass, g);
+        let mask = ws.dropped.then_some(&ws.embed_mask[..]);
+        let d_embeds = &mut ws.d_embeds;
+        let (gates, tokens) = (&ws.lstm.gates, &ws.pack.inputs);
+        (pass.rg.core).embed_backward(g, pass.p, gates, d_embeds, mask, tokens);
     }
 }
 
@@ -332,7 +286,7 @@ fn image_forward(
 /// steps read.
 fn embed_forward(ws: &mut Workspace, pass: &Pass<'_>, dropout: f32, rng: Option<&mut Rng>) {
     let (f, e, h, a) = (pass.f, pass.e, pass.h, pass.a);
-    let (ex, g4) = (pass.ex(), 4 * h);
+    let (ex, g4) = (pass.e + pass.f, 4 * h);
     let rg = pass.rg;
     let core = &rg.core;
     let rows = ws.pack.rows();
@@ -350,21 +304,15 @@ fn embed_forward(ws: &mut Workspace, pass: &Pass<'_>, dropout: f32, rng: Option<
             );
         }
     }
-    core.gate_bias(pass.p, &mut ws.gate_bias);
-    resize(&mut ws.gates, rows * g4);
-    fill_rows(&mut ws.gates, &ws.gate_bias);
-    resize(&mut ws.w_ih_t, ex * g4);
-    transpose(pass.w(&core.w_ih), g4, ex, &mut ws.w_ih_t);
-    resize(&mut ws.w_hh_t, h * g4);
-    transpose(pass.w(&core.w_hh), g4, h, &mut ws.w_hh_t);
+    ws.lstm.start_gates(core, pass.p, rows);
     resize(&mut ws.att_dec_t, h * a);
     transpose(pass.w(&rg.att_dec_w), a, h, &mut ws.att_dec_t);
     resize(&mut ws.f_beta_t, h * f);
     transpose(pass.w(&rg.f_beta_w), f, h, &mut ws.f_beta_t);
     matmul(
-        &mut ws.gates,
+        &mut ws.lstm.gates,
         MatRef::strided(&ws.lstm_in, rows, e, ex, 1),
-        MatRef::new(&ws.w_ih_t, e, g4),
+        MatRef::new(&ws.lstm.w_ih_t, e, g4),
         true,
     );
     // The recurrence's buffers.
@@ -374,16 +322,14 @@ fn embed_forward(ws: &mut Workspace, pass: &Pass<'_>, dropout: f32, rng: Option<
     resize(&mut ws.context, rows * f);
     resize(&mut ws.gate, rows * f);
     resize(&mut ws.att_state, ws.pack.captions() * a);
-    resize(&mut ws.cells, rows * h);
-    resize(&mut ws.tanh_cells, rows * h);
-    resize(&mut ws.hidden, rows * h);
+    ws.lstm.resize_cells(rows, h);
 }
 
 /// One time step: the attention over the cells from the previous hidden state, the gated
 /// attended features, and the LSTM cell.
 fn step_forward(ws: &mut Workspace, pass: &Pass<'_>, t: usize) {
     let (f, e, h, pc, a) = (pass.f, pass.e, pass.h, pass.pc, pass.a);
-    let (ex, g4) = (pass.ex(), 4 * h);
+    let (ex, g4) = (pass.e + pass.f, 4 * h);
     let rg = pass.rg;
     let (r0, nt) = (ws.pack.offsets[t], ws.pack.steps[t]);
     // Previous hidden states of this step's rows.
@@ -393,7 +339,7 @@ fn step_forward(ws: &mut Workspace, pass: &Pass<'_>, t: usize) {
             &ws.h0[bi * h..(bi + 1) * h]
         } else {
             let pr = ws.pack.row(t - 1, bi);
-            &ws.hidden[pr * h..(pr + 1) * h]
+            &ws.lstm.hidden[pr * h..(pr + 1) * h]
         };
         ws.h_prev[row * h..(row + 1) * h].copy_from_slice(src);
     }
@@ -443,7 +389,7 @@ fn step_forward(ws: &mut Workspace, pass: &Pass<'_>, t: usize) {
         });
     // The rest of the gates' pre-activations, then the cell.
     let w_ih = &rg.core.w_ih;
-    let block = &mut ws.gates[r0 * g4..(r0 + nt) * g4];
+    let block = &mut ws.lstm.gates[r0 * g4..(r0 + nt) * g4];
     matmul_by_rows_of(
         block,
         MatRef::strided(&ws.lstm_in[r0 * ex + e..], nt, f, ex, 1),
@@ -458,23 +404,7 @@ fn step_forward(ws: &mut Workspace, pass: &Pass<'_>, t: usize) {
         true,
         &mut ws.scratch,
     );
-    let (cells_prev, cells_now) = ws.cells.split_at_mut(r0 * h);
-    for bi in 0..nt {
-        let row = r0 + bi;
-        let c_prev: &[f32] = if t > 0 {
-            let pr = ws.pack.row(t - 1, bi);
-            &cells_prev[pr * h..(pr + 1) * h]
-        } else {
-            &ws.c0[bi * h..(bi + 1) * h]
-        };
-        lstm_forward_row(
-            &mut block[bi * g4..(bi + 1) * g4],
-            c_prev,
-            &mut cells_now[bi * h..(bi + 1) * h],
-            &mut ws.tanh_cells[row * h..(row + 1) * h],
-            &mut ws.hidden[row * h..(row + 1) * h],
-        );
-    }
+    ws.lstm.cells_forward(&ws.pack, t, h, Some(&ws.c0));
 }
 
 /// The output layer on the LSTM outputs after dropout.
@@ -483,13 +413,8 @@ fn output_forward(ws: &mut Workspace, pass: &Pass<'_>) {
     let core = &pass.rg.core;
     let rows = ws.pack.rows();
     resize(&mut ws.lstm_out, rows * h);
-    if ws.dropped {
-        for ((d, s), m) in ws.lstm_out.iter_mut().zip(&ws.hidden).zip(&ws.out_mask) {
-            *d = s * m;
-        }
-    } else {
-        ws.lstm_out.copy_from_slice(&ws.hidden[..rows * h]);
-    }
+    let mask = ws.dropped.then_some(&ws.out_mask[..]);
+    masked_copy(&mut ws.lstm_out, &ws.lstm.hidden, mask);
     resize(&mut ws.logits, rows * pass.v);
     let x = MatRef::new(&ws.lstm_out, rows, h);
     linear_forward(&mut ws.logits, x, pass.w(&core.out_w), pass.w(&core.out_b));
@@ -522,15 +447,15 @@ fn output_backward(ws: &mut Workspace, pass: &Pass<'_>, g: &mut [f32]) {
     let rows = ws.pack.rows();
     let x = MatRef::new(&ws.lstm_out, rows, h);
     linear_backward(g, &core.out_w, &core.out_b, &ws.logits, x, &ws.ones);
-    resize(&mut ws.d_hidden, rows * h);
+    resize(&mut ws.lstm.d_hidden, rows * h);
     matmul(
-        &mut ws.d_hidden,
+        &mut ws.lstm.d_hidden,
         MatRef::new(&ws.logits, rows, v),
         MatRef::new(pass.w(&core.out_w), v, h),
         false,
     );
     if ws.dropped {
-        apply_mask(&mut ws.d_hidden, &ws.out_mask);
+        apply_mask(&mut ws.lstm.d_hidden, &ws.out_mask);
     }
 }
 
@@ -553,8 +478,8 @@ impl AttFullGrad {
 fn start_backward(ws: &mut Workspace, pass: &Pass<'_>) {
     let (f, h, pc, a) = (pass.f, pass.h, pass.pc, pass.a);
     let (b, rows) = (ws.pack.captions(), ws.pack.rows());
-    resize(&mut ws.d_h_prev, b * h);
-    resize(&mut ws.d_cell, b * h);
+    resize(&mut ws.lstm.d_h_prev, b * h);
+    resize(&mut ws.lstm.d_cell, b * h);
     resize(&mut ws.d_gated, b * f);
     resize(&mut ws.d_gate_pre, rows * f);
     resize(&mut ws.d_att_state, rows * a);
@@ -570,48 +495,20 @@ fn step_backward(ws: &mut Workspace, pass: &Pass<'_>, t: usize, att_full: &mut A
     let (f, e, h, pc, a) = (pass.f, pass.e, pass.h, pass.pc, pass.a);
     let g4 = 4 * h;
     let (r0, nt) = (ws.pack.offsets[t], ws.pack.steps[t]);
-    let n_next = ws.pack.running_after(t);
-    // Captions still running at t + 1 pass back dh (dc is already in `d_cell`); the others
-    // end here and start from dc = 0.
-    for bi in 0..n_next {
-        let row = r0 + bi;
-        for (d, s) in ws.d_hidden[row * h..(row + 1) * h]
-            .iter_mut()
-            .zip(&ws.d_h_prev[bi * h..(bi + 1) * h])
-        {
-            *d += s;
-        }
-    }
-    ws.d_cell[n_next * h..nt * h].fill(0.0);
-    for bi in 0..nt {
-        let row = r0 + bi;
-        let c_prev: &[f32] = if t > 0 {
-            let pr = ws.pack.row(t - 1, bi);
-            &ws.cells[pr * h..(pr + 1) * h]
-        } else {
-            &ws.c0[bi * h..(bi + 1) * h]
-        };
-        lstm_backward_row(
-            &mut ws.gates[row * g4..(row + 1) * g4],
-            &ws.tanh_cells[row * h..(row + 1) * h],
-            &ws.d_hidden[row * h..(row + 1) * h],
-            &mut ws.d_cell[bi * h..(bi + 1) * h],
-            c_prev,
-        );
-    }
-    let dg = MatRef::new(&ws.gates[r0 * g4..(r0 + nt) * g4], nt, g4);
+    ws.lstm.cells_backward(&ws.pack, t, h, Some(&ws.c0));
+    let dg = MatRef::new(&ws.lstm.gates[r0 * g4..(r0 + nt) * g4], nt, g4);
     // To the previous hidden state through W_hh, and to the attended features.
     matmul_by_rows_of(
-        &mut ws.d_h_prev[..nt * h],
+        &mut ws.lstm.d_h_prev[..nt * h],
         dg,
-        MatRef::new(&ws.w_hh_t, h, g4),
+        MatRef::new(&ws.lstm.w_hh_t, h, g4),
         false,
         &mut ws.scratch,
     );
     matmul_by_rows_of(
         &mut ws.d_gated[..nt * f],
         dg,
-        MatRef::new(&ws.w_ih_t[e * g4..], f, g4),
+        MatRef::new(&ws.lstm.w_ih_t[e * g4..], f, g4),
         false,
         &mut ws.scratch,
     );
@@ -660,14 +557,14 @@ fn step_backward(ws: &mut Workspace, pass: &Pass<'_>, t: usize, att_full: &mut A
     }
     // The gate and the attention read the previous hidden state too.
     matmul_by_rows_of(
-        &mut ws.d_h_prev[..nt * h],
+        &mut ws.lstm.d_h_prev[..nt * h],
         MatRef::new(&ws.d_gate_pre[r0 * f..(r0 + nt) * f], nt, f),
         MatRef::new(&ws.f_beta_t, h, f),
         true,
         &mut ws.scratch,
     );
     matmul_by_rows_of(
-        &mut ws.d_h_prev[..nt * h],
+        &mut ws.lstm.d_h_prev[..nt * h],
         MatRef::new(&ws.d_att_state[r0 * a..(r0 + nt) * a], nt, a),
         MatRef::new(&ws.att_dec_t, h, a),
         true,
@@ -683,9 +580,9 @@ fn weights_backward(ws: &mut Workspace, pass: &Pass<'_>, g: &mut [f32], att_full
     let (b, rows) = (ws.pack.captions(), ws.pack.rows());
     rg.core.lstm_backward(
         g,
-        &ws.gates[..rows * 4 * h],
+        &ws.lstm.gates[..rows * 4 * h],
         &mut ws.d_gates_t,
-        MatRef::new(&ws.lstm_in, rows, pass.ex()),
+        MatRef::new(&ws.lstm_in, rows, pass.e + pass.f),
         &ws.h_prev,
         &ws.ones,
     );
@@ -708,25 +605,6 @@ fn weights_backward(ws: &mut Workspace, pass: &Pass<'_>, g: &mut [f32], att_full
     linear_backward(g, &rg.att_enc_w, &rg.att_enc_b, &ws.d_att_cells, maps, ones);
     // The initial state: d_h_prev and d_cell now hold the gradients of h0 and c0.
     let mean = MatRef::new(&ws.mean_map, b, f);
-    linear_backward(g, &rg.init_h_w, &rg.init_h_b, &ws.d_h_prev, mean, ones);
-    linear_backward(g, &rg.init_c_w, &rg.init_c_b, &ws.d_cell, mean, ones);
-}
-
-/// The embedding table's gradient, through the word part of the input projection and the
-/// dropout mask.
-fn embed_backward(ws: &mut Workspace, pass: &Pass<'_>, g: &mut [f32]) {
-    let (e, g4) = (pass.e, 4 * pass.h);
-    let core = &pass.rg.core;
-    let rows = ws.pack.rows();
-    resize(&mut ws.d_embeds, rows * e);
-    matmul(
-        &mut ws.d_embeds,
-        MatRef::new(&ws.gates, rows, g4),
-        MatRef::strided(pass.w(&core.w_ih), g4, e, pass.ex(), 1),
-        false,
-    );
-    if ws.dropped {
-        apply_mask(&mut ws.d_embeds, &ws.embed_mask);
-    }
-    embedding_backward(&mut g[core.embed.clone()], &ws.d_embeds, &ws.pack.inputs, e);
+    linear_backward(g, &rg.init_h_w, &rg.init_h_b, &ws.lstm.d_h_prev, mean, ones);
+    linear_backward(g, &rg.init_c_w, &rg.init_c_b, &ws.lstm.d_cell, mean, ones);
 }

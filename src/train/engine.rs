@@ -18,14 +18,12 @@
 
 use super::batch::{BatchLoss, EngineError, Example, Features, Packed, Result};
 use super::layers::{
-    CoreRanges, apply_mask, embed_rows, embedding_backward, linear_backward, linear_forward,
-    resize, softmax_cross_entropy,
+    self, CoreRanges, LstmBuffers, apply_mask, embed_rows, linear_backward, linear_forward,
+    masked_copy, resize, softmax_cross_entropy,
 };
 use super::params::Params;
 use super::rng::Rng;
-use crate::decoder::linalg::{
-    MatRef, fill_rows, lstm_backward_row, lstm_forward_row, matmul, tanh_in_place, transpose,
-};
+use crate::decoder::linalg::{MatRef, matmul, tanh_in_place, transpose};
 use crate::decoder::{DecoderConfig, DecoderKind};
 use std::ops::Range;
 
@@ -103,15 +101,8 @@ struct Workspace {
     /// Word embeddings after dropout `[rows, E]` and their dropout mask.
     embeds: Vec<f32>,
     embed_mask: Vec<f32>,
-    /// `b_ih + b_hh` `[4H]`.
-    gate_bias: Vec<f32>,
-    /// The LSTM gates of every row `[rows, 4H]`; the backward pass turns them into the
-    /// gradient of their pre-activations.
-    gates: Vec<f32>,
-    /// The LSTM's cell states, their tanh and its hidden states `[rows, H]`.
-    cells: Vec<f32>,
-    tanh_cells: Vec<f32>,
-    hidden: Vec<f32>,
+    /// The LSTM's gates, states and their gradients.
+    lstm: LstmBuffers,
     /// Merge: LSTM output + image projection. Inject: LSTM output after dropout `[rows, H]`.
     lstm_out: Vec<f32>,
     out_mask: Vec<f32>,
@@ -123,18 +114,11 @@ struct Workspace {
     ones: Vec<f32>,
     // backward
     d_dense_out: Vec<f32>,
-    d_hidden: Vec<f32>,
     d_image_out: Vec<f32>,
     d_c0: Vec<f32>,
-    /// The gradient reaching the previous step's hidden state, per running caption `[B, H]`.
-    d_h_prev: Vec<f32>,
-    /// The gradient of the cell state, per running caption `[B, H]`.
-    d_cell: Vec<f32>,
     /// The previous hidden state of every row that has one.
     h_prev: Vec<f32>,
     d_embeds: Vec<f32>,
-    w_ih_t: Vec<f32>,
-    w_hh_t: Vec<f32>,
     w_out_t: Vec<f32>,
     d_gates_t: Vec<f32>,
     /// Whether the last forward pass applied dropout masks.
@@ -170,33 +154,8 @@ impl Profiler {
     }
 }
 
-/// What every layer function of one pass reads: the sizes, the parameters and their ranges.
-struct Pass<'a> {
-    f: usize,
-    e: usize,
-    h: usize,
-    v: usize,
-    p: &'a [f32],
-    rg: &'a Ranges,
-}
-
-impl<'a> Pass<'a> {
-    fn new(cfg: &DecoderConfig, p: &'a [f32], rg: &'a Ranges) -> Self {
-        Self {
-            f: cfg.feature_dim,
-            e: cfg.embed_dim,
-            h: cfg.hidden_dim,
-            v: cfg.vocab_size,
-            p,
-            rg,
-        }
-    }
-
-    /// A parameter tensor's values.
-    fn w(&self, r: &Range<usize>) -> &'a [f32] {
-        &self.p[r.clone()]
-    }
-}
+/// The sizes, parameters and ranges one pass reads.
+type Pass<'a> = layers::Pass<'a, Ranges>;
 
 /// Forward/backward passes of the merge and inject decoders.
 #[derive(Debug)]
@@ -291,7 +250,10 @@ impl LstmEngine {
         self.prof.mark("bwd: recurrence");
         lstm_weights_backward(ws, &pass, g);
         self.prof.mark("bwd: LSTM weight gradients");
-        embed_backward(ws, &pass, g);
+        let mask = ws.dropped.then_some(&ws.embed_mask[..]);
+        let d_embeds = &mut ws.d_embeds;
+        let (gates, tokens) = (&ws.lstm.gates, &ws.pack.inputs);
+        (pass.rg.core).embed_backward(g, pass.p, gates, d_embeds, mask, tokens);
         self.prof.mark("bwd: embeddings");
         if let Head::Inject { h_w, h_b, c_w, c_b } = &pass.rg.head {
             init_state_backward(ws, &pass, g, [h_w, h_b, c_w, c_b]);
@@ -353,19 +315,11 @@ fn embed_forward(ws: &mut Workspace, pass: &Pass<'_>, dropout: f32, rng: Option<
         r.dropout_mask(&mut ws.embed_mask, dropout);
         apply_mask(&mut ws.embeds, &ws.embed_mask);
     }
-    core.gate_bias(pass.p, &mut ws.gate_bias);
-    resize(&mut ws.gates, rows * g4);
-    fill_rows(&mut ws.gates, &ws.gate_bias);
-    // Contiguous transposed copies: the kernel runs these shapes markedly faster than on
-    // transposed views (measured), and the copies are small next to the products.
-    resize(&mut ws.w_ih_t, e * g4);
-    transpose(pass.w(&core.w_ih), g4, e, &mut ws.w_ih_t);
-    resize(&mut ws.w_hh_t, h * g4);
-    transpose(pass.w(&core.w_hh), g4, h, &mut ws.w_hh_t);
+    ws.lstm.start_gates(core, pass.p, rows);
     matmul(
-        &mut ws.gates,
+        &mut ws.lstm.gates,
         MatRef::new(&ws.embeds, rows, e),
-        MatRef::new(&ws.w_ih_t, e, g4),
+        MatRef::new(&ws.lstm.w_ih_t, e, g4),
         true,
     );
 }
@@ -374,45 +328,25 @@ fn embed_forward(ws: &mut Workspace, pass: &Pass<'_>, dropout: f32, rng: Option<
 fn lstm_forward(ws: &mut Workspace, pass: &Pass<'_>) {
     let h = pass.h;
     let (rows, g4) = (ws.pack.rows(), 4 * h);
-    resize(&mut ws.cells, rows * h);
-    resize(&mut ws.tanh_cells, rows * h);
-    resize(&mut ws.hidden, rows * h);
+    ws.lstm.resize_cells(rows, h);
     let inject = pass.rg.inject();
-    let w_hh_t = MatRef::new(&ws.w_hh_t, h, g4);
-    let zeros = vec![0.0f32; h];
     for t in 0..ws.pack.n_steps() {
         let (r0, nt) = (ws.pack.offsets[t], ws.pack.steps[t]);
-        let block = &mut ws.gates[r0 * g4..(r0 + nt) * g4];
+        let w_hh_t = MatRef::new(&ws.lstm.w_hh_t, h, g4);
+        let block = &mut ws.lstm.gates[r0 * g4..(r0 + nt) * g4];
         if t > 0 {
             let prev = ws.pack.offsets[t - 1];
             matmul(
                 block,
-                MatRef::new(&ws.hidden[prev * h..], nt, h),
+                MatRef::new(&ws.lstm.hidden[prev * h..], nt, h),
                 w_hh_t,
                 true,
             );
         } else if inject {
             matmul(block, MatRef::new(&ws.image_out, nt, h), w_hh_t, true);
         }
-        let (cells_prev, cells_now) = ws.cells.split_at_mut(r0 * h);
-        for bi in 0..nt {
-            let c_prev: &[f32] = if t > 0 {
-                let pr = ws.pack.row(t - 1, bi);
-                &cells_prev[pr * h..(pr + 1) * h]
-            } else if inject {
-                &ws.c0[bi * h..(bi + 1) * h]
-            } else {
-                &zeros
-            };
-            let row = r0 + bi;
-            lstm_forward_row(
-                &mut block[bi * g4..(bi + 1) * g4],
-                c_prev,
-                &mut cells_now[bi * h..(bi + 1) * h],
-                &mut ws.tanh_cells[row * h..(row + 1) * h],
-                &mut ws.hidden[row * h..(row + 1) * h],
-            );
-        }
+        let c0 = inject.then_some(&ws.c0[..]);
+        ws.lstm.cells_forward(&ws.pack, t, h, c0);
     }
 }
 
@@ -429,7 +363,7 @@ fn output_forward(ws: &mut Workspace, pass: &Pass<'_>, dropout: f32, rng: Option
                 for bi in 0..ws.pack.steps[t] {
                     let row = ws.pack.row(t, bi);
                     let dst = &mut ws.lstm_out[row * h..(row + 1) * h];
-                    let src = &ws.hidden[row * h..(row + 1) * h];
+                    let src = &ws.lstm.hidden[row * h..(row + 1) * h];
                     let im = &ws.image_out[bi * h..(bi + 1) * h];
                     for j in 0..h {
                         dst[j] = src[j] + im[j];
@@ -443,15 +377,15 @@ fn output_forward(ws: &mut Workspace, pass: &Pass<'_>, dropout: f32, rng: Option
             &ws.dense_out
         }
         Head::Inject { .. } => {
-            if let Some(r) = rng {
-                resize(&mut ws.out_mask, rows * h);
-                r.dropout_mask(&mut ws.out_mask, dropout);
-                for ((d, s), m) in ws.lstm_out.iter_mut().zip(&ws.hidden).zip(&ws.out_mask) {
-                    *d = s * m;
+            let mask = match rng {
+                Some(r) => {
+                    resize(&mut ws.out_mask, rows * h);
+                    r.dropout_mask(&mut ws.out_mask, dropout);
+                    Some(&ws.out_mask[..])
                 }
-            } else {
-                ws.lstm_out.copy_from_slice(&ws.hidden[..rows * h]);
-            }
+                None => None,
+            };
+            masked_copy(&mut ws.lstm_out, &ws.lstm.hidden, mask);
             &ws.lstm_out
         }
     };
@@ -467,7 +401,7 @@ fn output_backward(ws: &mut Workspace, pass: &Pass<'_>, g: &mut [f32]) {
     let core = &pass.rg.core;
     let rows = ws.pack.rows();
     let dl = MatRef::new(&ws.logits, rows, v);
-    resize(&mut ws.d_hidden, rows * h);
+    resize(&mut ws.lstm.d_hidden, rows * h);
     let head_in: &[f32] = match pass.rg.head {
         Head::Merge { .. } => &ws.dense_out,
         Head::Inject { .. } => &ws.lstm_out,
@@ -492,7 +426,7 @@ fn output_backward(ws: &mut Workspace, pass: &Pass<'_>, g: &mut [f32]) {
             linear_backward(g, hid_w, hid_b, &ws.d_dense_out, x, &ws.ones);
             let dz = MatRef::new(&ws.d_dense_out, rows, h);
             matmul(
-                &mut ws.d_hidden,
+                &mut ws.lstm.d_hidden,
                 dz,
                 MatRef::new(pass.w(hid_w), h, h),
                 false,
@@ -500,9 +434,9 @@ fn output_backward(ws: &mut Workspace, pass: &Pass<'_>, g: &mut [f32]) {
             image_backward(ws, pass, g, img_w, img_b);
         }
         Head::Inject { .. } => {
-            matmul(&mut ws.d_hidden, dl, out_w, false);
+            matmul(&mut ws.lstm.d_hidden, dl, out_w, false);
             if ws.dropped {
-                apply_mask(&mut ws.d_hidden, &ws.out_mask);
+                apply_mask(&mut ws.lstm.d_hidden, &ws.out_mask);
             }
         }
     }
@@ -523,7 +457,7 @@ fn image_backward(
     for t in 0..ws.pack.n_steps() {
         for bi in 0..ws.pack.steps[t] {
             let row = ws.pack.row(t, bi);
-            let src = &ws.d_hidden[row * h..(row + 1) * h];
+            let src = &ws.lstm.d_hidden[row * h..(row + 1) * h];
             let dst = &mut ws.d_image_out[bi * h..(bi + 1) * h];
             for j in 0..h {
                 dst[j] += src[j];
@@ -541,45 +475,17 @@ fn lstm_backward(ws: &mut Workspace, pass: &Pass<'_>) {
     let (h, p) = (pass.h, pass.p);
     let (b, g4) = (ws.pack.captions(), 4 * h);
     let inject = pass.rg.inject();
-    resize(&mut ws.d_h_prev, b * h);
-    resize(&mut ws.d_cell, b * h);
+    resize(&mut ws.lstm.d_h_prev, b * h);
+    resize(&mut ws.lstm.d_cell, b * h);
     let w_hh = MatRef::new(&p[pass.rg.core.w_hh.clone()], g4, h);
-    let zeros = vec![0.0f32; h];
     for t in (0..ws.pack.n_steps()).rev() {
         let (r0, nt) = (ws.pack.offsets[t], ws.pack.steps[t]);
-        let n_next = ws.pack.running_after(t);
-        // Captions still running at t + 1 pass back dh (dc is already in `d_cell`); the
-        // others end here and start from dc = 0.
-        for bi in 0..n_next {
-            let row = r0 + bi;
-            let dst = &mut ws.d_hidden[row * h..(row + 1) * h];
-            for (d, s) in dst.iter_mut().zip(&ws.d_h_prev[bi * h..(bi + 1) * h]) {
-                *d += s;
-            }
-        }
-        ws.d_cell[n_next * h..nt * h].fill(0.0);
-        for bi in 0..nt {
-            let row = r0 + bi;
-            let c_prev: &[f32] = if t > 0 {
-                let pr = ws.pack.row(t - 1, bi);
-                &ws.cells[pr * h..(pr + 1) * h]
-            } else if inject {
-                &ws.c0[bi * h..(bi + 1) * h]
-            } else {
-                &zeros
-            };
-            lstm_backward_row(
-                &mut ws.gates[row * g4..(row + 1) * g4],
-                &ws.tanh_cells[row * h..(row + 1) * h],
-                &ws.d_hidden[row * h..(row + 1) * h],
-                &mut ws.d_cell[bi * h..(bi + 1) * h],
-                c_prev,
-            );
-        }
+        let c0 = inject.then_some(&ws.c0[..]);
+        ws.lstm.cells_backward(&ws.pack, t, h, c0);
         if t > 0 || inject {
             matmul(
-                &mut ws.d_h_prev[..nt * h],
-                MatRef::new(&ws.gates[r0 * g4..], nt, g4),
+                &mut ws.lstm.d_h_prev[..nt * h],
+                MatRef::new(&ws.lstm.gates[r0 * g4..], nt, g4),
                 w_hh,
                 false,
             );
@@ -606,7 +512,7 @@ fn lstm_weights_backward(ws: &mut Workspace, pass: &Pass<'_>, g: &mut [f32]) {
             }
             let src = if t > 0 {
                 let pr = ws.pack.row(t - 1, bi);
-                &ws.hidden[pr * h..(pr + 1) * h]
+                &ws.lstm.hidden[pr * h..(pr + 1) * h]
             } else {
                 &ws.image_out[bi * h..(bi + 1) * h]
             };
@@ -615,30 +521,12 @@ fn lstm_weights_backward(ws: &mut Workspace, pass: &Pass<'_>, g: &mut [f32]) {
     }
     pass.rg.core.lstm_backward(
         g,
-        &ws.gates[..rows * 4 * h],
+        &ws.lstm.gates[..rows * 4 * h],
         &mut ws.d_gates_t,
         MatRef::new(&ws.embeds, rows, e),
         &ws.h_prev,
         &ws.ones,
     );
-}
-
-/// The embedding table's gradient, through the input projection and the dropout mask.
-fn embed_backward(ws: &mut Workspace, pass: &Pass<'_>, g: &mut [f32]) {
-    let (e, g4) = (pass.e, 4 * pass.h);
-    let core = &pass.rg.core;
-    let rows = ws.pack.rows();
-    resize(&mut ws.d_embeds, rows * e);
-    matmul(
-        &mut ws.d_embeds,
-        MatRef::new(&ws.gates, rows, g4),
-        MatRef::new(pass.w(&core.w_ih), g4, e),
-        false,
-    );
-    if ws.dropped {
-        apply_mask(&mut ws.d_embeds, &ws.embed_mask);
-    }
-    embedding_backward(&mut g[core.embed.clone()], &ws.d_embeds, &ws.pack.inputs, e);
 }
 
 /// Inject: the initial state's Dense layers, from the gradients `d_h_prev` and `d_cell` of h0
@@ -647,15 +535,15 @@ fn init_state_backward(ws: &mut Workspace, pass: &Pass<'_>, g: &mut [f32], r: [&
     let [h_w, h_b, c_w, c_b] = r;
     let (f, h) = (pass.f, pass.h);
     let b = ws.pack.captions();
-    for (d, y) in ws.d_h_prev[..b * h].iter_mut().zip(&ws.image_out) {
+    for (d, y) in ws.lstm.d_h_prev[..b * h].iter_mut().zip(&ws.image_out) {
         *d *= 1.0 - y * y;
     }
     resize(&mut ws.d_c0, b * h);
-    for ((d, s), y) in ws.d_c0.iter_mut().zip(&ws.d_cell).zip(&ws.c0) {
+    for ((d, s), y) in ws.d_c0.iter_mut().zip(&ws.lstm.d_cell).zip(&ws.c0) {
         *d = s * (1.0 - y * y);
     }
     let x = MatRef::new(&ws.image_in, b, f);
-    linear_backward(g, h_w, h_b, &ws.d_h_prev[..b * h], x, &ws.ones);
+    linear_backward(g, h_w, h_b, &ws.lstm.d_h_prev[..b * h], x, &ws.ones);
     linear_backward(g, c_w, c_b, &ws.d_c0, x, &ws.ones);
 }
 
