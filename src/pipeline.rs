@@ -76,6 +76,8 @@ pub enum PipelineError {
         wanted: String,
         have: String,
     },
+    #[error(transparent)]
+    Instances(#[from] crate::eval::chair::InstancesError),
     #[error("{0}")]
     Other(String),
 }
@@ -790,6 +792,10 @@ pub struct EvalReport {
     /// calibrated model only).
     #[serde(default)]
     pub trust: Option<TrustFigures>,
+    /// Object hallucination (CHAIR-s, CHAIR-i, grounded share), over all captions and over
+    /// those not flagged for review; `None` only in reports stored before it was measured.
+    #[serde(default)]
+    pub chair: Option<crate::eval::chair::ChairReport>,
 }
 
 /// How well the confidence and needs_review find bad captions (per-photo CIDEr-D below
@@ -848,6 +854,13 @@ pub fn evaluate(
     let mut refs = Vec::new();
     let mut skipped = report.failed.clone();
     let mut inputs: Vec<Vec<f32>> = Vec::new();
+    // The objects in each captioned photo: those its references mention, and a COCO dataset's
+    // instance categories where it has `instances_*.json`.
+    let instances = match dataset.layout {
+        dataset::Layout::Coco => crate::eval::chair::instance_categories(&dataset.caption_files)?,
+        _ => None,
+    };
+    let mut truths = Vec::new();
     for (entry, feature) in entries.iter().zip(cached) {
         let Some(feature) = feature else {
             if !skipped.iter().any(|(p, _)| p == &entry.path) {
@@ -856,6 +869,14 @@ pub fn evaluate(
             continue;
         };
         inputs.push(feature);
+        let mut truth = crate::eval::chair::objects_of_references(&entry.captions);
+        if let Some(found) = instances
+            .as_ref()
+            .and_then(|i| crate::eval::chair::instances_of(i, &entry.name))
+        {
+            truth.extend(found);
+        }
+        truths.push(truth);
         refs.push(entry.captions.clone());
     }
     // (confidence, word geomean, needs_review) of each beam-searched caption.
@@ -873,6 +894,24 @@ pub fn evaluate(
     }
     let scores = crate::eval::evaluate(&hyps, &refs);
     let trust = trust_figures(&hyps, &refs, &trust_rows);
+    let flagged: Option<Vec<bool>> = (trust_rows.len() == hyps.len())
+        .then(|| {
+            trust_rows
+                .iter()
+                .map(|r| r.2)
+                .collect::<Option<Vec<bool>>>()
+        })
+        .flatten();
+    let chair = crate::eval::chair::ChairReport::measure(
+        &hyps,
+        &truths,
+        flagged.as_deref(),
+        if instances.is_some() {
+            crate::eval::chair::Truth::ReferencesAndInstances
+        } else {
+            crate::eval::chair::Truth::References
+        },
+    );
     Ok(EvalReport {
         split: split.name().to_string(),
         images: hyps.len(),
@@ -882,6 +921,7 @@ pub fn evaluate(
         skipped,
         seconds: started.elapsed().as_secs_f64(),
         trust,
+        chair: Some(chair),
     })
 }
 

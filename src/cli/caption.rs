@@ -4,12 +4,14 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use super::args::CaptionArgs;
-use super::render::{device, exit_code, load_captioner};
+use super::render::{device, exit_code, interrupt_token, load_captioner};
 use crate::export::ExportRow;
 use crate::jobs::caption::{self, CaptionInput};
+use crate::jobs::{JobError, JobEvent};
 use crate::pipeline;
 
-/// `captioner caption`: captions each photo in turn.
+/// `captioner caption`: captions the photos (several in one batched search) and prints them
+/// in the order given.
 pub fn caption(args: &CaptionArgs) -> anyhow::Result<ExitCode> {
     let images: Vec<&PathBuf> = args.images.iter().chain(&args.image).collect();
     if images.is_empty() {
@@ -21,23 +23,23 @@ pub fn caption(args: &CaptionArgs) -> anyhow::Result<ExitCode> {
     if let Some(note) = &captioner.trust_note {
         eprintln!("note: {note}");
     }
+    let results = caption_all(&captioner, &images, options)?;
     let mut failed = 0;
     let mut json = Vec::new();
-    for path in &images {
-        match caption::caption_one(&captioner, CaptionInput::File(path.to_path_buf()), &options) {
-            Ok(one) => {
+    for (path, outcome) in images.iter().zip(results) {
+        match outcome {
+            Ok((c, image)) => {
                 if let Some(dir) = &args.attention
-                    && !write_attention(dir, path, &one, &captioner)
+                    && !write_attention(dir, path, &c, image, &captioner)
                 {
                     failed += 1;
                 }
-                let c = &one.result;
                 if args.json {
                     let name = path.display().to_string();
-                    let row = ExportRow::machine(name, path.to_path_buf(), c, "", "");
+                    let row = ExportRow::machine(name, path.to_path_buf(), &c, "", "");
                     json.push(serde_json::to_value(&row)?);
                 } else if args.verbose {
-                    print_verbose(path, c, captioner.trust_note.as_deref());
+                    print_verbose(path, &c, captioner.trust_note.as_deref());
                 } else if images.len() == 1 {
                     println!("{}", c.text);
                 } else {
@@ -59,15 +61,59 @@ pub fn caption(args: &CaptionArgs) -> anyhow::Result<ExitCode> {
     Ok(exit_code(failed == 0))
 }
 
+/// A photo's caption and, when it was read for display, the photo.
+type Captioned = Result<(pipeline::CaptionResult, Option<image::RgbImage>), JobError>;
+
+/// Captions the photos: one photo as the Caption panel does ([`caption::caption_one`], which
+/// keeps the photo for attention overlays), several in one batched search as `captioner batch`
+/// does ([`caption::caption_folder`]: the same captions, many times faster). Results are in the
+/// order of `images`; Ctrl-C stops a long run after the photos in flight.
+fn caption_all(
+    captioner: &pipeline::Captioner,
+    images: &[&PathBuf],
+    options: pipeline::DecodeOptions,
+) -> anyhow::Result<Vec<Captioned>> {
+    if let [one] = images {
+        let input = CaptionInput::File(one.to_path_buf());
+        let outcome = caption::caption_one(captioner, input, &options);
+        return Ok(vec![outcome.map(|o| (o.result, Some(o.image)))]);
+    }
+    let paths: Vec<PathBuf> = images.iter().map(|p| p.to_path_buf()).collect();
+    let mut results: Vec<Option<Captioned>> = (0..paths.len()).map(|_| None).collect();
+    let folder = caption::FolderOptions {
+        decode: options,
+        ..caption::FolderOptions::default()
+    };
+    let cancel = interrupt_token();
+    caption::caption_folder(
+        captioner,
+        &paths,
+        &folder,
+        &mut |event| {
+            if let JobEvent::Captioned { index, result, .. } = event
+                && let Some(slot) = results.get_mut(index)
+            {
+                *slot = Some(result.map(|c| (c, None)));
+            }
+        },
+        &cancel,
+    )?;
+    Ok(results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(JobError::msg("stopped before it was captioned"))))
+        .collect())
+}
+
 /// Writes one PNG per word of the caption into `dir` (`--attention`); false (and the reason
 /// on stderr) when there are no maps or they cannot be written.
 fn write_attention(
     dir: &Path,
     path: &Path,
-    one: &caption::OneCaption,
+    result: &pipeline::CaptionResult,
+    image: Option<image::RgbImage>,
     captioner: &pipeline::Captioner,
 ) -> bool {
-    let Some(maps) = &one.result.attention else {
+    let Some(maps) = &result.attention else {
         eprintln!(
             "error: {}: no attention maps: {}",
             path.display(),
@@ -79,8 +125,20 @@ fn write_attention(
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "photo".into());
-    let words: Vec<String> = one.result.words.iter().map(|w| w.word.clone()).collect();
-    match crate::attention_view::write_word_pngs(dir, &stem, &one.image, &words, maps) {
+    let image = match image {
+        Some(image) => image,
+        None => {
+            match caption::load_rgb_at_least(path, caption::PREVIEW_SIDE, &Default::default()) {
+                Ok(image) => image,
+                Err(e) => {
+                    eprintln!("error: {}: attention maps: {e}", path.display());
+                    return false;
+                }
+            }
+        }
+    };
+    let words: Vec<String> = result.words.iter().map(|w| w.word.clone()).collect();
+    match crate::attention_view::write_word_pngs(dir, &stem, &image, &words, maps) {
         Ok(files) => {
             eprintln!(
                 "{}: {} attention maps in {}",

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use super::args::{CalibrateArgs, EvalArgs};
 use super::render::{Renderer, device, interrupt_token, load_captioner};
 
-/// `captioner eval`: BLEU-1..4 and CIDEr-D on a split, and the trust figures.
+/// `captioner eval`: BLEU-1..4 and CIDEr-D on a split, the trust figures and object
+/// hallucination (CHAIR).
 pub fn eval(args: &EvalArgs) -> anyhow::Result<ExitCode> {
     let options = args.options()?;
     let cancel = interrupt_token();
@@ -96,6 +97,9 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        if let Some(c) = &report.chair {
+            print_chair(&format!("{} split", report.split), c);
+        }
         if !report.skipped.is_empty() {
             println!("skipped {} images", report.skipped.len());
         }
@@ -131,6 +135,24 @@ fn print_mix(m: &crate::trust::fit::MixFigures) {
     );
     for p in &m.photos {
         println!("  {p}");
+    }
+    for c in &m.chair {
+        print_chair(&c.folder.display().to_string(), &c.chair);
+    }
+    if let Some(c) = &m.chair_all_extra {
+        print_chair(&format!("the {} extra folders together", m.chair.len()), c);
+    }
+}
+
+/// The hallucination figures of one set of captions (the split, an extra folder).
+fn print_chair(set: &str, c: &crate::eval::chair::ChairReport) {
+    println!(
+        "hallucination on {set} ({}): {}",
+        c.truth.describe(),
+        c.all.summary()
+    );
+    if let Some(nf) = &c.not_flagged {
+        println!("  captions not flagged for review: {}", nf.summary());
     }
 }
 

@@ -1,4 +1,5 @@
-//! Caption evaluation metrics: corpus BLEU-1..4 and CIDEr-D.
+//! Caption evaluation metrics: corpus BLEU-1..4 and CIDEr-D, and object hallucination
+//! ([`chair`]: CHAIR-s, CHAIR-i).
 //!
 //! Both metrics reproduce the reference COCO caption evaluation code (`pycocoevalcap`,
 //! `bleu/bleu_scorer.py` and `cider/cider_scorer.py`) operation for operation, so that
@@ -24,6 +25,7 @@
 //!   empty sequence); we return `0.0`.
 
 mod bleu;
+pub mod chair;
 mod cider;
 mod tokenize;
 

@@ -104,6 +104,10 @@ pub struct MixFigures {
     pub review: ReviewFigures,
     /// Per unfamiliar photo: name, caption, CIDEr-D, confidence, needs_review, tags.
     pub photos: Vec<serde_json::Value>,
+    /// Object hallucination of each extra folder's captions (references as ground truth).
+    pub chair: Vec<crate::eval::chair::FolderChair>,
+    /// The same over the photos of all extra folders together (with two folders or more).
+    pub chair_all_extra: Option<crate::eval::chair::ChairReport>,
 }
 
 /// What a calibration measured.
@@ -306,6 +310,9 @@ pub struct DevMeasure {
     pub assess_seconds: f64,
 }
 
+/// Dev photos per batched search in [`measure_dev`] (progress is reported after each).
+const DEV_CHUNK: usize = 100;
+
 /// Captions the dev photos (`(entry, pooled features)`) with `captioner` and measures them.
 pub fn measure_dev(
     captioner: &Captioner,
@@ -320,40 +327,50 @@ pub fn measure_dev(
     });
     let mut m = DevMeasure::default();
     let total = dev_rows.len();
-    for (i, (entry, f, map)) in dev_rows.iter().enumerate() {
+    let mut done = 0;
+    // One batched search per chunk (the same captions as one photo at a time); the chunks
+    // only pace progress reports and cancellation.
+    for chunk in dev_rows.chunks(DEV_CHUNK) {
         if cancel.is_cancelled() {
             return Err(JobError::msg("calibration stopped"));
         }
-        let r = captioner
-            .caption_features(map.unwrap_or(f), decode)
-            .job_context(|| format!("captioning {}", entry.path.display()))?;
-        m.names.push(
-            entry
-                .path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-        );
-        let t = Instant::now();
-        let assessment = captioner.assess(f, &r);
-        m.assess_seconds += t.elapsed().as_secs_f64();
-        m.signals.push(assessment.signals);
-        m.hyps.push(crate::eval::tokenize(&r.text));
-        m.refs.push(
-            entry
-                .captions
-                .iter()
-                .map(|c| crate::eval::tokenize(c))
-                .collect::<Vec<_>>(),
-        );
-        if i % 50 == 0 || i + 1 == total {
-            events(JobEvent::Progress {
-                job: Job::Evaluate,
-                done: i + 1,
-                total,
-                eta: None,
-            });
+        let inputs: Vec<&[f32]> = chunk.iter().map(|(_, f, map)| map.unwrap_or(f)).collect();
+        let results = captioner.caption_many(&inputs, decode).job_context(|| {
+            let first = chunk.first().map(|(e, _, _)| e.path.display().to_string());
+            format!(
+                "captioning {} dev photos from {}",
+                chunk.len(),
+                first.unwrap_or_default()
+            )
+        })?;
+        for ((entry, f, _), r) in chunk.iter().zip(&results) {
+            m.names.push(
+                entry
+                    .path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            );
+            let t = Instant::now();
+            let assessment = captioner.assess(f, r);
+            m.assess_seconds += t.elapsed().as_secs_f64();
+            m.signals.push(assessment.signals);
+            m.hyps.push(crate::eval::tokenize(&r.text));
+            m.refs.push(
+                entry
+                    .captions
+                    .iter()
+                    .map(|c| crate::eval::tokenize(c))
+                    .collect::<Vec<_>>(),
+            );
         }
+        done += chunk.len();
+        events(JobEvent::Progress {
+            job: Job::Evaluate,
+            done,
+            total,
+            eta: None,
+        });
     }
     m.cider = crate::eval::cider_d_scores(&m.hyps, &m.refs).per_image;
     m.good = m.cider.iter().map(|c| *c >= ACCEPTABLE_CIDER).collect();
@@ -688,7 +705,10 @@ fn measure_mix(
     // (name shown, path, reference captions); with several folders a photo is named by its
     // folder too.
     let mut extra: Vec<(String, PathBuf, Vec<String>)> = Vec::new();
+    // Each folder's photos: a range of `extra`.
+    let mut ranges: Vec<(PathBuf, std::ops::Range<usize>)> = Vec::new();
     for folder in folders {
+        let start = extra.len();
         for (name, caps) in read_extra_captions(folder)? {
             let shown = match (folders.len(), folder.file_name()) {
                 (2.., Some(f)) => format!("{}/{name}", f.to_string_lossy()),
@@ -696,10 +716,12 @@ fn measure_mix(
             };
             extra.push((shown, folder.join(&name), caps));
         }
+        ranges.push((folder.clone(), start..extra.len()));
     }
     let mut ex = DevMeasure::default();
-    let mut results = Vec::new();
-    for (name, path, caps) in &extra {
+    let mut pooled = Vec::with_capacity(extra.len());
+    let mut inputs = Vec::with_capacity(extra.len());
+    for (_, path, _) in &extra {
         let img = crate::jobs::caption::load_for_encoder(
             path,
             captioner.encoder.input_size(),
@@ -722,15 +744,19 @@ fn measure_mix(
             .into_iter()
             .next()
             .unwrap_or_default();
-        let r = captioner
-            .caption_features(&input, decode)
-            .job_context(|| format!("captioning {}", path.display()))?;
+        pooled.push(f);
+        inputs.push(input);
+    }
+    let views: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
+    let results = captioner
+        .caption_many(&views, decode)
+        .job_context(|| format!("captioning {} extra photos", extra.len()))?;
+    for (((name, _, caps), f), r) in extra.iter().zip(&pooled).zip(&results) {
         ex.names.push(name.clone());
-        ex.signals.push(captioner.assess(&f, &r).signals);
+        ex.signals.push(captioner.assess(f, r).signals);
         ex.hyps.push(crate::eval::tokenize(&r.text));
         ex.refs
             .push(caps.iter().map(|c| crate::eval::tokenize(c)).collect());
-        results.push(r);
     }
     // CIDEr-D over the whole mix (document frequencies from all its reference captions).
     let hyps: Vec<Vec<String>> = dev.hyps.iter().chain(&ex.hyps).cloned().collect();
@@ -781,6 +807,27 @@ fn measure_mix(
                 "tags": r.tags})
         })
         .collect();
+    let texts: Vec<String> = results.iter().map(|c| c.text.clone()).collect();
+    let truths: Vec<_> = extra
+        .iter()
+        .map(|(_, _, caps)| crate::eval::chair::objects_of_references(caps))
+        .collect();
+    let measure = |r: std::ops::Range<usize>| {
+        crate::eval::chair::ChairReport::measure(
+            &texts[r.clone()],
+            &truths[r.clone()],
+            Some(&flagged[nd + r.start..nd + r.end]),
+            crate::eval::chair::Truth::References,
+        )
+    };
+    let chair_all_extra = (ranges.len() >= 2).then(|| measure(0..extra.len()));
+    let chair = ranges
+        .into_iter()
+        .map(|(folder, r)| crate::eval::chair::FolderChair {
+            folder,
+            chair: measure(r),
+        })
+        .collect();
     Ok(Mix {
         figures: MixFigures {
             dev_photos: nd,
@@ -795,6 +842,8 @@ fn measure_mix(
             dev_good_flagged: share(&dev_good),
             review: review_figures(&flagged, &good),
             photos,
+            chair,
+            chair_all_extra,
         },
         extra: ex,
     })
