@@ -510,6 +510,9 @@ impl Captioner {
 /// beam 3 make the per-step products about 40 rows, enough to be compute-bound.
 pub const CAPTION_BATCH: usize = 16;
 
+/// A photo whose search ended: its id and its result.
+pub type Finished = (usize, Result<CaptionResult, PipelineError>);
+
 /// A batched caption search ([`Captioner::stream`]): push photos' decoder inputs, step, and
 /// take each photo's [`CaptionResult`] when its search ends.
 pub struct CaptionStream<'a> {
@@ -536,9 +539,7 @@ impl CaptionStream<'_> {
 
     /// One decoding step for every photo in flight: the photos that are done, each with its
     /// result (in no particular order).
-    pub fn step(
-        &mut self,
-    ) -> Result<Vec<(usize, Result<CaptionResult, PipelineError>)>, PipelineError> {
+    pub fn step(&mut self) -> Result<Vec<Finished>, PipelineError> {
         let done = self.search.step()?;
         Ok(done
             .into_iter()
