@@ -12,8 +12,8 @@ use crate::decoder::{DecoderConfig, DecoderKind};
 /// The passes of one decoder kind.
 #[derive(Debug)]
 enum Passes {
-    Lstm(LstmEngine),
-    Attention(AttentionEngine),
+    Lstm(Box<LstmEngine>),
+    Attention(Box<AttentionEngine>),
 }
 
 /// Forward/backward machinery for one decoder configuration.
@@ -26,8 +26,10 @@ pub struct Engine {
 impl Engine {
     pub fn new(cfg: &DecoderConfig) -> Result<Self> {
         let passes = match cfg.kind {
-            DecoderKind::Attention => Passes::Attention(AttentionEngine::new(cfg)?),
-            DecoderKind::Merge | DecoderKind::Inject => Passes::Lstm(LstmEngine::new(cfg)?),
+            DecoderKind::Attention => Passes::Attention(Box::new(AttentionEngine::new(cfg)?)),
+            DecoderKind::Merge | DecoderKind::Inject => {
+                Passes::Lstm(Box::new(LstmEngine::new(cfg)?))
+            }
         };
         Ok(Self {
             cfg: cfg.clone(),
