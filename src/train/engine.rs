@@ -1,5 +1,6 @@
-//! The training engine: forward and backward passes of both decoders written out by hand on
-//! flat `f32` buffers.
+//! The CPU training engine of the merge and inject decoders: forward and backward passes
+//! written out by hand on flat `f32` buffers, one function per layer (the attention decoder's
+//! are in [`super::attention_engine`], the pieces both share in [`super::layers`]).
 //!
 //! Why not candle's autograd: a step of this small model is dominated by per-op overhead and by
 //! work that a generic graph cannot skip. Here:
