@@ -328,7 +328,7 @@ fn embed_forward(ws: &mut Workspace, pass: &Pass<'_>, dropout: f32, rng: Option<
 /// One time step: the attention over the cells from the previous hidden state, the gated
 /// attended features, and the LSTM cell.
 fn step_forward(ws: &mut Workspace, pass: &Pass<'_>, t: usize) {
-    let (f, e, h, pc, a) = (pass.f, pass.e, pass.h, pass.pc, pass.a);
+    let (f, e, h, a) = (pass.f, pass.e, pass.h, pass.a);
     let (ex, g4) = (pass.e + pass.f, 4 * h);
     let rg = pass.rg;
     let (r0, nt) = (ws.pack.offsets[t], ws.pack.steps[t]);
@@ -360,7 +360,34 @@ fn step_forward(ws: &mut Workspace, pass: &Pass<'_>, t: usize) {
         true,
         &mut ws.scratch,
     );
-    // Per row: scores, softmax, context, gated input.
+    attention_rows_forward(ws, pass, t);
+    let hp = MatRef::new(&ws.h_prev[r0 * h..(r0 + nt) * h], nt, h);
+    // The rest of the gates' pre-activations, then the cell.
+    let w_ih = &rg.core.w_ih;
+    let block = &mut ws.lstm.gates[r0 * g4..(r0 + nt) * g4];
+    matmul_by_rows_of(
+        block,
+        MatRef::strided(&ws.lstm_in[r0 * ex + e..], nt, f, ex, 1),
+        MatRef::strided(&pass.p[w_ih.start + e..w_ih.end], g4, f, ex, 1),
+        true,
+        &mut ws.scratch,
+    );
+    matmul_by_rows_of(
+        block,
+        hp,
+        MatRef::new(pass.w(&rg.core.w_hh), g4, h),
+        true,
+        &mut ws.scratch,
+    );
+    ws.lstm.cells_forward(&ws.pack, t, h, Some(&ws.c0));
+}
+
+/// Step `t`'s attention, row by row: the scores over the cells, their softmax, the attended
+/// features and the gated LSTM input.
+fn attention_rows_forward(ws: &mut Workspace, pass: &Pass<'_>, t: usize) {
+    let (f, e, pc, a) = (pass.f, pass.e, pass.pc, pass.a);
+    let (ex, rg) = (pass.e + pass.f, pass.rg);
+    let (r0, nt) = (ws.pack.offsets[t], ws.pack.steps[t]);
     let wf = pass.w(&rg.att_full_w);
     let bf = pass.w(&rg.att_full_b)[0];
     let att_cells = &ws.att_cells;
@@ -387,24 +414,6 @@ fn step_forward(ws: &mut Workspace, pass: &Pass<'_>, t: usize) {
                 &maps[bi * pc * f..(bi + 1) * pc * f],
             );
         });
-    // The rest of the gates' pre-activations, then the cell.
-    let w_ih = &rg.core.w_ih;
-    let block = &mut ws.lstm.gates[r0 * g4..(r0 + nt) * g4];
-    matmul_by_rows_of(
-        block,
-        MatRef::strided(&ws.lstm_in[r0 * ex + e..], nt, f, ex, 1),
-        MatRef::strided(&pass.p[w_ih.start + e..w_ih.end], g4, f, ex, 1),
-        true,
-        &mut ws.scratch,
-    );
-    matmul_by_rows_of(
-        block,
-        hp,
-        MatRef::new(pass.w(&rg.core.w_hh), g4, h),
-        true,
-        &mut ws.scratch,
-    );
-    ws.lstm.cells_forward(&ws.pack, t, h, Some(&ws.c0));
 }
 
 /// The output layer on the LSTM outputs after dropout.
@@ -492,7 +501,7 @@ fn start_backward(ws: &mut Workspace, pass: &Pass<'_>) {
 /// and the attention) and the attention's inputs. After step 0, `d_h_prev` and `d_cell` hold
 /// the gradients of h0 and c0.
 fn step_backward(ws: &mut Workspace, pass: &Pass<'_>, t: usize, att_full: &mut AttFullGrad) {
-    let (f, e, h, pc, a) = (pass.f, pass.e, pass.h, pass.pc, pass.a);
+    let (f, e, h, a) = (pass.f, pass.e, pass.h, pass.a);
     let g4 = 4 * h;
     let (r0, nt) = (ws.pack.offsets[t], ws.pack.steps[t]);
     ws.lstm.cells_backward(&ws.pack, t, h, Some(&ws.c0));
@@ -512,7 +521,34 @@ fn step_backward(ws: &mut Workspace, pass: &Pass<'_>, t: usize, att_full: &mut A
         false,
         &mut ws.scratch,
     );
-    // Gate and attention, per row.
+    attention_rows_backward(ws, pass, t, att_full);
+    // The gate and the attention read the previous hidden state too.
+    matmul_by_rows_of(
+        &mut ws.lstm.d_h_prev[..nt * h],
+        MatRef::new(&ws.d_gate_pre[r0 * f..(r0 + nt) * f], nt, f),
+        MatRef::new(&ws.f_beta_t, h, f),
+        true,
+        &mut ws.scratch,
+    );
+    matmul_by_rows_of(
+        &mut ws.lstm.d_h_prev[..nt * h],
+        MatRef::new(&ws.d_att_state[r0 * a..(r0 + nt) * a], nt, a),
+        MatRef::new(&ws.att_dec_t, h, a),
+        true,
+        &mut ws.scratch,
+    );
+}
+
+/// Step `t`'s gate and attention backward, row by row: the gradients of the gate's
+/// pre-activation, of `att_state` and of `att_cells`, with `att_full`'s summed in.
+fn attention_rows_backward(
+    ws: &mut Workspace,
+    pass: &Pass<'_>,
+    t: usize,
+    att_full: &mut AttFullGrad,
+) {
+    let (f, pc, a) = (pass.f, pass.pc, pass.a);
+    let (r0, nt) = (ws.pack.offsets[t], ws.pack.steps[t]);
     let wf = pass.w(&pass.rg.att_full_w);
     let reg = &ws.reg_grad;
     let maps = &ws.maps;
@@ -555,21 +591,6 @@ fn step_backward(ws: &mut Workspace, pass: &Pass<'_>, t: usize, att_full: &mut A
         }
         att_full.b += dbf;
     }
-    // The gate and the attention read the previous hidden state too.
-    matmul_by_rows_of(
-        &mut ws.lstm.d_h_prev[..nt * h],
-        MatRef::new(&ws.d_gate_pre[r0 * f..(r0 + nt) * f], nt, f),
-        MatRef::new(&ws.f_beta_t, h, f),
-        true,
-        &mut ws.scratch,
-    );
-    matmul_by_rows_of(
-        &mut ws.lstm.d_h_prev[..nt * h],
-        MatRef::new(&ws.d_att_state[r0 * a..(r0 + nt) * a], nt, a),
-        MatRef::new(&ws.att_dec_t, h, a),
-        true,
-        &mut ws.scratch,
-    );
 }
 
 /// The weight gradients, one product over all steps each: the LSTM, the gate, the attention
