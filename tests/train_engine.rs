@@ -222,6 +222,36 @@ fn bad_batches_are_errors() {
     assert_eq!(engine.eval_loss(&params, f, &[]).unwrap().tokens, 0);
 }
 
+/// An empty batch's gradient is zero, whatever the engine computed before it (it once
+/// repeated the backward pass of the last forward pass, here an evaluation's).
+#[test]
+fn an_empty_batch_has_zero_gradients() {
+    for kind in [DecoderKind::Merge, DecoderKind::Inject] {
+        let cfg = DecoderConfig {
+            dropout: 0.3,
+            ..small(kind)
+        };
+        let params = random_params(&cfg, 5);
+        let feats = random_features(4, cfg.feature_dim, 6);
+        let f = Features::new(&feats, cfg.feature_dim).unwrap();
+        let caps = captions(6, 4, cfg.vocab_size, 7);
+        let batch = examples(&caps);
+        let mut engine = Engine::new(&cfg).unwrap();
+        let mut grads = Params::zeros(&cfg).unwrap();
+        let mut rng = Rng::new(8);
+        engine
+            .train_step(&params, &mut grads, f, &batch, Some(&mut rng))
+            .unwrap();
+        assert!(grads.as_slice().iter().any(|&g| g != 0.0));
+        engine.eval_loss(&params, f, &batch).unwrap();
+        let loss = engine
+            .train_step(&params, &mut grads, f, &[], Some(&mut rng))
+            .unwrap();
+        assert_eq!(loss.tokens, 0, "{kind:?}");
+        assert!(grads.as_slice().iter().all(|&g| g == 0.0), "{kind:?}");
+    }
+}
+
 #[test]
 fn full_size_steps_are_bitwise_reproducible() {
     // Large enough for the multi-threaded matrix products: the same step twice must give the

@@ -1,6 +1,5 @@
 //! Small numeric kernels for the training engine: a checked wrapper over the `gemm` crate
-//! (the matrix multiply candle itself uses on the CPU), vectorisable `exp`/`sigmoid`/`tanh`,
-//! and a seeded random number generator.
+//! (the matrix multiply candle itself uses on the CPU) and vectorisable `exp`/`sigmoid`/`tanh`.
 
 /// Defines `pub(crate) fn NAME(..)` from a portable body and compiles it three times: for
 /// AVX-512, for AVX2+FMA and for the baseline CPU, picking at run time the best the CPU
@@ -41,7 +40,6 @@ macro_rules! simd_fn {
         }
     };
 }
-
 pub(crate) use simd_fn;
 
 /// A read-only strided matrix view: element `(i, j)` is `data[i * rs + j * cs]`.
@@ -530,89 +528,10 @@ simd_fn! {
     }
 }
 
-/// Adam's per-step coefficients.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct AdamCoefs {
-    pub grad_scale: f32,
-    pub beta1: f32,
-    pub beta2: f32,
-    pub eps: f32,
-    pub step_size: f32,
-    pub inv_sqrt_bc2: f32,
-}
-
-simd_fn! {
-    /// One Adam update of a chunk of parameters.
-    fn adam_chunk(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], k: AdamCoefs) {
-        let n = p.len();
-        let (g, m, v) = (&g[..n], &mut m[..n], &mut v[..n]);
-        for j in 0..n {
-            let gj = g[j] * k.grad_scale;
-            let mj = k.beta1 * m[j] + (1.0 - k.beta1) * gj;
-            let vj = k.beta2 * v[j] + (1.0 - k.beta2) * gj * gj;
-            m[j] = mj;
-            v[j] = vj;
-            p[j] -= k.step_size * mj / (vj.sqrt() * k.inv_sqrt_bc2 + k.eps);
-        }
-    }
-}
-
-/// SplitMix64: a small, fast, seedable generator (dropout masks, shuffles, initialisation).
-#[derive(Clone, Debug)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Self(seed ^ 0x9E37_79B9_7F4A_7C15)
-    }
-
-    /// A generator for one purpose derived from several numbers (seed, epoch, step, ...).
-    pub fn derive(parts: &[u64]) -> Self {
-        let mut r = Rng::new(0x5EED);
-        for &p in parts {
-            r.0 ^= p;
-            r.next_u64();
-        }
-        r
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    pub fn next_f32(&mut self) -> f32 {
-        (self.next_u64() >> 40) as f32 * (1.0 / (1u64 << 24) as f32)
-    }
-
-    /// Uniform in [0, n) (n > 0).
-    pub fn below(&mut self, n: usize) -> usize {
-        ((self.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * n as f64) as usize % n.max(1)
-    }
-
-    pub fn shuffle<T>(&mut self, xs: &mut [T]) {
-        for i in (1..xs.len()).rev() {
-            let j = self.below(i + 1);
-            xs.swap(i, j);
-        }
-    }
-
-    /// Fills `mask` with inverted-dropout factors: 0 with probability `p`, else `1 / (1 - p)`.
-    pub(crate) fn dropout_mask(&mut self, mask: &mut [f32], p: f32) {
-        let keep = 1.0 / (1.0 - p);
-        for m in mask {
-            *m = if self.next_f32() < p { 0.0 } else { keep };
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::train::Rng;
 
     #[test]
     fn matmul_by_rows_of_agrees_with_matmul() {

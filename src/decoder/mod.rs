@@ -37,9 +37,9 @@ pub use search::{
     beam_search_many, beam_search_with_options, blocked_tokens, greedy, greedy_with_options,
 };
 
+use crate::train::Rng;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use linalg::Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -416,18 +416,17 @@ pub fn train(
     let base_label = base
         .as_ref()
         .map(|b| format!("{} ({})", b.name, b.dir.display()));
-    let summary = train::train_from(
-        &decoder_cfg,
-        &settings.train,
-        &prepared.data,
-        &out_dir,
+    let run = train::TrainRun {
+        decoder: &decoder_cfg,
+        train: &settings.train,
+        data: &prepared.data,
+        out_dir: &out_dir,
         resume,
-        base.map(|b| b.params),
-        resources.device,
-        &mut |e| events(JobEvent::Train(e)),
-        cancel.flag(),
-    )
-    .job_context(|| format!("training into {}", out_dir.display()))?;
+        init: base.map(|b| b.params),
+        device: resources.device,
+    };
+    let summary = train::train_from(run, &mut |e| events(JobEvent::Train(e)), cancel.flag())
+        .job_context(|| format!("training into {}", out_dir.display()))?;
     // Familiarity data (issue 12) from the training photos' cached features, so that the new
     // model's captions get a familiarity figure, then the confidence calibrated on dev.
     if !summary.stopped {

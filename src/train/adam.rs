@@ -4,7 +4,7 @@
 //! `m = b1 m + (1 - b1) g`, `v = b2 v + (1 - b2) g^2`,
 //! `p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)`.
 
-use crate::decoder::linalg::{AdamCoefs, adam_chunk};
+use crate::decoder::linalg::simd_fn;
 use rayon::prelude::*;
 
 /// Elements per parallel chunk: fixed, so sums are reduced in the same order on every run.
@@ -113,6 +113,33 @@ impl Adam {
             .zip(self.m.par_chunks_mut(CHUNK))
             .zip(self.v.par_chunks_mut(CHUNK))
             .for_each(|(((p, g), m), v)| adam_chunk(p, g, m, v, coefs));
+    }
+}
+
+/// Adam's per-step coefficients.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct AdamCoefs {
+    grad_scale: f32,
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    step_size: f32,
+    inv_sqrt_bc2: f32,
+}
+
+simd_fn! {
+    /// One Adam update of a chunk of parameters.
+    fn adam_chunk(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], k: AdamCoefs) {
+        let n = p.len();
+        let (g, m, v) = (&g[..n], &mut m[..n], &mut v[..n]);
+        for j in 0..n {
+            let gj = g[j] * k.grad_scale;
+            let mj = k.beta1 * m[j] + (1.0 - k.beta1) * gj;
+            let vj = k.beta2 * v[j] + (1.0 - k.beta2) * gj * gj;
+            m[j] = mj;
+            v[j] = vj;
+            p[j] -= k.step_size * mj / (vj.sqrt() * k.inv_sqrt_bc2 + k.eps);
+        }
     }
 }
 

@@ -12,59 +12,12 @@
 //! New decoders get this path first: it only needs [`Decoder::forward_packed`].
 
 use super::adam::Adam;
-use super::engine::{BatchLoss, EngineError, Example, Features, Params};
-use crate::decoder::linalg::Rng;
-use crate::decoder::{Decoder, DecoderConfig, DecoderKind, DropoutMasks, END, START};
+use super::batch::{BatchLoss, EngineError, Example, Features, Packed, Result, check_input};
+use super::params::Params;
+use super::rng::Rng;
+use crate::decoder::{Decoder, DecoderConfig, DecoderKind, DropoutMasks};
 use candle_core::{DType, Device, Tensor, Var};
 use std::collections::HashMap;
-
-type Result<T> = std::result::Result<T, EngineError>;
-
-/// A batch packed like the CPU engine packs it.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Packed {
-    /// Batch positions sorted by caption length, longest first (ties in batch order).
-    pub order: Vec<usize>,
-    /// Captions still running at each time step.
-    pub steps: Vec<usize>,
-    /// Input and target token of every packed row (time-major).
-    pub inputs: Vec<u32>,
-    pub targets: Vec<u32>,
-}
-
-impl Packed {
-    pub fn new(batch: &[Example<'_>]) -> Self {
-        let mut order: Vec<usize> = (0..batch.len()).collect();
-        order.sort_by(|&x, &y| batch[y].words.len().cmp(&batch[x].words.len()));
-        let Some(&first) = order.first() else {
-            return Self::default();
-        };
-        let n_steps = batch[first].words.len() + 1;
-        let mut p = Self {
-            order,
-            ..Self::default()
-        };
-        for t in 0..n_steps {
-            let nt = p
-                .order
-                .iter()
-                .take_while(|&&i| batch[i].words.len() + 1 > t)
-                .count();
-            p.steps.push(nt);
-            for &i in &p.order[..nt] {
-                let w = batch[i].words;
-                p.inputs.push(if t == 0 { START } else { w[t - 1] });
-                p.targets.push(if t < w.len() { w[t] } else { END });
-            }
-        }
-        p
-    }
-
-    /// Number of packed rows (= predicted tokens).
-    pub fn rows(&self) -> usize {
-        self.inputs.len()
-    }
-}
 
 /// Host-drawn dropout factors, in the CPU engine's order: the pooled image features (`[B, F]`,
 /// batch in packed order; not for attention), the word embeddings (`[rows, E]`), then, for
@@ -207,7 +160,7 @@ impl CandleEngine {
         batch: &[Example<'_>],
         rng: Option<&mut Rng>,
     ) -> Result<Option<(Tensor, usize, Option<Tensor>)>> {
-        check(&self.cfg, features, batch)?;
+        check_input(&self.cfg, features, batch)?;
         let packed = Packed::new(batch);
         let rows = packed.rows();
         if rows == 0 {
@@ -377,30 +330,4 @@ pub fn doubly_stochastic(alphas: &Tensor, steps: &[usize]) -> Result<Tensor> {
     };
     let k = f64::from(crate::decoder::ATTENTION_REG) / (b * cells) as f64;
     Ok((total.affine(-1.0, 1.0)?.sqr()?.sum_all()? * k)?)
-}
-
-fn check(cfg: &DecoderConfig, features: Features<'_>, batch: &[Example<'_>]) -> Result<()> {
-    if features.dim() != cfg.input_dim() {
-        return Err(EngineError::Input(format!(
-            "features have {} values per image, the decoder expects {}",
-            features.dim(),
-            cfg.input_dim()
-        )));
-    }
-    let v = cfg.vocab_size;
-    for ex in batch {
-        if ex.image >= features.len() {
-            return Err(EngineError::Input(format!(
-                "image index {} out of range ({} images)",
-                ex.image,
-                features.len()
-            )));
-        }
-        if let Some(bad) = ex.words.iter().find(|&&w| w as usize >= v) {
-            return Err(EngineError::Input(format!(
-                "word id {bad} is outside the vocabulary of {v}"
-            )));
-        }
-    }
-    Ok(())
 }

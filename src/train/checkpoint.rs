@@ -3,7 +3,7 @@
 //! `train_state.json` ([`TrainState`]: position, learning rate, history, best so far).
 
 use super::adam::Adam;
-use super::engine::Params;
+use super::params::Params;
 use super::{EpochReport, ModelInfo, TrainConfig};
 use crate::decoder::DecoderConfig;
 use crate::model_dir::{

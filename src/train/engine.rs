@@ -1,5 +1,6 @@
-//! The training engine: forward and backward passes of both decoders written out by hand on
-//! flat `f32` buffers.
+//! The CPU training engine of the merge and inject decoders: forward and backward passes
+//! written out by hand on flat `f32` buffers, one function per layer (the attention decoder's
+//! are in [`super::attention_engine`], the pieces both share in [`super::layers`]).
 //!
 //! Why not candle's autograd: a step of this small model is dominated by per-op overhead and by
 //! work that a generic graph cannot skip. Here:
@@ -16,254 +17,47 @@
 //! words and its END), exactly what the candle [`crate::decoder::Decoder`] computes step by step
 //! (a test checks the two agree).
 
-use crate::decoder::linalg::{
-    MatRef, Rng, column_sums, exp_shifted_sum, fill_rows, lstm_backward_row, lstm_forward_row,
-    matmul, max_of, scale_in_place, tanh_in_place, transpose,
+use super::batch::{BatchLoss, EngineError, Example, Features, Packed, Result};
+use super::layers::{
+    self, CoreRanges, LstmBuffers, apply_mask, embed_rows, linear_backward, linear_forward,
+    masked_copy, resize, softmax_cross_entropy,
 };
-use crate::decoder::{DecoderConfig, DecoderKind, END, ParamSpec, START};
-use candle_core::{Device, Tensor};
-use rayon::prelude::*;
-use std::collections::HashMap;
+use super::params::Params;
+use super::rng::Rng;
+use crate::decoder::linalg::{MatRef, matmul, tanh_in_place, transpose};
+use crate::decoder::{DecoderConfig, DecoderKind};
 use std::ops::Range;
-
-/// Errors of the training engine (inputs that do not fit the model).
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    #[error("invalid training input: {0}")]
-    Input(String),
-    #[error(transparent)]
-    Decoder(#[from] crate::decoder::DecoderError),
-    #[error(transparent)]
-    Candle(#[from] candle_core::Error),
-}
-
-type Result<T> = std::result::Result<T, EngineError>;
-
-/// All parameters of a decoder in one flat buffer, in [`DecoderConfig::param_specs`] order.
-/// The same layout holds gradients and the optimizer's moments.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Params {
-    cfg: DecoderConfig,
-    specs: Vec<ParamSpec>,
-    offsets: Vec<usize>,
-    data: Vec<f32>,
-}
-
-impl Params {
-    /// All zeros.
-    pub fn zeros(cfg: &DecoderConfig) -> Result<Self> {
-        cfg.validate()?;
-        let specs = cfg.param_specs();
-        let mut offsets = Vec::with_capacity(specs.len() + 1);
-        let mut total = 0;
-        for s in &specs {
-            offsets.push(total);
-            total += s.len();
-        }
-        offsets.push(total);
-        Ok(Self {
-            cfg: cfg.clone(),
-            specs,
-            offsets,
-            data: vec![0.0; total],
-        })
-    }
-
-    /// A fresh initialisation, reproducible from `seed`: [`DecoderConfig::init_values`], the
-    /// one initialisation scheme of every decoder.
-    pub fn init(cfg: &DecoderConfig, seed: u64) -> Result<Self> {
-        let mut p = Self::zeros(cfg)?;
-        p.data = cfg.init_values(seed)?;
-        Ok(p)
-    }
-
-    pub fn config(&self) -> &DecoderConfig {
-        &self.cfg
-    }
-
-    pub fn specs(&self) -> &[ParamSpec] {
-        &self.specs
-    }
-
-    /// Number of parameters.
-    pub fn len(&self) -> usize {
-        self.data.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.data.is_empty()
-    }
-
-    pub fn as_slice(&self) -> &[f32] {
-        &self.data
-    }
-
-    pub fn as_mut_slice(&mut self) -> &mut [f32] {
-        &mut self.data
-    }
-
-    /// The buffer range of a named tensor.
-    pub fn range(&self, name: &str) -> Option<Range<usize>> {
-        let i = self.specs.iter().position(|s| s.name == name)?;
-        Some(self.offsets[i]..self.offsets[i + 1])
-    }
-
-    /// One named tensor's values.
-    pub fn get(&self, name: &str) -> Option<&[f32]> {
-        self.range(name).map(|r| &self.data[r])
-    }
-
-    /// Every tensor by name and its values, in spec order.
-    pub fn iter(&self) -> impl Iterator<Item = (&ParamSpec, &[f32])> {
-        self.specs
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s, &self.data[self.offsets[i]..self.offsets[i + 1]]))
-    }
-
-    /// Copies into candle tensors named as in [`DecoderConfig::param_specs`].
-    pub fn to_tensors(&self, device: &Device) -> Result<HashMap<String, Tensor>> {
-        let mut out = HashMap::with_capacity(self.specs.len());
-        for (spec, values) in self.iter() {
-            let t = Tensor::from_slice(values, spec.shape.as_slice(), device)?;
-            out.insert(spec.name.clone(), t);
-        }
-        Ok(out)
-    }
-
-    /// Reads named tensors (each must exist with its spec's shape).
-    pub fn from_tensors(cfg: &DecoderConfig, tensors: &HashMap<String, Tensor>) -> Result<Self> {
-        let mut p = Self::zeros(cfg)?;
-        for i in 0..p.specs.len() {
-            let spec = &p.specs[i];
-            let t = tensors
-                .get(&spec.name)
-                .ok_or_else(|| EngineError::Input(format!("tensor {} is missing", spec.name)))?;
-            if t.dims() != spec.shape.as_slice() {
-                return Err(EngineError::Input(format!(
-                    "tensor {} has shape {:?}, expected {:?}",
-                    spec.name,
-                    t.dims(),
-                    spec.shape
-                )));
-            }
-            let values = t
-                .to_dtype(candle_core::DType::F32)?
-                .flatten_all()?
-                .to_vec1::<f32>()?;
-            p.data[p.offsets[i]..p.offsets[i + 1]].copy_from_slice(&values);
-        }
-        Ok(p)
-    }
-
-    /// Builds a candle decoder (for decoding) with these weights.
-    pub fn to_decoder(&self, device: &Device) -> Result<crate::decoder::Decoder> {
-        Ok(crate::decoder::Decoder::from_tensors(
-            &self.cfg,
-            self.to_tensors(device)?,
-            device,
-        )?)
-    }
-}
-
-/// Image features of the whole data set, row-major `[n_images, dim]`.
-#[derive(Clone, Copy, Debug)]
-pub struct Features<'a> {
-    data: &'a [f32],
-    dim: usize,
-}
-
-impl<'a> Features<'a> {
-    pub fn new(data: &'a [f32], dim: usize) -> Result<Self> {
-        if dim == 0 || !data.len().is_multiple_of(dim) {
-            return Err(EngineError::Input(format!(
-                "{} feature values do not divide into rows of {dim}",
-                data.len()
-            )));
-        }
-        Ok(Self { data, dim })
-    }
-
-    pub fn len(&self) -> usize {
-        self.data.len() / self.dim
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.data.is_empty()
-    }
-
-    pub fn dim(&self) -> usize {
-        self.dim
-    }
-
-    pub(crate) fn row(&self, i: usize) -> &'a [f32] {
-        &self.data[i * self.dim..(i + 1) * self.dim]
-    }
-}
-
-/// One caption of a batch: its image's row in [`Features`] and its word ids (no START/END).
-#[derive(Clone, Copy, Debug)]
-pub struct Example<'a> {
-    pub image: usize,
-    pub words: &'a [u32],
-}
-
-/// Summed loss of a batch and the number of predicted tokens it covers.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct BatchLoss {
-    pub sum: f64,
-    pub tokens: usize,
-}
-
-impl BatchLoss {
-    /// Mean cross-entropy per token (0 for an empty batch).
-    pub fn mean(&self) -> f64 {
-        if self.tokens == 0 {
-            0.0
-        } else {
-            self.sum / self.tokens as f64
-        }
-    }
-}
 
 /// Buffer ranges of the tensors the engine touches.
 #[derive(Clone, Debug)]
 struct Ranges {
-    embed: Range<usize>,
-    w_ih: Range<usize>,
-    w_hh: Range<usize>,
-    b_ih: Range<usize>,
-    b_hh: Range<usize>,
-    out_w: Range<usize>,
-    out_b: Range<usize>,
+    core: CoreRanges,
     head: Head,
 }
 
+/// How the image enters the network.
 #[derive(Clone, Debug)]
 enum Head {
+    /// Merge: `relu(image(f))` is added to every LSTM output before `relu(hidden(..))`.
     Merge {
         img_w: Range<usize>,
         img_b: Range<usize>,
         hid_w: Range<usize>,
         hid_b: Range<usize>,
     },
+    /// Inject: the LSTM starts from `h0 = tanh(init_h(f))`, `c0 = tanh(init_c(f))`.
     Inject {
         h_w: Range<usize>,
         h_b: Range<usize>,
         c_w: Range<usize>,
         c_b: Range<usize>,
     },
-    /// Runs in [`super::attention_engine`].
-    Attention,
 }
 
 impl Ranges {
     fn new(p: &Params) -> Result<Self> {
-        let r = |name: &str| {
-            p.range(name)
-                .ok_or_else(|| EngineError::Input(format!("parameter {name} is missing")))
-        };
-        let head = match p.cfg.kind {
+        let r = |name: &str| p.require(name);
+        let head = match p.config().kind {
             DecoderKind::Merge => Head::Merge {
                 img_w: r("image.weight")?,
                 img_b: r("image.bias")?,
@@ -276,71 +70,60 @@ impl Ranges {
                 c_w: r("init_c.weight")?,
                 c_b: r("init_c.bias")?,
             },
-            DecoderKind::Attention => Head::Attention,
+            DecoderKind::Attention => {
+                return Err(EngineError::Input(
+                    "the attention decoder runs in its own passes".into(),
+                ));
+            }
         };
         Ok(Self {
-            embed: r("embed.weight")?,
-            w_ih: r("lstm.weight_ih_l0")?,
-            w_hh: r("lstm.weight_hh_l0")?,
-            b_ih: r("lstm.bias_ih_l0")?,
-            b_hh: r("lstm.bias_hh_l0")?,
-            out_w: r("output.weight")?,
-            out_b: r("output.bias")?,
+            core: CoreRanges::new(p)?,
             head,
         })
     }
+
+    fn inject(&self) -> bool {
+        matches!(self.head, Head::Inject { .. })
+    }
 }
 
-/// Reused buffers of one batch (grown on demand, never shrunk).
+/// Reused buffers of one batch (grown on demand, never shrunk). `B` is the batch's captions,
+/// `rows` its packed rows; per-caption buffers are in packed order.
 #[derive(Debug, Default)]
 struct Workspace {
-    /// Batch positions sorted by caption length, longest first.
-    order: Vec<usize>,
-    /// `n[t]`: captions still running at step t; `off[t]`: first packed row of step t.
-    n: Vec<usize>,
-    off: Vec<usize>,
-    tok_in: Vec<u32>,
-    tok_out: Vec<u32>,
+    /// The batch packed by time step.
+    pack: Packed,
     /// Image features after dropout `[B, F]`.
-    fd: Vec<f32>,
-    /// Merge: image projection after ReLU. Inject: h0 = tanh(..).
-    img: Vec<f32>,
-    /// Inject: c0 = tanh(..).
+    image_in: Vec<f32>,
+    /// Merge: the image projection after ReLU. Inject: the initial hidden state h0 `[B, H]`.
+    image_out: Vec<f32>,
+    /// Inject: the initial cell state `[B, H]`.
     c0: Vec<f32>,
-    x: Vec<f32>,
-    mask_x: Vec<f32>,
-    bias4: Vec<f32>,
-    gates: Vec<f32>,
-    cs: Vec<f32>,
-    tcs: Vec<f32>,
-    hs: Vec<f32>,
-    /// Merge: LSTM output + image projection. Inject: LSTM output after dropout.
-    m: Vec<f32>,
-    mask_o: Vec<f32>,
-    /// Merge: hidden Dense output after ReLU.
-    a2: Vec<f32>,
+    /// Word embeddings after dropout `[rows, E]` and their dropout mask.
+    embeds: Vec<f32>,
+    embed_mask: Vec<f32>,
+    /// The LSTM's gates, states and their gradients.
+    lstm: LstmBuffers,
+    /// Merge: LSTM output + image projection. Inject: LSTM output after dropout `[rows, H]`.
+    lstm_out: Vec<f32>,
+    out_mask: Vec<f32>,
+    /// Merge: the hidden Dense layer's output after ReLU `[rows, H]`.
+    dense_out: Vec<f32>,
+    /// The output layer's logits `[rows, V]`, then the loss gradient with respect to them.
     logits: Vec<f32>,
     row_loss: Vec<f64>,
     ones: Vec<f32>,
     // backward
-    d_a2: Vec<f32>,
-    d_hs: Vec<f32>,
-    d_img: Vec<f32>,
+    d_dense_out: Vec<f32>,
+    d_image_out: Vec<f32>,
     d_c0: Vec<f32>,
-    dh_rec: Vec<f32>,
-    dc: Vec<f32>,
-    hprev: Vec<f32>,
-    dx: Vec<f32>,
-    w_ih_t: Vec<f32>,
-    w_hh_t: Vec<f32>,
+    /// The previous hidden state of every row that has one.
+    h_prev: Vec<f32>,
+    d_embeds: Vec<f32>,
     w_out_t: Vec<f32>,
-    dg_t: Vec<f32>,
+    d_gates_t: Vec<f32>,
     /// Whether the last forward pass applied dropout masks.
     dropped: bool,
-}
-
-fn resize(v: &mut Vec<f32>, n: usize) {
-    v.resize(n, 0.0);
 }
 
 /// Optional wall-clock accounting of the engine's phases.
@@ -372,646 +155,410 @@ impl Profiler {
     }
 }
 
-/// Forward/backward machinery for one decoder configuration.
+/// The sizes, parameters and ranges one pass reads.
+type Pass<'a> = layers::Pass<'a, Ranges>;
+
+/// Forward/backward passes of the merge and inject decoders.
 #[derive(Debug)]
-pub struct Engine {
+pub(super) struct LstmEngine {
     cfg: DecoderConfig,
     ranges: Ranges,
     ws: Workspace,
     prof: Profiler,
-    /// The attention decoder's passes (for [`DecoderKind::Attention`]).
-    attention: Option<super::attention_engine::AttentionEngine>,
 }
 
-impl Engine {
-    pub fn new(cfg: &DecoderConfig) -> Result<Self> {
+impl LstmEngine {
+    pub(super) fn new(cfg: &DecoderConfig) -> Result<Self> {
         let p = Params::zeros(cfg)?;
-        let attention = if cfg.kind == DecoderKind::Attention {
-            Some(super::attention_engine::AttentionEngine::new(cfg)?)
-        } else {
-            None
-        };
         Ok(Self {
             cfg: cfg.clone(),
             ranges: Ranges::new(&p)?,
             ws: Workspace::default(),
             prof: Profiler::default(),
-            attention,
         })
     }
 
-    pub fn config(&self) -> &DecoderConfig {
-        &self.cfg
-    }
-
     /// Turns on (or off) accounting of the wall-clock time of each phase of the passes.
-    pub fn set_profiling(&mut self, on: bool) {
+    pub(super) fn set_profiling(&mut self, on: bool) {
         self.prof.on = on;
     }
 
-    /// Seconds spent in each phase since profiling was turned on, in first-seen
-    /// order.
-    pub fn phase_times(&self) -> &[(&'static str, f64)] {
+    /// Seconds spent in each phase since profiling was turned on, in first-seen order.
+    pub(super) fn phase_times(&self) -> &[(&'static str, f64)] {
         &self.prof.acc
     }
 
-    /// Forward pass with dropout from `rng` (none when `None`) and backward pass: writes the
-    /// gradient of the batch's mean token loss into `grads` (every element is overwritten).
-    pub fn train_step(
+    /// Forward pass with dropout from `rng` (none when `None`); with `want_grad` the logits
+    /// become the loss gradient and the buffers are kept for [`LstmEngine::backward`].
+    pub(super) fn forward(
         &mut self,
         params: &Params,
-        grads: &mut Params,
         features: Features<'_>,
         batch: &[Example<'_>],
         rng: Option<&mut Rng>,
-    ) -> Result<BatchLoss> {
-        if grads.cfg != self.cfg {
-            return Err(EngineError::Input(
-                "gradient buffer made for another configuration".into(),
-            ));
-        }
-        if let Some(att) = self.attention.as_mut() {
-            check(&self.cfg, params, features, batch)?;
-            let loss = att.forward(params, features, batch, rng, true)?;
-            att.backward(params, grads);
-            return Ok(loss);
-        }
-        let loss = self.forward(params, features, batch, rng, true)?;
-        self.backward(params, grads);
-        Ok(loss)
-    }
-
-    /// The attention decoder's doubly stochastic regularisation term of the last pass
-    /// (added to the mean token loss in the gradients; 0 for the other decoders).
-    pub fn last_regularisation(&self) -> f64 {
-        self.attention
-            .as_ref()
-            .map_or(0.0, |a| a.last_regularisation())
-    }
-
-    /// Loss of a batch with teacher forcing and no dropout (no gradients).
-    pub fn eval_loss(
-        &mut self,
-        params: &Params,
-        features: Features<'_>,
-        batch: &[Example<'_>],
-    ) -> Result<BatchLoss> {
-        if let Some(att) = self.attention.as_mut() {
-            check(&self.cfg, params, features, batch)?;
-            return att.forward(params, features, batch, None, false);
-        }
-        self.forward(params, features, batch, None, false)
-    }
-
-    fn check(&self, params: &Params, features: Features<'_>, batch: &[Example<'_>]) -> Result<()> {
-        check(&self.cfg, params, features, batch)
-    }
-
-    fn forward(
-        &mut self,
-        params: &Params,
-        features: Features<'_>,
-        batch: &[Example<'_>],
-        mut rng: Option<&mut Rng>,
         want_grad: bool,
     ) -> Result<BatchLoss> {
-        self.check(params, features, batch)?;
-        if matches!(self.ranges.head, Head::Attention) {
-            return Err(EngineError::Input(
-                "the attention decoder runs in its own passes".into(),
-            ));
-        }
+        let ws = &mut self.ws;
+        ws.pack.pack(batch);
         if batch.is_empty() {
             return Ok(BatchLoss::default());
         }
         self.prof.start();
-        let cfg = &self.cfg;
-        let (f, e, h, v) = (
-            cfg.feature_dim,
-            cfg.embed_dim,
-            cfg.hidden_dim,
-            cfg.vocab_size,
-        );
-        let g4 = 4 * h;
-        let p = &params.data;
-        let rg = &self.ranges;
-        let ws = &mut self.ws;
-        let dropout = if rng.is_some() { cfg.dropout } else { 0.0 };
-        let use_dropout = dropout > 0.0;
-        ws.dropped = use_dropout;
+        let pass = Pass::new(&self.cfg, params.as_slice(), &self.ranges);
+        let dropout = if rng.is_some() { self.cfg.dropout } else { 0.0 };
+        ws.dropped = dropout > 0.0;
+        let mut rng = if ws.dropped { rng } else { None };
 
-        // Packing: sort by length (longest first, ties in batch order).
-        let b = batch.len();
-        ws.order.clear();
-        ws.order.extend(0..b);
-        ws.order
-            .sort_by(|&x, &y| batch[y].words.len().cmp(&batch[x].words.len()));
-        let steps = batch[ws.order[0]].words.len() + 1;
-        ws.n.clear();
-        ws.off.clear();
-        let mut total = 0;
-        for t in 0..steps {
-            let nt = ws
-                .order
-                .iter()
-                .take_while(|&&i| batch[i].words.len() + 1 > t)
-                .count();
-            ws.off.push(total);
-            ws.n.push(nt);
-            total += nt;
-        }
-        let rows = total;
-        ws.tok_in.clear();
-        ws.tok_out.clear();
-        for t in 0..steps {
-            for &i in &ws.order[..ws.n[t]] {
-                let w = batch[i].words;
-                ws.tok_in.push(if t == 0 { START } else { w[t - 1] });
-                ws.tok_out.push(if t < w.len() { w[t] } else { END });
-            }
-        }
-
-        // Image features (with dropout).
-        resize(&mut ws.fd, b * f);
-        for (slot, &i) in ws.order.iter().enumerate() {
-            let dst = &mut ws.fd[slot * f..(slot + 1) * f];
-            dst.copy_from_slice(features.row(batch[i].image));
-            if let (true, Some(r)) = (use_dropout, rng.as_deref_mut()) {
-                let keep = 1.0 / (1.0 - dropout);
-                for x in dst.iter_mut() {
-                    *x *= if r.next_f32() < dropout { 0.0 } else { keep };
-                }
-            }
-        }
-        let fd_mat = MatRef::new(&ws.fd, b, f);
-        resize(&mut ws.img, b * h);
-        match &rg.head {
-            Head::Merge { img_w, img_b, .. } => {
-                fill_rows(&mut ws.img, &p[img_b.clone()]);
-                matmul(
-                    &mut ws.img,
-                    fd_mat,
-                    MatRef::new(&p[img_w.clone()], h, f).t(),
-                    true,
-                );
-                for x in ws.img.iter_mut() {
-                    *x = x.max(0.0);
-                }
-            }
-            Head::Inject { h_w, h_b, c_w, c_b } => {
-                fill_rows(&mut ws.img, &p[h_b.clone()]);
-                matmul(
-                    &mut ws.img,
-                    fd_mat,
-                    MatRef::new(&p[h_w.clone()], h, f).t(),
-                    true,
-                );
-                tanh_in_place(&mut ws.img);
-                resize(&mut ws.c0, b * h);
-                fill_rows(&mut ws.c0, &p[c_b.clone()]);
-                matmul(
-                    &mut ws.c0,
-                    fd_mat,
-                    MatRef::new(&p[c_w.clone()], h, f).t(),
-                    true,
-                );
-                tanh_in_place(&mut ws.c0);
-            }
-            Head::Attention => {}
-        }
-
+        image_forward(ws, &pass, features, batch, dropout, rng.as_deref_mut());
         self.prof.mark("fwd: packing, image layers");
-        // Embeddings (with dropout) and the input projections of every step at once.
-        resize(&mut ws.x, rows * e);
-        let table = &p[rg.embed.clone()];
-        for (row, &tok) in ws.tok_in.iter().enumerate() {
-            let t = tok as usize;
-            ws.x[row * e..(row + 1) * e].copy_from_slice(&table[t * e..(t + 1) * e]);
-        }
-        if let (true, Some(r)) = (use_dropout, rng.as_deref_mut()) {
-            resize(&mut ws.mask_x, rows * e);
-            r.dropout_mask(&mut ws.mask_x, dropout);
-            for (x, m) in ws.x.iter_mut().zip(&ws.mask_x) {
-                *x *= m;
-            }
-        }
-        resize(&mut ws.bias4, g4);
-        for ((d, a), c) in ws
-            .bias4
-            .iter_mut()
-            .zip(&p[rg.b_ih.clone()])
-            .zip(&p[rg.b_hh.clone()])
-        {
-            *d = a + c;
-        }
-        resize(&mut ws.gates, rows * g4);
-        fill_rows(&mut ws.gates, &ws.bias4);
-        // Contiguous transposed copies: the kernel runs these shapes markedly faster than on
-        // transposed views (measured), and the copies are small next to the products.
-        resize(&mut ws.w_ih_t, e * g4);
-        transpose(&p[rg.w_ih.clone()], g4, e, &mut ws.w_ih_t);
-        resize(&mut ws.w_hh_t, h * g4);
-        transpose(&p[rg.w_hh.clone()], g4, h, &mut ws.w_hh_t);
-        let w_hh_t = MatRef::new(&ws.w_hh_t, h, g4);
-        matmul(
-            &mut ws.gates,
-            MatRef::new(&ws.x, rows, e),
-            MatRef::new(&ws.w_ih_t, e, g4),
-            true,
-        );
-
+        embed_forward(ws, &pass, dropout, rng.as_deref_mut());
         self.prof.mark("fwd: embeddings, input projection");
-        // The recurrence: only h_{t-1} W_hh^T inside the loop.
-        resize(&mut ws.cs, rows * h);
-        resize(&mut ws.tcs, rows * h);
-        resize(&mut ws.hs, rows * h);
-        let inject = matches!(rg.head, Head::Inject { .. });
-        let zeros = vec![0.0f32; h];
-        for t in 0..steps {
-            let (r0, nt) = (ws.off[t], ws.n[t]);
-            let block = &mut ws.gates[r0 * g4..(r0 + nt) * g4];
-            if t > 0 {
-                let prev = ws.off[t - 1];
-                matmul(block, MatRef::new(&ws.hs[prev * h..], nt, h), w_hh_t, true);
-            } else if inject {
-                matmul(block, MatRef::new(&ws.img, nt, h), w_hh_t, true);
-            }
-            let (cs_prev, cs_cur) = ws.cs.split_at_mut(r0 * h);
-            for bi in 0..nt {
-                let cp: &[f32] = if t > 0 {
-                    let pr = ws.off[t - 1] + bi;
-                    &cs_prev[pr * h..(pr + 1) * h]
-                } else if inject {
-                    &ws.c0[bi * h..(bi + 1) * h]
-                } else {
-                    &zeros
-                };
-                let row = r0 + bi;
-                lstm_forward_row(
-                    &mut block[bi * g4..(bi + 1) * g4],
-                    cp,
-                    &mut cs_cur[bi * h..(bi + 1) * h],
-                    &mut ws.tcs[row * h..(row + 1) * h],
-                    &mut ws.hs[row * h..(row + 1) * h],
-                );
-            }
-        }
-
+        lstm_forward(ws, &pass);
         self.prof.mark("fwd: recurrence");
-        // Output layers, on the real (packed) rows only.
-        resize(&mut ws.m, rows * h);
-        let head_in: &[f32] = match &rg.head {
-            Head::Merge { hid_w, hid_b, .. } => {
-                for t in 0..steps {
-                    for bi in 0..ws.n[t] {
-                        let row = ws.off[t] + bi;
-                        let dst = &mut ws.m[row * h..(row + 1) * h];
-                        let src = &ws.hs[row * h..(row + 1) * h];
-                        let im = &ws.img[bi * h..(bi + 1) * h];
-                        for j in 0..h {
-                            dst[j] = src[j] + im[j];
-                        }
-                    }
-                }
-                resize(&mut ws.a2, rows * h);
-                fill_rows(&mut ws.a2, &p[hid_b.clone()]);
-                matmul(
-                    &mut ws.a2,
-                    MatRef::new(&ws.m, rows, h),
-                    MatRef::new(&p[hid_w.clone()], h, h).t(),
-                    true,
-                );
-                for x in ws.a2.iter_mut() {
-                    *x = x.max(0.0);
-                }
-                &ws.a2
-            }
-            Head::Inject { .. } | Head::Attention => {
-                if let (true, Some(r)) = (use_dropout, rng) {
-                    resize(&mut ws.mask_o, rows * h);
-                    r.dropout_mask(&mut ws.mask_o, dropout);
-                    for ((d, s), m) in ws.m.iter_mut().zip(&ws.hs).zip(&ws.mask_o) {
-                        *d = s * m;
-                    }
-                } else {
-                    ws.m.copy_from_slice(&ws.hs[..rows * h]);
-                }
-                &ws.m
-            }
-        };
-        resize(&mut ws.logits, rows * v);
-        fill_rows(&mut ws.logits, &p[rg.out_b.clone()]);
-        matmul(
-            &mut ws.logits,
-            MatRef::new(head_in, rows, h),
-            MatRef::new(&p[rg.out_w.clone()], v, h).t(),
-            true,
-        );
-
+        output_forward(ws, &pass, dropout, rng);
         self.prof.mark("fwd: output layers");
-        // Softmax cross-entropy; with `want_grad` the logits become d(mean loss)/d(logits).
-        ws.row_loss.resize(rows, 0.0);
-        let scale = 1.0 / rows as f32;
-        ws.logits
-            .par_chunks_mut(v)
-            .zip(ws.tok_out.par_iter())
-            .zip(ws.row_loss.par_iter_mut())
-            .with_min_len(16)
-            .for_each(|((l, &target), loss)| {
-                let target = target as usize;
-                let max = max_of(l);
-                let picked = l[target];
-                let sum = exp_shifted_sum(l, max);
-                *loss = f64::from(max) + f64::from(sum).ln() - f64::from(picked);
-                if want_grad {
-                    scale_in_place(l, scale / sum);
-                    l[target] -= scale;
-                }
-            });
-        let sum: f64 = ws.row_loss[..rows].iter().sum();
+        let sum = softmax_cross_entropy(
+            &mut ws.logits,
+            &ws.pack.targets,
+            &mut ws.row_loss,
+            pass.v,
+            want_grad,
+        );
         self.prof.mark("fwd: softmax, loss");
-        Ok(BatchLoss { sum, tokens: rows })
+        Ok(BatchLoss {
+            sum,
+            tokens: ws.pack.rows(),
+        })
     }
 
     /// Backward pass of the last `forward` (with `want_grad`), writing every gradient.
-    fn backward(&mut self, params: &Params, grads: &mut Params) {
-        let cfg = &self.cfg;
-        let (f, e, h, v) = (
-            cfg.feature_dim,
-            cfg.embed_dim,
-            cfg.hidden_dim,
-            cfg.vocab_size,
-        );
-        let g4 = 4 * h;
-        let p = &params.data;
-        let g = &mut grads.data;
-        let rg = &self.ranges;
+    pub(super) fn backward(&mut self, params: &Params, grads: &mut Params) {
+        let pass = Pass::new(&self.cfg, params.as_slice(), &self.ranges);
+        let g = grads.as_mut_slice();
         let ws = &mut self.ws;
-        let b = ws.order.len();
+        let b = ws.pack.captions();
         if b == 0 {
             g.fill(0.0);
             return;
         }
-        let steps = ws.n.len();
-        let rows = ws.tok_in.len();
+        let rows = ws.pack.rows();
         if ws.ones.len() < rows.max(b) {
             ws.ones.resize(rows.max(b), 1.0);
         }
-        let dl = MatRef::new(&ws.logits, rows, v);
-
-        // Output layer and head.
-        resize(&mut ws.d_hs, rows * h);
-        let head_in: &[f32] = match rg.head {
-            Head::Merge { .. } => &ws.a2,
-            Head::Inject { .. } | Head::Attention => &ws.m,
-        };
-        matmul(
-            &mut g[rg.out_w.clone()],
-            dl.t(),
-            MatRef::new(head_in, rows, h),
-            false,
-        );
-        column_sums(&mut g[rg.out_b.clone()], &ws.logits, rows, v, &ws.ones);
-        // W_out as the transposed view of a contiguous W_out^T (faster for this shape).
-        resize(&mut ws.w_out_t, h * v);
-        transpose(&p[rg.out_w.clone()], v, h, &mut ws.w_out_t);
-        let out_w = MatRef::new(&ws.w_out_t, h, v).t();
-        match &rg.head {
-            Head::Merge {
-                img_w,
-                img_b,
-                hid_w,
-                hid_b,
-            } => {
-                resize(&mut ws.d_a2, rows * h);
-                matmul(&mut ws.d_a2, dl, out_w, false);
-                for (d, a) in ws.d_a2.iter_mut().zip(&ws.a2) {
-                    if *a <= 0.0 {
-                        *d = 0.0;
-                    }
-                }
-                let dz = MatRef::new(&ws.d_a2, rows, h);
-                matmul(
-                    &mut g[hid_w.clone()],
-                    dz.t(),
-                    MatRef::new(&ws.m, rows, h),
-                    false,
-                );
-                column_sums(&mut g[hid_b.clone()], &ws.d_a2, rows, h, &ws.ones);
-                matmul(
-                    &mut ws.d_hs,
-                    dz,
-                    MatRef::new(&p[hid_w.clone()], h, h),
-                    false,
-                );
-                resize(&mut ws.d_img, b * h);
-                ws.d_img.fill(0.0);
-                for t in 0..steps {
-                    for bi in 0..ws.n[t] {
-                        let row = ws.off[t] + bi;
-                        let src = &ws.d_hs[row * h..(row + 1) * h];
-                        let dst = &mut ws.d_img[bi * h..(bi + 1) * h];
-                        for j in 0..h {
-                            dst[j] += src[j];
-                        }
-                    }
-                }
-                for (d, a) in ws.d_img.iter_mut().zip(&ws.img) {
-                    if *a <= 0.0 {
-                        *d = 0.0;
-                    }
-                }
-                matmul(
-                    &mut g[img_w.clone()],
-                    MatRef::new(&ws.d_img, b, h).t(),
-                    MatRef::new(&ws.fd, b, f),
-                    false,
-                );
-                column_sums(&mut g[img_b.clone()], &ws.d_img, b, h, &ws.ones);
-            }
-            Head::Inject { .. } | Head::Attention => {
-                matmul(&mut ws.d_hs, dl, out_w, false);
-                if ws.dropped {
-                    for (d, m) in ws.d_hs.iter_mut().zip(&ws.mask_o) {
-                        *d *= m;
-                    }
-                }
-            }
-        }
-
+        output_backward(ws, &pass, g);
         self.prof.mark("bwd: output layers");
-        // Backpropagation through time; the gates buffer becomes d(pre-activation gates).
-        let inject = matches!(rg.head, Head::Inject { .. });
-        resize(&mut ws.dh_rec, b * h);
-        resize(&mut ws.dc, b * h);
-        let w_hh = MatRef::new(&p[rg.w_hh.clone()], g4, h);
-        let zeros = vec![0.0f32; h];
-        for t in (0..steps).rev() {
-            let (r0, nt) = (ws.off[t], ws.n[t]);
-            let n_next = if t + 1 < steps { ws.n[t + 1] } else { 0 };
-            // Captions still running at t + 1 pass back dh (dc is already in `ws.dc`); the
-            // others end here and start from dc = 0.
-            for bi in 0..n_next {
-                let row = r0 + bi;
-                let dst = &mut ws.d_hs[row * h..(row + 1) * h];
-                for (d, s) in dst.iter_mut().zip(&ws.dh_rec[bi * h..(bi + 1) * h]) {
-                    *d += s;
-                }
-            }
-            ws.dc[n_next * h..nt * h].fill(0.0);
-            for bi in 0..nt {
-                let row = r0 + bi;
-                let cp: &[f32] = if t > 0 {
-                    let pr = ws.off[t - 1] + bi;
-                    &ws.cs[pr * h..(pr + 1) * h]
-                } else if inject {
-                    &ws.c0[bi * h..(bi + 1) * h]
-                } else {
-                    &zeros
-                };
-                lstm_backward_row(
-                    &mut ws.gates[row * g4..(row + 1) * g4],
-                    &ws.tcs[row * h..(row + 1) * h],
-                    &ws.d_hs[row * h..(row + 1) * h],
-                    &mut ws.dc[bi * h..(bi + 1) * h],
-                    cp,
-                );
-            }
-            if t > 0 || inject {
-                matmul(
-                    &mut ws.dh_rec[..nt * h],
-                    MatRef::new(&ws.gates[r0 * g4..], nt, g4),
-                    w_hh,
-                    false,
-                );
-            }
-        }
+        lstm_backward(ws, &pass);
         self.prof.mark("bwd: recurrence");
-        // Recurrent weights: one product over all steps with the previous hidden states.
-        let first = if inject { 0 } else { ws.n[0] };
-        resize(&mut ws.hprev, (rows - first) * h);
-        for t in 0..steps {
-            for bi in 0..ws.n[t] {
-                let row = ws.off[t] + bi;
-                if row < first {
-                    continue;
-                }
-                let src = if t > 0 {
-                    let pr = ws.off[t - 1] + bi;
-                    &ws.hs[pr * h..(pr + 1) * h]
-                } else {
-                    &ws.img[bi * h..(bi + 1) * h]
-                };
-                ws.hprev[(row - first) * h..(row - first + 1) * h].copy_from_slice(src);
-            }
-        }
-        let dg = MatRef::new(&ws.gates, rows, g4);
-        // dG^T once (4h x rows): both weight gradients read it as a plain row-major matrix.
-        resize(&mut ws.dg_t, g4 * rows);
-        transpose(&ws.gates[..rows * g4], rows, g4, &mut ws.dg_t);
-        matmul(
-            &mut g[rg.w_hh.clone()],
-            MatRef::strided(&ws.dg_t[first..], g4, rows - first, rows, 1),
-            MatRef::new(&ws.hprev, rows - first, h),
-            false,
-        );
-        matmul(
-            &mut g[rg.w_ih.clone()],
-            MatRef::new(&ws.dg_t, g4, rows),
-            MatRef::new(&ws.x, rows, e),
-            false,
-        );
-        column_sums(&mut g[rg.b_ih.clone()], &ws.gates, rows, g4, &ws.ones);
-        let (lo, hi) = (rg.b_ih.clone(), rg.b_hh.clone());
-        g.copy_within(lo, hi.start);
-
+        lstm_weights_backward(ws, &pass, g);
         self.prof.mark("bwd: LSTM weight gradients");
-        // Embeddings.
-        resize(&mut ws.dx, rows * e);
-        matmul(
-            &mut ws.dx,
-            dg,
-            MatRef::new(&p[rg.w_ih.clone()], g4, e),
-            false,
-        );
-        if ws.dropped {
-            for (d, m) in ws.dx.iter_mut().zip(&ws.mask_x) {
-                *d *= m;
-            }
-        }
-        let ge = &mut g[rg.embed.clone()];
-        ge.fill(0.0);
-        for (row, &tok) in ws.tok_in.iter().enumerate() {
-            let t = tok as usize;
-            let dst = &mut ge[t * e..(t + 1) * e];
-            for (d, s) in dst.iter_mut().zip(&ws.dx[row * e..(row + 1) * e]) {
-                *d += s;
-            }
-        }
-
+        let mask = ws.dropped.then_some(&ws.embed_mask[..]);
+        let d_embeds = &mut ws.d_embeds;
+        let (gates, tokens) = (&ws.lstm.gates, &ws.pack.inputs);
+        (pass.rg.core).embed_backward(g, pass.p, gates, d_embeds, mask, tokens);
         self.prof.mark("bwd: embeddings");
-        // Inject: the initial state's Dense layers.
-        if let Head::Inject { h_w, h_b, c_w, c_b } = &rg.head {
-            for (d, y) in ws.dh_rec[..b * h].iter_mut().zip(&ws.img) {
-                *d *= 1.0 - y * y;
-            }
-            resize(&mut ws.d_c0, b * h);
-            for ((d, s), y) in ws.d_c0.iter_mut().zip(&ws.dc).zip(&ws.c0) {
-                *d = s * (1.0 - y * y);
-            }
-            let fd = MatRef::new(&ws.fd, b, f);
-            matmul(
-                &mut g[h_w.clone()],
-                MatRef::new(&ws.dh_rec, b, h).t(),
-                fd,
-                false,
-            );
-            column_sums(&mut g[h_b.clone()], &ws.dh_rec, b, h, &ws.ones);
-            matmul(
-                &mut g[c_w.clone()],
-                MatRef::new(&ws.d_c0, b, h).t(),
-                fd,
-                false,
-            );
-            column_sums(&mut g[c_b.clone()], &ws.d_c0, b, h, &ws.ones);
+        if let Head::Inject { h_w, h_b, c_w, c_b } = &pass.rg.head {
+            init_state_backward(ws, &pass, g, [h_w, h_b, c_w, c_b]);
         }
         self.prof.mark("bwd: initial state");
     }
 }
 
-fn check(
-    cfg: &DecoderConfig,
-    params: &Params,
+/// The image features in packed order (with dropout) and the image layers: merge's ReLU
+/// projection or inject's initial state.
+fn image_forward(
+    ws: &mut Workspace,
+    pass: &Pass<'_>,
     features: Features<'_>,
     batch: &[Example<'_>],
-) -> Result<()> {
-    if params.cfg != *cfg {
-        return Err(EngineError::Input(
-            "parameters made for another configuration".into(),
-        ));
+    dropout: f32,
+    mut rng: Option<&mut Rng>,
+) {
+    let (f, h) = (pass.f, pass.h);
+    let b = ws.pack.captions();
+    resize(&mut ws.image_in, b * f);
+    for (slot, &i) in ws.pack.order.iter().enumerate() {
+        let dst = &mut ws.image_in[slot * f..(slot + 1) * f];
+        dst.copy_from_slice(features.row(batch[i].image));
+        if let Some(r) = rng.as_deref_mut() {
+            let keep = 1.0 / (1.0 - dropout);
+            for x in dst.iter_mut() {
+                *x *= if r.next_f32() < dropout { 0.0 } else { keep };
+            }
+        }
     }
-    if features.dim() != cfg.input_dim() {
-        return Err(EngineError::Input(format!(
-            "features have {} values per image, the decoder expects {}",
-            features.dim(),
-            cfg.input_dim()
-        )));
+    let x = MatRef::new(&ws.image_in, b, f);
+    resize(&mut ws.image_out, b * h);
+    match &pass.rg.head {
+        Head::Merge { img_w, img_b, .. } => {
+            linear_forward(&mut ws.image_out, x, pass.w(img_w), pass.w(img_b));
+            relu_in_place(&mut ws.image_out);
+        }
+        Head::Inject { h_w, h_b, c_w, c_b } => {
+            linear_forward(&mut ws.image_out, x, pass.w(h_w), pass.w(h_b));
+            tanh_in_place(&mut ws.image_out);
+            resize(&mut ws.c0, b * h);
+            linear_forward(&mut ws.c0, x, pass.w(c_w), pass.w(c_b));
+            tanh_in_place(&mut ws.c0);
+        }
     }
-    let v = cfg.vocab_size;
+}
 
-    for ex in batch {
-        if ex.image >= features.len() {
-            return Err(EngineError::Input(format!(
-                "image index {} out of range ({} images)",
-                ex.image,
-                features.len()
-            )));
+/// Word embeddings (with dropout) and the input projections `x W_ih^T + b` of every step at
+/// once, into the gates.
+fn embed_forward(ws: &mut Workspace, pass: &Pass<'_>, dropout: f32, rng: Option<&mut Rng>) {
+    let (e, h) = (pass.e, pass.h);
+    let core = &pass.rg.core;
+    let (rows, g4) = (ws.pack.rows(), 4 * h);
+    resize(&mut ws.embeds, rows * e);
+    embed_rows(&mut ws.embeds, e, pass.w(&core.embed), &ws.pack.inputs, e);
+    if let Some(r) = rng {
+        resize(&mut ws.embed_mask, rows * e);
+        r.dropout_mask(&mut ws.embed_mask, dropout);
+        apply_mask(&mut ws.embeds, &ws.embed_mask);
+    }
+    ws.lstm.start_gates(core, pass.p, rows);
+    matmul(
+        &mut ws.lstm.gates,
+        MatRef::new(&ws.embeds, rows, e),
+        MatRef::new(&ws.lstm.w_ih_t, e, g4),
+        true,
+    );
+}
+
+/// The recurrence, step by step: only `h_{t-1} W_hh^T` inside the loop, then the fused cell.
+fn lstm_forward(ws: &mut Workspace, pass: &Pass<'_>) {
+    let h = pass.h;
+    let (rows, g4) = (ws.pack.rows(), 4 * h);
+    ws.lstm.resize_cells(rows, h);
+    let inject = pass.rg.inject();
+    for t in 0..ws.pack.n_steps() {
+        let (r0, nt) = (ws.pack.offsets[t], ws.pack.steps[t]);
+        let w_hh_t = MatRef::new(&ws.lstm.w_hh_t, h, g4);
+        let block = &mut ws.lstm.gates[r0 * g4..(r0 + nt) * g4];
+        if t > 0 {
+            let prev = ws.pack.offsets[t - 1];
+            matmul(
+                block,
+                MatRef::new(&ws.lstm.hidden[prev * h..], nt, h),
+                w_hh_t,
+                true,
+            );
+        } else if inject {
+            matmul(block, MatRef::new(&ws.image_out, nt, h), w_hh_t, true);
         }
-        if let Some(bad) = ex.words.iter().find(|&&w| w as usize >= v) {
-            return Err(EngineError::Input(format!(
-                "word id {bad} is outside the vocabulary of {v}"
-            )));
+        let c0 = inject.then_some(&ws.c0[..]);
+        ws.lstm.cells_forward(&ws.pack, t, h, c0);
+    }
+}
+
+/// The output layers on the real (packed) rows only: merge's `relu(hidden(h + image))` or
+/// inject's dropout, then the logits.
+fn output_forward(ws: &mut Workspace, pass: &Pass<'_>, dropout: f32, rng: Option<&mut Rng>) {
+    let h = pass.h;
+    let core = &pass.rg.core;
+    let rows = ws.pack.rows();
+    resize(&mut ws.lstm_out, rows * h);
+    let head_in: &[f32] = match &pass.rg.head {
+        Head::Merge { hid_w, hid_b, .. } => {
+            for t in 0..ws.pack.n_steps() {
+                for bi in 0..ws.pack.steps[t] {
+                    let row = ws.pack.row(t, bi);
+                    let dst = &mut ws.lstm_out[row * h..(row + 1) * h];
+                    let src = &ws.lstm.hidden[row * h..(row + 1) * h];
+                    let im = &ws.image_out[bi * h..(bi + 1) * h];
+                    for j in 0..h {
+                        dst[j] = src[j] + im[j];
+                    }
+                }
+            }
+            resize(&mut ws.dense_out, rows * h);
+            let x = MatRef::new(&ws.lstm_out, rows, h);
+            linear_forward(&mut ws.dense_out, x, pass.w(hid_w), pass.w(hid_b));
+            relu_in_place(&mut ws.dense_out);
+            &ws.dense_out
+        }
+        Head::Inject { .. } => {
+            let mask = match rng {
+                Some(r) => {
+                    resize(&mut ws.out_mask, rows * h);
+                    r.dropout_mask(&mut ws.out_mask, dropout);
+                    Some(&ws.out_mask[..])
+                }
+                None => None,
+            };
+            masked_copy(&mut ws.lstm_out, &ws.lstm.hidden, mask);
+            &ws.lstm_out
+        }
+    };
+    resize(&mut ws.logits, rows * pass.v);
+    let x = MatRef::new(head_in, rows, h);
+    linear_forward(&mut ws.logits, x, pass.w(&core.out_w), pass.w(&core.out_b));
+}
+
+/// The output layer's gradients and the gradient reaching the LSTM's hidden states (through
+/// merge's hidden layer, whose image half goes to the image layer, or inject's dropout).
+fn output_backward(ws: &mut Workspace, pass: &Pass<'_>, g: &mut [f32]) {
+    let (h, v) = (pass.h, pass.v);
+    let core = &pass.rg.core;
+    let rows = ws.pack.rows();
+    let dl = MatRef::new(&ws.logits, rows, v);
+    resize(&mut ws.lstm.d_hidden, rows * h);
+    let head_in: &[f32] = match pass.rg.head {
+        Head::Merge { .. } => &ws.dense_out,
+        Head::Inject { .. } => &ws.lstm_out,
+    };
+    let x = MatRef::new(head_in, rows, h);
+    linear_backward(g, &core.out_w, &core.out_b, &ws.logits, x, &ws.ones);
+    // W_out as the transposed view of a contiguous W_out^T (faster for this shape).
+    resize(&mut ws.w_out_t, h * v);
+    transpose(pass.w(&core.out_w), v, h, &mut ws.w_out_t);
+    let out_w = MatRef::new(&ws.w_out_t, h, v).t();
+    match &pass.rg.head {
+        Head::Merge {
+            img_w,
+            img_b,
+            hid_w,
+            hid_b,
+        } => {
+            resize(&mut ws.d_dense_out, rows * h);
+            matmul(&mut ws.d_dense_out, dl, out_w, false);
+            relu_backward(&mut ws.d_dense_out, &ws.dense_out);
+            let x = MatRef::new(&ws.lstm_out, rows, h);
+            linear_backward(g, hid_w, hid_b, &ws.d_dense_out, x, &ws.ones);
+            let dz = MatRef::new(&ws.d_dense_out, rows, h);
+            matmul(
+                &mut ws.lstm.d_hidden,
+                dz,
+                MatRef::new(pass.w(hid_w), h, h),
+                false,
+            );
+            image_backward(ws, pass, g, img_w, img_b);
+        }
+        Head::Inject { .. } => {
+            matmul(&mut ws.lstm.d_hidden, dl, out_w, false);
+            if ws.dropped {
+                apply_mask(&mut ws.lstm.d_hidden, &ws.out_mask);
+            }
         }
     }
-    Ok(())
+}
+
+/// Merge: the image layer's gradients, from the image projection's share of every step.
+fn image_backward(
+    ws: &mut Workspace,
+    pass: &Pass<'_>,
+    g: &mut [f32],
+    img_w: &Range<usize>,
+    img_b: &Range<usize>,
+) {
+    let (f, h) = (pass.f, pass.h);
+    let b = ws.pack.captions();
+    resize(&mut ws.d_image_out, b * h);
+    ws.d_image_out.fill(0.0);
+    for t in 0..ws.pack.n_steps() {
+        for bi in 0..ws.pack.steps[t] {
+            let row = ws.pack.row(t, bi);
+            let src = &ws.lstm.d_hidden[row * h..(row + 1) * h];
+            let dst = &mut ws.d_image_out[bi * h..(bi + 1) * h];
+            for j in 0..h {
+                dst[j] += src[j];
+            }
+        }
+    }
+    relu_backward(&mut ws.d_image_out, &ws.image_out);
+    let x = MatRef::new(&ws.image_in, b, f);
+    linear_backward(g, img_w, img_b, &ws.d_image_out, x, &ws.ones);
+}
+
+/// Backpropagation through time; the gates buffer becomes d(pre-activation gates), and
+/// `d_h_prev`, `d_cell` end with the gradients of the initial state.
+fn lstm_backward(ws: &mut Workspace, pass: &Pass<'_>) {
+    let (h, p) = (pass.h, pass.p);
+    let (b, g4) = (ws.pack.captions(), 4 * h);
+    let inject = pass.rg.inject();
+    resize(&mut ws.lstm.d_h_prev, b * h);
+    resize(&mut ws.lstm.d_cell, b * h);
+    let w_hh = MatRef::new(&p[pass.rg.core.w_hh.clone()], g4, h);
+    for t in (0..ws.pack.n_steps()).rev() {
+        let (r0, nt) = (ws.pack.offsets[t], ws.pack.steps[t]);
+        let c0 = inject.then_some(&ws.c0[..]);
+        ws.lstm.cells_backward(&ws.pack, t, h, c0);
+        if t > 0 || inject {
+            matmul(
+                &mut ws.lstm.d_h_prev[..nt * h],
+                MatRef::new(&ws.lstm.gates[r0 * g4..], nt, g4),
+                w_hh,
+                false,
+            );
+        }
+    }
+}
+
+/// The LSTM's weight gradients: one product over all steps each, with the previous hidden
+/// states of the rows that have one (merge's first step starts from h = 0).
+fn lstm_weights_backward(ws: &mut Workspace, pass: &Pass<'_>, g: &mut [f32]) {
+    let (e, h) = (pass.e, pass.h);
+    let rows = ws.pack.rows();
+    let first = if pass.rg.inject() {
+        0
+    } else {
+        ws.pack.steps[0]
+    };
+    resize(&mut ws.h_prev, (rows - first) * h);
+    for t in 0..ws.pack.n_steps() {
+        for bi in 0..ws.pack.steps[t] {
+            let row = ws.pack.row(t, bi);
+            if row < first {
+                continue;
+            }
+            let src = if t > 0 {
+                let pr = ws.pack.row(t - 1, bi);
+                &ws.lstm.hidden[pr * h..(pr + 1) * h]
+            } else {
+                &ws.image_out[bi * h..(bi + 1) * h]
+            };
+            ws.h_prev[(row - first) * h..(row - first + 1) * h].copy_from_slice(src);
+        }
+    }
+    pass.rg.core.lstm_backward(
+        g,
+        &ws.lstm.gates[..rows * 4 * h],
+        &mut ws.d_gates_t,
+        MatRef::new(&ws.embeds, rows, e),
+        &ws.h_prev,
+        &ws.ones,
+    );
+}
+
+/// Inject: the initial state's Dense layers, from the gradients `d_h_prev` and `d_cell` of h0
+/// and c0 (through their tanh).
+fn init_state_backward(ws: &mut Workspace, pass: &Pass<'_>, g: &mut [f32], r: [&Range<usize>; 4]) {
+    let [h_w, h_b, c_w, c_b] = r;
+    let (f, h) = (pass.f, pass.h);
+    let b = ws.pack.captions();
+    for (d, y) in ws.lstm.d_h_prev[..b * h].iter_mut().zip(&ws.image_out) {
+        *d *= 1.0 - y * y;
+    }
+    resize(&mut ws.d_c0, b * h);
+    for ((d, s), y) in ws.d_c0.iter_mut().zip(&ws.lstm.d_cell).zip(&ws.c0) {
+        *d = s * (1.0 - y * y);
+    }
+    let x = MatRef::new(&ws.image_in, b, f);
+    linear_backward(g, h_w, h_b, &ws.lstm.d_h_prev[..b * h], x, &ws.ones);
+    linear_backward(g, c_w, c_b, &ws.d_c0, x, &ws.ones);
+}
+
+fn relu_in_place(x: &mut [f32]) {
+    for x in x.iter_mut() {
+        *x = x.max(0.0);
+    }
+}
+
+/// Zeroes the gradient `d` where the ReLU's output `y` is 0.
+fn relu_backward(d: &mut [f32], y: &[f32]) {
+    for (d, y) in d.iter_mut().zip(y) {
+        if *y <= 0.0 {
+            *d = 0.0;
+        }
+    }
 }

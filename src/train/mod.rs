@@ -3,7 +3,7 @@
 //! epoch, early stopping, and exactly resumable checkpoints.
 //!
 //! The forward and backward passes run in one of two engines ([`Engine`]): the hand-written
-//! CPU [`engine`] (the fast path on the CPU; see its documentation for why and how), or
+//! CPU [`cpu_engine`] (the fast path on the CPU; see `engine.rs` for why and how), or
 //! [`candle_engine`], candle's autograd on any device (CPU or CUDA), which every decoder
 //! supports through [`Decoder::forward_packed`]. Both compute the same loss and gradients,
 //! draw the same dropout masks, and write the same checkpoints, so a run may resume on the
@@ -24,27 +24,34 @@
 
 pub mod adam;
 mod attention_engine;
+pub mod batch;
 pub mod batches;
 pub mod candle_engine;
 pub mod checkpoint;
-pub mod engine;
+pub mod cpu_engine;
+mod engine;
+mod layers;
+pub mod params;
+pub mod rng;
+mod run;
 
 mod summary;
 
 pub use adam::Adam;
-pub use candle_engine::{CandleEngine, CandleGrads, Packed};
+pub use batch::{BatchLoss, EngineError, Example, Features, Packed};
+pub use candle_engine::{CandleEngine, CandleGrads};
 pub use checkpoint::{DataFingerprint, TrainState, load_checkpoint, load_weights, save_checkpoint};
-pub use engine::{BatchLoss, Engine as CpuEngine, EngineError, Example, Features, Params};
+pub use cpu_engine::Engine as CpuEngine;
+pub use params::Params;
 pub use summary::{LayerSummary, ModelSummary, model_summary};
 
-pub use crate::decoder::linalg::Rng;
 use crate::decoder::{self, Decoder, DecoderConfig, DecoderError, END, PAD, START};
-use crate::model_dir::{self, FORMAT_VERSION, ModelDirError};
+use crate::model_dir::ModelDirError;
 use candle_core::{Device, Tensor};
+pub use rng::Rng;
+pub use run::{TrainRun, train, train_from};
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::path::PathBuf;
 
 /// Name of the latest checkpoint inside `out_dir`.
 pub const LAST_DIR: &str = "last";
@@ -444,7 +451,7 @@ const DEV_SEARCH_BATCH: usize = 16;
 /// default decoding ([`DEV_BEAM`], n-gram blocking and length normalisation as
 /// [`decoder::SearchOptions::default`]), over many photos at once ([`decoder::beam_search_many`],
 /// the same captions as one photo at a time).
-fn dev_captions(
+pub(crate) fn dev_words(
     dec: &Decoder,
     data: &TrainData,
     images: &[usize],
@@ -677,314 +684,4 @@ impl Backend for CandleEngine {
     fn adam_step(&self) -> u64 {
         self.step
     }
-}
-
-/// Trains (or, with `resume`, continues training from `out_dir/last/`) a decoder.
-///
-/// `train_cfg.engine` picks the engine: the CPU engine trains on the CPU whatever `device`
-/// is; the candle engine trains on `device`; `Auto` is the CPU engine on a CPU device and
-/// candle on a GPU. `device` also hosts the decoder used for the dev BLEU and sample captions. `stop` is checked before every batch: when set, a
-/// checkpoint of the exact position is written to `out_dir/last/` and the function returns
-/// with [`TrainSummary::stopped`]. On resume, the decoder configuration, data, batch size and
-/// seed must match the checkpoint; `epochs` and the patience settings may change, and the
-/// learning rate continues from the checkpoint.
-#[allow(clippy::too_many_arguments)]
-pub fn train(
-    decoder_cfg: &DecoderConfig,
-    train_cfg: &TrainConfig,
-    data: &TrainData,
-    out_dir: &Path,
-    resume: bool,
-    device: &Device,
-    on_event: &mut dyn FnMut(TrainEvent),
-    stop: &AtomicBool,
-) -> Result<TrainSummary, TrainError> {
-    train_from(
-        decoder_cfg,
-        train_cfg,
-        data,
-        out_dir,
-        resume,
-        None,
-        device,
-        on_event,
-        stop,
-    )
-}
-
-/// [`train`] starting from `init`'s weights instead of random ones (fine-tuning a model; the
-/// optimizer starts afresh). Ignored on resume, which continues from the checkpoint.
-#[allow(clippy::too_many_arguments)]
-pub fn train_from(
-    decoder_cfg: &DecoderConfig,
-    train_cfg: &TrainConfig,
-    data: &TrainData,
-    out_dir: &Path,
-    resume: bool,
-    init: Option<Params>,
-    device: &Device,
-    on_event: &mut dyn FnMut(TrainEvent),
-    stop: &AtomicBool,
-) -> Result<TrainSummary, TrainError> {
-    decoder_cfg.validate()?;
-    train_cfg.validate()?;
-    data.validate(decoder_cfg)?;
-    let cfg = train_cfg;
-    let fingerprint = data.fingerprint(decoder_cfg);
-    let last_dir = out_dir.join(LAST_DIR);
-    let best_dir = out_dir.join(BEST_DIR);
-    model_dir::recover_interrupted_write(&last_dir)?;
-    model_dir::recover_interrupted_write(&best_dir)?;
-
-    let (params, mut adam, mut state) = if resume {
-        if !last_dir.join(checkpoint::STATE_FILE).is_file() {
-            return Err(TrainError::Resume(format!(
-                "no checkpoint in {}",
-                last_dir.display()
-            )));
-        }
-        let (p, a, s) = load_checkpoint(&last_dir, decoder_cfg)?;
-        if s.data != fingerprint {
-            return Err(TrainError::Resume(
-                "the training data differ from the checkpoint's".into(),
-            ));
-        }
-        if s.train.batch_size != cfg.batch_size || s.train.seed != cfg.seed {
-            return Err(TrainError::Resume(format!(
-                "batch_size and seed must stay as in the checkpoint ({} and {})",
-                s.train.batch_size, s.train.seed
-            )));
-        }
-        (p, a, s)
-    } else {
-        let p = match init {
-            Some(p) if p.config() == decoder_cfg => p,
-            Some(_) => {
-                return Err(TrainError::Config(
-                    "the starting weights were made for a different decoder configuration".into(),
-                ));
-            }
-            None => Params::init(decoder_cfg, cfg.seed)?,
-        };
-        let a = Adam::new(p.len(), cfg.lr);
-        let s = TrainState {
-            format_version: FORMAT_VERSION,
-            decoder: decoder_cfg.clone(),
-            train: cfg.clone(),
-            epoch: 0,
-            step: 0,
-            lr: cfg.lr,
-            adam_step: 0,
-            loss_sum: 0.0,
-            loss_tokens: 0,
-            epoch_seconds: 0.0,
-            best_bleu4: None,
-            best_epoch: 0,
-            since_improvement: 0,
-            plateau: 0,
-            early_stopped: false,
-            history: Vec::new(),
-            data: fingerprint.clone(),
-        };
-        (p, a, s)
-    };
-    state.train = cfg.clone();
-    adam.lr = state.lr;
-    let engine = cfg.engine.resolve(device);
-    let mut backend: Box<dyn Backend> = match engine {
-        Engine::Candle => Box::new(CandleEngine::new(&params, &adam, device)?),
-        _ => Box::new(CpuBackend {
-            engine: CpuEngine::new(decoder_cfg)?,
-            grads: Params::zeros(decoder_cfg)?,
-            params,
-            adam,
-        }),
-    };
-
-    let dim = decoder_cfg.input_dim();
-    let features = Features::new(&data.features, dim)?;
-    let lengths: Vec<usize> = data.train.iter().map(|(_, w)| w.len()).collect();
-    let steps_per_epoch = batches::steps_per_epoch(data.train.len(), cfg.batch_size);
-    let n_bleu = cfg.dev_bleu_images.min(data.dev_refs.len());
-    let bleu_images: Vec<usize> = data.dev_refs[..n_bleu].iter().map(|(i, _)| *i).collect();
-    let bleu_refs: Vec<Vec<Vec<String>>> = data.dev_refs[..n_bleu]
-        .iter()
-        .map(|(_, r)| r.clone())
-        .collect();
-    let sample_images: Vec<usize> = data.sample_images.iter().map(|(i, _)| *i).collect();
-
-    on_event(TrainEvent::Started {
-        total_epochs: cfg.epochs,
-        steps_per_epoch,
-        start_epoch: state.epoch + 1,
-        start_step: state.step,
-        train_captions: data.train.len(),
-        dev_captions: data.dev.len(),
-        summary: model_summary(decoder_cfg),
-        engine,
-    });
-
-    let summary = |state: &TrainState, stopped: bool| TrainSummary {
-        best_epoch: state.best_epoch,
-        best_bleu4: state.best_bleu4.unwrap_or(0.0),
-        epochs_completed: state.history.len(),
-        stopped,
-        early_stopped: state.early_stopped,
-        history: state.history.clone(),
-        best_dir: best_dir.clone(),
-        last_dir: last_dir.clone(),
-    };
-
-    while state.epoch < cfg.epochs && !state.early_stopped {
-        let epoch = state.epoch;
-        let started = Instant::now();
-        let carried = state.epoch_seconds;
-        let order = batches::epoch_batches(&lengths, cfg.batch_size, cfg.seed, epoch);
-        let mut batch: Vec<Example<'_>> = Vec::with_capacity(cfg.batch_size);
-        while state.step < order.len() {
-            let step = state.step;
-            if stop.load(Ordering::Relaxed) {
-                state.epoch_seconds = carried + started.elapsed().as_secs_f64();
-                state.adam_step = backend.adam_step();
-                state.lr = backend.lr();
-                backend.with_state(&mut |params, adam| {
-                    Ok(save_checkpoint(
-                        &last_dir,
-                        params,
-                        adam,
-                        &state,
-                        &data.id_to_word,
-                        &data.info,
-                    )?)
-                })?;
-                on_event(TrainEvent::Checkpoint {
-                    path: last_dir.clone(),
-                    best: false,
-                });
-                on_event(TrainEvent::Stopped {
-                    epoch: epoch + 1,
-                    step,
-                });
-                return Ok(summary(&state, true));
-            }
-            batch.clear();
-            batch.extend(order[step].iter().map(|&i| Example {
-                image: data.train[i].0,
-                words: &data.train[i].1,
-            }));
-            let mut rng = Rng::derive(&[cfg.seed, epoch as u64, step as u64, 0xD4]);
-            let (loss, norm) = backend.train_step(features, &batch, &mut rng, cfg.clip_norm)?;
-            if !loss.sum.is_finite() || !norm.is_finite() {
-                return Err(TrainError::Diverged {
-                    epoch: epoch + 1,
-                    step: step + 1,
-                });
-            }
-            state.loss_sum += loss.sum;
-            state.loss_tokens += loss.tokens as u64;
-            state.step = step + 1;
-            on_event(TrainEvent::Step {
-                epoch: epoch + 1,
-                step: step + 1,
-                steps_per_epoch,
-                loss: loss.mean() as f32,
-                avg_loss: (state.loss_sum / state.loss_tokens.max(1) as f64) as f32,
-                lr: backend.lr(),
-            });
-        }
-
-        // End of epoch: evaluate, schedule, checkpoint.
-        let dev_loss = backend.dev_loss(features, &data.dev, cfg.batch_size)?;
-        let dec = backend.decoder(device)?;
-        let hyps = dev_captions(&dec, data, &bleu_images, cfg.max_len)?;
-        let bleu = crate::eval::corpus_bleu(&hyps, &bleu_refs);
-        let samples: Vec<(String, String)> = dev_captions(&dec, data, &sample_images, cfg.max_len)?
-            .into_iter()
-            .zip(&data.sample_images)
-            .map(|(words, (_, name))| (name.clone(), words.join(" ")))
-            .collect();
-        let bleu4 = bleu[3];
-        let improved = state.best_bleu4.is_none_or(|b| bleu4 > b);
-        if improved {
-            state.best_bleu4 = Some(bleu4);
-            state.best_epoch = epoch + 1;
-            state.since_improvement = 0;
-            state.plateau = 0;
-        } else {
-            state.since_improvement += 1;
-            state.plateau += 1;
-            if cfg.lr_patience > 0 && state.plateau >= cfg.lr_patience {
-                backend.set_lr(backend.lr() * cfg.lr_decay);
-                state.plateau = 0;
-            }
-        }
-        if cfg.early_stop_patience > 0 && state.since_improvement >= cfg.early_stop_patience {
-            state.early_stopped = true;
-        }
-        let seconds = carried + started.elapsed().as_secs_f64();
-        let done = state.history.len() + 1;
-        let mean_seconds =
-            (state.history.iter().map(|r| r.seconds).sum::<f64>() + seconds) / done as f64;
-        let remaining = if state.early_stopped {
-            0
-        } else {
-            cfg.epochs.saturating_sub(epoch + 1)
-        };
-        let report = EpochReport {
-            epoch: epoch + 1,
-            train_loss: state.loss_sum / state.loss_tokens.max(1) as f64,
-            dev_loss,
-            dev_bleu4: bleu4,
-            dev_bleu: bleu,
-            samples,
-            seconds,
-            eta_seconds: mean_seconds * remaining as f64,
-            lr: backend.lr(),
-            improved,
-        };
-        state.history.push(report.clone());
-        state.epoch = epoch + 1;
-        state.step = 0;
-        state.loss_sum = 0.0;
-        state.loss_tokens = 0;
-        state.epoch_seconds = 0.0;
-        state.lr = backend.lr();
-        state.adam_step = backend.adam_step();
-        backend.with_state(&mut |params, adam| {
-            if improved {
-                save_checkpoint(
-                    &best_dir,
-                    params,
-                    adam,
-                    &state,
-                    &data.id_to_word,
-                    &data.info,
-                )?;
-            }
-            Ok(save_checkpoint(
-                &last_dir,
-                params,
-                adam,
-                &state,
-                &data.id_to_word,
-                &data.info,
-            )?)
-        })?;
-        on_event(TrainEvent::Epoch(report));
-        on_event(TrainEvent::Checkpoint {
-            path: last_dir.clone(),
-            best: false,
-        });
-        if improved {
-            on_event(TrainEvent::Checkpoint {
-                path: best_dir.clone(),
-                best: true,
-            });
-        }
-    }
-    on_event(TrainEvent::Finished {
-        best_epoch: state.best_epoch,
-        best_bleu4: state.best_bleu4.unwrap_or(0.0),
-    });
-    Ok(summary(&state, false))
 }
