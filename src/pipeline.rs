@@ -10,6 +10,7 @@ use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::{self, Cleaning, Dataset, Split, Vocab};
+pub use crate::decoder::geometric_mean_probability;
 use crate::decoder::{self, Caption};
 use crate::encoder::{Config, Encoder, EncoderError, ImageLoadError, PreprocessedImage};
 use crate::features::{self, FeatureCache};
@@ -549,20 +550,6 @@ impl CaptionStream<'_> {
             })
             .collect())
     }
-}
-
-/// The geometric mean of word probabilities (0 for an empty caption): how sure the decoder was
-/// of its words, not a calibrated probability that the caption is right.
-pub fn geometric_mean_probability(probabilities: impl ExactSizeIterator<Item = f32>) -> f32 {
-    let n = probabilities.len();
-    if n == 0 {
-        return 0.0;
-    }
-    let mean_log = probabilities
-        .map(|p| f64::from(p.max(1e-12)).ln())
-        .sum::<f64>()
-        / n as f64;
-    mean_log.exp() as f32
 }
 
 /// Text settings stored in a model's `config.json`.
