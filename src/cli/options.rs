@@ -17,7 +17,7 @@ use crate::jobs::evaluate::EvalOptions;
 use crate::jobs::train::TrainSettings;
 use crate::pipeline::DecodeOptions;
 use crate::train::TrainConfig;
-use crate::trust::fit::{CalibrateOptions, MIN_DEV_PHOTOS};
+use crate::jobs::calibrate::{CalibrateOptions, MIN_DEV_PHOTOS};
 
 impl From<SplitArg> for Split {
     fn from(s: SplitArg) -> Split {

@@ -8,7 +8,6 @@
 
 pub mod calibration;
 pub mod familiarity;
-pub mod fit;
 pub mod tags;
 
 use std::collections::HashSet;
