@@ -4,10 +4,10 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::Device;
+use captioner::jobs::calibrate;
 use captioner::jobs::caption::{CaptionInput, caption_one};
 use captioner::pipeline::{self, Captioner, DecodeOptions};
 use captioner::trust::calibration::{CALIBRATION_JSON, Calibration};
-use captioner::jobs::calibrate;
 use captioner::trust::{Familiarity, ReviewReason, Signals, tags};
 
 fn root() -> PathBuf {

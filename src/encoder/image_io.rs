@@ -26,8 +26,8 @@
 use std::io::Cursor;
 use std::path::Path;
 
-pub use super::image_error::{DecodeLimits, ImageLoadError};
 use super::image_error::jpeg_is_truncated;
+pub use super::image_error::{DecodeLimits, ImageLoadError};
 
 use image::{
     DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader, Limits, RgbImage,

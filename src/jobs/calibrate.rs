@@ -9,15 +9,15 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::dataset::{ImportOptions, Split};
+use crate::features::{ExtractOptions, FeatureCache, load_cached};
+use crate::jobs::{CancelToken, Job, JobContext, JobError, JobEvent, Sink};
+use crate::pipeline::{Captioner, DecodeOptions};
 use crate::trust::calibration::{
     ACCEPTABLE_CIDER, Calibration, ReviewFigures, auroc, auroc_weighted, confidences, fit,
     review_figures, tag_threshold,
 };
 use crate::trust::{Familiarity, Signals, familiarity};
-use crate::dataset::{ImportOptions, Split};
-use crate::features::{ExtractOptions, FeatureCache, load_cached};
-use crate::jobs::{CancelToken, Job, JobContext, JobError, JobEvent, Sink};
-use crate::pipeline::{Captioner, DecodeOptions};
 
 /// A dev photo, its pooled feature, and the caption model's input when that is not the pooled
 /// feature (an attention model's feature map).

@@ -14,7 +14,6 @@ use crate::decoder::{self, Caption, geometric_mean_probability};
 use crate::encoder::{Encoder, PreprocessedImage};
 use crate::model_dir::{self, LoadedModel};
 
-
 /// How to decode.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DecodeOptions {

@@ -13,14 +13,14 @@ use std::path::PathBuf;
 
 use candle_core::Device;
 
-pub use crate::decoder::geometric_mean_probability;
 use crate::decoder;
+pub use crate::decoder::geometric_mean_probability;
 use crate::encoder::{Config, Encoder, EncoderError, ImageLoadError};
 use crate::model_dir::ModelDirError;
 
 pub use caption::{
-    CAPTION_BATCH, CaptionResult, CaptionStream, Captioner, DecodeOptions, Finished,
-    ScoredCaption, ScoredWord,
+    CAPTION_BATCH, CaptionResult, CaptionStream, Captioner, DecodeOptions, Finished, ScoredCaption,
+    ScoredWord,
 };
 pub use evaluate::{EvalReport, TrustFigures, evaluate};
 pub use training_data::{
