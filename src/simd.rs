@@ -4,9 +4,9 @@
 //! detected once at run time ([`level`]), and every kernel picks its variant from that.
 //!
 //! Kernels come in two forms. Portable loops that vectorise well are written once and compiled
-//! for each level by [`simd_fn!`](crate::simd::simd_fn) (the decoder). Kernels that need
-//! hand-written intrinsics (the encoder's depthwise and stem convolutions, AVX2 + FMA) check
-//! [`Level::avx2_fma`] and fall back to their portable version. Nothing needs build flags.
+//! for each level by `simd_fn!` (the decoder). Kernels that need hand-written intrinsics (the
+//! encoder's depthwise and stem convolutions, AVX2 + FMA) check [`Level::avx2_fma`] and fall
+//! back to their portable version. Nothing needs build flags.
 
 /// The vector instruction sets kernels are compiled for, best first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
