@@ -20,6 +20,7 @@ pub mod model_dir;
 pub mod paths;
 pub mod pipeline;
 pub mod sidecar;
+pub mod simd;
 pub mod train;
 pub mod trust;
 pub mod worker;

@@ -4,10 +4,11 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::Device;
+use captioner::jobs::calibrate;
 use captioner::jobs::caption::{CaptionInput, caption_one};
 use captioner::pipeline::{self, Captioner, DecodeOptions};
 use captioner::trust::calibration::{CALIBRATION_JSON, Calibration};
-use captioner::trust::{Familiarity, ReviewReason, Signals, fit, tags};
+use captioner::trust::{Familiarity, ReviewReason, Signals, tags};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -446,11 +447,11 @@ fn a_model_folder_is_calibrated_on_a_dev_split() {
     let encoder = pipeline::load_encoder(&Device::Cpu).unwrap();
     let (ds, cache) = fixture_dataset_and_features(tmp.path(), &encoder);
     let cancel = captioner::jobs::CancelToken::new();
-    let options = fit::AutoCalibrateOptions {
+    let options = calibrate::AutoCalibrateOptions {
         min_dev_photos: 8,
         ..Default::default()
     };
-    let fitted = fit::calibrate_model_dir(
+    let fitted = calibrate::calibrate_model_dir(
         dir.path(),
         &ds,
         &cache,
@@ -471,13 +472,13 @@ fn a_model_folder_is_calibrated_on_a_dev_split() {
     assert!((0.0..=1.0).contains(&r.confidence.unwrap()));
     // With the default minimum, 8 dev photos are too few: an error that says so, no file.
     std::fs::remove_file(dir.path().join(CALIBRATION_JSON)).unwrap();
-    let e = fit::calibrate_model_dir(
+    let e = calibrate::calibrate_model_dir(
         dir.path(),
         &ds,
         &cache,
         &encoder,
         &Device::Cpu,
-        &fit::AutoCalibrateOptions::default(),
+        &calibrate::AutoCalibrateOptions::default(),
         &mut |_| {},
         &cancel,
     )

@@ -111,7 +111,7 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The figures of a split mixed with extra photos (`eval --extra`, `calibrate --unfamiliar`).
-fn print_mix(m: &crate::trust::fit::MixFigures) {
+fn print_mix(m: &crate::jobs::calibrate::MixFigures) {
     let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
     println!(
         "{} split + {} extra photos ({} with bad captions): AUROC confidence {}  word probability {}  familiarity (extra vs split) {}",
@@ -163,7 +163,7 @@ pub fn calibrate(args: &CalibrateArgs) -> anyhow::Result<ExitCode> {
     let device = device();
     let mut captioner = load_captioner(args.decode.model.as_deref(), &device)?;
     let mut renderer = Renderer::new(args.json, false);
-    let report = crate::trust::fit::calibrate(
+    let report = crate::jobs::calibrate::calibrate(
         &mut captioner,
         &args.dir,
         &crate::paths::cache_dir(args.cache.as_deref()),

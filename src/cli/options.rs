@@ -12,12 +12,12 @@ use crate::dataset::{ImportOptions, Split};
 use crate::decoder::SearchOptions;
 use crate::export::{Existing, ExportKind, MetadataTarget};
 use crate::features::ExtractOptions;
+use crate::jobs::calibrate::{CalibrateOptions, MIN_DEV_PHOTOS};
 use crate::jobs::caption::FolderOptions;
 use crate::jobs::evaluate::EvalOptions;
 use crate::jobs::train::TrainSettings;
 use crate::pipeline::DecodeOptions;
 use crate::train::TrainConfig;
-use crate::trust::fit::{CalibrateOptions, MIN_DEV_PHOTOS};
 
 impl From<SplitArg> for Split {
     fn from(s: SplitArg) -> Split {

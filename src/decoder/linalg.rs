@@ -1,46 +1,7 @@
 //! Small numeric kernels for the training engine: a checked wrapper over the `gemm` crate
 //! (the matrix multiply candle itself uses on the CPU) and vectorisable `exp`/`sigmoid`/`tanh`.
 
-/// Defines `pub(crate) fn NAME(..)` from a portable body and compiles it three times: for
-/// AVX-512, for AVX2+FMA and for the baseline CPU, picking at run time the best the CPU
-/// supports, so the loops vectorise to the full vector width without build flags. Results can
-/// differ in the last bits between CPU kinds (FMA), never between runs on one machine.
-macro_rules! simd_fn {
-    ($(#[$attr:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
-        $(#[$attr])*
-        pub(crate) fn $name($($arg: $ty),*) $(-> $ret)? {
-            #[inline(always)]
-            fn portable($($arg: $ty),*) $(-> $ret)? $body
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
-                fn avx512($($arg: $ty),*) $(-> $ret)? {
-                    portable($($arg),*)
-                }
-                #[target_feature(enable = "avx2,fma")]
-                fn avx2($($arg: $ty),*) $(-> $ret)? {
-                    portable($($arg),*)
-                }
-                if std::arch::is_x86_feature_detected!("avx512f")
-                    && std::arch::is_x86_feature_detected!("avx512bw")
-                    && std::arch::is_x86_feature_detected!("avx512dq")
-                    && std::arch::is_x86_feature_detected!("avx512vl")
-                {
-                    // SAFETY: the CPU has every feature `avx512` was compiled for.
-                    return unsafe { avx512($($arg),*) };
-                }
-                if std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-                {
-                    // SAFETY: the CPU has every feature `avx2` was compiled for.
-                    return unsafe { avx2($($arg),*) };
-                }
-            }
-            portable($($arg),*)
-        }
-    };
-}
-pub(crate) use simd_fn;
+use crate::simd::simd_fn;
 
 /// A read-only strided matrix view: element `(i, j)` is `data[i * rs + j * cs]`.
 #[derive(Clone, Copy, Debug)]

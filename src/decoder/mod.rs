@@ -675,3 +675,17 @@ fn check_features(features: &Tensor, feature_dim: usize) -> Result<Tensor> {
     };
     Ok(f)
 }
+
+/// The geometric mean of word probabilities (0 for an empty caption): how sure the decoder was
+/// of its words, not a calibrated probability that the caption is right.
+pub fn geometric_mean_probability(probabilities: impl ExactSizeIterator<Item = f32>) -> f32 {
+    let n = probabilities.len();
+    if n == 0 {
+        return 0.0;
+    }
+    let mean_log = probabilities
+        .map(|p| f64::from(p.max(1e-12)).ln())
+        .sum::<f64>()
+        / n as f64;
+    mean_log.exp() as f32
+}

@@ -15,7 +15,7 @@
 //! relies on it; `tests/decoder_search.rs` checks it). gemm does not promise this (it picks
 //! kernels and blockings by shape), which is why decoding does not use it.
 
-use super::linalg::simd_fn;
+use crate::simd::simd_fn;
 
 /// Columns per panel: two AVX2 vectors (one AVX-512 vector).
 pub(crate) const PANEL: usize = 16;

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use image::{DynamicImage, RgbImage, metadata::Orientation};
 
-use super::image_io::{DecodeLimits, ImageLoadError, jpeg_is_truncated};
+use super::image_error::{DecodeLimits, ImageLoadError, jpeg_is_truncated};
 
 /// Decodes `bytes` at reduced size when it is a baseline or progressive JPEG at least twice
 /// `min_side` on both sides; `Ok(None)` when it is not (use the common loader then).

@@ -13,7 +13,8 @@
 //! * [`DenseConv`]: small dense convolution (the 3-channel stem), same scheme.
 //!
 //! The depthwise and stem loops have an AVX2+FMA implementation (`std::arch` intrinsics, picked
-//! at run time when the CPU supports it) and a portable one. Work is spread over rayon's pool,
+//! at run time from [`crate::simd::level`], the crate's one CPU-feature check) and a portable
+//! one. Work is spread over rayon's pool,
 //! unless the calling thread runs inside [`with_sequential_kernels`] (the encoder does that to
 //! run several images in parallel, one per thread).
 
@@ -63,14 +64,14 @@ pub fn kernel_variant() -> &'static str {
     if use_avx2() { "avx2" } else { "portable" }
 }
 
+/// Whether the AVX2 + FMA kernels run: when the CPU's [`crate::simd::level`] has them and
+/// `ENCODER_PORTABLE_KERNELS` is not set.
 #[cfg(target_arch = "x86_64")]
 fn use_avx2() -> bool {
     use std::sync::OnceLock;
     static AVX2: OnceLock<bool> = OnceLock::new();
     *AVX2.get_or_init(|| {
-        std::env::var_os("ENCODER_PORTABLE_KERNELS").is_none()
-            && is_x86_feature_detected!("avx2")
-            && is_x86_feature_detected!("fma")
+        std::env::var_os("ENCODER_PORTABLE_KERNELS").is_none() && crate::simd::level().avx2_fma()
     })
 }
 

@@ -21,6 +21,7 @@
 
 pub mod efficientnet_lite;
 pub mod fast_jpeg;
+pub mod image_error;
 pub mod image_io;
 pub mod kernels;
 pub mod labels;

@@ -84,7 +84,7 @@ pub fn evaluate_mix(
     extra: &[PathBuf],
     events: Sink,
     cancel: &CancelToken,
-) -> Result<crate::trust::fit::MixFigures, JobError> {
+) -> Result<crate::jobs::calibrate::MixFigures, JobError> {
     let ds = super::import::import(dir, &options.import, events, cancel)?;
     let cache = FeatureCache::new(cache_dir, captioner.encoder.id());
     let entries: Vec<&crate::dataset::ImageEntry> = ds.split(options.split).collect();
@@ -103,9 +103,9 @@ pub fn evaluate_mix(
     )?;
     let feats = crate::features::load_cached(&cache, &paths);
     // An attention model captions from the feature maps.
-    let maps = crate::trust::fit::load_maps(&cache, &paths, spatial);
-    let rows = crate::trust::fit::dev_rows(&entries, &feats, &maps, spatial);
-    crate::trust::fit::measure_stored_on_mix(
+    let maps = crate::jobs::calibrate::load_maps(&cache, &paths, spatial);
+    let rows = crate::jobs::calibrate::dev_rows(&entries, &feats, &maps, spatial);
+    crate::jobs::calibrate::measure_stored_on_mix(
         captioner,
         &rows,
         extra,
@@ -118,7 +118,7 @@ pub fn evaluate_mix(
             "measuring the confidence on the {} split of {} with {}",
             options.split.name(),
             dir.display(),
-            crate::trust::fit::display_list(extra)
+            crate::jobs::calibrate::display_list(extra)
         ))
     })
 }

@@ -17,6 +17,7 @@
 //! Errors are [`JobError`]s: they keep the whole cause chain (file, line, underlying I/O or
 //! decoding error) until a front end shows them.
 
+pub mod calibrate;
 pub mod caption;
 pub mod evaluate;
 pub mod extract;

@@ -453,7 +453,7 @@ pub fn train(
             }),
         }
         // The calibrated confidence, fitted on dev (a failure is a warning).
-        crate::trust::fit::calibrate_after_training(
+        crate::jobs::calibrate::calibrate_after_training(
             &[&summary.best_dir, &summary.last_dir],
             &ds,
             &cache,

@@ -4,7 +4,7 @@
 //! `m = b1 m + (1 - b1) g`, `v = b2 v + (1 - b2) g^2`,
 //! `p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)`.
 
-use crate::decoder::linalg::simd_fn;
+use crate::simd::simd_fn;
 use rayon::prelude::*;
 
 /// Elements per parallel chunk: fixed, so sums are reduced in the same order on every run.

@@ -267,6 +267,71 @@ pub fn review_figures(flagged: &[bool], good: &[bool]) -> ReviewFigures {
     }
 }
 
+/// The calibrated confidence of each caption's signals.
+pub fn confidences(cal: &Calibration, signals: &[Signals]) -> Vec<f32> {
+    signals.iter().map(|s| cal.confidence(s)).collect()
+}
+
+/// A calibration fitted on `signals` (regularised logistic regression on whether each caption
+/// is acceptable, `good`), with the needs-review thresholds off and the default tag threshold.
+pub fn fit(signals: &[Signals], good: &[bool]) -> Calibration {
+    let x: Vec<Vec<f32>> = signals.iter().map(|s| s.values().to_vec()).collect();
+    let (mean, scale, weights, bias) = fit_logistic(&x, good, 1.0);
+    Calibration {
+        signals: Signals::NAMES.iter().map(|s| s.to_string()).collect(),
+        mean,
+        scale,
+        weights,
+        bias,
+        review_below: 0.0,
+        unfamiliar_below: f32::NEG_INFINITY,
+        tag_threshold: super::DEFAULT_TAG_THRESHOLD,
+        fitted: serde_json::Value::Null,
+    }
+}
+
+/// The smallest class probability (of 0.1, 0.2, ... 0.9) at which at least 60% of the dev
+/// photos' class tags appear in their reference captions (`dev`: pooled feature and reference
+/// captions of each photo), and that share (the default
+/// threshold and `None` when no threshold reaches it).
+pub fn tag_threshold(
+    classifier: Option<&super::Classifier>,
+    dev: &[(&[f32], &[String])],
+) -> (f32, Option<f64>) {
+    let Some(c) = classifier else {
+        return (super::DEFAULT_TAG_THRESHOLD, None);
+    };
+    let probs: Vec<(Vec<f32>, std::collections::HashSet<String>)> = dev
+        .iter()
+        .map(|(f, captions)| {
+            let words = captions
+                .iter()
+                .flat_map(|c| crate::eval::tokenize(c))
+                .collect();
+            (c.probabilities(f), words)
+        })
+        .collect();
+    for step in 1..10 {
+        let t = step as f32 / 10.0;
+        let (mut right, mut all) = (0usize, 0usize);
+        for (p, words) in &probs {
+            for (i, _) in p.iter().enumerate().filter(|(_, q)| **q >= t) {
+                all += 1;
+                if c.tags(i)
+                    .iter()
+                    .any(|tag| tag.split(' ').any(|w| words.contains(w)))
+                {
+                    right += 1;
+                }
+            }
+        }
+        if all > 0 && right as f64 / all as f64 >= 0.6 {
+            return (t, Some(right as f64 / all as f64));
+        }
+    }
+    (super::DEFAULT_TAG_THRESHOLD, None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,6 @@
 
 pub mod calibration;
 pub mod familiarity;
-pub mod fit;
 pub mod tags;
 
 use std::collections::HashSet;
@@ -262,7 +261,7 @@ impl Trust {
         class_probs: Option<&[f32]>,
     ) -> Signals {
         let probs: Vec<f32> = words.iter().map(|w| w.1).collect();
-        let geo = crate::pipeline::geometric_mean_probability(probs.iter().copied());
+        let geo = crate::decoder::geometric_mean_probability(probs.iter().copied());
         let min = probs.iter().copied().fold(1.0f32, f32::min);
         let caption: Vec<&str> = words.iter().map(|w| w.0.as_str()).collect();
         let content = content_words(caption.iter().copied());

@@ -1,20 +1,23 @@
 //! `captioner calibrate`: fits a model's familiarity and calibration on a dataset's train and
-//! dev splits (the test split is never read) and writes them into the model folder.
+//! dev splits (the test split is never read) and writes them into the model folder; also the
+//! calibration run at the end of training and the measuring of a stored calibration on extra
+//! photos. The job (importing, extracting, captioning with events and cancellation) lives here;
+//! the statistics it fits and measures with are in [`crate::trust::calibration`].
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde::Serialize;
 
-use super::calibration::{
-    ACCEPTABLE_CIDER, Calibration, ReviewFigures, auroc, auroc_weighted, fit_logistic,
-    review_figures,
-};
-use super::{Familiarity, Signals, familiarity};
 use crate::dataset::{ImportOptions, Split};
 use crate::features::{ExtractOptions, FeatureCache, load_cached};
 use crate::jobs::{CancelToken, Job, JobContext, JobError, JobEvent, Sink};
 use crate::pipeline::{Captioner, DecodeOptions};
+use crate::trust::calibration::{
+    ACCEPTABLE_CIDER, Calibration, ReviewFigures, auroc, auroc_weighted, confidences, fit,
+    review_figures, tag_threshold,
+};
+use crate::trust::{Familiarity, Signals, familiarity};
 
 /// A dev photo, its pooled feature, and the caption model's input when that is not the pooled
 /// feature (an attention model's feature map).
@@ -129,26 +132,6 @@ pub struct CalibrationReport {
     pub trust_ms_per_photo: f64,
     pub mix: Option<MixFigures>,
     pub seconds: f64,
-}
-
-fn confidences(cal: &Calibration, signals: &[Signals]) -> Vec<f32> {
-    signals.iter().map(|s| cal.confidence(s)).collect()
-}
-
-fn fit(signals: &[Signals], good: &[bool]) -> Calibration {
-    let x: Vec<Vec<f32>> = signals.iter().map(|s| s.values().to_vec()).collect();
-    let (mean, scale, weights, bias) = fit_logistic(&x, good, 1.0);
-    Calibration {
-        signals: Signals::NAMES.iter().map(|s| s.to_string()).collect(),
-        mean,
-        scale,
-        weights,
-        bias,
-        review_below: 0.0,
-        unfamiliar_below: f32::NEG_INFINITY,
-        tag_threshold: super::DEFAULT_TAG_THRESHOLD,
-        fitted: serde_json::Value::Null,
-    }
 }
 
 /// Fits familiarity (train split) and calibration (dev split) for `captioner`'s model.
@@ -469,9 +452,11 @@ pub fn fit_on_dev(
     good_conf.sort_by(f32::total_cmp);
     let allowed = (n_good * REVIEW_GOOD_PERCENT / 100).saturating_sub(good_flagged_otherwise);
     cal.review_below = good_conf.get(allowed).copied().unwrap_or(0.0);
-    let pooled_rows: Vec<(&crate::dataset::ImageEntry, &[f32])> =
-        dev_rows.iter().map(|(e, f, _)| (*e, *f)).collect();
-    let (tag_t, tag_precision) = tag_threshold(captioner, &pooled_rows);
+    let pooled_rows: Vec<(&[f32], &[String])> = dev_rows
+        .iter()
+        .map(|(e, f, _)| (*f, e.captions.as_slice()))
+        .collect();
+    let (tag_t, tag_precision) = tag_threshold(captioner.trust.classifier.as_ref(), &pooled_rows);
     cal.tag_threshold = tag_t;
     let flagged: Vec<bool> = signals
         .iter()
@@ -612,48 +597,6 @@ pub fn calibrate_after_training(
             });
         }
     }
-}
-
-/// The smallest class probability (of 0.1, 0.2, ... 0.9) at which at least 60% of the dev
-/// photos' class tags appear in their reference captions, and that share (the default
-/// threshold and `None` when no threshold reaches it).
-fn tag_threshold(
-    captioner: &Captioner,
-    dev: &[(&crate::dataset::ImageEntry, &[f32])],
-) -> (f32, Option<f64>) {
-    let Some(c) = &captioner.trust.classifier else {
-        return (super::DEFAULT_TAG_THRESHOLD, None);
-    };
-    let probs: Vec<(Vec<f32>, std::collections::HashSet<String>)> = dev
-        .iter()
-        .map(|(e, f)| {
-            let words = e
-                .captions
-                .iter()
-                .flat_map(|c| crate::eval::tokenize(c))
-                .collect();
-            (c.probabilities(f), words)
-        })
-        .collect();
-    for step in 1..10 {
-        let t = step as f32 / 10.0;
-        let (mut right, mut all) = (0usize, 0usize);
-        for (p, words) in &probs {
-            for (i, _) in p.iter().enumerate().filter(|(_, q)| **q >= t) {
-                all += 1;
-                if c.tags(i)
-                    .iter()
-                    .any(|tag| tag.split(' ').any(|w| words.contains(w)))
-                {
-                    right += 1;
-                }
-            }
-        }
-        if all > 0 && right as f64 / all as f64 >= 0.6 {
-            return (t, Some(right as f64 / all as f64));
-        }
-    }
-    (super::DEFAULT_TAG_THRESHOLD, None)
 }
 
 /// Folders for a message: `a, b`.
