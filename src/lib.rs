@@ -19,6 +19,7 @@ pub mod metadata;
 pub mod model_dir;
 pub mod paths;
 pub mod pipeline;
+pub mod rng;
 pub mod sidecar;
 pub mod simd;
 pub mod train;

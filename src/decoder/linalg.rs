@@ -492,7 +492,7 @@ simd_fn! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::Rng;
+    use crate::rng::Rng;
 
     #[test]
     fn matmul_by_rows_of_agrees_with_matmul() {

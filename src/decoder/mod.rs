@@ -37,7 +37,7 @@ pub use search::{
     beam_search_many, beam_search_with_options, blocked_tokens, greedy, greedy_with_options,
 };
 
-use crate::train::Rng;
+use crate::rng::Rng;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};

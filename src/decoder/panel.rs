@@ -215,7 +215,7 @@ simd_fn! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::Rng;
+    use crate::rng::Rng;
 
     fn reference(a: &[f32], w: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
         let mut out = vec![0.0f32; m * n];

@@ -17,12 +17,12 @@ use super::layers::{
     masked_copy, resize, softmax_cross_entropy,
 };
 use super::params::Params;
-use super::rng::Rng;
 use crate::decoder::linalg::{
     MatRef, attention_row_backward, attention_row_forward, fill_rows, matmul, matmul_by_rows_of,
     scale_in_place, transpose,
 };
 use crate::decoder::{ATTENTION_REG, DecoderConfig, DecoderKind};
+use crate::rng::Rng;
 use rayon::prelude::*;
 use std::ops::Range;
 

@@ -1,6 +1,6 @@
 //! The deterministic order of training batches.
 
-use super::rng::Rng;
+use crate::rng::Rng;
 
 /// Captions per sorting pool, in batches: captions are shuffled, then sorted by length within
 /// pools of this many batches, so a batch holds captions of nearly equal length (little

@@ -14,8 +14,8 @@
 use super::adam::Adam;
 use super::batch::{BatchLoss, EngineError, Example, Features, Packed, Result, check_input};
 use super::params::Params;
-use super::rng::Rng;
 use crate::decoder::{Decoder, DecoderConfig, DecoderKind, DropoutMasks};
+use crate::rng::Rng;
 use candle_core::{DType, Device, Tensor, Var};
 use std::collections::HashMap;
 

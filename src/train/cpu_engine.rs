@@ -6,8 +6,8 @@ use super::attention_engine::AttentionEngine;
 use super::batch::{BatchLoss, EngineError, Example, Features, Result, check_input};
 use super::engine::LstmEngine;
 use super::params::Params;
-use super::rng::Rng;
 use crate::decoder::{DecoderConfig, DecoderKind};
+use crate::rng::Rng;
 
 /// The passes of one decoder kind.
 #[derive(Debug)]

@@ -23,9 +23,9 @@ use super::layers::{
     masked_copy, resize, softmax_cross_entropy,
 };
 use super::params::Params;
-use super::rng::Rng;
 use crate::decoder::linalg::{MatRef, matmul, tanh_in_place, transpose};
 use crate::decoder::{DecoderConfig, DecoderKind};
+use crate::rng::Rng;
 use std::ops::Range;
 
 /// Buffer ranges of the tensors the engine touches.

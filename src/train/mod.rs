@@ -32,7 +32,7 @@ pub mod cpu_engine;
 mod engine;
 mod layers;
 pub mod params;
-pub mod rng;
+
 mod run;
 
 mod summary;
@@ -47,8 +47,8 @@ pub use summary::{LayerSummary, ModelSummary, model_summary};
 
 use crate::decoder::{self, Decoder, DecoderConfig, DecoderError, END, PAD, START};
 use crate::model_dir::ModelDirError;
+pub use crate::rng::Rng;
 use candle_core::{Device, Tensor};
-pub use rng::Rng;
 pub use run::{TrainRun, train, train_from};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;

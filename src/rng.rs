@@ -1,4 +1,4 @@
-//! The seeded random number generator of training: initial weights, batch order, dropout
+//! The seeded random number generator (training and the decoder's random initialisation): initial weights, batch order, dropout
 //! masks. Every stream is derived from the run's seed and a purpose ([`Rng::derive`]), so a
 //! run is reproducible and a resumed run draws what an uninterrupted one would.
 
