@@ -259,14 +259,9 @@ impl ExportReport {
     }
 }
 
-/// The sidecar of an image: same path, `.txt` extension.
-pub fn sidecar_path(image: &Path) -> PathBuf {
-    crate::sidecar::sidecar_path(image)
-}
-
 /// How many of these images already have a sidecar.
 pub fn count_existing_sidecars(images: &[PathBuf]) -> usize {
-    images.iter().filter(|p| sidecar_path(p).exists()).count()
+    images.iter().filter(|p| crate::sidecar::sidecar_path(p).exists()).count()
 }
 
 /// What an export does with a caption that is already there (a `.txt` sidecar, or a
@@ -344,7 +339,7 @@ pub fn write_sidecars(rows: &[ExportRow], existing: Existing) -> ExportReport {
     let mut report = ExportReport::default();
     let mut taken: std::collections::HashMap<PathBuf, &Path> = Default::default();
     for row in rows {
-        let path = sidecar_path(&row.path);
+        let path = crate::sidecar::sidecar_path(&row.path);
         if let Some(first) = taken.get(&path) {
             report.failed.push(format!(
                 "{}: not written for {}: {} shares this sidecar and its caption was kept",
@@ -1004,7 +999,7 @@ mod odd_names {
         let report = write_sidecars(&rows, Existing::Skip);
         assert_eq!(report.written, 2, "{:?}", report.failed);
         for row in &rows {
-            let text = std::fs::read_to_string(sidecar_path(&row.path)).unwrap();
+            let text = std::fs::read_to_string(crate::sidecar::sidecar_path(&row.path)).unwrap();
             assert_eq!(text, "a \"dog\", running\n");
         }
     }

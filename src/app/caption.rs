@@ -221,7 +221,7 @@ impl CaptionPanel {
                 crate::export::Existing::Skip
             },
         );
-        let target = crate::export::sidecar_path(&path);
+        let target = crate::sidecar::sidecar_path(&path);
         if let Some(failure) = report.failed.first() {
             shared
                 .status
@@ -748,7 +748,7 @@ fn caption_details_ui(
             .on_hover_text(match &shown.path {
                 Some(p) => format!(
                     "Write the caption to {} (beside the photo)",
-                    crate::export::sidecar_path(p).display()
+                    crate::sidecar::sidecar_path(p).display()
                 ),
                 None => "A pasted image has no file to save beside".to_string(),
             })

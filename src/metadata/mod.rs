@@ -1,7 +1,7 @@
 //! Captions where photo tools read them: XMP sidecars, metadata embedded in JPEG and PNG files,
 //! and alt-text exports ([`alt_text`]).
 //!
-//! - [`write_sidecar`] writes `photo.xmp` beside `photo.jpg` ([`sidecar_path`]) holding
+//! - [`write_sidecar`] writes `photo.xmp` beside `photo.jpg` ([`xmp_sidecar_path`]) holding
 //!   `dc:description` (x-default) and `dc:subject`. An existing sidecar keeps everything else:
 //!   other namespaces, and the other languages of `dc:description`.
 //! - [`embed_description`] writes the caption into the photo itself without re-encoding it:
@@ -108,7 +108,7 @@ type Result<T> = std::result::Result<T, MetadataError>;
 /// (`photo.xmp`). When another photo in the folder has the same name with another extension
 /// (`a.jpg` and `a.png`), `a.xmp` would belong to both, so each gets its own `a.jpg.xmp`
 /// (darktable's form) instead; so does a photo that already has one.
-pub fn sidecar_path(photo: &Path) -> PathBuf {
+pub fn xmp_sidecar_path(photo: &Path) -> PathBuf {
     let long = long_sidecar(photo);
     if long.is_file() || shares_stem(photo) {
         long
@@ -137,7 +137,7 @@ fn shares_stem(photo: &Path) -> bool {
     })
 }
 
-/// The sidecar names read for `photo`, in order: the one [`sidecar_path`] writes, then the
+/// The sidecar names read for `photo`, in order: the one [`xmp_sidecar_path`] writes, then the
 /// other form, unless `photo.xmp` is shared with a same-named photo (it is then nobody's).
 pub fn sidecar_candidates(photo: &Path) -> Vec<PathBuf> {
     let long = long_sidecar(photo);
@@ -246,7 +246,7 @@ fn replace_file(path: &Path, bytes: &[u8], fail_after: Option<usize>) -> Result<
 /// Writes (or updates) the XMP sidecar of `photo` and returns its path. In an existing sidecar
 /// only `dc:description` (x-default) and `dc:subject` change.
 pub fn write_sidecar(photo: &Path, described: &Described) -> Result<PathBuf> {
-    let path = sidecar_path(photo);
+    let path = xmp_sidecar_path(photo);
     check_writable(&path, false)?;
     let text = match std::fs::read(&path) {
         Ok(bytes) => {
