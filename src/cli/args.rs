@@ -441,7 +441,7 @@ pub struct EvalArgs {
     #[arg(long)]
     pub cache: Option<PathBuf>,
     /// Also measure the calibrated confidence on the split mixed with the photos of this folder
-    /// (photos unlike the dataset's, with `captions.txt`: photo<TAB>caption lines). May be
+    /// (photos unlike the dataset's, with `captions.txt`: one photo name, a tab and its caption per line). May be
     /// given more than once.
     #[arg(long, value_name = "DIR")]
     pub extra: Vec<PathBuf>,
@@ -466,7 +466,7 @@ pub struct CalibrateArgs {
     /// Cache folder for image features.
     #[arg(long)]
     pub cache: Option<PathBuf>,
-    /// A folder of photos unlike the dataset's, with `captions.txt` (photo<TAB>caption lines):
+    /// A folder of photos unlike the dataset's, with `captions.txt` (one photo name, a tab and its caption per line):
     /// measured mixed with the dev photos, never fitted on. May be given more than once.
     #[arg(long, value_name = "DIR")]
     pub unfamiliar: Vec<PathBuf>,
@@ -490,7 +490,7 @@ pub struct TextArgs {
     /// the original tutorial did.
     #[arg(long, default_value = "natural")]
     pub cleaning: Cleaning,
-    /// Words seen fewer times than this in the training captions become <unk>.
+    /// Words seen fewer times than this in the training captions become the unknown word (`<unk>`).
     #[arg(long, default_value_t = ImportOptions::default().min_count)]
     pub min_count: usize,
     /// Train/dev/test fractions for datasets without split files.

@@ -73,7 +73,7 @@ pub fn evaluate(
 }
 
 /// Measures the model's stored calibration on `options.split` of the dataset in `dir` mixed
-/// with the photos in the folders `extra` (each with `captions.txt`, photo<TAB>caption lines): how well
+/// with the photos in the folders `extra` (each with `captions.txt`, one photo name, a tab and its caption per line): how well
 /// the confidence ranks good and bad captions over the mix, and what needs_review flags.
 /// Nothing is fitted (`captioner eval DIR --extra FOLDER`).
 pub fn evaluate_mix(

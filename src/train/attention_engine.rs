@@ -1,5 +1,5 @@
 //! The attention decoder's forward and backward passes by hand, on flat `f32` buffers, in the
-//! style of [`super::engine`] (run by [`super::cpu_engine`] for [`DecoderKind::Attention`]): packed
+//! style of `engine.rs` (run by [`super::cpu_engine`] for [`DecoderKind::Attention`]): packed
 //! sequences (time step `t` computes only the `n_t` captions still running), the word part of
 //! the LSTM input projection as one product over all steps, the attention, gate and LSTM cell
 //! as fused per-row loops, and the weight gradients as one product over all steps each.

@@ -1,6 +1,6 @@
 //! Training on candle's autograd, on any candle [`Device`] (CPU or CUDA).
 //!
-//! The same computation as the hand-written CPU [`super::engine`]: packed batches (captions
+//! The same computation as the hand-written CPU `engine.rs`: packed batches (captions
 //! sorted longest first, time step `t` runs only the captions still going), the masked mean
 //! cross-entropy over real tokens (each caption's words and its END; packing leaves no padding
 //! to mask), global gradient-norm clipping and PyTorch's Adam. Dropout masks are drawn on the

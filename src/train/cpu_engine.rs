@@ -1,4 +1,4 @@
-//! The CPU training engine: the hand-written passes of [`super::engine`] (the merge and inject
+//! The CPU training engine: the hand-written passes of `engine.rs` (the merge and inject
 //! decoders) or of [`super::attention_engine`] (the attention decoder), picked by the decoder
 //! kind, behind one interface.
 

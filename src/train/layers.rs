@@ -1,4 +1,4 @@
-//! The layer pieces both CPU engines ([`super::engine`], [`super::attention_engine`]) build
+//! The layer pieces both CPU engines (`engine.rs`, [`super::attention_engine`]) build
 //! their passes from: the linear layer forward and backward, the word embeddings and their
 //! gradient, dropout masks, the softmax cross-entropy and the LSTM's weight gradients.
 //!
