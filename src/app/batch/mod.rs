@@ -356,6 +356,13 @@ impl BatchPanel {
         self.review_keys(ui.ctx());
         self.toolbar_ui(ui, shared);
         self.progress_ui(ui);
+        if let Some(e) = self.session_save_failure() {
+            ui.colored_label(
+                ui.visuals().warn_fg_color,
+                "⚠ The batch session is not saved (captions are kept while the app runs).",
+            )
+            .on_hover_text(e);
+        }
         ui.separator();
         self.questions_ui(ui, shared);
         self.typed_path_ui(ui, shared);
