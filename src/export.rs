@@ -261,7 +261,10 @@ impl ExportReport {
 
 /// How many of these images already have a sidecar.
 pub fn count_existing_sidecars(images: &[PathBuf]) -> usize {
-    images.iter().filter(|p| crate::sidecar::sidecar_path(p).exists()).count()
+    images
+        .iter()
+        .filter(|p| crate::sidecar::sidecar_path(p).exists())
+        .count()
 }
 
 /// What an export does with a caption that is already there (a `.txt` sidecar, or a

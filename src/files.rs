@@ -45,8 +45,14 @@ fn write(path: &Path, bytes: &[u8], fail_after: Option<usize>) -> std::io::Resul
     let dir = parent_dir(path);
     std::fs::create_dir_all(dir)
         .map_err(|e| context(format!("cannot create the folder {}", dir.display()), e))?;
-    let tmp = temp_sibling(path, "tmp");
     let permissions = std::fs::metadata(path).ok().map(|m| m.permissions());
+    if permissions.as_ref().is_some_and(|p| p.readonly()) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            READ_ONLY,
+        ));
+    }
+    let tmp = temp_sibling(path, "tmp");
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -81,6 +87,15 @@ fn write(path: &Path, bytes: &[u8], fail_after: Option<usize>) -> std::io::Resul
     // Make the rename itself durable; a failure here does not undo the (complete) write.
     let _ = sync_dir(dir);
     Ok(())
+}
+
+/// What a refused write of a read-only file says (as photos' metadata does).
+pub const READ_ONLY: &str = "the file is read-only; left unchanged";
+
+/// Whether `path` exists and its mode bits allow no writing (checked on the bits, not by
+/// opening it, so the answer is the same for root).
+pub fn is_read_only(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.permissions().readonly())
 }
 
 /// The folder `path` is in (`.` for a bare file name).
@@ -192,6 +207,24 @@ mod tests {
         write_atomic(&path, b"new").unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o640);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_read_only_file_is_not_replaced() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.txt");
+        write_atomic(&path, b"old").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).unwrap();
+        assert!(is_read_only(&path));
+        let err = write_atomic(&path, b"new").unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied);
+        assert_eq!(err.to_string(), READ_ONLY);
+        assert_eq!(std::fs::read(&path).unwrap(), b"old");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o444);
+        assert_eq!(listing(dir.path()), vec!["a.txt"]);
     }
 
     #[test]

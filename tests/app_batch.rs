@@ -260,6 +260,53 @@ fn keyboard_flow_arrows_enter_typing_and_undo() {
     );
 }
 
+/// Save leaves a read-only sidecar as it is (contents and mode bits, so this holds as root
+/// too), says so by name, and writes the others.
+#[cfg(unix)]
+#[test]
+fn save_leaves_a_read_only_sidecar_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, names) = photos(tmp.path());
+    let locked = txt(&dir, &names[0]);
+    std::fs::write(&locked, "mine\n").unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o444)).unwrap();
+    let mut h = app(&tmp.path().join("data"), Tab::Batch);
+    open(&mut h, &dir, names.len());
+    {
+        let b = &mut h.state_mut().panels.batch;
+        b.edit_caption(0, "a new caption");
+        b.edit_caption(1, "another caption");
+    }
+    h.step();
+    h.get_by_label("Save 2").click();
+    wait_until(&mut h, 10, "the save", |a| {
+        a.panels.batch.last_report().is_some()
+    });
+    let report = h
+        .state()
+        .panels
+        .batch
+        .last_report()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        report.contains(&format!(
+            "{}: the file is read-only; left unchanged",
+            locked.display()
+        )),
+        "{report}"
+    );
+    assert_eq!(std::fs::read_to_string(&locked).unwrap(), "mine\n");
+    let mode = std::fs::metadata(&locked).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o444);
+    assert_eq!(
+        std::fs::read_to_string(txt(&dir, &names[1])).unwrap(),
+        "another caption\n"
+    );
+    assert_eq!(h.state().panels.batch.unsaved(), 1);
+}
+
 fn app_with_folder(data: &Path, folder: &Path) -> Harness<'static, CaptionerApp> {
     let paths = AppPaths::under(data);
     let folder = folder.display().to_string();
