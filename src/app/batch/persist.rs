@@ -138,20 +138,22 @@ impl BatchPanel {
             return;
         };
         let now = Instant::now();
-        match tasks::take_ready(&mut p.pending) {
-            Some(Ok(Ok(()))) => {
-                if p.succeeded() {
-                    shared.status.info("The batch session is saved again.");
-                }
-            }
-            Some(Ok(Err(e)) | Err(e)) => {
-                if p.failed(e.clone(), now) {
-                    shared.status.error(format!(
-                        "{e} (retried every {} s at most; captions are kept in memory)",
-                        PERSIST_RETRY_MAX.as_secs()
-                    ));
-                }
-            }
+        // Said once per run of failures, and once when writing works again.
+        let said = match tasks::take_ready(&mut p.pending) {
+            Some(Ok(Ok(()))) => p
+                .succeeded()
+                .then(|| Ok("The batch session is saved again.".to_string())),
+            Some(Ok(Err(e)) | Err(e)) => p.failed(e.clone(), now).then(|| {
+                Err(format!(
+                    "{e} (retried every {} s at most; captions are kept in memory)",
+                    PERSIST_RETRY_MAX.as_secs()
+                ))
+            }),
+            None => None,
+        };
+        match said {
+            Some(Ok(info)) => shared.status.info(info),
+            Some(Err(error)) => shared.status.error(error),
             None => {}
         }
         let generation = s.generation();
