@@ -13,6 +13,7 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
@@ -45,8 +46,14 @@ fn write(path: &Path, bytes: &[u8], fail_after: Option<usize>) -> std::io::Resul
     let dir = parent_dir(path);
     std::fs::create_dir_all(dir)
         .map_err(|e| context(format!("cannot create the folder {}", dir.display()), e))?;
-    let tmp = temp_sibling(path, "tmp");
     let permissions = std::fs::metadata(path).ok().map(|m| m.permissions());
+    if permissions.as_ref().is_some_and(|p| p.readonly()) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            READ_ONLY,
+        ));
+    }
+    let tmp = temp_sibling(path, "tmp");
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -83,6 +90,15 @@ fn write(path: &Path, bytes: &[u8], fail_after: Option<usize>) -> std::io::Resul
     Ok(())
 }
 
+/// What a refused write of a read-only file says (as photos' metadata does).
+pub const READ_ONLY: &str = "the file is read-only; left unchanged";
+
+/// Whether `path` exists and its mode bits allow no writing (checked on the bits, not by
+/// opening it, so the answer is the same for root).
+pub fn is_read_only(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.permissions().readonly())
+}
+
 /// The folder `path` is in (`.` for a bare file name).
 fn parent_dir(path: &Path) -> &Path {
     path.parent()
@@ -104,6 +120,78 @@ pub fn temp_sibling(path: &Path, kind: &str) -> PathBuf {
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     ))
+}
+
+/// How old a leftover temporary file of a process that may still run must be before
+/// [`remove_stale_temporaries`] removes it.
+pub const STALE_TEMPORARY_AGE: Duration = Duration::from_secs(15 * 60);
+
+/// The parts of a [`temp_sibling`] name `.NAME.KIND-PID-N`: `(NAME, KIND, PID)`, or `None` for
+/// any other name.
+pub fn parse_temp_name(file_name: &str) -> Option<(&str, &str, u32)> {
+    let rest = file_name.strip_prefix('.')?;
+    let (rest, n) = rest.rsplit_once('-')?;
+    let (rest, pid) = rest.rsplit_once('-')?;
+    let (name, kind) = rest.rsplit_once('.')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if name.is_empty() || !digits(n) || !digits(pid) || !matches!(kind, "tmp" | "old") {
+        return None;
+    }
+    Some((name, kind, pid.parse().ok()?))
+}
+
+/// Whether process `pid` may be running: `false` only where it can be told that it is not
+/// (Linux's `/proc`), and never for this process.
+fn may_be_running(pid: u32) -> bool {
+    if pid == std::process::id() {
+        return true;
+    }
+    let proc = Path::new("/proc");
+    if !proc.join("self").exists() {
+        return true;
+    }
+    proc.join(pid.to_string()).exists()
+}
+
+/// Removes the temporary files that an interrupted [`write_atomic`] (a kill, a power cut) left
+/// in `dir` (not in its sub-folders): plain files named `.NAME.tmp-PID-N` where `NAME` ends
+/// with `suffix` (`.txt`), whose process is gone or that are older than
+/// [`STALE_TEMPORARY_AGE`]. Nothing else is touched. Returns the files removed; a folder or
+/// file that cannot be read or removed is passed over.
+pub fn remove_stale_temporaries(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(name) = file_name.to_str() else {
+            continue;
+        };
+        let Some((target, "tmp", pid)) = parse_temp_name(name) else {
+            continue;
+        };
+        if !target.ends_with(suffix) || target.len() == suffix.len() {
+            continue;
+        }
+        // Not followed: a link or folder of that name is left alone.
+        let Ok(meta) = std::fs::symlink_metadata(entry.path()) else {
+            continue;
+        };
+        if !meta.is_file() {
+            continue;
+        }
+        let old = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age >= STALE_TEMPORARY_AGE);
+        if (old || !may_be_running(pid)) && std::fs::remove_file(entry.path()).is_ok() {
+            removed.push(entry.path());
+        }
+    }
+    removed.sort();
+    removed
 }
 
 /// Flushes a folder's entries (a rename into it) to disk, where the platform can; elsewhere
@@ -194,6 +282,24 @@ mod tests {
         assert_eq!(mode, 0o640);
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn a_read_only_file_is_not_replaced() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.txt");
+        write_atomic(&path, b"old").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).unwrap();
+        assert!(is_read_only(&path));
+        let err = write_atomic(&path, b"new").unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied);
+        assert_eq!(err.to_string(), READ_ONLY);
+        assert_eq!(std::fs::read(&path).unwrap(), b"old");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o444);
+        assert_eq!(listing(dir.path()), vec!["a.txt"]);
+    }
+
     #[test]
     fn temporary_names_are_hidden_siblings_and_unique() {
         let a = temp_sibling(Path::new("dir/model"), "tmp");
@@ -204,6 +310,75 @@ mod tests {
         assert!(name.starts_with(".model.tmp-"), "{name}");
         let bare = temp_sibling(Path::new("x"), "old");
         assert_eq!(bare.parent(), Some(Path::new(".")));
+    }
+
+    #[test]
+    fn temporary_names_parse_back() {
+        let t = temp_sibling(Path::new("dir/dog.txt"), "tmp");
+        let name = t.file_name().unwrap().to_str().unwrap();
+        assert_eq!(
+            parse_temp_name(name),
+            Some(("dog.txt", "tmp", std::process::id()))
+        );
+        assert_eq!(
+            parse_temp_name(".a-b.c.txt.tmp-12-3"),
+            Some(("a-b.c.txt", "tmp", 12))
+        );
+        for other in [
+            "dog.txt",
+            ".dog.txt",
+            "dog.txt.tmp-1-2",
+            ".dog.txt.tmp-1",
+            ".dog.txt.tmp-x-2",
+            ".dog.txt.tmp-1-2x",
+            ".dog.txt.tmp--2",
+            ".dog.txt.bak-1-2",
+            "..tmp-1-2",
+        ] {
+            assert_eq!(parse_temp_name(other), None, "{other}");
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn only_stale_temporaries_of_the_app_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        // A process id that is not running: one of a child that has exited.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let gone = child.id();
+        child.wait().unwrap();
+        let keep = [
+            // This process may still be writing it.
+            format!(".dog.txt.tmp-{}-0", std::process::id()),
+            // Not a sidecar's, not the pattern, or the user's own.
+            format!(".dog.jpg.tmp-{gone}-0"),
+            format!(".dog.txt.old-{gone}-0"),
+            format!("dog.txt.tmp-{gone}-0"),
+            format!(".dog.txt.tmp-{gone}-0.bak"),
+            "notes.txt".to_string(),
+        ];
+        let remove = [
+            format!(".dog.txt.tmp-{gone}-1"),
+            format!(".a b.txt.tmp-{gone}-22"),
+        ];
+        for name in keep.iter().chain(&remove) {
+            std::fs::write(dir.path().join(name), b"x").unwrap();
+        }
+        // A folder of the pattern is not a file: kept.
+        let folder = format!(".cat.txt.tmp-{gone}-3");
+        std::fs::create_dir(dir.path().join(&folder)).unwrap();
+        let mut removed: Vec<String> = remove_stale_temporaries(dir.path(), ".txt")
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        removed.sort();
+        let mut want = remove.to_vec();
+        want.sort();
+        assert_eq!(removed, want);
+        let mut left: Vec<String> = keep.to_vec();
+        left.push(folder);
+        left.sort();
+        assert_eq!(listing(dir.path()), left);
     }
 
     #[test]

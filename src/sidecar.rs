@@ -35,6 +35,9 @@ pub enum SidecarError {
         line: usize,
         byte: usize,
     },
+    /// The sidecar's mode bits allow no writing: it is left as it is (as read-only photos are).
+    #[error("{}: {}", path.display(), crate::files::READ_ONLY)]
+    ReadOnly { path: PathBuf },
     #[error("{}: cannot write: {source}", path.display())]
     Write {
         path: PathBuf,
@@ -138,7 +141,8 @@ pub fn render(sidecar: &Sidecar) -> String {
 }
 
 /// Writes `sidecar` to `path` atomically. An existing file is left alone with
-/// [`WriteMode::Skip`]; a file that already holds these bytes is not touched.
+/// [`WriteMode::Skip`]; a file that already holds these bytes is not touched; a read-only one
+/// is not replaced ([`SidecarError::ReadOnly`]).
 pub fn write(
     path: &Path,
     sidecar: &Sidecar,
@@ -163,6 +167,11 @@ pub fn write(
         }
         // Overwrite a file that cannot be read (e.g. a broken one): the rename replaces it.
         Err(_) => {}
+    }
+    if crate::files::is_read_only(path) {
+        return Err(SidecarError::ReadOnly {
+            path: path.to_path_buf(),
+        });
     }
     write_atomic(path, text.as_bytes()).map_err(|source| SidecarError::Write {
         path: path.to_path_buf(),
@@ -283,6 +292,35 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), b"caf\xe9\n");
         replace_caption(&path, "x", WriteMode::Overwrite).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "x\n");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_read_only_sidecar_is_left_as_it_is() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("a.txt");
+        std::fs::write(&path, "old\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).unwrap();
+        let e = replace_caption(&path, "new", WriteMode::Overwrite).unwrap_err();
+        assert!(matches!(e, SidecarError::ReadOnly { .. }), "{e}");
+        assert!(
+            e.to_string()
+                .ends_with("a.txt: the file is read-only; left unchanged"),
+            "{e}"
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "old\n");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o444);
+        // Skip still skips, and the same text is no write at all.
+        assert_eq!(
+            replace_caption(&path, "new", WriteMode::Skip).unwrap(),
+            WriteOutcome::SkippedExisting
+        );
+        assert_eq!(
+            replace_caption(&path, "old", WriteMode::Overwrite).unwrap(),
+            WriteOutcome::Unchanged
+        );
     }
 
     #[test]

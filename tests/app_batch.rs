@@ -260,6 +260,104 @@ fn keyboard_flow_arrows_enter_typing_and_undo() {
     );
 }
 
+/// Save leaves a read-only sidecar as it is (contents and mode bits, so this holds as root
+/// too), says so by name, and writes the others.
+#[cfg(unix)]
+#[test]
+fn save_leaves_a_read_only_sidecar_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, names) = photos(tmp.path());
+    let locked = txt(&dir, &names[0]);
+    std::fs::write(&locked, "mine\n").unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o444)).unwrap();
+    let mut h = app(&tmp.path().join("data"), Tab::Batch);
+    open(&mut h, &dir, names.len());
+    {
+        let b = &mut h.state_mut().panels.batch;
+        b.edit_caption(0, "a new caption");
+        b.edit_caption(1, "another caption");
+    }
+    h.step();
+    h.get_by_label("Save 2").click();
+    wait_until(&mut h, 10, "the save", |a| {
+        a.panels.batch.last_report().is_some()
+    });
+    let report = h
+        .state()
+        .panels
+        .batch
+        .last_report()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        report.contains(&format!(
+            "{}: the file is read-only; left unchanged",
+            locked.display()
+        )),
+        "{report}"
+    );
+    assert_eq!(std::fs::read_to_string(&locked).unwrap(), "mine\n");
+    let mode = std::fs::metadata(&locked).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o444);
+    assert_eq!(
+        std::fs::read_to_string(txt(&dir, &names[1])).unwrap(),
+        "another caption\n"
+    );
+    assert_eq!(h.state().panels.batch.unsaved(), 1);
+}
+
+/// A save killed after some sidecars were renamed into place but before the session file was
+/// written: the folder's leftover temporary files (`.NAME.txt.tmp-PID-N` of a process that is
+/// gone) are removed when it is opened again, nothing else is, and the next Save does not ask
+/// about the sidecars that already hold the captions it writes.
+#[cfg(target_os = "linux")]
+#[test]
+fn after_a_killed_save_leftovers_go_and_the_own_captions_are_no_conflict() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, names) = photos(tmp.path());
+    let data = tmp.path().join("data");
+    let mut h = app(&data, Tab::Batch);
+    open(&mut h, &dir, names.len());
+    h.state_mut().panels.batch.edit_caption(0, "a dog runs");
+    h.state_mut().panels.batch.edit_caption(1, "a cat sleeps");
+    {
+        let app = h.state_mut();
+        app.panels.batch.persist_now(&mut app.shared);
+    }
+    drop(h);
+    // What the killed save left: one sidecar in place, temporary files beside it.
+    std::fs::write(txt(&dir, &names[0]), "a dog runs\n").unwrap();
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let gone = child.id();
+    child.wait().unwrap();
+    let leftover = dir.join(format!(
+        ".{}.tmp-{gone}-7",
+        txt(&dir, &names[1]).file_name().unwrap().to_string_lossy()
+    ));
+    std::fs::write(&leftover, "a cat sl").unwrap();
+    let mine = dir.join(format!(".notes.txt.tmp-{gone}"));
+    std::fs::write(&mine, "not the app's naming").unwrap();
+
+    let mut h = app(&data, Tab::Batch);
+    open(&mut h, &dir, names.len());
+    assert!(!leftover.exists(), "{}", status(&h));
+    assert!(mine.exists());
+    let s = status(&h);
+    assert!(s.contains("removed 1 temporary file(s)"), "{s}");
+    assert_eq!(h.state().panels.batch.unsaved(), 2, "{s}");
+    h.get_by_label("Save 2").click();
+    wait_until(&mut h, 10, "the save", |a| {
+        a.panels.batch.last_report().is_some() || a.panels.batch.asking().is_some()
+    });
+    assert_eq!(h.state().panels.batch.asking(), None);
+    assert_eq!(h.state().panels.batch.unsaved(), 0);
+    assert_eq!(
+        std::fs::read_to_string(txt(&dir, &names[1])).unwrap(),
+        "a cat sleeps\n"
+    );
+}
+
 fn app_with_folder(data: &Path, folder: &Path) -> Harness<'static, CaptionerApp> {
     let paths = AppPaths::under(data);
     let folder = folder.display().to_string();

@@ -301,6 +301,41 @@ fn batch_captions_a_folder_and_exports() {
     );
 }
 
+/// `captioner batch --sidecars --existing overwrite`: a read-only sidecar is left as it is
+/// (contents and mode), reported by name, and the other photos' sidecars are still written.
+/// The mode bits are what counts, so this holds when the tests run as root too.
+#[cfg(unix)]
+#[test]
+fn batch_leaves_a_read_only_sidecar_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let photos = tmp.path().join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    for name in ["2529205842_bdcb49d65b.jpg", "246231741_882b45c4e1.jpg"] {
+        std::fs::copy(fixture("encoder/images").join(name), photos.join(name)).unwrap();
+    }
+    let locked = photos.join("246231741_882b45c4e1.txt");
+    std::fs::write(&locked, "mine\n").unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o444)).unwrap();
+    let out =
+        run(captioner()
+            .arg("batch")
+            .arg(&photos)
+            .args(["--sidecars", "--existing", "overwrite"]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("246231741_882b45c4e1.txt: the file is read-only; left unchanged"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_to_string(&locked).unwrap(), "mine\n");
+    let mode = std::fs::metadata(&locked).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o444);
+    assert!(
+        photos.join("2529205842_bdcb49d65b.txt").is_file(),
+        "{stderr}"
+    );
+}
+
 /// `captioner batch --xmp-sidecars --embed --alt-html`: captions land where photo managers
 /// and web pages read them; a photo that already has a description keeps it unless
 /// --overwrite; the prefix is applied.

@@ -1,7 +1,8 @@
 //! Opening photos: a folder (listed and read on a background thread) or loose files, a rescan,
 //! the last folder again at startup, and the "Recent" list.
 
-use std::path::PathBuf;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 
 use super::persist::{Persist, session_dir};
 use super::session::{Disk, Session};
@@ -9,8 +10,34 @@ use super::{Ask, BatchPanel, Then};
 use crate::app::Shared;
 use crate::app::tasks::{self, Pending};
 
-/// A folder, its photos (a rescan) or its new session (an open), or why it could not be read.
-pub type Listing = Result<(PathBuf, Vec<PathBuf>, Option<Session>), String>;
+/// A folder, its photos (a rescan) or its new session (an open) and the leftover temporary
+/// files removed from it, or why it could not be read.
+pub type Listing = Result<(PathBuf, Vec<PathBuf>, Option<Session>, Vec<PathBuf>), String>;
+
+/// Removes the temporary sidecar files an interrupted save left (`.NAME.txt.tmp-PID-N`, of a
+/// process that is gone: [`crate::files::remove_stale_temporaries`]) from the folders of
+/// `photos` and from `root`. Returns the files removed.
+pub fn remove_leftover_temporaries<'a>(
+    root: Option<&Path>,
+    photos: impl IntoIterator<Item = &'a Path>,
+) -> Vec<PathBuf> {
+    let mut dirs: BTreeSet<&Path> = photos.into_iter().filter_map(Path::parent).collect();
+    dirs.extend(root);
+    dirs.into_iter()
+        .flat_map(|d| crate::files::remove_stale_temporaries(d, ".txt"))
+        .collect()
+}
+
+/// Says in the status line which leftover temporary files were removed.
+pub fn report_removed_temporaries(removed: &[PathBuf], shared: &mut Shared) {
+    if let Some(first) = removed.first() {
+        shared.status.info(format!(
+            "removed {} temporary file(s) an interrupted save left behind (such as {})",
+            removed.len(),
+            first.display()
+        ));
+    }
+}
 
 /// Folders remembered in "Recent".
 pub const RECENT: usize = 8;
@@ -80,9 +107,11 @@ impl BatchPanel {
             // thread, so a folder of 100,000 photos does not freeze the window.
             crate::jobs::caption::list_photos(&dir)
                 .map(|(files, _)| {
+                    let removed =
+                        remove_leftover_temporaries(Some(&dir), files.iter().map(PathBuf::as_path));
                     let session =
                         Session::open(dir.display().to_string(), Some(dir.clone()), files);
-                    (dir, Vec::new(), Some(session))
+                    (dir, Vec::new(), Some(session), removed)
                 })
                 .map_err(|e| e.report())
         }) {
@@ -98,7 +127,7 @@ impl BatchPanel {
         };
         match Pending::spawn(&shared.ctx, "list-folder", move || {
             crate::jobs::caption::list_photos(&root)
-                .map(|(files, _)| (root, files, None))
+                .map(|(files, _)| (root, files, None, Vec::new()))
                 .map_err(|e| e.report())
         }) {
             Ok(p) => self.listing = Some((true, p)),
@@ -190,7 +219,7 @@ impl BatchPanel {
         };
         self.listing = None;
         match result {
-            Ok((dir, files, _)) if rescan => {
+            Ok((dir, files, _, _)) if rescan => {
                 if let Some(s) = &mut self.session {
                     let (added, missing, changed) = s.rescan(files);
                     s.touch();
@@ -200,8 +229,11 @@ impl BatchPanel {
                     ));
                 }
             }
-            Ok((_, _, Some(session))) => self.start_session(session, shared),
-            Ok((dir, _, None)) => shared
+            Ok((_, _, Some(session), removed)) => {
+                self.start_session(session, shared);
+                report_removed_temporaries(&removed, shared);
+            }
+            Ok((dir, _, None, _)) => shared
                 .status
                 .error(format!("{}: the folder was not read", dir.display())),
             Err(e) => shared.status.error(e),

@@ -259,6 +259,14 @@ impl BatchPanel {
     pub fn save_now(&mut self, overwrite_conflicts: bool, shared: &mut Shared) {
         self.ask = None;
         let Some(s) = &mut self.session else { return };
+        // Temporary files a killed save left beside the sidecars about to be written.
+        let removed = folder::remove_leftover_temporaries(
+            None,
+            s.entries
+                .iter()
+                .filter(|e| e.is_dirty())
+                .map(|e| e.path.as_path()),
+        );
         let report = s.save(overwrite_conflicts);
         s.touch();
         let text = report.describe();
@@ -268,6 +276,7 @@ impl BatchPanel {
             shared.status.error(&text);
         }
         self.last_report = Some(text);
+        folder::report_removed_temporaries(&removed, shared);
         self.persist_now(shared);
     }
 
@@ -356,6 +365,13 @@ impl BatchPanel {
         self.review_keys(ui.ctx());
         self.toolbar_ui(ui, shared);
         self.progress_ui(ui);
+        if let Some(e) = self.session_save_failure() {
+            ui.colored_label(
+                ui.visuals().warn_fg_color,
+                "⚠ The batch session is not saved (captions are kept while the app runs).",
+            )
+            .on_hover_text(e);
+        }
         ui.separator();
         self.questions_ui(ui, shared);
         self.typed_path_ui(ui, shared);

@@ -204,6 +204,16 @@ impl Entry {
         }
     }
 
+    /// Whether saving over `now` (what the sidecar holds) needs asking: it changed on disk since
+    /// it was read, or it is not UTF-8 text. A sidecar that already holds this caption (written
+    /// by a save that was killed before the session file was) is no conflict: writing it loses
+    /// nothing.
+    pub fn conflicts_with(&self, now: &Disk) -> bool {
+        let own =
+            matches!(now, Disk::Text(t) if t.caption == sidecar::one_line(&self.cell.caption));
+        (matches!(now, Disk::Unreadable(_)) || *now != self.disk) && !own
+    }
+
     pub fn has_caption(&self) -> bool {
         !self.cell.caption.trim().is_empty()
     }
@@ -611,7 +621,7 @@ impl Session {
             .iter()
             .enumerate()
             .filter(|(_, e)| e.is_dirty() && e.has_caption() && e.photo != Photo::Missing)
-            .filter(|(_, e)| matches!(e.disk, Disk::Unreadable(_)) || Disk::read(&e.path) != e.disk)
+            .filter(|(_, e)| e.conflicts_with(&Disk::read(&e.path)))
             .map(|(i, _)| i)
             .collect()
     }
@@ -640,7 +650,7 @@ impl Session {
                 continue;
             }
             let now = Disk::read(&e.path);
-            let conflict = matches!(now, Disk::Unreadable(_)) || now != e.disk;
+            let conflict = e.conflicts_with(&now);
             let path = sidecar::sidecar_path(&e.path);
             if conflict && users.get(&path).is_some_and(|&n| n > 1) {
                 // Another photo's caption may be what changed it: never overwritten.
