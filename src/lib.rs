@@ -1,12 +1,11 @@
 //! captioner: writes captions for photos and trains its own captioning model, on your machine.
 //!
-//! The library holds everything; two front ends drive it: the command line ([`cli`]) and the
-//! desktop app ([`app`]). See `ARCHITECTURE.md` for the shape of it.
+//! This crate is the library: everything but the front ends. Two crates of the workspace drive
+//! it: the desktop app (`crates/app`, `captioner-app`) and the command line with the
+//! `captioner` binary (`crates/cli`, `captioner-cli`). See `ARCHITECTURE.md` for the shape of it.
 
-pub mod app;
 pub mod attention_view;
 pub mod bench;
-pub mod cli;
 pub mod dataset;
 pub mod decoder;
 pub mod encoder;

@@ -90,7 +90,7 @@ pub fn trained_models_dir() -> PathBuf {
     data_dir().join("models")
 }
 
-/// The atomic file write, under its old path: `src/app/batch` still calls it from here. Use
+/// The atomic file write, under its old path: `captioner-app`'s `batch` module still calls it from here. Use
 /// [`crate::files::write_atomic`].
 pub use crate::files::write_atomic;
 

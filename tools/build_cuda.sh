@@ -64,7 +64,7 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target/cuda}
 # driver's own library is the one loaded at run time. (Each stub function returns 100,
 # CUDA_ERROR_NO_DEVICE, should the stub ever be loaded.)
 if ! ldconfig -p 2>/dev/null | grep -q 'libcuda\.so\.1' && [ ! -e "$ROOT/lib64/libcuda.so" ]; then
-  cargo build --release --features cuda --lib   # no linking yet: makes the cudarc library
+  cargo build --release -p captioner --features cuda --lib   # no linking yet: makes the cudarc library
   rlib=$(ls -t "$CARGO_TARGET_DIR"/release/deps/libcudarc-*.rlib | head -1)
   nm -u "$rlib" | awk '$1=="U" && $2 ~ /^cu[A-Z]/ {print "int " $2 "(void) { return 100; }"}' | sort -u > "$ROOT/cuda_stub.c"
   mkdir -p "$ROOT/lib64/stubs"
@@ -72,7 +72,7 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libcuda\.so\.1' && [ ! -e "$ROOT/lib64/l
   ln -sf stubs/libcuda.so "$ROOT/lib64/libcuda.so"
   echo "no NVIDIA driver here: linking against a stub libcuda ($(wc -l < "$ROOT/cuda_stub.c") functions)"
 fi
-cargo build --release --features cuda
+cargo build --release -p captioner-cli --features cuda   # the binary; captioner-cli/cuda turns on captioner/cuda
 echo
 echo "built $CARGO_TARGET_DIR/release/captioner with CUDA (compute capability $CAP). Run it with:"
 echo "  export LD_LIBRARY_PATH=$ROOT/lib64:\$LD_LIBRARY_PATH"

@@ -3,7 +3,7 @@
 //! default settings, never a panic.
 #![no_main]
 
-use captioner::app::Panels;
+use captioner_app::Panels;
 use libfuzzer_sys::fuzz_target;
 
 struct Saved(String);

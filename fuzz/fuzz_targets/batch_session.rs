@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use captioner::app::batch::session::Session;
+use captioner_app::batch::session::Session;
 use libfuzzer_sys::fuzz_target;
 
 fn scratch() -> PathBuf {

@@ -1,0 +1,222 @@
+//! The preview beside the grid: the selected photo large, where the model looked for each
+//! word, the caption's source, confidence and problems, the caption to edit, and the beam's
+//! alternatives.
+
+use super::BatchPanel;
+use super::entry::{flagged_by_model, problems, source_badge};
+use super::session::{CellAttention, Entry, Session, Source};
+use crate::Shared;
+use crate::widgets::{confidence_shown_color, paint_attention, thumbnail_ui};
+
+/// What the caption editor asked for.
+#[derive(Clone, Copy, Debug, Default)]
+struct Editor {
+    /// Accept the caption and move to the next photo.
+    accept: bool,
+    /// Give the next photo's text box the keyboard (Enter was pressed in it).
+    refocus: bool,
+}
+
+impl BatchPanel {
+    pub(super) fn preview_ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
+        let locked = self.running.is_some();
+        let Some(i) = self.selected.filter(|&i| i < self.entries().len()) else {
+            ui.weak("Select a photo (click, or use the arrow keys).");
+            return;
+        };
+        let focus = std::mem::take(&mut self.focus_caption);
+        let Some(s) = &mut self.session else { return };
+        let attention_word = &mut self.attention_word;
+        let editor = egui::ScrollArea::vertical()
+            .id_salt("batch_preview_scroll")
+            .auto_shrink(false)
+            .show(ui, |ui| {
+                photo_ui(ui, shared, &s.entries[i], attention_word);
+                details_ui(ui, &s.entries[i], i, s.entries.len());
+                let editor = caption_editor_ui(ui, s, i, locked, focus);
+                alternatives_ui(ui, s, i, locked);
+                ui.add_space(8.0);
+                ui.weak(
+                    "Keys: arrows, PageUp/PageDown, Home/End move · F2 edits · Enter accepts and \
+                     moves on · Esc leaves the text box · 1-9 take an alternative · Ctrl+Z / \
+                     Ctrl+Shift+Z undo and redo · Ctrl+S saves",
+                );
+                editor
+            })
+            .inner;
+        if editor.accept {
+            self.accept_and_next();
+            self.focus_caption = editor.refocus;
+        }
+    }
+}
+
+/// The photo, and (for an attention model) its words: point at or click one to see where the
+/// model looked for it over the photo.
+fn photo_ui(ui: &mut egui::Ui, shared: &mut Shared, e: &Entry, attention_word: &mut Option<usize>) {
+    let side = (ui.available_width() - 4.0).max(120.0);
+    let side = side.min(ui.available_height() * 0.55);
+    let image_rect = thumbnail_ui(ui, &mut shared.thumbs, &e.path, side);
+    let Some(att) = &e.cell.attention else { return };
+    let hovered = attention_words_ui(ui, att, e.cell.source, attention_word);
+    if let (Some(rect), Some(k)) = (image_rect, hovered.or(*attention_word)) {
+        paint_attention(ui.painter(), rect, &att.maps, k);
+    }
+}
+
+/// The caption's words, each selectable to keep its map over the photo. Returns the word under
+/// the pointer.
+fn attention_words_ui(
+    ui: &mut egui::Ui,
+    att: &CellAttention,
+    source: Source,
+    attention_word: &mut Option<usize>,
+) -> Option<usize> {
+    let mut hovered = None;
+    ui.horizontal_wrapped(|ui| {
+        // After an edit the maps are still those of the model's own caption: say so, as its
+        // words no longer match the caption below.
+        ui.weak(if source == Source::Machine {
+            "Where it looked:"
+        } else {
+            "Where the model looked for its own caption:"
+        });
+        for (k, w) in att.words.iter().enumerate() {
+            let on = *attention_word == Some(k);
+            let r = ui
+                .selectable_label(on, w)
+                .on_hover_text("where the model looked for this word");
+            if r.hovered() {
+                hovered = Some(k);
+            }
+            if r.clicked() {
+                *attention_word = (!on).then_some(k);
+            }
+        }
+    });
+    hovered
+}
+
+/// The photo's name and place, where its caption came from, the confidence, the review
+/// warning, tags and problems.
+fn details_ui(ui: &mut egui::Ui, e: &Entry, i: usize, total: usize) {
+    ui.horizontal_wrapped(|ui| {
+        ui.strong(&e.name)
+            .on_hover_text(e.path.display().to_string());
+        ui.weak(format!("{} of {total}", i + 1));
+    });
+    ui.horizontal_wrapped(|ui| {
+        source_badge(ui, e);
+        if let Some(c) = e.cell.confidence {
+            confidence_ui(ui, c, flagged_by_model(e));
+        }
+        if e.reviewed {
+            ui.weak("reviewed");
+        }
+        if e.is_dirty() {
+            ui.weak("not saved");
+        }
+    });
+    if flagged_by_model(e) {
+        ui.colored_label(
+            ui.visuals().warn_fg_color,
+            format!(
+                "Needs review: {}",
+                e.cell
+                    .review_note
+                    .as_deref()
+                    .unwrap_or("the model thinks this caption is probably wrong.")
+            ),
+        );
+    }
+    if !e.cell.tags.is_empty() {
+        ui.horizontal_wrapped(|ui| {
+            ui.weak("Tags:");
+            ui.label(e.cell.tags.join(", "));
+        });
+    }
+    for problem in problems(e) {
+        ui.colored_label(ui.visuals().error_fg_color, problem);
+    }
+}
+
+/// "confidence 87%", greyed when the model flagged the caption.
+fn confidence_ui(ui: &mut egui::Ui, c: f32, flagged: bool) {
+    ui.label(
+        egui::RichText::new(format!("confidence {:.0}%", c * 100.0))
+            .color(confidence_shown_color(ui, c, flagged)),
+    )
+    .on_hover_text(if flagged {
+        "How likely the caption is acceptable (calibrated models), else the geometric mean of \
+         the word probabilities. Greyed: the model flagged this caption for review, and the \
+         warning overrules this figure."
+    } else {
+        "How likely the caption is acceptable (calibrated models), else the geometric mean of \
+         the word probabilities"
+    });
+}
+
+/// The selected caption's text box and "Accept and next".
+fn caption_editor_ui(
+    ui: &mut egui::Ui,
+    s: &mut Session,
+    i: usize,
+    locked: bool,
+    focus: bool,
+) -> Editor {
+    let mut editor = Editor::default();
+    let label = ui.label("Selected caption");
+    let mut text = s.entries[i].cell.caption.clone();
+    let r = ui
+        .add_enabled(
+            !locked,
+            egui::TextEdit::singleline(&mut text)
+                .id_salt("batch_caption")
+                .hint_text("no caption yet")
+                .desired_width(f32::INFINITY),
+        )
+        .labelled_by(label.id);
+    if focus {
+        r.request_focus();
+    }
+    if r.changed() {
+        s.edit(i, &text);
+    }
+    let enter = r.lost_focus() && ui.input(|inp| inp.key_pressed(egui::Key::Enter));
+    ui.horizontal_wrapped(|ui| {
+        if ui
+            .button("Accept and next")
+            .on_hover_text("Enter")
+            .clicked()
+            || enter
+        {
+            editor = Editor {
+                accept: true,
+                refocus: enter,
+            };
+        }
+    });
+    editor
+}
+
+/// The beam's alternatives, 1-9, the current one selected; clicking one takes it.
+fn alternatives_ui(ui: &mut egui::Ui, s: &mut Session, i: usize, locked: bool) {
+    let alternatives = s.entries[i].cell.alternatives.clone();
+    if alternatives.is_empty() {
+        return;
+    }
+    ui.add_space(6.0);
+    ui.label("Beam alternatives (press 1-9 to take one)");
+    for (k, alt) in alternatives.iter().enumerate().take(9) {
+        let current = *alt == s.entries[i].cell.caption;
+        if ui
+            .add_enabled(
+                !locked,
+                egui::Button::selectable(current, format!("{}  {alt}", k + 1)),
+            )
+            .clicked()
+        {
+            s.take_alternative(i, k);
+        }
+    }
+}

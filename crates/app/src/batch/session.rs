@@ -1,0 +1,1208 @@
+//! The Batch panel's captions as plain data (no egui): each photo's caption and where it came
+//! from, what its sidecar on disk holds, undo/redo, and the session file that keeps unsaved
+//! work across a crash or a close.
+//!
+//! Nothing here touches the UI; the panel drives it and the unit tests below check it.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use captioner::sidecar::{self, Sidecar, WriteMode, WriteOutcome};
+
+/// Where a caption came from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Source {
+    /// No caption yet.
+    #[default]
+    Empty,
+    /// Read from the photo's `.txt` sidecar.
+    Existing,
+    /// Written by the model.
+    Machine,
+    /// Typed (or changed) by the user.
+    Edited,
+}
+
+impl Source {
+    pub fn label(self) -> &'static str {
+        match self {
+            Source::Empty => "uncaptioned",
+            Source::Existing => "existing",
+            Source::Machine => "machine",
+            Source::Edited => "edited",
+        }
+    }
+}
+
+/// What undo and redo restore: a caption with its source, confidence and beam alternatives.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Cell {
+    pub caption: String,
+    pub source: Source,
+    /// The model's confidence for machine captions: calibrated when the model has a
+    /// calibration, else the geometric mean of the word probabilities.
+    pub confidence: Option<f32>,
+    /// The beam's captions, best first.
+    pub alternatives: Vec<String>,
+    /// The model flagged the caption as probably wrong (machine captions of calibrated models).
+    #[serde(default)]
+    pub needs_review: Option<bool>,
+    /// Why, for people (the model's worded warning and its specifics).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_note: Option<String>,
+    /// Keywords for the photo from the model (ImageNet classes and the caption's words).
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Where the model looked for each word of its caption (attention models only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention: Option<CellAttention>,
+}
+
+/// A machine caption's words and the attention map of each.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CellAttention {
+    pub words: Vec<String>,
+    pub maps: captioner::decoder::AttentionMaps,
+}
+
+/// The photo's sidecar as last read from (or written to) disk.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub enum Disk {
+    #[default]
+    Missing,
+    Text(Sidecar),
+    /// Not UTF-8 text, or not readable: the message. Never overwritten unless the user asks.
+    Unreadable(String),
+}
+
+impl Disk {
+    /// Reads the sidecar of `image`.
+    pub fn read(image: &Path) -> Disk {
+        match sidecar::read(&sidecar::sidecar_path(image)) {
+            Ok(None) => Disk::Missing,
+            Ok(Some(s)) => Disk::Text(s),
+            Err(e) => Disk::Unreadable(e.to_string()),
+        }
+    }
+
+    fn caption(&self) -> &str {
+        match self {
+            Disk::Text(s) => &s.caption,
+            _ => "",
+        }
+    }
+}
+
+/// Size and modification time of a photo, to notice a photo that changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stamp {
+    pub len: u64,
+    pub modified_ns: u128,
+}
+
+impl Stamp {
+    pub fn of(path: &Path) -> Option<Stamp> {
+        let m = std::fs::metadata(path).ok()?;
+        let modified_ns = m
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        Some(Stamp {
+            len: m.len(),
+            modified_ns,
+        })
+    }
+}
+
+/// Whether the photo is still as it was when opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Photo {
+    #[default]
+    Present,
+    /// Deleted or moved away since the folder was opened.
+    Missing,
+    /// Its bytes changed since it was opened (or captioned).
+    Changed,
+}
+
+/// One photo of the batch.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Entry {
+    pub path: PathBuf,
+    /// Path relative to the folder (the file's path for loose files).
+    pub name: String,
+    pub cell: Cell,
+    pub disk: Disk,
+    /// Why the model could not caption it.
+    pub failed: Option<String>,
+    pub stamp: Option<Stamp>,
+    pub photo: Photo,
+    /// Accepted with Enter.
+    pub reviewed: bool,
+    /// The description the photo's metadata holds (an XMP sidecar or embedded XMP/EXIF),
+    /// shown as the existing caption when there is no `.txt` sidecar.
+    #[serde(default)]
+    pub metadata_caption: Option<String>,
+    /// Bumped on every change of `cell`, so a batch result does not overwrite a caption the
+    /// user changed while the batch ran.
+    #[serde(skip)]
+    pub revision: u64,
+}
+
+impl Entry {
+    pub fn new(path: PathBuf, name: String) -> Entry {
+        let disk = Disk::read(&path);
+        let mut metadata_caption = None;
+        let cell = match &disk {
+            Disk::Text(s) if !s.caption.is_empty() => Cell {
+                caption: s.caption.clone(),
+                source: Source::Existing,
+                ..Cell::default()
+            },
+            // No caption in a `.txt` sidecar: the photo's own metadata may hold one. A photo
+            // whose metadata cannot be read simply has none here (the captioner reports
+            // unreadable photos when it reads them).
+            _ => match captioner::metadata::read_description(&path) {
+                Ok(Some(d)) if !d.caption.trim().is_empty() => {
+                    let caption = sidecar::one_line(&d.caption);
+                    metadata_caption = Some(caption.clone());
+                    Cell {
+                        caption,
+                        source: Source::Existing,
+                        ..Cell::default()
+                    }
+                }
+                _ => Cell::default(),
+            },
+        };
+        Entry {
+            stamp: Stamp::of(&path),
+            path,
+            name,
+            cell,
+            disk,
+            failed: None,
+            photo: Photo::Present,
+            reviewed: false,
+            metadata_caption,
+            revision: 0,
+        }
+    }
+
+    /// The caption differs from what its sidecar holds (there is something to save).
+    pub fn is_dirty(&self) -> bool {
+        let caption = self.cell.caption.trim();
+        match &self.disk {
+            Disk::Unreadable(_) => {
+                !caption.is_empty() && matches!(self.cell.source, Source::Machine | Source::Edited)
+            }
+            Disk::Missing if self.metadata_caption.as_deref() == Some(caption) => false,
+            d => caption != d.caption(),
+        }
+    }
+
+    /// Whether saving over `now` (what the sidecar holds) needs asking: it changed on disk since
+    /// it was read, or it is not UTF-8 text. A sidecar that already holds this caption (written
+    /// by a save that was killed before the session file was) is no conflict: writing it loses
+    /// nothing.
+    pub fn conflicts_with(&self, now: &Disk) -> bool {
+        let own =
+            matches!(now, Disk::Text(t) if t.caption == sidecar::one_line(&self.cell.caption));
+        (matches!(now, Disk::Unreadable(_)) || *now != self.disk) && !own
+    }
+
+    pub fn has_caption(&self) -> bool {
+        !self.cell.caption.trim().is_empty()
+    }
+}
+
+/// One undoable action: each changed entry with its cell before and after.
+#[derive(Clone, Debug)]
+pub struct Step {
+    pub label: String,
+    pub changes: Vec<(usize, Cell, Cell)>,
+    /// Typing into one caption: later keystrokes on the same entry join this step.
+    typing: Option<usize>,
+}
+
+/// Undo and redo stacks.
+#[derive(Debug, Default)]
+pub struct History {
+    undo: Vec<Step>,
+    redo: Vec<Step>,
+    /// Whether the last step may still absorb keystrokes.
+    open: bool,
+}
+
+/// Undo steps kept (the oldest are dropped beyond this).
+pub const UNDO_LIMIT: usize = 500;
+
+impl History {
+    pub fn can_undo(&self) -> bool {
+        !self.undo.is_empty()
+    }
+
+    pub fn can_redo(&self) -> bool {
+        !self.redo.is_empty()
+    }
+
+    pub fn undo_len(&self) -> usize {
+        self.undo.len()
+    }
+
+    pub fn next_undo(&self) -> Option<&str> {
+        self.undo.last().map(|s| s.label.as_str())
+    }
+
+    pub fn next_redo(&self) -> Option<&str> {
+        self.redo.last().map(|s| s.label.as_str())
+    }
+
+    fn push(&mut self, step: Step) {
+        if step.changes.is_empty() {
+            return;
+        }
+        self.open = step.typing.is_some();
+        self.undo.push(step);
+        self.redo.clear();
+        if self.undo.len() > UNDO_LIMIT {
+            self.undo.remove(0);
+        }
+    }
+
+    /// Ends the keystroke run: the next edit starts a new step.
+    pub fn seal(&mut self) {
+        self.open = false;
+    }
+}
+
+/// Why a session file was not used.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionFileError {
+    #[error("{}: cannot read: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: damaged session file ({source}); started clean, the old file is kept as {}", path.display(), kept.display())]
+    Corrupt {
+        path: PathBuf,
+        kept: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("{}: session file of version {found} (this app writes {}); started clean, the old file is kept as {}", path.display(), SESSION_VERSION, kept.display())]
+    OtherVersion {
+        path: PathBuf,
+        kept: PathBuf,
+        found: u64,
+    },
+}
+
+/// The version of the session file format.
+pub const SESSION_VERSION: u64 = 2;
+
+#[derive(Serialize, Deserialize)]
+struct SessionFile {
+    version: u64,
+    key: String,
+    entries: Vec<Entry>,
+}
+
+/// A folder (or a set of loose photos) open in the Batch panel.
+#[derive(Debug, Default)]
+pub struct Session {
+    /// Identifies the folder: its path, or the photos' paths for loose files.
+    pub key: String,
+    pub root: Option<PathBuf>,
+    pub entries: Vec<Entry>,
+    pub history: History,
+    next_revision: u64,
+}
+
+/// What saving the captions to sidecars did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SaveReport {
+    pub written: usize,
+    /// Sidecars changed by someone else since they were read, or not UTF-8 text; left alone.
+    pub conflicts: Vec<usize>,
+    /// Empty captions: never written (a sidecar is not emptied).
+    pub empty: usize,
+    /// Photos gone from the folder: their captions are kept in the session, not written.
+    pub missing: usize,
+    /// `file: reason` for each sidecar that could not be written.
+    pub failed: Vec<String>,
+    /// Photos whose sidecar another photo of this save just wrote (`a.jpg` and `a.png` share
+    /// `a.txt`): never overwritten, even with `overwrite_conflicts`, so neither caption is lost.
+    pub shared: Vec<String>,
+}
+
+impl SaveReport {
+    pub fn describe(&self) -> String {
+        let mut s = format!("saved {} captions", self.written);
+        if !self.shared.is_empty() {
+            s.push_str(&format!(
+                ", {} not saved because another photo's caption went to the same .txt file ({}; \
+                 export those as XMP sidecars or CSV instead)",
+                self.shared.len(),
+                self.shared.join(", ")
+            ));
+        }
+        if !self.conflicts.is_empty() {
+            s.push_str(&format!(
+                ", {} left alone (changed on disk or not UTF-8 text)",
+                self.conflicts.len()
+            ));
+        }
+        if self.empty > 0 {
+            s.push_str(&format!(", {} empty not written", self.empty));
+        }
+        if self.missing > 0 {
+            s.push_str(&format!(", {} photos gone", self.missing));
+        }
+        if !self.failed.is_empty() {
+            s.push_str(&format!(
+                ", {} failed (first: {})",
+                self.failed.len(),
+                self.failed[0]
+            ));
+        }
+        s
+    }
+}
+
+/// What to do with a batch result.
+pub enum Apply {
+    Applied,
+    /// The user changed (or filled) this caption while the batch ran: it was kept.
+    KeptUserCaption,
+}
+
+impl Session {
+    /// A session over these photos, their sidecars read now.
+    pub fn open(key: String, root: Option<PathBuf>, photos: Vec<PathBuf>) -> Session {
+        let entries = photos
+            .into_iter()
+            .map(|path| {
+                let name = root
+                    .as_deref()
+                    .and_then(|r| path.strip_prefix(r).ok())
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| path.display().to_string());
+                Entry::new(path, name)
+            })
+            .collect();
+        Session {
+            key,
+            root,
+            entries,
+            ..Session::default()
+        }
+    }
+
+    /// Changes whenever anything in the session changes (for the session file).
+    pub fn generation(&self) -> u64 {
+        self.next_revision
+    }
+
+    /// Records a change that is not a caption edit (a save, a rescan, a failure).
+    pub fn touch(&mut self) {
+        self.next_revision += 1;
+    }
+
+    pub fn dirty_count(&self) -> usize {
+        self.entries.iter().filter(|e| e.is_dirty()).count()
+    }
+
+    fn bump(&mut self, index: usize) {
+        self.next_revision += 1;
+        if let Some(e) = self.entries.get_mut(index) {
+            e.revision = self.next_revision;
+        }
+    }
+
+    pub fn revision(&self, index: usize) -> u64 {
+        self.entries.get(index).map_or(0, |e| e.revision)
+    }
+
+    /// The user typed: `text` becomes the caption (on one line). Consecutive keystrokes in
+    /// one caption form one undo step.
+    pub fn edit(&mut self, index: usize, text: &str) {
+        let Some(entry) = self.entries.get(index) else {
+            return;
+        };
+        let text = without_line_breaks(text);
+        if entry.cell.caption == text {
+            return;
+        }
+        let before = entry.cell.clone();
+        let after = Cell {
+            caption: text,
+            source: Source::Edited,
+            confidence: None,
+            alternatives: before.alternatives.clone(),
+            needs_review: None,
+            review_note: None,
+            tags: before.tags.clone(),
+            attention: before.attention.clone(),
+        };
+        self.bump(index);
+        self.entries[index].cell = after.clone();
+        if self.history.open
+            && let Some(last) = self.history.undo.last_mut()
+            && last.typing == Some(index)
+            && let Some(change) = last.changes.first_mut()
+        {
+            change.2 = after;
+            self.history.redo.clear();
+            return;
+        }
+        self.history.push(Step {
+            label: "edit caption".into(),
+            changes: vec![(index, before, after)],
+            typing: Some(index),
+        });
+    }
+
+    /// Sets several cells as one undo step.
+    pub fn apply_step(&mut self, label: &str, changes: Vec<(usize, Cell)>) {
+        let mut step = Step {
+            label: label.into(),
+            changes: Vec::new(),
+            typing: None,
+        };
+        for (index, after) in changes {
+            let Some(entry) = self.entries.get(index) else {
+                continue;
+            };
+            if entry.cell == after {
+                continue;
+            }
+            step.changes
+                .push((index, entry.cell.clone(), after.clone()));
+            self.bump(index);
+            self.entries[index].cell = after;
+        }
+        self.history.seal();
+        self.history.push(step);
+    }
+
+    /// Takes the beam's `k`-th alternative as the caption (undoable).
+    pub fn take_alternative(&mut self, index: usize, k: usize) -> bool {
+        let Some(entry) = self.entries.get(index) else {
+            return false;
+        };
+        let Some(text) = entry.cell.alternatives.get(k) else {
+            return false;
+        };
+        let mut cell = entry.cell.clone();
+        cell.caption = text.clone();
+        cell.source = if k == 0 && entry.cell.source == Source::Machine {
+            Source::Machine
+        } else {
+            Source::Edited
+        };
+        self.apply_step(&format!("take alternative {}", k + 1), vec![(index, cell)]);
+        true
+    }
+
+    /// A batch result for `index`, sent when the entry was at `revision`. With `fill_only`, a
+    /// caption that appeared meanwhile is kept; a caption changed after the batch started is
+    /// always kept. Returns the change for the batch's undo step.
+    pub fn batch_result(
+        &mut self,
+        index: usize,
+        revision: u64,
+        fill_only: bool,
+        cell: Cell,
+    ) -> Option<(usize, Cell, Cell)> {
+        let entry = self.entries.get_mut(index)?;
+        entry.failed = None;
+        if entry.revision != revision || (fill_only && entry.has_caption()) {
+            // Keep the user's caption, but offer the model's as alternatives.
+            if entry.cell.alternatives.is_empty() {
+                entry.cell.alternatives = cell.alternatives;
+            }
+            return None;
+        }
+        let before = std::mem::replace(&mut entry.cell, cell.clone());
+        if entry.photo == Photo::Changed {
+            entry.photo = Photo::Present;
+            entry.stamp = Stamp::of(&entry.path);
+        }
+        self.bump(index);
+        Some((index, before, cell))
+    }
+
+    /// Records a finished batch as one undo step.
+    pub fn push_batch_step(&mut self, label: &str, changes: Vec<(usize, Cell, Cell)>) {
+        self.history.seal();
+        self.history.push(Step {
+            label: label.into(),
+            changes,
+            typing: None,
+        });
+    }
+
+    /// Undoes the last step; returns the entries it touched.
+    pub fn undo(&mut self) -> Option<Vec<usize>> {
+        let step = self.history.undo.pop()?;
+        self.history.open = false;
+        let touched = self.restore_step(&step, true);
+        self.history.redo.push(step);
+        Some(touched)
+    }
+
+    pub fn redo(&mut self) -> Option<Vec<usize>> {
+        let step = self.history.redo.pop()?;
+        self.history.open = false;
+        let touched = self.restore_step(&step, false);
+        self.history.undo.push(step);
+        Some(touched)
+    }
+
+    fn restore_step(&mut self, step: &Step, before: bool) -> Vec<usize> {
+        let mut touched = Vec::new();
+        for (index, b, a) in step.changes.iter().rev() {
+            if *index < self.entries.len() {
+                self.entries[*index].cell = if before { b.clone() } else { a.clone() };
+                self.bump(*index);
+                touched.push(*index);
+            }
+        }
+        touched.reverse();
+        touched
+    }
+
+    /// Captions in which `find` occurs (exact, case-sensitive), and how many times in all.
+    pub fn count_matches(&self, find: &str) -> (usize, usize) {
+        if find.is_empty() {
+            return (0, 0);
+        }
+        self.entries.iter().fold((0, 0), |(c, n), e| {
+            let k = e.cell.caption.matches(find).count();
+            (c + usize::from(k > 0), n + k)
+        })
+    }
+
+    /// Replaces `find` by `with` in every caption, as one undo step. Returns the number of
+    /// captions changed.
+    pub fn replace_all(&mut self, find: &str, with: &str) -> usize {
+        if find.is_empty() {
+            return 0;
+        }
+        let changes: Vec<(usize, Cell)> = self
+            .entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.cell.caption.contains(find))
+            .map(|(i, e)| {
+                let mut cell = e.cell.clone();
+                cell.caption = sidecar::one_line(&cell.caption.replace(find, with));
+                cell.source = Source::Edited;
+                cell.confidence = None;
+                (i, cell)
+            })
+            .collect();
+        let n = changes.len();
+        self.apply_step(
+            &format!("replace \u{201c}{find}\u{201d} ({n} captions)"),
+            changes,
+        );
+        n
+    }
+
+    /// Sidecars that would be overwritten although they changed on disk since they were read,
+    /// or are not UTF-8 text.
+    pub fn conflicts(&self) -> Vec<usize> {
+        self.entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.is_dirty() && e.has_caption() && e.photo != Photo::Missing)
+            .filter(|(_, e)| e.conflicts_with(&Disk::read(&e.path)))
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// Writes the captions that changed to their sidecars, atomically, keeping the sidecars'
+    /// extra lines. Sidecars that changed on disk or are not UTF-8 text are written only with
+    /// `overwrite_conflicts`.
+    pub fn save(&mut self, overwrite_conflicts: bool) -> SaveReport {
+        let mut report = SaveReport::default();
+        // Sidecars more than one photo maps to (`a.jpg` and `a.png` share `a.txt`).
+        let mut users: HashMap<PathBuf, usize> = HashMap::new();
+        for e in &self.entries {
+            *users.entry(sidecar::sidecar_path(&e.path)).or_insert(0) += 1;
+        }
+        for (i, e) in self.entries.iter_mut().enumerate() {
+            if !e.is_dirty() {
+                continue;
+            }
+            if !e.has_caption() {
+                report.empty += 1;
+                continue;
+            }
+            if !e.path.exists() {
+                e.photo = Photo::Missing;
+                report.missing += 1;
+                continue;
+            }
+            let now = Disk::read(&e.path);
+            let conflict = e.conflicts_with(&now);
+            let path = sidecar::sidecar_path(&e.path);
+            if conflict && users.get(&path).is_some_and(|&n| n > 1) {
+                // Another photo's caption may be what changed it: never overwritten.
+                report.shared.push(format!(
+                    "{} shares {} with another photo",
+                    e.path.display(),
+                    path.display()
+                ));
+                continue;
+            }
+            if conflict && !overwrite_conflicts {
+                report.conflicts.push(i);
+                continue;
+            }
+            let extra = match &now {
+                Disk::Text(s) => s.extra.clone(),
+                _ => Vec::new(),
+            };
+            let new = Sidecar {
+                caption: sidecar::one_line(&e.cell.caption),
+                extra,
+            };
+            match sidecar::write(&path, &new, WriteMode::Overwrite) {
+                Ok(WriteOutcome::Written | WriteOutcome::Unchanged) => {
+                    report.written += 1;
+                    e.disk = Disk::Text(new);
+                }
+                Ok(WriteOutcome::SkippedExisting) => report.conflicts.push(i),
+                Err(err) => report.failed.push(err.to_string()),
+            }
+        }
+        report
+    }
+
+    /// Compares the listing with the photos on disk: photos that vanished are marked missing,
+    /// photos whose bytes changed are marked changed, new ones are added. Returns (new,
+    /// missing, changed).
+    pub fn rescan(&mut self, listed: Vec<PathBuf>) -> (usize, usize, usize) {
+        let known: HashMap<PathBuf, usize> = self
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.path.clone(), i))
+            .collect();
+        let mut missing = 0;
+        let mut changed = 0;
+        for e in &mut self.entries {
+            match Stamp::of(&e.path) {
+                None => {
+                    if e.photo != Photo::Missing {
+                        missing += 1;
+                    }
+                    e.photo = Photo::Missing;
+                }
+                Some(s) => {
+                    if e.stamp.is_some_and(|old| old != s) {
+                        if e.photo != Photo::Changed {
+                            changed += 1;
+                        }
+                        e.photo = Photo::Changed;
+                    } else if e.photo == Photo::Missing {
+                        e.photo = Photo::Present;
+                    }
+                    e.stamp = Some(s);
+                }
+            }
+        }
+        let root = self.root.clone();
+        let mut added = 0;
+        for path in listed {
+            if known.contains_key(&path) {
+                continue;
+            }
+            let name = root
+                .as_deref()
+                .and_then(|r| path.strip_prefix(r).ok())
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_else(|| path.display().to_string());
+            self.entries.push(Entry::new(path, name));
+            added += 1;
+        }
+        (added, missing, changed)
+    }
+
+    /// The session file of a folder (or set of photos) inside `dir`.
+    pub fn file_for(dir: &Path, key: &str) -> PathBuf {
+        // FNV-1a: a stable name from the key.
+        let mut h: u64 = 0xcbf29ce484222325;
+        for b in key.as_bytes() {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x100000001b3);
+        }
+        dir.join(format!("{h:016x}.json"))
+    }
+
+    /// The session as JSON (what [`Session::restore`] reads).
+    pub fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
+        serde_json::to_vec(&SessionFile {
+            version: SESSION_VERSION,
+            key: self.key.clone(),
+            entries: self.entries.clone(),
+        })
+    }
+
+    /// Merges the session saved at `path` into this freshly opened one: captions not yet
+    /// saved come back, sidecars that changed on disk meanwhile win over saved-but-unchanged
+    /// captions, photos that changed are marked. A damaged file or one of another version is
+    /// moved aside and reported. Returns how many unsaved captions came back.
+    pub fn restore(&mut self, path: &Path) -> Result<usize, SessionFileError> {
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(source) => {
+                return Err(SessionFileError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+        };
+        let kept = |tag: &str| {
+            let stamp = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let aside = path.with_extension(format!("{tag}-{stamp}.json"));
+            match std::fs::rename(path, &aside) {
+                Ok(()) => aside,
+                Err(_) => path.to_path_buf(),
+            }
+        };
+        #[derive(Deserialize)]
+        struct Version {
+            version: u64,
+        }
+        let version = match serde_json::from_slice::<Version>(&bytes) {
+            Ok(v) => v.version,
+            Err(source) => {
+                return Err(SessionFileError::Corrupt {
+                    path: path.to_path_buf(),
+                    kept: kept("damaged"),
+                    source,
+                });
+            }
+        };
+        if version != SESSION_VERSION {
+            return Err(SessionFileError::OtherVersion {
+                path: path.to_path_buf(),
+                kept: kept(&format!("v{version}")),
+                found: version,
+            });
+        }
+        let file: SessionFile = match serde_json::from_slice(&bytes) {
+            Ok(f) => f,
+            Err(source) => {
+                return Err(SessionFileError::Corrupt {
+                    path: path.to_path_buf(),
+                    kept: kept("damaged"),
+                    source,
+                });
+            }
+        };
+        if file.key != self.key {
+            return Ok(0);
+        }
+        let saved: HashMap<&str, &Entry> =
+            file.entries.iter().map(|e| (e.name.as_str(), e)).collect();
+        let mut restored = 0;
+        for e in &mut self.entries {
+            let Some(old) = saved.get(e.name.as_str()) else {
+                continue;
+            };
+            e.reviewed = old.reviewed;
+            e.failed = old.failed.clone();
+            if old.is_dirty() {
+                // Unsaved work comes back, even if the sidecar changed meanwhile (saving then
+                // asks before overwriting it).
+                e.cell = old.cell.clone();
+                e.disk = old.disk.clone();
+                restored += 1;
+            } else if e.disk == old.disk {
+                e.cell = old.cell.clone();
+            }
+            if old.stamp.is_some() && e.stamp != old.stamp {
+                e.photo = Photo::Changed;
+            }
+        }
+        // Photos that are gone, with captions not yet saved: kept, marked missing.
+        let present: std::collections::HashSet<String> =
+            self.entries.iter().map(|e| e.name.clone()).collect();
+        for old in &file.entries {
+            if !present.contains(&old.name) && old.is_dirty() {
+                let mut e = old.clone();
+                e.photo = Photo::Missing;
+                self.entries.push(e);
+                restored += 1;
+            }
+        }
+        Ok(restored)
+    }
+}
+
+/// Line breaks (a pasted paragraph) become single spaces; other spaces are left as typed.
+pub fn without_line_breaks(text: &str) -> String {
+    if !text.contains(['\n', '\r']) {
+        return text.to_string();
+    }
+    text.replace("\r\n", " ").replace(['\n', '\r'], " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn folder(files: &[(&str, &[u8])]) -> (tempfile::TempDir, Session) {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut photos = Vec::new();
+        for (name, bytes) in files {
+            let p = tmp.path().join(name);
+            std::fs::write(&p, bytes).unwrap();
+            if name.ends_with(".jpg") {
+                photos.push(p);
+            }
+        }
+        photos.sort();
+        let s = Session::open(
+            tmp.path().display().to_string(),
+            Some(tmp.path().to_path_buf()),
+            photos,
+        );
+        (tmp, s)
+    }
+
+    fn machine(text: &str) -> Cell {
+        Cell {
+            caption: text.into(),
+            source: Source::Machine,
+            confidence: Some(0.5),
+            alternatives: vec![text.into(), format!("{text} too")],
+            needs_review: None,
+            review_note: None,
+            tags: Vec::new(),
+            attention: None,
+        }
+    }
+
+    #[test]
+    fn opening_reads_sidecars_of_every_kind() {
+        let (_t, s) = folder(&[
+            ("a.jpg", b"x"),
+            ("a.txt", b"\xEF\xBB\xBFa dog  \r\nsecond\r\n"),
+            ("b.jpg", b"x"),
+            ("c.jpg", b"x"),
+            ("c.txt", b"bad \xff\n"),
+        ]);
+        assert_eq!(s.entries[0].cell.caption, "a dog");
+        assert_eq!(s.entries[0].cell.source, Source::Existing);
+        assert_eq!(s.entries[1].cell.source, Source::Empty);
+        assert!(matches!(&s.entries[2].disk, Disk::Unreadable(m) if m.contains("line 1")));
+        assert_eq!(s.dirty_count(), 0);
+    }
+
+    #[test]
+    fn opening_reads_descriptions_from_photo_metadata() {
+        let t = tempfile::tempdir().unwrap();
+        let img = image::RgbImage::from_pixel(16, 16, image::Rgb([90, 120, 30]));
+        for name in ["a.jpg", "b.jpg"] {
+            img.save(t.path().join(name)).unwrap();
+        }
+        captioner::metadata::embed_description(
+            &t.path().join("a.jpg"),
+            &captioner::metadata::Described {
+                caption: "a field at dusk".into(),
+                subjects: vec!["field".into()],
+            },
+        )
+        .unwrap();
+        captioner::metadata::write_sidecar(
+            &t.path().join("b.jpg"),
+            &captioner::metadata::Described {
+                caption: "a green square".into(),
+                subjects: vec![],
+            },
+        )
+        .unwrap();
+        let photos = vec![t.path().join("a.jpg"), t.path().join("b.jpg")];
+        let s = Session::open("k".into(), Some(t.path().to_path_buf()), photos);
+        assert_eq!(s.entries[0].cell.caption, "a field at dusk");
+        assert_eq!(s.entries[0].cell.source, Source::Existing);
+        assert_eq!(s.entries[1].cell.caption, "a green square");
+        // Nothing to save: the captions are where they were found.
+        assert_eq!(s.dirty_count(), 0);
+    }
+
+    #[test]
+    fn save_writes_only_changes_keeps_extra_lines_and_leaves_bad_files() {
+        let (t, mut s) = folder(&[
+            ("a.jpg", b"x"),
+            ("a.txt", b"a dog\r\nsecond\r\n"),
+            ("b.jpg", b"x"),
+            ("b.txt", b"untouched\n"),
+            ("c.jpg", b"x"),
+            ("c.txt", b"bad \xff\n"),
+        ]);
+        let b_before = std::fs::metadata(t.path().join("b.txt"))
+            .unwrap()
+            .modified()
+            .unwrap();
+        s.edit(0, "a brown dog");
+        s.edit(2, "a cat");
+        assert_eq!(s.dirty_count(), 2);
+        let r = s.save(false);
+        assert_eq!(r.written, 1);
+        assert_eq!(r.conflicts, vec![2]);
+        assert_eq!(
+            std::fs::read_to_string(t.path().join("a.txt")).unwrap(),
+            "a brown dog\nsecond\n"
+        );
+        assert_eq!(
+            std::fs::read(t.path().join("c.txt")).unwrap(),
+            b"bad \xff\n"
+        );
+        let b_after = std::fs::metadata(t.path().join("b.txt"))
+            .unwrap()
+            .modified()
+            .unwrap();
+        assert_eq!(b_before, b_after, "an unchanged sidecar is not rewritten");
+        let r = s.save(true);
+        assert_eq!(r.written, 1);
+        assert_eq!(
+            std::fs::read_to_string(t.path().join("c.txt")).unwrap(),
+            "a cat\n"
+        );
+        assert_eq!(s.dirty_count(), 0);
+    }
+
+    #[test]
+    fn photos_sharing_a_sidecar_never_overwrite_each_other() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (jpg, png) = (tmp.path().join("a.jpg"), tmp.path().join("a.png"));
+        std::fs::write(&jpg, b"x").unwrap();
+        std::fs::write(&png, b"x").unwrap();
+        let mut s = Session::open(
+            tmp.path().display().to_string(),
+            Some(tmp.path().to_path_buf()),
+            vec![jpg.clone(), png.clone()],
+        );
+        s.edit(0, "a dog on a beach");
+        s.edit(1, "a cat on a sofa");
+        for overwrite in [false, true] {
+            let r = s.save(overwrite);
+            assert_eq!(r.shared.len(), 1, "{r:?}");
+            assert!(r.describe().contains("same .txt file"), "{}", r.describe());
+            assert_eq!(
+                std::fs::read_to_string(tmp.path().join("a.txt")).unwrap(),
+                "a dog on a beach\n"
+            );
+        }
+        // The other photo's caption is kept in the session, still unsaved.
+        assert_eq!(s.dirty_count(), 1);
+    }
+
+    #[test]
+    fn sidecar_changed_by_someone_else_is_a_conflict() {
+        let (t, mut s) = folder(&[("a.jpg", b"x"), ("a.txt", b"mine\n")]);
+        s.edit(0, "ours");
+        std::fs::write(t.path().join("a.txt"), "theirs\n").unwrap();
+        assert_eq!(s.conflicts(), vec![0]);
+        let r = s.save(false);
+        assert_eq!(r.conflicts, vec![0]);
+        assert_eq!(
+            std::fs::read_to_string(t.path().join("a.txt")).unwrap(),
+            "theirs\n"
+        );
+    }
+
+    #[test]
+    fn unwritable_sidecar_is_reported_and_stays_unsaved() {
+        let (t, mut s) = folder(&[("a.jpg", b"x")]);
+        s.edit(0, "a dog");
+        // The sidecar's place is taken by a folder, which no rename can replace (this holds
+        // for root too, unlike a read-only folder).
+        std::fs::create_dir(t.path().join("a.txt")).unwrap();
+        let r = s.save(true);
+        assert_eq!(r.written, 0);
+        assert_eq!(r.failed.len(), 1, "{r:?}");
+        assert!(r.failed[0].contains("a.txt"), "{r:?}");
+        assert_eq!(s.dirty_count(), 1);
+    }
+
+    #[test]
+    fn read_only_folder_is_reported() {
+        use std::os::unix::fs::PermissionsExt;
+        let (t, mut s) = folder(&[("a.jpg", b"x")]);
+        s.edit(0, "a dog");
+        std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o555)).unwrap();
+        let probe = t.path().join(".probe");
+        if std::fs::write(&probe, "x").is_ok() {
+            let _ = std::fs::remove_file(&probe);
+            std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+            eprintln!("skipped: running as root, a read-only folder is still writable");
+            return;
+        }
+        let r = s.save(true);
+        std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(r.failed.len(), 1, "{r:?}");
+        assert_eq!(s.dirty_count(), 1);
+    }
+
+    #[test]
+    fn undo_redo_typing_and_bulk_steps() {
+        let (_t, mut s) = folder(&[("a.jpg", b"x"), ("b.jpg", b"x"), ("a.txt", b"mine\n")]);
+        s.edit(0, "mine!");
+        s.edit(0, "mine!!");
+        assert_eq!(s.history.undo_len(), 1, "keystrokes join one step");
+        s.history.seal();
+        s.edit(0, "mine!!!");
+        assert_eq!(s.history.undo_len(), 2);
+        s.undo();
+        assert_eq!(s.entries[0].cell.caption, "mine!!");
+        s.undo();
+        assert_eq!(s.entries[0].cell.caption, "mine");
+        assert_eq!(s.entries[0].cell.source, Source::Existing);
+        s.redo();
+        assert_eq!(s.entries[0].cell.caption, "mine!!");
+        let rev = s.revision(1);
+        let c = s.batch_result(1, rev, true, machine("a dog")).unwrap();
+        s.push_batch_step("caption", vec![c]);
+        assert_eq!(s.entries[1].cell.source, Source::Machine);
+        s.undo();
+        assert_eq!(s.entries[1].cell.source, Source::Empty);
+        assert!(s.history.can_redo());
+        s.edit(1, "x");
+        assert!(!s.history.can_redo(), "a new edit clears redo");
+    }
+
+    #[test]
+    fn undo_keeps_at_least_a_hundred_steps() {
+        let (_t, mut s) = folder(&[("a.jpg", b"x")]);
+        for i in 0..(UNDO_LIMIT + 20) {
+            s.history.seal();
+            s.edit(0, &format!("v{i}"));
+        }
+        assert_eq!(s.history.undo_len(), UNDO_LIMIT);
+        let mut n = 0;
+        while s.undo().is_some() {
+            n += 1;
+        }
+        assert!(n >= 100);
+        assert_eq!(s.entries[0].cell.caption, "v19");
+    }
+
+    #[test]
+    fn batch_results_never_overwrite_user_changes() {
+        let (_t, mut s) = folder(&[("a.jpg", b"x"), ("b.jpg", b"x"), ("a.txt", b"mine\n")]);
+        let r0 = s.revision(0);
+        let r1 = s.revision(1);
+        // Fill-only keeps the existing caption.
+        assert!(s.batch_result(0, r0, true, machine("a dog")).is_none());
+        assert_eq!(s.entries[0].cell.caption, "mine");
+        assert_eq!(
+            s.entries[0].cell.alternatives.len(),
+            2,
+            "offered as alternatives"
+        );
+        // The user typed while the batch ran.
+        s.edit(1, "typed");
+        assert!(s.batch_result(1, r1, false, machine("a cat")).is_none());
+        assert_eq!(s.entries[1].cell.caption, "typed");
+    }
+
+    #[test]
+    fn find_and_replace_counts_and_undoes() {
+        let (_t, mut s) = folder(&[
+            ("a.jpg", b"x"),
+            ("a.txt", b"a dog and a dog\n"),
+            ("b.jpg", b"x"),
+            ("b.txt", b"a cat\n"),
+        ]);
+        assert_eq!(s.count_matches("dog"), (1, 2));
+        assert_eq!(s.replace_all("dog", "puppy"), 1);
+        assert_eq!(s.entries[0].cell.caption, "a puppy and a puppy");
+        assert_eq!(s.entries[0].cell.source, Source::Edited);
+        s.undo();
+        assert_eq!(s.entries[0].cell.caption, "a dog and a dog");
+        assert_eq!(s.entries[0].cell.source, Source::Existing);
+        assert_eq!(s.replace_all("", "x"), 0);
+    }
+
+    #[test]
+    fn alternatives_are_taken_undoably() {
+        let (_t, mut s) = folder(&[("a.jpg", b"x")]);
+        let rev = s.revision(0);
+        let c = s.batch_result(0, rev, true, machine("a dog")).unwrap();
+        s.push_batch_step("caption", vec![c]);
+        assert!(s.take_alternative(0, 1));
+        assert_eq!(s.entries[0].cell.caption, "a dog too");
+        assert!(!s.take_alternative(0, 5));
+        s.undo();
+        assert_eq!(s.entries[0].cell.caption, "a dog");
+    }
+
+    #[test]
+    fn session_file_round_trip_and_bad_files() {
+        let (t, mut s) = folder(&[("a.jpg", b"x"), ("b.jpg", b"x"), ("b.txt", b"old\n")]);
+        s.edit(0, "unsaved");
+        let data = tempfile::tempdir().unwrap();
+        let file = Session::file_for(data.path(), &s.key);
+        std::fs::write(&file, s.to_json().unwrap()).unwrap();
+        // Someone changes b.txt while the app is closed: the disk wins for unedited captions.
+        std::fs::write(t.path().join("b.txt"), "new\n").unwrap();
+        let photos = vec![t.path().join("a.jpg"), t.path().join("b.jpg")];
+        let mut again = Session::open(s.key.clone(), s.root.clone(), photos.clone());
+        assert_eq!(again.restore(&file).unwrap(), 1);
+        assert_eq!(again.entries[0].cell.caption, "unsaved");
+        assert_eq!(again.entries[0].cell.source, Source::Edited);
+        assert_eq!(again.entries[1].cell.caption, "new");
+
+        // Damaged.
+        std::fs::write(&file, b"{ not json").unwrap();
+        let mut fresh = Session::open(s.key.clone(), s.root.clone(), photos.clone());
+        let e = fresh.restore(&file).unwrap_err();
+        assert!(matches!(e, SessionFileError::Corrupt { .. }), "{e}");
+        assert!(!file.exists(), "moved aside");
+        let kept: Vec<_> = std::fs::read_dir(data.path()).unwrap().collect();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(fresh.entries[0].cell.caption, "");
+
+        // Older version.
+        std::fs::write(&file, br#"{"version": 1, "captions": {}}"#).unwrap();
+        let e = fresh.restore(&file).unwrap_err();
+        assert!(
+            matches!(e, SessionFileError::OtherVersion { found: 1, .. }),
+            "{e}"
+        );
+        assert!(e.to_string().contains("version 1"));
+        assert!(!file.exists());
+    }
+
+    #[test]
+    fn vanished_and_changed_photos() {
+        let (t, mut s) = folder(&[("a.jpg", b"x"), ("b.jpg", b"x")]);
+        s.edit(0, "kept");
+        std::fs::remove_file(t.path().join("a.jpg")).unwrap();
+        std::fs::write(t.path().join("b.jpg"), b"different bytes").unwrap();
+        std::fs::write(t.path().join("c.jpg"), b"x").unwrap();
+        let (added, missing, changed) =
+            s.rescan(vec![t.path().join("b.jpg"), t.path().join("c.jpg")]);
+        assert_eq!((added, missing, changed), (1, 1, 1));
+        assert_eq!(s.entries[0].photo, Photo::Missing);
+        assert_eq!(s.entries[0].cell.caption, "kept", "the caption is not lost");
+        assert_eq!(s.entries[1].photo, Photo::Changed);
+        let r = s.save(false);
+        assert_eq!(r.missing, 1);
+        assert!(!t.path().join("a.txt").exists());
+    }
+}

@@ -1,0 +1,918 @@
+//! The Caption panel: drop a photo anywhere on the window (or open one, or paste one) to see
+//! it with its caption, the beam's alternatives with their scores, and each word's
+//! probability; copy the caption; choose the model (the shipped default or a trained one).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::Shared;
+use super::tasks::{self, Dialog, Pending};
+use super::widgets::confidence_color;
+use captioner::worker::{CaptionOutput, Command, Event, ImageInput, ModelChoice, ModelEntry};
+
+#[derive(Serialize, Deserialize)]
+#[serde(default)]
+pub struct CaptionPanel {
+    /// Beam width (1 = greedy).
+    pub beam: usize,
+    /// The model to caption with.
+    pub model: ModelChoice,
+    /// Where the last image was opened from.
+    pub last_dir: Option<PathBuf>,
+
+    #[serde(skip)]
+    busy: bool,
+    #[serde(skip)]
+    shown: Option<Shown>,
+    #[serde(skip)]
+    last_input: Option<ImageInput>,
+    #[serde(skip)]
+    error: Option<String>,
+    #[serde(skip)]
+    dialog: Option<Pending<Option<PathBuf>>>,
+    #[serde(skip)]
+    models: Vec<ModelEntry>,
+    /// The loaded model, in words.
+    #[serde(skip)]
+    model_info: Option<String>,
+    #[serde(skip)]
+    model_requested: bool,
+    /// Overwrite an existing `.txt` beside the photo when saving the caption.
+    pub overwrite_sidecar: bool,
+}
+
+/// The image on show and its caption.
+pub struct Shown {
+    pub source: String,
+    pub output: CaptionOutput,
+    /// The photo's file (none for a pasted image).
+    pub path: Option<PathBuf>,
+    /// Which of the beam's alternatives is the caption (0: the best).
+    pub chosen: usize,
+    texture: Option<egui::TextureHandle>,
+    /// The photo as shown, to lay attention maps over.
+    preview: Option<Arc<egui::ColorImage>>,
+    /// The word whose attention map is shown while nothing is hovered (clicked).
+    pub focus_word: Option<usize>,
+    /// The word under the pointer last frame.
+    hover_word: Option<usize>,
+    /// The photo with a word's map over it, for that word.
+    overlay: Option<(usize, egui::TextureHandle)>,
+    /// One small map per word.
+    thumbs: Vec<egui::TextureHandle>,
+}
+
+impl Shown {
+    /// The caption taken: the chosen alternative's text (the best one unless another was
+    /// clicked).
+    pub fn caption(&self) -> &str {
+        match self.output.alternatives.get(self.chosen) {
+            Some(alt) if self.chosen > 0 => &alt.text,
+            _ => &self.output.text,
+        }
+    }
+
+    /// The word whose attention map is on show (hovered, else clicked), when the caption on
+    /// show has maps.
+    pub fn map_word(&self) -> Option<usize> {
+        let maps = self.output.attention.as_ref()?;
+        if self.chosen != 0 {
+            return None;
+        }
+        self.hover_word
+            .or(self.focus_word)
+            .filter(|&w| w < maps.words.len())
+    }
+
+    /// Whether the photo is shown with word `word`'s attention map over it.
+    pub fn overlay_word(&self) -> Option<usize> {
+        self.overlay.as_ref().map(|(w, _)| *w)
+    }
+
+    /// Makes the textures the attention display needs: the overlay of the word on show and the
+    /// row of per-word maps.
+    fn prepare_attention(&mut self, ctx: &egui::Context) {
+        let Some(maps) = self.output.attention.clone() else {
+            return;
+        };
+        if self.thumbs.is_empty() {
+            const SIDE: usize = 40;
+            for i in 0..maps.words.len() {
+                if let Some(rgb) = captioner::attention_view::thumbnail(&maps, i, SIDE) {
+                    self.thumbs.push(ctx.load_texture(
+                        format!("attention-thumb-{i}"),
+                        egui::ColorImage::from_rgb([SIDE, SIDE], &rgb),
+                        egui::TextureOptions::LINEAR,
+                    ));
+                }
+            }
+        }
+        let want = self.map_word();
+        if self.overlay_word() == want {
+            return;
+        }
+        self.overlay = None;
+        let (Some(word), Some(preview)) = (want, &self.preview) else {
+            return;
+        };
+        let [w, h] = preview.size;
+        let rgb: Vec<u8> = preview
+            .pixels
+            .iter()
+            .flat_map(|p| [p.r(), p.g(), p.b()])
+            .collect();
+        if let Some(out) = captioner::attention_view::overlay(&rgb, w, h, &maps, word) {
+            let texture = ctx.load_texture(
+                "caption-attention",
+                egui::ColorImage::from_rgb([w, h], &out),
+                egui::TextureOptions::LINEAR,
+            );
+            self.overlay = Some((word, texture));
+        }
+    }
+}
+
+/// An alternative's score as a percentage of the best one's: the ratio of their per-word
+/// probabilities (the scores are mean log-probabilities per word), so the best is 100%.
+pub fn relative_score(score: f32, best: f32) -> f32 {
+    ((score - best).exp() * 100.0).clamp(0.0, 100.0)
+}
+
+impl Default for CaptionPanel {
+    fn default() -> Self {
+        CaptionPanel {
+            beam: 3,
+            model: ModelChoice::Default,
+            last_dir: None,
+            busy: false,
+            shown: None,
+            last_input: None,
+            error: None,
+            dialog: None,
+            models: Vec::new(),
+            model_info: None,
+            model_requested: false,
+            overwrite_sidecar: false,
+        }
+    }
+}
+
+impl CaptionPanel {
+    /// The caption on show.
+    pub fn shown(&self) -> Option<&Shown> {
+        self.shown.as_ref()
+    }
+
+    pub fn is_busy(&self) -> bool {
+        self.busy
+    }
+
+    pub fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+
+    pub fn model_info(&self) -> Option<&str> {
+        self.model_info.as_deref()
+    }
+
+    /// The models listed by the worker (trained ones).
+    pub fn models(&self) -> &[ModelEntry] {
+        &self.models
+    }
+
+    /// Takes the beam's alternative `index` as the caption.
+    pub fn choose_alternative(&mut self, index: usize) {
+        if let Some(shown) = &mut self.shown
+            && index < shown.output.alternatives.len().max(1)
+        {
+            shown.chosen = index;
+        }
+    }
+
+    /// Writes the caption taken beside the photo as `<photo>.txt` (atomically; an existing
+    /// file is left alone unless `overwrite_sidecar`), and says what happened on the status line.
+    pub fn save_caption(&mut self, shared: &mut Shared) {
+        let Some(shown) = &self.shown else { return };
+        let Some(path) = shown.path.clone() else {
+            shared
+                .status
+                .warn("a pasted image has no file to save its caption beside; use Copy caption");
+            return;
+        };
+        let row = captioner::export::ExportRow::new(
+            path.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            path.clone(),
+            shown.caption().to_string(),
+            if shown.chosen > 0 {
+                captioner::export::CaptionSource::Edited
+            } else {
+                captioner::export::CaptionSource::Machine
+            },
+        );
+        let report = captioner::export::write_sidecars(
+            &[row],
+            if self.overwrite_sidecar {
+                captioner::export::Existing::Overwrite
+            } else {
+                captioner::export::Existing::Skip
+            },
+        );
+        let target = captioner::sidecar::sidecar_path(&path);
+        if let Some(failure) = report.failed.first() {
+            shared
+                .status
+                .error(format!("cannot save the caption: {failure}"));
+        } else if report.skipped > 0 {
+            shared.status.warn(format!(
+                "{} exists and was left alone; tick \"overwrite\" to replace it",
+                target.display()
+            ));
+        } else {
+            shared
+                .status
+                .info(format!("caption saved to {}", target.display()));
+        }
+    }
+
+    /// Asks the worker for the chosen model and the list of trained ones, once.
+    pub fn ensure_model(&mut self, shared: &mut Shared) {
+        if self.model_requested {
+            return;
+        }
+        self.model_requested = true;
+        shared.send(Command::ListModels);
+        shared.send(Command::LoadModel(self.model.clone()));
+    }
+
+    /// Captions an image with the chosen model.
+    pub fn caption(&mut self, input: ImageInput, shared: &mut Shared) {
+        self.ensure_model(shared);
+        if let ImageInput::File(p) = &input {
+            self.last_dir = p.parent().map(PathBuf::from);
+        }
+        self.last_input = Some(input.clone());
+        if shared.send(Command::Caption {
+            input,
+            beam: self.beam.max(1),
+        }) {
+            self.busy = true;
+            self.error = None;
+        }
+    }
+
+    /// Switches to another model.
+    pub fn choose_model(&mut self, choice: ModelChoice, shared: &mut Shared) {
+        self.model = choice.clone();
+        self.model_info = None;
+        self.model_requested = true;
+        if shared.send(Command::LoadModel(choice)) {
+            // Caption the image on show again with the new model.
+            if let Some(input) = self.last_input.clone() {
+                self.caption(input, shared);
+            }
+        }
+    }
+
+    pub fn poll(&mut self, shared: &mut Shared) {
+        match tasks::take_ready(&mut self.dialog) {
+            Some(Ok(Some(path))) => self.caption(ImageInput::File(path), shared),
+            Some(Ok(None)) => {}
+            Some(Err(e)) => shared.status.error(e),
+            None => {}
+        }
+    }
+
+    pub fn on_event(&mut self, event: Event, shared: &mut Shared) {
+        match event {
+            Event::Captioned {
+                source,
+                output,
+                preview,
+            } => {
+                self.busy = false;
+                self.error = None;
+                let texture = preview.as_ref().map(|img| {
+                    shared.ctx.load_texture(
+                        "caption-preview",
+                        egui::ColorImage::clone(img),
+                        egui::TextureOptions::LINEAR,
+                    )
+                });
+                shared.status.info(format!(
+                    "{}: \"{}\" ({:.0} ms)",
+                    source, output.text, output.millis
+                ));
+                let path = match &self.last_input {
+                    Some(ImageInput::File(p)) if p.display().to_string() == source => {
+                        Some(p.clone())
+                    }
+                    _ => None,
+                };
+                self.shown = Some(Shown {
+                    source,
+                    output,
+                    path,
+                    chosen: 0,
+                    texture,
+                    preview,
+                    focus_word: None,
+                    hover_word: None,
+                    overlay: None,
+                    thumbs: Vec::new(),
+                });
+            }
+            Event::ModelLoaded {
+                choice,
+                description,
+                seconds,
+            } => {
+                if choice == self.model {
+                    self.model_info = Some(description.clone());
+                }
+                shared
+                    .status
+                    .info(format!("model loaded in {seconds:.1} s: {description}"));
+            }
+            Event::ModelsListed(models) => self.models = models,
+            Event::Failed { job, error } => {
+                let message = error.report();
+                self.busy = false;
+                if job == captioner::worker::Job::LoadModel {
+                    self.model_info = Some(format!("not loaded: {message}"));
+                }
+                shared.status.error(format!("{job} failed: {message}"));
+                self.error = Some(message);
+            }
+            _ => {}
+        }
+    }
+
+    /// Ctrl+V: pasted pixels, or a pasted path to an image file.
+    pub fn handle_paste(&mut self, ctx: &egui::Context, shared: &mut Shared) {
+        let typing = ctx.memory(|m| m.focused().is_some());
+        let pasted: Vec<ImageInput> = ctx.input(|i| {
+            i.events
+                .iter()
+                .filter_map(|e| match e {
+                    egui::Event::PasteImage(img) => Some(ImageInput::Pasted(Arc::clone(img))),
+                    egui::Event::Paste(text) if !typing => pasted_path(text).map(ImageInput::File),
+                    _ => None,
+                })
+                .collect()
+        });
+        if let Some(input) = pasted.into_iter().last() {
+            self.caption(input, shared);
+        }
+    }
+
+    fn open_dialog(&mut self, shared: &mut Shared) {
+        match tasks::open_dialog(&shared.ctx, Dialog::PickImage, self.last_dir.as_deref()) {
+            Ok(p) => self.dialog = Some(p),
+            Err(e) => shared.status.error(e),
+        }
+    }
+
+    pub fn panel_ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
+        self.ensure_model(shared);
+        self.toolbar_ui(ui, shared);
+        ui.separator();
+        if let Some(error) = &self.error {
+            ui.colored_label(ui.visuals().error_fg_color, error);
+        }
+        match &self.shown {
+            None => self.empty_ui(ui, shared),
+            Some(_) => self.result_ui(ui, shared),
+        }
+    }
+
+    fn toolbar_ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
+        // Wraps onto more lines in a narrow window rather than running off its edge.
+        ui.horizontal_wrapped(|ui| {
+            if ui
+                .add_enabled(self.dialog.is_none(), egui::Button::new("Open image…"))
+                .clicked()
+            {
+                self.open_dialog(shared);
+            }
+            ui.weak("or drop / paste (Ctrl+V) a photo");
+            ui.separator();
+            let label = ui.label("Beam");
+            let beam = ui
+                .add(egui::DragValue::new(&mut self.beam).range(1..=10))
+                .labelled_by(label.id)
+                .on_hover_text("1 = greedy decoding; more = beam search, with alternatives");
+            let beam_set = beam.drag_stopped() || (beam.changed() && !beam.dragged());
+            if let Some(input) = self.last_input.clone().filter(|_| beam_set) {
+                self.caption(input, shared);
+            }
+            ui.separator();
+            let label = ui.label("Model");
+            let mut chosen = None;
+            let width = (ui.available_width() - 40.0).clamp(160.0, 260.0);
+            egui::ComboBox::from_id_salt("model_choice")
+                .selected_text(self.model.display_name(&self.models))
+                .width(width)
+                .truncate()
+                .show_ui(ui, |ui| {
+                    if ui
+                        .selectable_label(
+                            self.model == ModelChoice::Default,
+                            ModelChoice::Default.display_name(&self.models),
+                        )
+                        .clicked()
+                    {
+                        chosen = Some(ModelChoice::Default);
+                    }
+                    for m in self.models.iter().filter(|m| !m.shipped) {
+                        let choice = m.choice();
+                        if ui
+                            .selectable_label(self.model == choice, &m.name)
+                            .on_hover_text(format!("{}\n{}", m.folder, m.description))
+                            .clicked()
+                        {
+                            chosen = Some(choice);
+                        }
+                    }
+                    if ui.button("Refresh list").clicked() {
+                        shared.send(Command::ListModels);
+                    }
+                })
+                .response
+                .labelled_by(label.id);
+            if let Some(choice) = chosen.filter(|c| *c != self.model) {
+                self.choose_model(choice, shared);
+            }
+            if self.busy {
+                ui.spinner();
+            }
+        });
+        // The loaded model in words, on a line of its own, cut to the window's width.
+        match &self.model_info {
+            Some(info) => {
+                ui.add(egui::Label::new(egui::RichText::new(info).weak().small()).truncate())
+                    .on_hover_text(info);
+            }
+            None => {
+                ui.horizontal(|ui| {
+                    ui.spinner();
+                    ui.weak("loading model…");
+                });
+            }
+        }
+    }
+
+    fn empty_ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
+        let size = ui.available_size();
+        let (rect, response) = ui.allocate_exact_size(size, egui::Sense::click());
+        let stroke = egui::Stroke::new(2.0, ui.visuals().weak_text_color());
+        ui.painter()
+            .rect_stroke(rect.shrink(16.0), 12.0, stroke, egui::StrokeKind::Inside);
+        let text = if self.busy {
+            "Writing a caption…"
+        } else {
+            "Drop a photo here (or anywhere on the window),\nclick to open one, or paste one with Ctrl+V."
+        };
+        ui.painter().text(
+            rect.center(),
+            egui::Align2::CENTER_CENTER,
+            text,
+            egui::FontId::proportional(20.0),
+            ui.visuals().weak_text_color(),
+        );
+        if response.clicked() && self.dialog.is_none() {
+            self.open_dialog(shared);
+        }
+    }
+
+    fn result_ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
+        if let Some(shown) = &mut self.shown {
+            shown.prepare_attention(ui.ctx());
+        }
+        let Some(shown) = &self.shown else { return };
+        let mut action = None;
+        let mut hovered = None;
+        let avail = ui.available_size();
+        // Side by side when there is room for a caption column of at least 320 points beside
+        // a useful photo; else the photo above (at most 45% of the height) and the caption below.
+        let side_by_side = avail.x >= 700.0;
+        let has_maps = shown.output.attention.is_some() && shown.chosen == 0;
+        // Room under the photo for the row of per-word maps and the colour scale.
+        let maps_h = if has_maps { 110.0 } else { 0.0 };
+        let image_ui = |ui: &mut egui::Ui, max: egui::Vec2| -> (Option<Action>, Option<usize>) {
+            let mut out = (None, None);
+            let texture = match &shown.overlay {
+                Some((_, t)) => Some(t),
+                None => shown.texture.as_ref(),
+            };
+            if let Some(texture) = texture {
+                // Fills the space it has (up to twice the preview's size), keeping its shape.
+                let size = texture.size_vec2();
+                let max = egui::vec2(max.x, (max.y - maps_h).max(120.0));
+                let scale = (max.x / size.x.max(1.0))
+                    .min(max.y / size.y.max(1.0))
+                    .min(2.0);
+                let alt = match shown.overlay_word().and_then(|w| shown.output.words.get(w)) {
+                    Some(w) => format!(
+                        "The photo, showing where the model looked for \"{}\"",
+                        w.word
+                    ),
+                    None => "The photo".to_string(),
+                };
+                ui.add(
+                    egui::Image::new(texture)
+                        .fit_to_exact_size(size * scale)
+                        .corner_radius(6.0)
+                        .alt_text(alt),
+                );
+            }
+            if has_maps {
+                out = attention_row_ui(ui, shown);
+            }
+            out
+        };
+        if side_by_side {
+            let image_w = (avail.x * 0.5).min(avail.x - 340.0).max(200.0);
+            ui.horizontal_top(|ui| {
+                let (a, h) = ui
+                    .allocate_ui_with_layout(
+                        egui::vec2(image_w, avail.y),
+                        egui::Layout::top_down(egui::Align::Center),
+                        |ui| image_ui(ui, egui::vec2(image_w, avail.y - 8.0)),
+                    )
+                    .inner;
+                (action, hovered) = (a, h);
+                ui.separator();
+                ui.vertical(|ui| {
+                    egui::ScrollArea::vertical()
+                        .id_salt("caption-details")
+                        .show(ui, |ui| {
+                            let (a, h) = caption_details_ui(ui, shown, &mut self.overwrite_sidecar);
+                            action = action.take().or(a);
+                            hovered = hovered.or(h);
+                        });
+                });
+            });
+        } else {
+            egui::ScrollArea::vertical()
+                .id_salt("caption-details")
+                .show(ui, |ui| {
+                    let (a, h) = ui
+                        .vertical_centered(|ui| {
+                            image_ui(
+                                ui,
+                                egui::vec2(avail.x, (avail.y * 0.45).max(160.0) + maps_h),
+                            )
+                        })
+                        .inner;
+                    (action, hovered) = (a, h);
+                    let (a, h) = caption_details_ui(ui, shown, &mut self.overwrite_sidecar);
+                    action = action.take().or(a);
+                    hovered = hovered.or(h);
+                });
+        }
+        if let Some(shown) = &mut self.shown
+            && shown.hover_word != hovered
+        {
+            shown.hover_word = hovered;
+            ui.ctx().request_repaint();
+        }
+        match action {
+            Some(Action::Choose(i)) => self.choose_alternative(i),
+            Some(Action::Save) => self.save_caption(shared),
+            Some(Action::Focus(w)) => self.focus_word(w),
+            None => {}
+        }
+    }
+
+    /// Shows word `word`'s attention map over the photo until another is chosen (`None`: the
+    /// plain photo).
+    pub fn focus_word(&mut self, word: Option<usize>) {
+        if let Some(shown) = &mut self.shown {
+            shown.focus_word = word;
+        }
+    }
+}
+
+/// Under the photo: one small map per word (click to keep it on the photo) and the colour
+/// scale. Returns a click and the word under the pointer.
+fn attention_row_ui(ui: &mut egui::Ui, shown: &Shown) -> (Option<Action>, Option<usize>) {
+    let mut action = None;
+    let mut hovered = None;
+    ui.add_space(4.0);
+    egui::ScrollArea::horizontal()
+        .id_salt("attention-row")
+        .show(ui, |ui| {
+            ui.horizontal(|ui| {
+                for (i, (thumb, w)) in shown.thumbs.iter().zip(&shown.output.words).enumerate() {
+                    let selected = shown.focus_word == Some(i);
+                    let r = ui
+                        .vertical(|ui| {
+                            let img = ui.add(
+                                egui::Image::new(thumb)
+                                    .fit_to_exact_size(egui::vec2(40.0, 40.0))
+                                    .corner_radius(3.0)
+                                    .sense(egui::Sense::click())
+                                    .alt_text(format!("attention map of \"{}\"", w.word)),
+                            );
+                            let text = egui::RichText::new(&w.word).small();
+                            ui.label(if selected { text.strong() } else { text });
+                            img
+                        })
+                        .inner;
+                    if selected {
+                        ui.painter().rect_stroke(
+                            r.rect.expand(1.5),
+                            3.0,
+                            egui::Stroke::new(2.0, ui.visuals().selection.stroke.color),
+                            egui::StrokeKind::Outside,
+                        );
+                    }
+                    if r.hovered() {
+                        hovered = Some(i);
+                    }
+                    if r.clicked() {
+                        action = Some(Action::Focus((!selected).then_some(i)));
+                    }
+                }
+            });
+        });
+    ui.horizontal(|ui| {
+        ui.small("less attention");
+        let (rect, _) = ui.allocate_exact_size(egui::vec2(120.0, 10.0), egui::Sense::hover());
+        let steps = 24;
+        for k in 0..steps {
+            let c = captioner::attention_view::color(k as f32 / (steps - 1) as f32);
+            let x0 = rect.left() + rect.width() * k as f32 / steps as f32;
+            let x1 = rect.left() + rect.width() * (k + 1) as f32 / steps as f32;
+            ui.painter().rect_filled(
+                egui::Rect::from_min_max(egui::pos2(x0, rect.top()), egui::pos2(x1, rect.bottom())),
+                0.0,
+                egui::Color32::from_rgb(c[0], c[1], c[2]),
+            );
+        }
+        ui.small("more");
+    });
+    (action, hovered)
+}
+
+/// What the caption's details asked for.
+enum Action {
+    Choose(usize),
+    Save,
+    /// Keep this word's attention map on the photo (`None`: none).
+    Focus(Option<usize>),
+}
+
+/// The caption, its figures and alternatives. Returns what was asked for and the caption word
+/// under the pointer (for its attention map).
+fn caption_details_ui(
+    ui: &mut egui::Ui,
+    shown: &Shown,
+    overwrite: &mut bool,
+) -> (Option<Action>, Option<usize>) {
+    let mut action = None;
+    let mut hovered = None;
+    let has_maps = shown.output.attention.is_some();
+    let out = &shown.output;
+    ui.add(egui::Label::new(egui::RichText::new(&shown.source).weak().small()).truncate());
+    ui.add_space(6.0);
+    if out.needs_review == Some(true) {
+        let warning = out
+            .review_reason
+            .map(|r| r.warning())
+            .unwrap_or("This caption is probably wrong; check it before you use it.");
+        egui::Frame::new()
+            .fill(egui::Color32::from_rgb(90, 40, 20))
+            .corner_radius(4.0)
+            .inner_margin(8.0)
+            .show(ui, |ui| {
+                ui.label(
+                    egui::RichText::new(format!("Needs review: {warning}"))
+                        .color(egui::Color32::from_rgb(255, 210, 160))
+                        .strong(),
+                );
+                if let Some(detail) = &out.review_detail {
+                    ui.label(
+                        egui::RichText::new(detail).color(egui::Color32::from_rgb(255, 210, 160)),
+                    );
+                }
+            });
+        ui.add_space(6.0);
+    }
+    ui.horizontal_wrapped(|ui| {
+        ui.spacing_mut().item_spacing.x = 6.0;
+        if shown.chosen == 0 && !out.words.is_empty() {
+            // Each word coloured by the model's probability for it, with the figure on hover.
+            for (i, w) in out.words.iter().enumerate() {
+                let text = egui::RichText::new(&w.word)
+                    .size(24.0)
+                    .color(confidence_color(w.probability));
+                let r = if has_maps {
+                    let text = if shown.focus_word == Some(i) {
+                        text.underline()
+                    } else {
+                        text
+                    };
+                    ui.add(egui::Label::new(text).sense(egui::Sense::click()))
+                        .on_hover_text(format!(
+                            "p = {:.3}; the photo shows where the model looked for this word \
+                             (click to keep it)",
+                            w.probability
+                        ))
+                } else {
+                    ui.label(text)
+                        .on_hover_text(format!("p = {:.3}", w.probability))
+                };
+                if has_maps && r.hovered() {
+                    hovered = Some(i);
+                }
+                if has_maps && r.clicked() {
+                    action = Some(Action::Focus((shown.focus_word != Some(i)).then_some(i)));
+                }
+            }
+        } else {
+            ui.label(egui::RichText::new(shown.caption()).size(24.0));
+        }
+    });
+    ui.add_space(4.0);
+    ui.horizontal_wrapped(|ui| {
+        if ui.button("Copy caption").clicked() {
+            ui.ctx().copy_text(shown.caption().to_string());
+        }
+        let save = ui
+            .add_enabled(shown.path.is_some(), egui::Button::new("Save caption"))
+            .on_hover_text(match &shown.path {
+                Some(p) => format!(
+                    "Write the caption to {} (beside the photo)",
+                    captioner::sidecar::sidecar_path(p).display()
+                ),
+                None => "A pasted image has no file to save beside".to_string(),
+            })
+            .on_disabled_hover_text("A pasted image has no file to save beside");
+        if save.clicked() {
+            action = Some(Action::Save);
+        }
+        ui.checkbox(overwrite, "overwrite")
+            .on_hover_text("Replace an existing .txt beside the photo (else it is left alone)");
+        if shown.chosen == 0 {
+            match out.confidence {
+                Some(c) => {
+                    let about = "How likely the caption is acceptable, calibrated on the model's \
+                         dev photos from its word probabilities, how familiar the photo looks, \
+                         and how well it agrees with similar training photos and the image classes";
+                    if out.confidence_overruled() {
+                        ui.weak(format!("confidence {:.0}% (see the warning)", c * 100.0))
+                            .on_hover_text(format!(
+                                "{about}. It was fitted on photos like the model's training \
+                                 photos and does not know what the warning above says: trust \
+                                 the warning."
+                            ));
+                    } else {
+                        ui.label(format!("confidence {:.0}%", c * 100.0))
+                            .on_hover_text(about);
+                    }
+                }
+                None => {
+                    ui.weak("no calibrated confidence").on_hover_text(
+                        "This model has not been calibrated (`captioner calibrate DATASET \
+                         --model MODEL`); only its word probabilities are known",
+                    );
+                }
+            }
+            ui.weak(format!(
+                "word probability {:.0}% (geometric mean) · {:.0} ms",
+                out.word_probability_geomean() * 100.0,
+                out.millis
+            ));
+            if let Some(f) = out.familiarity {
+                ui.weak(format!("familiarity {:.0}%", f * 100.0))
+                    .on_hover_text(
+                        "How much the photo looks like the photos the model learned from \
+                     (the share of its dev photos that look less familiar)",
+                    );
+            }
+        }
+    });
+    if !out.tags.is_empty() {
+        ui.horizontal_wrapped(|ui| {
+            ui.weak("Tags:");
+            ui.label(out.tags.join(", "));
+        });
+    }
+    if shown.chosen == 0 && !out.words.is_empty() {
+        ui.add_space(4.0);
+        ui.horizontal_wrapped(|ui| {
+            ui.weak("word probability:");
+            for (p, label) in [
+                (0.9, "high"),
+                (0.6, "medium"),
+                (0.3, "low"),
+                (0.05, "very low"),
+            ] {
+                ui.label(
+                    egui::RichText::new(label)
+                        .small()
+                        .color(confidence_color(p)),
+                );
+            }
+        });
+    }
+    if !has_maps && shown.chosen == 0 && !out.words.is_empty() {
+        ui.weak(
+            "No attention map: this model sees the photo as one pooled vector, so it cannot \
+                 show where it looked for each word (attention models can).",
+        );
+    } else if has_maps && shown.chosen == 0 {
+        ui.weak(
+            "Point at a word (or its small map under the photo) to see where the model \
+                 looked for it; click to keep it.",
+        );
+    }
+    if out.alternatives.len() > 1 {
+        ui.add_space(10.0);
+        ui.strong("Other captions the beam found")
+            .on_hover_text("Click one to take it as the caption");
+        let best = out.alternatives[0].score;
+        egui::Grid::new("alternatives")
+            .num_columns(2)
+            .striped(true)
+            .show(ui, |ui| {
+                for (i, alt) in out.alternatives.iter().enumerate() {
+                    let pct = relative_score(alt.score, best);
+                    ui.label(format!("{pct:.0}%")).on_hover_text(format!(
+                        "How likely the model finds this caption, per word, compared with the \
+                         best one (100%). Mean log-probability per word: {:.3}",
+                        alt.score
+                    ));
+                    if ui
+                        .selectable_label(shown.chosen == i, &alt.text)
+                        .on_hover_text("Click to take this as the caption")
+                        .clicked()
+                    {
+                        action = Some(Action::Choose(i));
+                    }
+                    ui.end_row();
+                }
+            });
+    }
+    (action, hovered)
+}
+
+/// A pasted text that names an existing image file (as file managers copy it), if it does.
+fn pasted_path(text: &str) -> Option<PathBuf> {
+    let line = text.lines().next()?.trim();
+    let line = line.strip_prefix("file://").unwrap_or(line);
+    let path = PathBuf::from(percent_decode(line));
+    (captioner::dataset::has_image_extension(&path) && path.is_file()).then_some(path)
+}
+
+/// Decodes `%20`-style escapes in a file URI.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+            if let Some(b) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("/a%20b/c.jpg"), "/a b/c.jpg");
+        assert_eq!(percent_decode("/100%"), "/100%");
+        assert_eq!(percent_decode("/x%2"), "/x%2");
+        assert_eq!(percent_decode("%zz"), "%zz");
+    }
+
+    #[test]
+    fn pasted_path_needs_an_existing_image() {
+        let dog = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/fixtures/sidecar_mini/dog.jpg"
+        );
+        assert_eq!(
+            pasted_path(&format!("file://{dog}\n")),
+            Some(PathBuf::from(dog))
+        );
+        assert_eq!(pasted_path("hello"), None);
+        assert_eq!(pasted_path("/no/such/file.jpg"), None);
+    }
+}

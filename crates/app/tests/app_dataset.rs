@@ -1,0 +1,77 @@
+//! The Dataset panel, driven headlessly: drop a dataset folder, see its summary and problems.
+
+mod app_support;
+
+use app_support::{app, drop_files, fixtures, wait_until};
+use captioner_app::Tab;
+use egui_kittest::kittest::Queryable;
+
+#[test]
+fn dropping_a_dataset_folder_imports_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = app(tmp.path(), Tab::Caption);
+    drop_files(&mut h, &[fixtures().join("flickr8k_mini")]);
+    assert_eq!(h.state().panels.tab, Tab::Dataset);
+    wait_until(&mut h, 60, "the import", |a| {
+        a.panels.dataset.loaded().is_some()
+    });
+    let summary = &h.state().panels.dataset.loaded().unwrap().summary;
+    assert_eq!(summary.images, 24);
+    assert!(
+        h.query_by_label_contains("Flickr8k (Flicker8k_Dataset")
+            .is_some()
+    );
+    assert!(h.query_by_label("Caption lengths").is_some());
+    // The image list shows reference captions.
+    let first = &h.state().panels.dataset.loaded().unwrap().dataset.images[0];
+    let caption = first.captions[0].clone();
+    assert!(
+        h.query_by_label(&caption).is_some(),
+        "caption {caption:?} not shown"
+    );
+}
+
+#[test]
+fn problems_are_listed_with_file_and_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = app(tmp.path(), Tab::Dataset);
+    let dir = fixtures().join("broken_flickr8k");
+    h.state_mut().panels.dataset.folder = dir.display().to_string();
+    h.step();
+    h.get_by_label("Import").click();
+    wait_until(&mut h, 60, "the import", |a| {
+        a.panels.dataset.loaded().is_some()
+    });
+    let problems = &h.state().panels.dataset.loaded().unwrap().summary.problems;
+    assert!(!problems.is_empty());
+    let with_line = problems
+        .iter()
+        .find(|p| p.line.is_some())
+        .unwrap()
+        .to_string();
+    assert!(with_line.contains("Flickr8k.token.txt:"), "{with_line}");
+    assert!(
+        h.query_by_label(&with_line).is_some(),
+        "problem {with_line:?} not shown"
+    );
+}
+
+#[test]
+fn a_bad_folder_is_an_error_in_the_window() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = app(tmp.path(), Tab::Dataset);
+    let missing = tmp.path().join("no-such-dataset");
+    h.state_mut().panels.dataset.folder = missing.display().to_string();
+    h.step();
+    h.get_by_label("Import").click();
+    wait_until(&mut h, 30, "the error", |a| {
+        a.panels.dataset.error().is_some()
+    });
+    assert!(h.state().panels.dataset.loaded().is_none());
+    // In the panel and on the status line.
+    assert!(
+        h.query_all_by_label_contains("no such file or folder")
+            .count()
+            >= 1
+    );
+}
