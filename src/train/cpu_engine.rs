@@ -1,5 +1,5 @@
 //! The CPU training engine: the hand-written passes of `engine.rs` (the merge and inject
-//! decoders) or of [`super::attention_engine`] (the attention decoder), picked by the decoder
+//! decoders) or of `attention_engine` (the attention decoder), picked by the decoder
 //! kind, behind one interface.
 
 use super::attention_engine::AttentionEngine;
