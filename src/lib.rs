@@ -6,6 +6,7 @@
 
 pub mod attention_view;
 pub mod bench;
+pub mod concepts;
 pub mod dataset;
 pub mod decoder;
 pub mod encoder;
