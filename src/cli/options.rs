@@ -6,7 +6,8 @@
 use std::path::PathBuf;
 
 use super::args::{
-    BatchArgs, CalibrateArgs, DecodeArgs, EvalArgs, FeaturesArgs, SplitArg, TextArgs, TrainArgs,
+    BatchArgs, CalibrateArgs, DecodeArgs, EvalArgs, FeaturesArgs, GroundingArg, SplitArg, TextArgs,
+    TrainArgs,
 };
 use crate::dataset::{ImportOptions, Split};
 use crate::decoder::SearchOptions;
@@ -16,7 +17,7 @@ use crate::jobs::calibrate::{CalibrateOptions, MIN_DEV_PHOTOS};
 use crate::jobs::caption::FolderOptions;
 use crate::jobs::evaluate::EvalOptions;
 use crate::jobs::train::TrainSettings;
-use crate::pipeline::DecodeOptions;
+use crate::pipeline::{DecodeOptions, Grounding};
 use crate::train::TrainConfig;
 
 impl From<SplitArg> for Split {
@@ -59,6 +60,10 @@ impl DecodeArgs {
             search: SearchOptions {
                 block_ngram: self.block_ngram,
                 length_alpha: self.length_alpha,
+            },
+            grounding: match self.grounding {
+                GroundingArg::On => Grounding::On,
+                GroundingArg::Off => Grounding::Off,
             },
         })
     }
