@@ -319,6 +319,7 @@ mod tests {
             review_detail: None,
             tags: vec!["dog".into()],
             attention: None,
+            ..Default::default()
         }
     }
 

@@ -93,6 +93,7 @@ impl Settings {
                 block_ngram: self.search.block_ngram,
                 length_alpha,
             },
+            ..DecodeOptions::default()
         }
     }
 
@@ -240,6 +241,7 @@ mod tests {
                     block_ngram: 3,
                     length_alpha: 0.5,
                 },
+                ..DecodeOptions::default()
             }
         );
     }
