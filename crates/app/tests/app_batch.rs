@@ -669,7 +669,29 @@ fn the_decoding_menu_reaches_every_search_option() {
     h.run_ok();
     assert!(h.query_by_label("Block repeated n-grams").is_some());
     assert!(h.query_by_label("Length exponent").is_some());
+    // Grounded decoding is on by default; the checkbox turns it off for the run's options.
+    use captioner::pipeline::Grounding;
+    assert_eq!(h.state().panels.batch.settings.grounding, Grounding::On);
+    h.get_by_label("Grounded decoding").click();
+    h.run_ok();
+    assert_eq!(h.state().panels.batch.settings.grounding, Grounding::Off);
+    assert_eq!(
+        h.state()
+            .panels
+            .batch
+            .settings
+            .folder_options()
+            .decode
+            .grounding,
+        Grounding::Off
+    );
+    if h.query_by_label("Library defaults").is_none() {
+        // The click closed the menu: open it again.
+        h.get_by_label("Decoding").click();
+        h.run_ok();
+    }
     h.get_by_label("Library defaults").click();
     h.run_ok();
     assert_eq!(h.state().panels.batch.settings.search, defaults);
+    assert_eq!(h.state().panels.batch.settings.grounding, Grounding::On);
 }
