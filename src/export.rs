@@ -10,7 +10,11 @@ use serde::Serialize;
 
 use crate::decoder::AttentionMaps;
 use crate::files::write_atomic;
-use crate::pipeline::{CaptionResult, ScoredWord};
+use crate::pipeline::{CaptionResult, ScoredWord, WordGrounding};
+
+/// Which part of the model wrote a machine caption (`caption_source` in JSON: `decoder` or
+/// `classifier`); the same as [`crate::pipeline::CaptionSource`].
+pub type GeneratedBy = crate::pipeline::CaptionSource;
 use crate::trust::ReviewReason;
 
 /// The exact bytes of a path that is not valid UTF-8, in hexadecimal (`None` for UTF-8 paths).
@@ -86,6 +90,12 @@ pub struct CaptionDetails {
     pub millis: f64,
     /// Where the decoder looked for each of `words` (attention models only).
     pub attention: Option<AttentionMaps>,
+    /// How well the photo supports each content word (empty when not grounded).
+    pub grounding: Vec<WordGrounding>,
+    /// Whether the decoder or the image classifier wrote the caption.
+    pub caption_source: GeneratedBy,
+    /// Why the caption is not grounded, or that the classifier wrote it.
+    pub grounding_note: Option<String>,
 }
 
 /// One captioned image to export: the one record both front ends write (`captioner batch`
@@ -163,6 +173,9 @@ impl ExportRow {
                 words: result.words.clone(),
                 millis: result.millis,
                 attention: result.attention.clone(),
+                grounding: result.grounding.clone(),
+                caption_source: result.source,
+                grounding_note: result.grounding_note.clone(),
             }),
             ..ExportRow::new(
                 image,
@@ -202,6 +215,9 @@ struct Record<'a> {
     alternatives: &'a [Alternative],
     millis: Option<f64>,
     attention: Option<&'a AttentionMaps>,
+    grounding: &'a [WordGrounding],
+    caption_source: Option<GeneratedBy>,
+    grounding_note: Option<&'a str>,
 }
 
 impl Serialize for ExportRow {
@@ -227,6 +243,9 @@ impl Serialize for ExportRow {
             alternatives: &self.alternatives,
             millis: d.map(|d| d.millis),
             attention: d.and_then(|d| d.attention.as_ref()),
+            grounding: d.map_or(&[], |d| d.grounding.as_slice()),
+            caption_source: d.map(|d| d.caption_source),
+            grounding_note: d.and_then(|d| d.grounding_note.as_deref()),
         }
         .serialize(s)
     }
@@ -834,6 +853,15 @@ mod tests {
             review_detail: None,
             tags: vec!["dog".into()],
             attention: None,
+            grounding: vec![WordGrounding {
+                position: 1,
+                word: "dog".into(),
+                support: 0.05,
+                weak: true,
+                note: Some("little sign of a dog in this photo".into()),
+            }],
+            source: GeneratedBy::Classifier,
+            grounding_note: Some("from the classifier".into()),
         }
     }
 
@@ -866,6 +894,11 @@ mod tests {
         assert_eq!(m["warning"], ReviewReason::Unfamiliar.warning());
         assert_eq!(m["word_probability_geomean"], 0.5);
         assert_eq!(m["path"], "/x/a.jpg");
+        assert_eq!(m["caption_source"], "classifier");
+        assert_eq!(m["grounding"][0]["word"], "dog");
+        assert_eq!(m["grounding"][0]["position"], 1);
+        assert_eq!(m["grounding"][0]["weak"], true);
+        assert_eq!(m["grounding_note"], "from the classifier");
         let e = &json[1];
         assert_eq!(
             (&e["source"], &e["edited"]),

@@ -13,6 +13,7 @@ use super::{PipelineError, load_encoder};
 use crate::decoder::{self, Caption, geometric_mean_probability};
 use crate::encoder::{Encoder, PreprocessedImage};
 use crate::model_dir::{self, LoadedModel};
+pub use crate::trust::grounding::{CaptionSource, Grounding, WordGrounding};
 
 /// How to decode.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -24,6 +25,10 @@ pub struct DecodeOptions {
     /// Repeated n-gram blocking and length normalisation.
     #[serde(default)]
     pub search: decoder::SearchOptions,
+    /// Grounded decoding and per-word support ([`Grounding::On`], the default), or the plain
+    /// search of before ([`Grounding::Off`]: the same captions as without grounding).
+    #[serde(default)]
+    pub grounding: Grounding,
 }
 
 impl Default for DecodeOptions {
@@ -32,6 +37,7 @@ impl Default for DecodeOptions {
             beam: 3,
             max_len: 30,
             search: decoder::SearchOptions::default(),
+            grounding: Grounding::default(),
         }
     }
 }
@@ -51,7 +57,7 @@ pub struct ScoredCaption {
 }
 
 /// A caption of one image.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct CaptionResult {
     pub text: String,
     pub words: Vec<ScoredWord>,
@@ -85,6 +91,17 @@ pub struct CaptionResult {
     /// the merge and inject decoders, which see the photo as one pooled vector).
     #[serde(default)]
     pub attention: Option<decoder::AttentionMaps>,
+    /// How well the photo supports each content word of `text`; empty when grounding is off
+    /// or the model cannot ground (see `grounding_note`).
+    #[serde(default)]
+    pub grounding: Vec<WordGrounding>,
+    /// Where the caption came from: the decoder, or the image classifier when the decoder's
+    /// captions named things the photo shows little sign of.
+    #[serde(default)]
+    pub source: CaptionSource,
+    /// For people: why the caption is not grounded, or that it comes from the classifier.
+    #[serde(default)]
+    pub grounding_note: Option<String>,
 }
 
 impl CaptionResult {
@@ -304,6 +321,7 @@ impl Captioner {
                 &options.search,
             )?,
             pooled: HashMap::new(),
+            grounding: options.grounding,
         })
     }
 
@@ -357,15 +375,16 @@ impl Captioner {
                 &options.search,
             )?
         };
-        self.result_from(&captions, feature)
+        self.result_from(&captions, feature, options.grounding)
     }
 
     /// The caption result of a search's captions (best first) of the photo with pooled
-    /// `feature`: words, alternatives, attention maps and trust figures.
+    /// `feature`: words, alternatives, attention maps, grounding and trust figures.
     fn result_from(
         &self,
         captions: &[Caption],
         feature: &[f32],
+        grounding: Grounding,
     ) -> Result<CaptionResult, PipelineError> {
         let best = captions
             .first()
@@ -401,8 +420,19 @@ impl Captioner {
                     words: best.attention.clone(),
                 })
             }),
+            grounding: Vec::new(),
+            source: CaptionSource::Decoder,
+            grounding_note: None,
         };
-        let a = self.assess(feature, &result);
+        let evidence = self.trust.evidence(feature);
+        match self.grounding_unavailable(grounding) {
+            Some(note) => result.grounding_note = Some(note),
+            None => {
+                let words: Vec<String> = result.words.iter().map(|w| w.word.clone()).collect();
+                result.grounding = self.trust.ground(&evidence, &words);
+            }
+        }
+        let a = self.assess_with(feature, &result, &evidence);
         result.confidence = a.confidence;
         result.familiarity = a.familiarity;
         result.needs_review = a.needs_review;
@@ -410,6 +440,21 @@ impl Captioner {
         result.review_detail = a.review_detail;
         result.tags = a.tags;
         Ok(result)
+    }
+
+    /// Why captions decoded with `grounding` are not grounded, for people; `None` when they
+    /// are.
+    pub fn grounding_unavailable(&self, grounding: Grounding) -> Option<String> {
+        if grounding == Grounding::Off {
+            Some("Grounding is off: the caption's words are not checked against the photo.".into())
+        } else if self.trust.classifier.is_none() {
+            Some(format!(
+                "The ImageNet tag list ({}) is missing beside the encoder weights: captions are not grounded.",
+                crate::trust::tags::TAGS_FILE
+            ))
+        } else {
+            None
+        }
     }
 
     /// The trust figures (and their signals) of a caption of the photo with pooled `feature`.
@@ -422,6 +467,23 @@ impl Captioner {
         let alternatives: Vec<String> =
             result.alternatives.iter().map(|a| a.text.clone()).collect();
         self.trust.assess(feature, &words, &alternatives)
+    }
+
+    fn assess_with(
+        &self,
+        feature: &[f32],
+        result: &CaptionResult,
+        evidence: &crate::trust::Evidence,
+    ) -> crate::trust::Assessment {
+        let words: Vec<(String, f32)> = result
+            .words
+            .iter()
+            .map(|w| (w.word.clone(), w.probability))
+            .collect();
+        let alternatives: Vec<String> =
+            result.alternatives.iter().map(|a| a.text.clone()).collect();
+        self.trust
+            .assess_with(feature, &words, &alternatives, evidence)
     }
 
     fn words(&self, tokens: &[u32]) -> Vec<String> {
@@ -452,6 +514,7 @@ pub struct CaptionStream<'a> {
     search: decoder::BatchSearch<'a>,
     /// The pooled feature of each photo in flight, for its trust figures.
     pooled: HashMap<usize, Vec<f32>>,
+    grounding: Grounding,
 }
 
 impl CaptionStream<'_> {
@@ -477,7 +540,11 @@ impl CaptionStream<'_> {
             .into_iter()
             .map(|(id, captions)| {
                 let pooled = self.pooled.remove(&id).unwrap_or_default();
-                (id, self.captioner.result_from(&captions, &pooled))
+                (
+                    id,
+                    self.captioner
+                        .result_from(&captions, &pooled, self.grounding),
+                )
             })
             .collect())
     }

@@ -19,8 +19,8 @@ use crate::encoder::{Config, Encoder, EncoderError, ImageLoadError};
 use crate::model_dir::ModelDirError;
 
 pub use caption::{
-    CAPTION_BATCH, CaptionResult, CaptionStream, Captioner, DecodeOptions, Finished, ScoredCaption,
-    ScoredWord,
+    CAPTION_BATCH, CaptionResult, CaptionSource, CaptionStream, Captioner, DecodeOptions, Finished,
+    Grounding, ScoredCaption, ScoredWord, WordGrounding,
 };
 pub use evaluate::{EvalReport, TrustFigures, evaluate};
 pub use training_data::{

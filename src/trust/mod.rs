@@ -8,6 +8,7 @@
 
 pub mod calibration;
 pub mod familiarity;
+pub mod grounding;
 pub mod tags;
 
 use std::collections::HashSet;
@@ -17,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 pub use calibration::{Calibration, auroc};
 pub use familiarity::Familiarity;
+pub use grounding::{CaptionSource, Evidence, Grounding, WordGrounding};
 pub use tags::Classifier;
 
 /// Why trust information could not be read or written.
@@ -182,6 +184,8 @@ pub struct Trust {
     pub familiarity: Option<Familiarity>,
     pub calibration: Option<Calibration>,
     pub classifier: Option<Classifier>,
+    /// Caption word -> the ImageNet classes whose tags are that word (with the classifier).
+    pub class_index: Option<grounding::ClassIndex>,
     /// The caption model's word -> id (see [`Trust::set_vocab`]).
     pub word_ids: std::collections::HashMap<String, u32>,
 }
@@ -211,11 +215,15 @@ impl Trust {
         );
         let familiarity = keep(Familiarity::load(model_dir), &mut problems);
         let calibration = keep(Calibration::load(model_dir), &mut problems);
+        let class_index = classifier
+            .as_ref()
+            .map(|c| grounding::ClassIndex::new(c, c.classes()));
         (
             Trust {
                 familiarity,
                 calibration,
                 classifier,
+                class_index,
                 word_ids: Default::default(),
             },
             problems,
@@ -302,6 +310,33 @@ impl Trust {
         s
     }
 
+    /// What the grounding sources see in the photo with pooled `feature`.
+    pub fn evidence(&self, feature: &[f32]) -> Evidence {
+        Evidence {
+            classes: self
+                .classifier
+                .as_ref()
+                .map(|c| c.probabilities(feature))
+                .unwrap_or_default(),
+            concepts: None,
+        }
+    }
+
+    /// How well the photo (its `evidence`) supports `word` (see [`grounding`]); `None` when
+    /// no source knows the word.
+    pub fn support(&self, evidence: &Evidence, word: &str) -> Option<f32> {
+        let index = self.class_index.as_ref()?;
+        if evidence.classes.is_empty() {
+            return None;
+        }
+        index.mass(word, &evidence.classes)
+    }
+
+    /// The grounding of each content word of a caption's `words`.
+    pub fn ground(&self, evidence: &Evidence, words: &[String]) -> Vec<WordGrounding> {
+        grounding::ground_words(words, &mut |w| self.support(evidence, w))
+    }
+
     /// The trust figures of a caption.
     pub fn assess(
         &self,
@@ -309,8 +344,19 @@ impl Trust {
         words: &[(String, f32)],
         alternatives: &[String],
     ) -> Assessment {
-        let class_probs = self.classifier.as_ref().map(|c| c.probabilities(feature));
-        let signals = self.signals(feature, words, alternatives, class_probs.as_deref());
+        self.assess_with(feature, words, alternatives, &self.evidence(feature))
+    }
+
+    /// [`Trust::assess`] with the photo's evidence already computed.
+    pub fn assess_with(
+        &self,
+        feature: &[f32],
+        words: &[(String, f32)],
+        alternatives: &[String],
+        evidence: &Evidence,
+    ) -> Assessment {
+        let class_probs = (self.classifier.is_some()).then_some(evidence.classes.as_slice());
+        let signals = self.signals(feature, words, alternatives, class_probs);
         let familiarity = self
             .familiarity
             .as_ref()
@@ -329,7 +375,7 @@ impl Trust {
             .as_ref()
             .map_or(DEFAULT_TAG_THRESHOLD, |c| c.tag_threshold);
         let mut tags: Vec<String> = Vec::new();
-        if let (Some(c), Some(p)) = (&self.classifier, &class_probs) {
+        if let (Some(c), Some(p)) = (&self.classifier, class_probs) {
             let mut ranked: Vec<(usize, f32)> = p
                 .iter()
                 .copied()

@@ -140,6 +140,11 @@ impl Classifier {
         crate::encoder::labels::softmax(&logits)
     }
 
+    /// The number of classes.
+    pub fn classes(&self) -> usize {
+        self.bias.len()
+    }
+
     /// The plain-word tags of class `i`.
     pub fn tags(&self, i: usize) -> &[String] {
         self.tags.get(i).map_or(&[], Vec::as_slice)

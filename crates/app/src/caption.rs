@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use super::Shared;
 use super::tasks::{self, Dialog, Pending};
-use super::widgets::confidence_color;
+use super::widgets::{DOUBT_LEGEND, confidence_color, grounding_hover, grounding_of, paint_doubt};
+use captioner::pipeline::CaptionSource;
 use captioner::worker::{CaptionOutput, Command, Event, ImageInput, ModelChoice, ModelEntry};
 
 #[derive(Serialize, Deserialize)]
@@ -711,6 +712,12 @@ fn caption_details_ui(
                 let text = egui::RichText::new(&w.word)
                     .size(24.0)
                     .color(confidence_color(w.probability));
+                // How well the photo supports the word (content words of grounded
+                // captions), on its own line of the hover text.
+                let grounding = grounding_of(&out.grounding, i);
+                let support = grounding
+                    .map(|g| format!("\n{}", grounding_hover(g)))
+                    .unwrap_or_default();
                 let r = if has_maps {
                     let text = if shown.focus_word == Some(i) {
                         text.underline()
@@ -720,13 +727,16 @@ fn caption_details_ui(
                     ui.add(egui::Label::new(text).sense(egui::Sense::click()))
                         .on_hover_text(format!(
                             "p = {:.3}; the photo shows where the model looked for this word \
-                             (click to keep it)",
+                             (click to keep it){support}",
                             w.probability
                         ))
                 } else {
                     ui.label(text)
-                        .on_hover_text(format!("p = {:.3}", w.probability))
+                        .on_hover_text(format!("p = {:.3}{support}", w.probability))
                 };
+                if grounding.is_some_and(|g| g.weak) {
+                    paint_doubt(ui.painter(), r.rect, ui.visuals().warn_fg_color);
+                }
                 if has_maps && r.hovered() {
                     hovered = Some(i);
                 }
@@ -738,6 +748,9 @@ fn caption_details_ui(
             ui.label(egui::RichText::new(shown.caption()).size(24.0));
         }
     });
+    if shown.chosen == 0 {
+        grounding_notes_ui(ui, out);
+    }
     ui.add_space(4.0);
     ui.horizontal_wrapped(|ui| {
         if ui.button("Copy caption").clicked() {
@@ -860,6 +873,22 @@ fn caption_details_ui(
             });
     }
     (action, hovered)
+}
+
+/// Under the caption: where it came from when not from the decoder, why it is not grounded,
+/// and what the dotted underline means when a word has it.
+fn grounding_notes_ui(ui: &mut egui::Ui, out: &CaptionOutput) {
+    if let Some(note) = &out.grounding_note {
+        let text = egui::RichText::new(note).small();
+        if out.source == CaptionSource::Classifier {
+            ui.label(text.color(ui.visuals().warn_fg_color));
+        } else {
+            ui.weak(text);
+        }
+    }
+    if out.grounding.iter().any(|g| g.weak) {
+        ui.weak(egui::RichText::new(DOUBT_LEGEND).small());
+    }
 }
 
 /// A pasted text that names an existing image file (as file managers copy it), if it does.

@@ -47,6 +47,7 @@ fn result_with_maps() -> CaptionResult {
             cols: 2,
             words: maps,
         }),
+        ..Default::default()
     }
 }
 

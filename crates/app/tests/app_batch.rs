@@ -583,6 +583,83 @@ fn without_a_file_dialog_service_paths_are_typed() {
     assert!(h.state().panels.batch.typed_path_reason().is_none());
 }
 
+/// A typed export path (no file dialog) asks before replacing a file, and refuses a folder
+/// and a photo: the file and the photo are left as they were.
+#[test]
+fn typed_export_paths_ask_before_replacing_and_never_write_over_a_photo() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, names) = photos(tmp.path());
+    std::fs::write(txt(&dir, &names[1]), "a dog on the grass").unwrap();
+    let mut h = app(&tmp.path().join("data"), Tab::Batch);
+    open(&mut h, &dir, names.len());
+    h.state_mut()
+        .panels
+        .batch
+        .set_dialog_service(Some(Err("no file-dialog service (test)".into())));
+    let existing = tmp.path().join("exist.json");
+    std::fs::write(&existing, "keep me").unwrap();
+    let photo = dir.join(&names[0]);
+    let photo_bytes = std::fs::read(&photo).unwrap();
+    let type_path = |h: &mut Harness<'static, CaptionerApp>, p: &Path| {
+        text_box(h, "Path").focus();
+        h.step();
+        // Empty the box, then type the path.
+        let typed = text_box(h, "Path").value().unwrap_or_default();
+        h.key_press(Key::End);
+        for _ in typed.chars() {
+            h.key_press(Key::Backspace);
+        }
+        h.step();
+        text_box(h, "Path").type_text(&p.display().to_string());
+        h.step();
+        assert_eq!(
+            text_box(h, "Path").value().as_deref(),
+            Some(p.display().to_string().as_str())
+        );
+        h.get_by_label("OK").click();
+        h.step();
+        h.step();
+    };
+    h.get_by_label("Export JSON…").click();
+    h.step();
+    h.step();
+    assert!(h.state().panels.batch.typed_path_reason().is_some());
+
+    // A photo of the folder: refused, the prompt stays, the photo is unchanged.
+    type_path(&mut h, &photo);
+    assert!(
+        h.query(egui_kittest::kittest::By::new().label_contains("never write over a photo"))
+            .is_some()
+    );
+    assert!(h.state().panels.batch.typed_path_reason().is_some());
+    // The folder itself: refused.
+    type_path(&mut h, &dir);
+    assert!(
+        h.query(egui_kittest::kittest::By::new().label_contains("is a folder"))
+            .is_some()
+    );
+    // An existing file: asked first; "Keep it" leaves it.
+    type_path(&mut h, &existing);
+    assert!(
+        h.query(egui_kittest::kittest::By::new().label_contains("already exists. Replace it?"))
+            .is_some()
+    );
+    h.get_by_label("Keep it").click();
+    h.step();
+    h.step();
+    assert_eq!(std::fs::read_to_string(&existing).unwrap(), "keep me");
+    // Asked again, "Replace" writes it.
+    h.get_by_label("OK").click();
+    h.step();
+    h.step();
+    h.get_by_label("Replace").click();
+    wait_until(&mut h, 30, "the export", |_| {
+        std::fs::read_to_string(&existing).is_ok_and(|t| t.starts_with('[') || t.starts_with('{'))
+    });
+    assert!(h.state().panels.batch.typed_path_reason().is_none());
+    assert_eq!(std::fs::read(&photo).unwrap(), photo_bytes);
+}
+
 /// Every toolbar control is inside the window, and no grid cell spills past its right edge,
 /// at 800x500 and at the 640-pixel minimum width.
 #[test]
@@ -669,7 +746,29 @@ fn the_decoding_menu_reaches_every_search_option() {
     h.run_ok();
     assert!(h.query_by_label("Block repeated n-grams").is_some());
     assert!(h.query_by_label("Length exponent").is_some());
+    // Grounded decoding is on by default; the checkbox turns it off for the run's options.
+    use captioner::pipeline::Grounding;
+    assert_eq!(h.state().panels.batch.settings.grounding, Grounding::On);
+    h.get_by_label("Grounded decoding").click();
+    h.run_ok();
+    assert_eq!(h.state().panels.batch.settings.grounding, Grounding::Off);
+    assert_eq!(
+        h.state()
+            .panels
+            .batch
+            .settings
+            .folder_options()
+            .decode
+            .grounding,
+        Grounding::Off
+    );
+    if h.query_by_label("Library defaults").is_none() {
+        // The click closed the menu: open it again.
+        h.get_by_label("Decoding").click();
+        h.run_ok();
+    }
     h.get_by_label("Library defaults").click();
     h.run_ok();
     assert_eq!(h.state().panels.batch.settings.search, defaults);
+    assert_eq!(h.state().panels.batch.settings.grounding, Grounding::On);
 }

@@ -351,6 +351,17 @@ pub struct DecodeArgs {
     /// Beam search ranks captions by log-probability / length^ALPHA (0 to 4).
     #[arg(long, default_value_t = captioner::decoder::DEFAULT_LENGTH_ALPHA)]
     pub length_alpha: f32,
+    /// Grounded decoding (captions say what the photo shows; per-word support), or `off`:
+    /// the plain beam search of before.
+    #[arg(long, value_enum, default_value_t = GroundingArg::On)]
+    pub grounding: GroundingArg,
+}
+
+/// `--grounding`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum GroundingArg {
+    On,
+    Off,
 }
 
 /// `captioner caption`.

@@ -166,10 +166,46 @@ fn print_verbose(path: &Path, c: &pipeline::CaptionResult, trust_note: Option<&s
         .map(|w| format!("{} ({:.0}%)", w.word, 100.0 * w.probability))
         .collect();
     println!("  words: {}", words.join(" "));
+    if let Some(line) = grounding_line(c) {
+        println!("  {line}");
+    }
     for a in c.alternatives.iter().skip(1) {
         println!("  alt {:>7.3}  {}", a.score, a.text);
     }
     println!("  {:.0} ms", c.millis);
+}
+
+/// The caption's grounding for people: each content word's support, `?` after the weak
+/// ones, and the note (why it is not grounded, or that the classifier wrote it).
+pub fn grounding_line(c: &pipeline::CaptionResult) -> Option<String> {
+    let mut parts = Vec::new();
+    if !c.grounding.is_empty() {
+        let words: Vec<String> = c
+            .grounding
+            .iter()
+            .map(|g| {
+                format!(
+                    "{}{} ({:.0}%)",
+                    g.word,
+                    if g.weak { "?" } else { "" },
+                    100.0 * g.support
+                )
+            })
+            .collect();
+        parts.push(format!("grounding: {}", words.join(" ")));
+        let weak: Vec<&str> = c
+            .grounding
+            .iter()
+            .filter_map(|g| g.note.as_deref())
+            .collect();
+        if !weak.is_empty() {
+            parts.push(format!("doubt: {}", weak.join("; ")));
+        }
+    }
+    if let Some(n) = &c.grounding_note {
+        parts.push(n.clone());
+    }
+    (!parts.is_empty()).then(|| parts.join("\n  "))
 }
 
 /// Why a model gives no attention maps, in words.

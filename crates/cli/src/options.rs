@@ -6,7 +6,8 @@
 use std::path::PathBuf;
 
 use super::args::{
-    BatchArgs, CalibrateArgs, DecodeArgs, EvalArgs, FeaturesArgs, SplitArg, TextArgs, TrainArgs,
+    BatchArgs, CalibrateArgs, DecodeArgs, EvalArgs, FeaturesArgs, GroundingArg, SplitArg, TextArgs,
+    TrainArgs,
 };
 use captioner::dataset::{ImportOptions, Split};
 use captioner::decoder::SearchOptions;
@@ -16,7 +17,7 @@ use captioner::jobs::calibrate::{CalibrateOptions, MIN_DEV_PHOTOS};
 use captioner::jobs::caption::FolderOptions;
 use captioner::jobs::evaluate::EvalOptions;
 use captioner::jobs::train::TrainSettings;
-use captioner::pipeline::DecodeOptions;
+use captioner::pipeline::{DecodeOptions, Grounding};
 use captioner::train::TrainConfig;
 
 impl From<SplitArg> for Split {
@@ -59,6 +60,10 @@ impl DecodeArgs {
             search: SearchOptions {
                 block_ngram: self.block_ngram,
                 length_alpha: self.length_alpha,
+            },
+            grounding: match self.grounding {
+                GroundingArg::On => Grounding::On,
+                GroundingArg::Off => Grounding::Off,
             },
         })
     }

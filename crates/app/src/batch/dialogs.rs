@@ -2,7 +2,7 @@
 //! the questions it asks before replacing captions, overwriting changed sidecars or leaving
 //! unsaved captions.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::BatchPanel;
 use super::export::ExportKind;
@@ -34,6 +34,43 @@ pub struct TypedPath {
     pub purpose: DialogFor,
     pub text: String,
     pub why: String,
+    /// Why the path typed last cannot be used (shown in the prompt, which stays open).
+    pub problem: Option<String>,
+    /// The typed export file exists: the prompt asks before replacing it.
+    pub replace: Option<PathBuf>,
+}
+
+/// What a typed export path allows, as a file dialog would have settled it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TypedExport {
+    /// A new file: write it.
+    Write,
+    /// An existing file that is not a photo: ask before replacing it.
+    AskReplace,
+    /// Never written: a folder, or a photo (the exports write text, never over a photo).
+    Refuse(String),
+}
+
+/// Checks a typed export path (no file dialog to ask): a folder or a photo is refused, an
+/// existing file asks first.
+pub fn typed_export(path: &Path) -> TypedExport {
+    if path.is_dir() {
+        return TypedExport::Refuse(format!(
+            "{} is a folder: type the name of the file to write.",
+            path.display()
+        ));
+    }
+    if captioner::dataset::has_image_extension(path) {
+        return TypedExport::Refuse(format!(
+            "{} is a photo's name: exports are text and never write over a photo.",
+            path.display()
+        ));
+    }
+    if std::fs::symlink_metadata(path).is_ok() {
+        TypedExport::AskReplace
+    } else {
+        TypedExport::Write
+    }
 }
 
 /// The file dialog open, or the typed path asked for instead.
@@ -151,6 +188,13 @@ impl BatchPanel {
     fn dialog_answer(&mut self, purpose: DialogFor, path: PathBuf, shared: &mut Shared) {
         match purpose {
             DialogFor::Folder => self.open_folder(path, shared),
+            // A file dialog asked before replacing; still, an export never writes over a photo.
+            DialogFor::Export(_) if captioner::dataset::has_image_extension(&path) => {
+                shared.status.error(format!(
+                    "{}: not exported; exports are text and never write over a photo",
+                    path.display()
+                ));
+            }
             DialogFor::Export(kind) => self.export_to_file(kind, path, shared),
         }
     }
@@ -177,7 +221,13 @@ impl BatchPanel {
                     .to_string(),
             };
             shared.status.warn(format!("{why}; type the path instead"));
-            self.dialogs.typed_path = Some(TypedPath { purpose, text, why });
+            self.dialogs.typed_path = Some(TypedPath {
+                purpose,
+                text,
+                why,
+                problem: None,
+                replace: None,
+            });
             return;
         }
         match tasks::open_dialog(&shared.ctx, purpose.dialog(), start.as_deref()) {
@@ -229,11 +279,29 @@ impl BatchPanel {
         };
         match typed_path_modal(ui, t) {
             Some(true) => {
-                if let Some(t) = self.dialogs.typed_path.take() {
-                    let path = PathBuf::from(t.text.trim());
-                    if !t.text.trim().is_empty() {
-                        self.dialog_answer(t.purpose, path, shared);
+                let path = PathBuf::from(t.text.trim());
+                if t.text.trim().is_empty() {
+                    return;
+                }
+                if let DialogFor::Export(_) = t.purpose {
+                    // Asked already about this very path: the answer was "Replace".
+                    let confirmed = t.replace.as_deref() == Some(path.as_path());
+                    match typed_export(&path) {
+                        TypedExport::Refuse(why) => {
+                            t.problem = Some(why);
+                            t.replace = None;
+                            return;
+                        }
+                        TypedExport::AskReplace if !confirmed => {
+                            t.problem = None;
+                            t.replace = Some(path);
+                            return;
+                        }
+                        _ => {}
                     }
+                }
+                if let Some(t) = self.dialogs.typed_path.take() {
+                    self.dialog_answer(t.purpose, path, shared);
                 }
             }
             Some(false) => self.dialogs.typed_path = None,
@@ -289,7 +357,30 @@ fn typed_path_modal(ui: &mut egui::Ui, t: &mut TypedPath) -> Option<bool> {
         let r = ui
             .add(egui::TextEdit::singleline(&mut t.text).desired_width(440.0))
             .labelled_by(label.id);
+        if r.changed() {
+            // A new path: the question about the old one no longer applies.
+            t.replace = None;
+            t.problem = None;
+        }
         let enter = r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+        if let Some(problem) = &t.problem {
+            ui.colored_label(ui.visuals().error_fg_color, problem);
+        }
+        if let Some(existing) = &t.replace {
+            ui.colored_label(
+                ui.visuals().warn_fg_color,
+                format!("{} already exists. Replace it?", existing.display()),
+            );
+            ui.horizontal(|ui| {
+                if ui.button("Replace").clicked() {
+                    done = Some(true);
+                }
+                if ui.button("Keep it").clicked() {
+                    t.replace = None;
+                }
+            });
+            return;
+        }
         ui.horizontal(|ui| {
             if ui.button("OK").clicked() || enter {
                 done = Some(true);
@@ -308,6 +399,31 @@ fn typed_path_modal(ui: &mut egui::Ui, t: &mut TypedPath) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn typed_exports_refuse_folders_and_photos_and_ask_before_replacing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let existing = tmp.path().join("exist.json");
+        std::fs::write(&existing, "{}").unwrap();
+        let photo = tmp.path().join("victim.JPG");
+        std::fs::write(&photo, "not really").unwrap();
+        assert_eq!(
+            typed_export(&tmp.path().join("new.json")),
+            TypedExport::Write
+        );
+        assert_eq!(typed_export(&existing), TypedExport::AskReplace);
+        assert!(
+            matches!(typed_export(tmp.path()), TypedExport::Refuse(w) if w.contains("is a folder"))
+        );
+        assert!(
+            matches!(typed_export(&photo), TypedExport::Refuse(w) if w.contains("never write over a photo"))
+        );
+        // A photo's name is refused even before the photo exists.
+        assert!(matches!(
+            typed_export(&tmp.path().join("later.png")),
+            TypedExport::Refuse(_)
+        ));
+    }
 
     #[test]
     fn unsaved_captions_on_close_say_they_come_back() {

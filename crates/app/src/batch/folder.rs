@@ -12,7 +12,30 @@ use crate::tasks::{self, Pending};
 
 /// A folder, its photos (a rescan) or its new session (an open) and the leftover temporary
 /// files removed from it, or why it could not be read.
-pub type Listing = Result<(PathBuf, Vec<PathBuf>, Option<Session>, Vec<PathBuf>), String>;
+pub type Listing = Result<Listed, String>;
+
+/// A folder listed off the UI thread.
+pub struct Listed {
+    pub dir: PathBuf,
+    /// The photos found (a rescan's; an opening's are in `session`).
+    pub files: Vec<PathBuf>,
+    /// The new session of an opening.
+    pub session: Option<Session>,
+    /// Leftover temporary files of an interrupted save, removed.
+    pub removed: Vec<PathBuf>,
+    /// Sub-folders that could not be read, with why: their photos are not in the batch.
+    pub skipped: captioner::jobs::caption::Unreadable,
+}
+
+/// Says which sub-folders could not be read (their photos are missing from the batch).
+pub fn report_skipped_folders(skipped: &captioner::jobs::caption::Unreadable, shared: &mut Shared) {
+    for (dir, reason) in skipped {
+        shared.status.warn(format!(
+            "{}: folder skipped, its photos are not in the batch: {reason}",
+            dir.display()
+        ));
+    }
+}
 
 /// Removes the temporary sidecar files an interrupted save left (`.NAME.txt.tmp-PID-N`, of a
 /// process that is gone: [`captioner::files::remove_stale_temporaries`]) from the folders of
@@ -106,12 +129,18 @@ impl BatchPanel {
             // Reading every photo's caption (sidecar or metadata) happens here, off the UI
             // thread, so a folder of 100,000 photos does not freeze the window.
             captioner::jobs::caption::list_photos(&dir)
-                .map(|(files, _)| {
+                .map(|(files, skipped)| {
                     let removed =
                         remove_leftover_temporaries(Some(&dir), files.iter().map(PathBuf::as_path));
                     let session =
                         Session::open(dir.display().to_string(), Some(dir.clone()), files);
-                    (dir, Vec::new(), Some(session), removed)
+                    Listed {
+                        dir,
+                        files: Vec::new(),
+                        session: Some(session),
+                        removed,
+                        skipped,
+                    }
                 })
                 .map_err(|e| e.report())
         }) {
@@ -127,7 +156,13 @@ impl BatchPanel {
         };
         match Pending::spawn(&shared.ctx, "list-folder", move || {
             captioner::jobs::caption::list_photos(&root)
-                .map(|(files, _)| (root, files, None, Vec::new()))
+                .map(|(files, skipped)| Listed {
+                    dir: root,
+                    files,
+                    session: None,
+                    removed: Vec::new(),
+                    skipped,
+                })
                 .map_err(|e| e.report())
         }) {
             Ok(p) => self.listing = Some((true, p)),
@@ -218,24 +253,37 @@ impl BatchPanel {
             tasks::Poll::Lost => Err("listing the folder failed".to_string()),
         };
         self.listing = None;
+        self.take_listing(rescan, result, shared);
+    }
+
+    /// Shows a finished folder listing: a new session, or a rescan's changes, and what could not
+    /// be read.
+    pub(super) fn take_listing(&mut self, rescan: bool, result: Listing, shared: &mut Shared) {
         match result {
-            Ok((dir, files, _, _)) if rescan => {
+            Ok(l) if rescan => {
                 if let Some(s) = &mut self.session {
-                    let (added, missing, changed) = s.rescan(files);
+                    let (added, missing, changed) = s.rescan(l.files);
                     s.touch();
                     shared.status.info(format!(
                         "{}: {added} new photos, {missing} gone, {changed} changed",
-                        dir.display()
+                        l.dir.display()
                     ));
                 }
+                report_skipped_folders(&l.skipped, shared);
             }
-            Ok((_, _, Some(session), removed)) => {
+            Ok(Listed {
+                session: Some(session),
+                removed,
+                skipped,
+                ..
+            }) => {
                 self.start_session(session, shared);
                 report_removed_temporaries(&removed, shared);
+                report_skipped_folders(&skipped, shared);
             }
-            Ok((dir, _, None, _)) => shared
+            Ok(l) => shared
                 .status
-                .error(format!("{}: the folder was not read", dir.display())),
+                .error(format!("{}: the folder was not read", l.dir.display())),
             Err(e) => shared.status.error(e),
         }
     }
@@ -244,6 +292,48 @@ impl BatchPanel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unreadable_sub_folder_is_said_not_skipped_silently() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ctx = egui::Context::default();
+        let mut shared = crate::Shared {
+            ctx: ctx.clone(),
+            paths: crate::AppPaths::under(tmp.path()),
+            worker: None,
+            thumbs: crate::thumbnails::Thumbnails::new(&ctx, 1, 8),
+            status: crate::status::Status::default(),
+        };
+        let mut panel = BatchPanel::default();
+        let dir = tmp.path().to_path_buf();
+        let listed = Listed {
+            session: Some(Session::open(
+                dir.display().to_string(),
+                Some(dir.clone()),
+                Vec::new(),
+            )),
+            dir: dir.clone(),
+            files: Vec::new(),
+            removed: Vec::new(),
+            skipped: vec![(
+                dir.join("private"),
+                "Permission denied (os error 13)".into(),
+            )],
+        };
+        panel.take_listing(false, Ok(listed), &mut shared);
+        let said: Vec<String> = shared
+            .status
+            .messages()
+            .iter()
+            .map(|m| m.text.clone())
+            .collect();
+        assert!(
+            said.iter().any(|m| m.contains(
+                "private: folder skipped, its photos are not in the batch: Permission denied"
+            )),
+            "{said:?}"
+        );
+    }
 
     #[test]
     fn recent_folders_are_newest_first_once_each_and_at_most_eight() {

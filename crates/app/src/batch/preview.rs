@@ -6,7 +6,10 @@ use super::BatchPanel;
 use super::entry::{flagged_by_model, problems, source_badge};
 use super::session::{CellAttention, Entry, Session, Source};
 use crate::Shared;
-use crate::widgets::{confidence_shown_color, paint_attention, thumbnail_ui};
+use crate::widgets::{
+    DOUBT_LEGEND, confidence_shown_color, grounding_hover, grounding_of, paint_attention,
+    paint_doubt, thumbnail_ui,
+};
 
 /// What the caption editor asked for.
 #[derive(Clone, Copy, Debug, Default)]
@@ -129,6 +132,7 @@ fn details_ui(ui: &mut egui::Ui, e: &Entry, i: usize, total: usize) {
             ),
         );
     }
+    grounding_ui(ui, e);
     if !e.cell.tags.is_empty() {
         ui.horizontal_wrapped(|ui| {
             ui.weak("Tags:");
@@ -138,6 +142,39 @@ fn details_ui(ui: &mut egui::Ui, e: &Entry, i: usize, total: usize) {
     for problem in problems(e) {
         ui.colored_label(ui.visuals().error_fg_color, problem);
     }
+}
+
+/// The model's caption word by word, with a dotted underline under each word the photo shows
+/// little sign of (pointing at a word says how well the photo supports it), and the model's
+/// note on where the caption came from.
+fn grounding_ui(ui: &mut egui::Ui, e: &Entry) {
+    if let Some(note) = &e.cell.grounding_note {
+        ui.weak(egui::RichText::new(note).small());
+    }
+    let Some(g) = &e.cell.grounding else { return };
+    if !g.support.iter().any(|w| w.weak) {
+        return;
+    }
+    ui.horizontal_wrapped(|ui| {
+        ui.spacing_mut().item_spacing.x = 4.0;
+        // After an edit the support is still that of the model's own caption: say so.
+        ui.weak(if e.cell.source == Source::Machine {
+            "In the photo?"
+        } else {
+            "In the photo? (the model's own caption)"
+        });
+        for (k, w) in g.words.iter().enumerate() {
+            let found = grounding_of(&g.support, k);
+            let r = ui.label(w);
+            if let Some(found) = found {
+                let r = r.on_hover_text(grounding_hover(found));
+                if found.weak {
+                    paint_doubt(ui.painter(), r.rect, ui.visuals().warn_fg_color);
+                }
+            }
+        }
+    });
+    ui.weak(egui::RichText::new(DOUBT_LEGEND).small());
 }
 
 /// "confidence 87%", greyed when the model flagged the caption.

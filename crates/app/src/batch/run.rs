@@ -103,6 +103,11 @@ pub fn machine_cell(output: &CaptionOutput, min_len: usize, prefix: &str, suffix
                 words: output.words.iter().map(|w| w.word.clone()).collect(),
                 maps,
             }),
+        grounding: (best && !output.grounding.is_empty()).then(|| session::CellGrounding {
+            words: output.words.iter().map(|w| w.word.clone()).collect(),
+            support: output.grounding.clone(),
+        }),
+        grounding_note: output.grounding_note.clone(),
     }
 }
 
@@ -319,6 +324,7 @@ mod tests {
             review_detail: None,
             tags: vec!["dog".into()],
             attention: None,
+            ..Default::default()
         }
     }
 
@@ -366,6 +372,28 @@ mod tests {
         let cell = machine_cell(&out, 0, "", "");
         assert_eq!(cell.alternatives, ["a dog"]);
         assert_eq!(cell.confidence, Some(out.word_probability_geomean()));
+    }
+
+    #[test]
+    fn the_best_caption_keeps_its_grounding_and_another_does_not() {
+        let mut out = output("a man in a kitchen", &["a man in a kitchen", "a kitchen"]);
+        out.grounding = vec![captioner::trust::grounding::WordGrounding {
+            position: 1,
+            word: "man".into(),
+            support: 0.03,
+            weak: true,
+            note: Some("little sign of a person in this photo".into()),
+        }];
+        out.grounding_note = Some("grounded".into());
+        let cell = machine_cell(&out, 0, "", "");
+        let g = cell.grounding.expect("the best caption's grounding");
+        assert_eq!(g.words, ["a", "man", "in", "a", "kitchen"]);
+        assert_eq!(g.support, out.grounding);
+        assert_eq!(cell.grounding_note.as_deref(), Some("grounded"));
+        // A longer alternative taken for the minimum length has no grounding of its own.
+        let mut out2 = out.clone();
+        out2.alternatives[1].text = "a man is cooking in a kitchen".into();
+        assert_eq!(machine_cell(&out2, 6, "", "").grounding, None);
     }
 
     #[test]

@@ -58,6 +58,23 @@ pub struct Cell {
     /// Where the model looked for each word of its caption (attention models only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attention: Option<CellAttention>,
+    /// How well the photo supports each content word of the model's own caption (grounded
+    /// captions, the best caption only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grounding: Option<CellGrounding>,
+    /// Where the machine caption came from when not from the decoder, or why it is not
+    /// grounded (the model's words).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grounding_note: Option<String>,
+}
+
+/// The words of a machine caption with how well the photo supports each content word.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CellGrounding {
+    /// The model's caption, word by word.
+    pub words: Vec<String>,
+    /// Its content words' support.
+    pub support: Vec<captioner::trust::grounding::WordGrounding>,
 }
 
 /// A machine caption's words and the attention map of each.
@@ -447,6 +464,10 @@ impl Session {
             review_note: None,
             tags: before.tags.clone(),
             attention: before.attention.clone(),
+            // The support of the model's own words stays (shown as such); its note on where
+            // the caption came from no longer applies to the user's words.
+            grounding: before.grounding.clone(),
+            grounding_note: None,
         };
         self.bump(index);
         self.entries[index].cell = after.clone();
@@ -892,6 +913,7 @@ mod tests {
             review_note: None,
             tags: Vec::new(),
             attention: None,
+            ..Cell::default()
         }
     }
 

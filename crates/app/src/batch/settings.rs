@@ -14,7 +14,7 @@ use captioner::decoder::SearchOptions;
 use captioner::export::Existing;
 use captioner::jobs::ModelChoice;
 use captioner::jobs::caption::FolderOptions;
-use captioner::pipeline::DecodeOptions;
+use captioner::pipeline::{DecodeOptions, Grounding};
 
 /// The longest caption the panel offers, in words.
 pub const MAX_WORDS: usize = 60;
@@ -41,6 +41,8 @@ pub struct Settings {
     pub max_len: usize,
     /// Repeated n-gram blocking and length normalisation of the search.
     pub search: SearchOptions,
+    /// Grounded decoding (prefer words the photo supports) or the plain beam search.
+    pub grounding: Grounding,
     /// Thumbnail side in points.
     pub thumb_side: f32,
     /// Recently opened folders, newest first.
@@ -65,6 +67,7 @@ impl Default for Settings {
             min_len: 0,
             max_len: decode.max_len,
             search: decode.search,
+            grounding: decode.grounding,
             thumb_side: 136.0,
             recent: Vec::new(),
             filter: Filter::All,
@@ -93,6 +96,7 @@ impl Settings {
                 block_ngram: self.search.block_ngram,
                 length_alpha,
             },
+            grounding: self.grounding,
         }
     }
 
@@ -106,7 +110,9 @@ impl Settings {
 
     /// Puts the search options back to the library's defaults.
     pub fn reset_search(&mut self) {
-        self.search = SearchOptions::default();
+        let decode = DecodeOptions::default();
+        self.search = decode.search;
+        self.grounding = decode.grounding;
     }
 }
 
@@ -158,6 +164,7 @@ mod tests {
                 block_ngram: 3,
                 length_alpha: 0.5,
             },
+            grounding: Grounding::Off,
             thumb_side: 200.0,
             recent: vec!["/photos/holiday".into(), "/photos/cats".into()],
             filter: Filter::NeedsReview,
@@ -196,8 +203,10 @@ mod tests {
             format!("(tab:Batch,batch:{OLD_BATCH})"),
         );
         let back: Panels = eframe::get_value(&storage, eframe::APP_KEY).expect("loads");
+        // An app.ron from before grounding: grounded decoding on, as for everyone.
         let want = Settings {
             search: SearchOptions::default(),
+            grounding: Grounding::On,
             ..changed()
         };
         assert_eq!(back.batch.settings, want);
@@ -240,6 +249,7 @@ mod tests {
                     block_ngram: 3,
                     length_alpha: 0.5,
                 },
+                grounding: Grounding::Off,
             }
         );
     }

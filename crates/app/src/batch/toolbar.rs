@@ -10,6 +10,7 @@ use super::settings::{LENGTH_ALPHA, MAX_BEAM, MAX_BLOCK_NGRAM, MAX_WORDS};
 use super::{BatchPanel, ExportKind, TrainRequest};
 use crate::Shared;
 use captioner::export::{Existing, MetadataTarget};
+use captioner::pipeline::Grounding;
 use captioner::worker::ModelChoice;
 
 impl BatchPanel {
@@ -179,6 +180,21 @@ impl BatchPanel {
                 );
                 ui.end_row();
             });
+        let mut grounded = self.settings.grounding == Grounding::On;
+        if ui
+            .checkbox(&mut grounded, "Grounded decoding")
+            .on_hover_text(
+                "prefer captions whose words the photo supports, and say less (from the image \
+                 classifier) rather than name what is not there; off: the plain beam search",
+            )
+            .changed()
+        {
+            self.settings.grounding = if grounded {
+                Grounding::On
+            } else {
+                Grounding::Off
+            };
+        }
         if ui
             .button("Library defaults")
             .on_hover_text("the defaults of `captioner caption` and `captioner batch`")

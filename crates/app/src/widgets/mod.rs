@@ -1,12 +1,15 @@
 //! Widgets more than one panel uses: a photo thumbnail from the shared pool, the colour of a
-//! confidence figure, and an attention map painted over a photo.
+//! confidence figure, an attention map painted over a photo, and the mark of a caption word the
+//! photo shows little sign of.
 //!
 //! Panels import these from here, never from each other.
 
 mod attention;
 mod confidence;
+mod grounding;
 mod thumbnail;
 
 pub use attention::paint_attention;
 pub use confidence::{confidence_color, confidence_shown_color};
+pub use grounding::{DOUBT_LEGEND, grounding_hover, grounding_of, paint_doubt};
 pub use thumbnail::thumbnail_ui;

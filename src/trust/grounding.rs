@@ -1,0 +1,253 @@
+//! Grounding: how well the photo supports each content word of a caption (issue 22).
+//!
+//! A word's support (0..1) comes from two sources that look at the photo, not at the caption:
+//!
+//! - the model's concept detector (`concepts.*` in the model folder, when it has one): the
+//!   probability that the word applies to the photo;
+//! - the ImageNet classifier of the encoder: the probability mass of the classes whose
+//!   plain-word tags (`models/imagenet_tags.txt`) include the word ("dog" is the mass of all
+//!   the dog breeds, "cat" of the five cats, "pizza" of the pizza).
+//!
+//! The support is the larger of the two (either source seeing the thing is enough; the
+//! detector knows the words of the training captions, people, grass, water, the classifier
+//! the ImageNet objects the captions rarely name). A word that names one of the 80 COCO
+//! object categories also takes the support of the category's other names ("man" is
+//! supported when the detector sees a woman: both are a person; hallucination is counted per
+//! category, [`crate::eval::chair`]). A word neither source knows gets [`UNKNOWN_SUPPORT`]
+//! and is never weak: nothing can check it.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::tags::Classifier;
+
+/// One content word of `text` and how well the photo supports it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WordGrounding {
+    /// Index into the caption's `words`.
+    pub position: usize,
+    /// The word as the caption has it.
+    pub word: String,
+    /// How well the photo supports the word (0..1).
+    pub support: f32,
+    /// The support is below [`WEAK_BELOW`]: doubt the word.
+    pub weak: bool,
+    /// For people, e.g. "little sign of a person in this photo" (weak words only).
+    pub note: Option<String>,
+}
+
+/// Where a caption came from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CaptionSource {
+    /// The caption model's beam search.
+    #[default]
+    Decoder,
+    /// A short caption from the ImageNet classifier's tag, used when the decoder's captions
+    /// named things the photo shows little sign of.
+    Classifier,
+}
+
+/// Whether captions are grounded ([`crate::pipeline::DecodeOptions::grounding`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Grounding {
+    /// Grounded decoding and per-word support (where the model has a concept detector).
+    #[default]
+    On,
+    /// The decoder's plain beam search, as before grounding: no per-word support.
+    Off,
+}
+
+/// A word whose support is below this is weak (doubt it).
+pub const WEAK_BELOW: f32 = 0.2;
+/// The support of a word no source knows (never weak).
+pub const UNKNOWN_SUPPORT: f32 = 0.5;
+
+/// What the photo shows, as the grounding sources see it: computed once per photo.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Evidence {
+    /// The ImageNet class probabilities (empty without the classifier).
+    pub classes: Vec<f32>,
+    /// The concept detector's probability per detector word (`None` without a detector).
+    pub concepts: Option<Vec<f32>>,
+}
+
+/// The singular of a plural caption word ("dogs" -> "dog", "boxes" -> "box", "puppies" ->
+/// "puppy"; "grass" stays), for looking it up.
+pub fn singular(word: &str) -> String {
+    let w = word.to_lowercase();
+    if w.len() > 4 && w.ends_with("ies") {
+        return format!("{}y", &w[..w.len() - 3]);
+    }
+    for suffix in ["ches", "shes", "sses", "xes"] {
+        if w.len() > suffix.len() + 1 && w.ends_with(suffix) {
+            return w[..w.len() - 2].to_string();
+        }
+    }
+    if w.len() > 3 && w.ends_with('s') && !w.ends_with("ss") && !w.ends_with("us") {
+        return w[..w.len() - 1].to_string();
+    }
+    w
+}
+
+/// Word -> the ImageNet classes whose tags include it, built from the classifier's tags.
+#[derive(Clone, Debug, Default)]
+pub struct ClassIndex {
+    classes: HashMap<String, Vec<usize>>,
+}
+
+impl ClassIndex {
+    /// The index of every tag of every class.
+    pub fn new(classifier: &Classifier, classes: usize) -> ClassIndex {
+        let mut map: HashMap<String, Vec<usize>> = HashMap::new();
+        for i in 0..classes {
+            for t in classifier.tags(i) {
+                let e = map.entry(t.clone()).or_default();
+                if !e.contains(&i) {
+                    e.push(i);
+                }
+            }
+        }
+        ClassIndex { classes: map }
+    }
+
+    /// The classes of a caption word (or of its singular), if any tag is that word.
+    pub fn classes_of(&self, word: &str) -> Option<&[usize]> {
+        let w = word.to_lowercase();
+        self.classes
+            .get(&w)
+            .or_else(|| self.classes.get(&singular(&w)))
+            .map(Vec::as_slice)
+    }
+
+    /// The probability mass of the classes of `word` (`None` when no tag is the word).
+    pub fn mass(&self, word: &str, probs: &[f32]) -> Option<f32> {
+        self.classes_of(word).map(|cs| {
+            cs.iter()
+                .filter_map(|&c| probs.get(c))
+                .sum::<f32>()
+                .min(1.0)
+        })
+    }
+}
+
+/// The COCO category a single caption word names, if it names one ("man" -> person).
+pub fn category_of(word: &str) -> Option<&'static str> {
+    let m = crate::eval::chair::mentions(word);
+    match m.as_slice() {
+        [one] => Some(one.category),
+        _ => None,
+    }
+}
+
+/// What a content word is called in a note: "a person" for the words of people, else the
+/// word's singular with its article ("a dog", "an elephant").
+pub fn described(word: &str) -> String {
+    let thing = match category_of(word) {
+        Some("person") => "person".to_string(),
+        _ => singular(word),
+    };
+    let article = if thing.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {thing}")
+}
+
+/// The note of a weak word.
+pub fn weak_note(word: &str) -> String {
+    format!("little sign of {} in this photo", described(word))
+}
+
+/// The grounding of each content word of `words` (positions into `words`; stop words are
+/// left out, repeats are each grounded), with `support(word)` giving a word's support or
+/// `None` when no source knows it.
+pub fn ground_words(
+    words: &[String],
+    support: &mut dyn FnMut(&str) -> Option<f32>,
+) -> Vec<WordGrounding> {
+    words
+        .iter()
+        .enumerate()
+        .filter(|(_, w)| {
+            let w = w.to_lowercase();
+            !w.is_empty() && !super::STOP_WORDS.contains(&w.as_str())
+        })
+        .map(|(position, word)| {
+            let (support, weak) = match support(word) {
+                Some(s) => (s.clamp(0.0, 1.0), s < WEAK_BELOW),
+                None => (UNKNOWN_SUPPORT, false),
+            };
+            WordGrounding {
+                position,
+                word: word.clone(),
+                support,
+                weak,
+                note: weak.then(|| weak_note(word)),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn singulars() {
+        assert_eq!(singular("dogs"), "dog");
+        assert_eq!(singular("puppies"), "puppy");
+        assert_eq!(singular("boxes"), "box");
+        assert_eq!(singular("benches"), "bench");
+        assert_eq!(singular("grass"), "grass");
+        assert_eq!(singular("bus"), "bus");
+        assert_eq!(singular("cat"), "cat");
+    }
+
+    #[test]
+    fn notes_name_people_as_people() {
+        assert_eq!(weak_note("man"), "little sign of a person in this photo");
+        assert_eq!(weak_note("dogs"), "little sign of a dog in this photo");
+        assert_eq!(
+            weak_note("elephant"),
+            "little sign of an elephant in this photo"
+        );
+        assert_eq!(category_of("girls"), Some("person"));
+        assert_eq!(category_of("grass"), None);
+    }
+
+    #[test]
+    fn content_words_are_grounded_in_place() {
+        let words: Vec<String> = "a dog runs on the grass with a man"
+            .split(' ')
+            .map(String::from)
+            .collect();
+        let g = ground_words(&words, &mut |w| match w {
+            "dog" => Some(0.9),
+            "man" => Some(0.05),
+            _ => None,
+        });
+        let got: Vec<(usize, &str, bool)> = g
+            .iter()
+            .map(|g| (g.position, g.word.as_str(), g.weak))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (1, "dog", false),
+                (2, "runs", false),
+                (5, "grass", false),
+                (8, "man", true)
+            ]
+        );
+        assert_eq!(g[1].support, UNKNOWN_SUPPORT);
+        assert_eq!(
+            g[3].note.as_deref(),
+            Some("little sign of a person in this photo")
+        );
+        assert_eq!(g[0].note, None);
+    }
+}
