@@ -139,7 +139,11 @@ fn save_then_load_gives_the_same_probabilities() {
 #[test]
 fn a_folder_without_the_files_has_no_detector() {
     let dir = tempfile::tempdir().expect("a temporary folder");
-    assert!(ConceptDetector::load(dir.path()).expect("no error").is_none());
+    assert!(
+        ConceptDetector::load(dir.path())
+            .expect("no error")
+            .is_none()
+    );
     // One file without the other is an error naming the missing one.
     let dir = stored();
     std::fs::remove_file(dir.path().join(CONCEPT_TENSORS)).expect("removed");
@@ -154,7 +158,11 @@ fn a_folder_without_the_files_has_no_detector() {
 #[test]
 fn a_corrupt_description_is_an_error_naming_it() {
     let dir = stored();
-    std::fs::write(dir.path().join(CONCEPT_JSON), "{\"version\": 1, \"words\": [").expect("w");
+    std::fs::write(
+        dir.path().join(CONCEPT_JSON),
+        "{\"version\": 1, \"words\": [",
+    )
+    .expect("w");
     let e = load_error(dir.path());
     assert!(e.contains(CONCEPT_JSON), "{e}");
     // A newer version is refused with what to do.
@@ -165,7 +173,10 @@ fn a_corrupt_description_is_an_error_naming_it() {
     v["version"] = serde_json::json!(99);
     std::fs::write(&p, v.to_string()).expect("w");
     let e = load_error(dir.path());
-    assert!(e.contains(CONCEPT_JSON) && e.contains("captioner concepts"), "{e}");
+    assert!(
+        e.contains(CONCEPT_JSON) && e.contains("captioner concepts"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -187,10 +198,19 @@ fn a_wrong_shaped_weight_is_an_error_naming_the_file() {
     let cpu = Device::Cpu;
     let write = |dir: &Path, weight: Tensor| {
         let mut t = std::collections::HashMap::new();
-        t.insert("mean", Tensor::zeros(d, candle_core::DType::F32, &cpu).expect("t"));
-        t.insert("scale", Tensor::ones(d, candle_core::DType::F32, &cpu).expect("t"));
+        t.insert(
+            "mean",
+            Tensor::zeros(d, candle_core::DType::F32, &cpu).expect("t"),
+        );
+        t.insert(
+            "scale",
+            Tensor::ones(d, candle_core::DType::F32, &cpu).expect("t"),
+        );
         t.insert("weight", weight);
-        t.insert("bias", Tensor::zeros(k, candle_core::DType::F32, &cpu).expect("t"));
+        t.insert(
+            "bias",
+            Tensor::zeros(k, candle_core::DType::F32, &cpu).expect("t"),
+        );
         let bytes = safetensors::serialize(t, None).expect("serialised");
         std::fs::write(dir.join(CONCEPT_TENSORS), bytes).expect("w");
     };
@@ -206,13 +226,21 @@ fn a_wrong_shaped_weight_is_an_error_naming_the_file() {
     }
     // The right shape loads (the helper itself is sound).
     let dir = stored();
-    write(dir.path(), Tensor::zeros((k, d), f16, &cpu).expect("a weight"));
-    let back = ConceptDetector::load(dir.path()).expect("loads").expect("some");
+    write(
+        dir.path(),
+        Tensor::zeros((k, d), f16, &cpu).expect("a weight"),
+    );
+    let back = ConceptDetector::load(dir.path())
+        .expect("loads")
+        .expect("some");
     assert!(back.probabilities(&m.dev[0]).iter().all(|p| *p == 0.5));
     // A missing tensor is named too.
     let dir = stored();
     let mut t = std::collections::HashMap::new();
-    t.insert("mean", Tensor::zeros(d, candle_core::DType::F32, &cpu).expect("t"));
+    t.insert(
+        "mean",
+        Tensor::zeros(d, candle_core::DType::F32, &cpu).expect("t"),
+    );
     let bytes = safetensors::serialize(t, None).expect("serialised");
     std::fs::write(dir.path().join(CONCEPT_TENSORS), bytes).expect("w");
     let e = load_error(dir.path());
@@ -269,9 +297,15 @@ fn the_shipped_detectors_see_the_dog() {
         let p = d.probabilities(&pooled);
         let dog = p[d.index_of("dogs").expect("dog")];
         let below = p.iter().filter(|q| **q < dog).count();
-        eprintln!("models/{name}: p(dog) {dog:.3}, above {below} of {} words", p.len());
+        eprintln!(
+            "models/{name}: p(dog) {dog:.3}, above {below} of {} words",
+            p.len()
+        );
         assert!(dog > 0.5, "{name}: p(dog) {dog}");
-        assert!(below >= p.len() * 98 / 100, "{name}: dog above only {below}");
+        assert!(
+            below >= p.len() * 98 / 100,
+            "{name}: dog above only {below}"
+        );
         for w in ["surfer", "snow", "pizza"] {
             if let Some(q) = d.probability_of(&pooled, w) {
                 assert!(q < dog, "{name}: {w} {q} against dog {dog}");

@@ -28,7 +28,11 @@ fn copy_of_merge(dir: &Path, with_concepts: bool) {
     let merge = root().join("models/merge");
     for e in std::fs::read_dir(&merge).expect("models/merge") {
         let p = e.expect("an entry").path();
-        let name = p.file_name().expect("a name").to_string_lossy().into_owned();
+        let name = p
+            .file_name()
+            .expect("a name")
+            .to_string_lossy()
+            .into_owned();
         if !with_concepts && CONCEPT_FILES.contains(&name.as_str()) {
             continue;
         }
@@ -71,7 +75,10 @@ fn a_model_without_a_detector_captions_evaluates_calibrates_and_fine_tunes() {
         .arg(&bare)
         .arg(&photo));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    assert!(!v[0]["caption"].as_str().expect("a caption").is_empty(), "{v}");
+    assert!(
+        !v[0]["caption"].as_str().expect("a caption").is_empty(),
+        "{v}"
+    );
 
     // Evaluates on the fixture's dev split.
     let out = run(Command::new(env!("CARGO_BIN_EXE_captioner"))
@@ -132,7 +139,10 @@ fn a_model_without_a_detector_captions_evaluates_calibrates_and_fine_tunes() {
     // fixture's 16 training photos give one (a word needs 10 of them), else a warning says why.
     let tuned = tmp.path().join("tuned");
     let (events, stderr) = fine_tune(&bare, &tuned, &cache);
-    assert!(events.iter().any(|e| e["event"] == "finished"), "{events:?}");
+    assert!(
+        events.iter().any(|e| e["event"] == "finished"),
+        "{events:?}"
+    );
     let last = tuned.join("last");
     assert!(last.join("weights.safetensors").is_file());
     match ConceptDetector::load(&last).expect("no damaged detector") {
@@ -147,7 +157,10 @@ fn a_model_without_a_detector_captions_evaluates_calibrates_and_fine_tunes() {
         .arg(&last)
         .arg(&photo));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    assert!(!v[0]["caption"].as_str().expect("a caption").is_empty(), "{v}");
+    assert!(
+        !v[0]["caption"].as_str().expect("a caption").is_empty(),
+        "{v}"
+    );
 }
 
 #[test]
@@ -159,13 +172,14 @@ fn a_fine_tune_keeps_its_base_models_detector() {
     let (events, stderr) = fine_tune(&base, &tuned, &tmp.path().join("cache"));
     // No warning about the detector: the base's is kept, not trained again or refused.
     assert!(!stderr.contains("concept detector"), "{stderr}");
-    assert!(events.iter().any(|e| e["event"] == "finished"), "{events:?}");
+    assert!(
+        events.iter().any(|e| e["event"] == "finished"),
+        "{events:?}"
+    );
     let original = ConceptDetector::load(&base)
         .expect("loads")
         .expect("models/merge has a detector");
-    let probe: Vec<f32> = (0..original.dim())
-        .map(|i| (i % 13) as f32 * 0.1)
-        .collect();
+    let probe: Vec<f32> = (0..original.dim()).map(|i| (i % 13) as f32 * 0.1).collect();
     for dir in [tuned.join("best"), tuned.join("last")] {
         let kept = ConceptDetector::load(&dir)
             .expect("loads")
