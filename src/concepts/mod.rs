@@ -209,11 +209,23 @@ impl ConceptDetector {
                 source: e,
             }
         })?;
-        let get = |name: &str| -> Result<Vec<f32>, ConceptError> {
+        let (k, d) = (info.words.len(), info.dim);
+        // Shapes are checked, not only lengths: a transposed weight has the right length.
+        let get = |name: &str, shape: &[usize]| -> Result<Vec<f32>, ConceptError> {
             let t = tensors.get(name).ok_or_else(|| ConceptError::Invalid {
                 path: path.clone(),
                 message: format!("no tensor `{name}`"),
             })?;
+            if t.dims() != shape {
+                return Err(ConceptError::Invalid {
+                    path: path.clone(),
+                    message: format!(
+                        "tensor `{name}` is {:?}, not {shape:?} ({k} words of {d}-d features, as {} describes it)",
+                        t.dims(),
+                        json.display()
+                    ),
+                });
+            }
             t.flatten_all()
                 .and_then(|t| t.to_dtype(DType::F32))
                 .and_then(|t| t.to_vec1::<f32>())
@@ -222,10 +234,10 @@ impl ConceptDetector {
                     source: e,
                 })
         };
-        let mean = get("mean")?;
-        let scale = get("scale")?;
-        let weight = get("weight")?;
-        let bias = get("bias")?;
+        let mean = get("mean", &[d])?;
+        let scale = get("scale", &[d])?;
+        let weight = get("weight", &[k, d])?;
+        let bias = get("bias", &[k])?;
         ConceptDetector::new(info, mean, scale, weight, bias)
             .map(Some)
             .map_err(|message| ConceptError::Invalid {

@@ -75,7 +75,7 @@ pub fn train_on_dataset(
     );
     let (detector, report) =
         crate::concepts::train::train(&train_x, &dev_x, options, encoder_id, &trained_on)
-            .job_context(|| "training the concept detector")?;
+            .job_context(|| ds.root.display().to_string())?;
     Ok(ConceptOutcome { detector, report })
 }
 
