@@ -128,6 +128,8 @@ pub struct Captioner {
     pub trust: crate::trust::Trust,
     /// Why captions lack a confidence, if they do (no calibration, or it could not be read).
     pub trust_note: Option<String>,
+    /// The settings of grounded decoding.
+    pub grounding: crate::trust::grounding::GroundingParams,
 }
 
 impl Captioner {
@@ -189,6 +191,7 @@ impl Captioner {
             model_dir: model_dir.to_path_buf(),
             trust,
             trust_note,
+            grounding: Default::default(),
         })
     }
 
@@ -321,6 +324,7 @@ impl Captioner {
                 &options.search,
             )?,
             pooled: HashMap::new(),
+            grounded: self.grounding_unavailable(options.grounding).is_none(),
             grounding: options.grounding,
         })
     }
@@ -359,7 +363,18 @@ impl Captioner {
         options: &DecodeOptions,
     ) -> Result<CaptionResult, PipelineError> {
         let pooled = input;
-        let captions: Vec<Caption> = if options.beam <= 1 {
+        let grounded = self.grounding_unavailable(options.grounding).is_none();
+        let evidence = self.trust.evidence(feature);
+        let captions: Vec<Caption> = if grounded {
+            decoder::beam_search_biased(
+                &self.model.decoder,
+                pooled,
+                options.beam.max(1),
+                options.max_len,
+                &options.search,
+                &self.trust.token_bias(&evidence, &self.grounding),
+            )?
+        } else if options.beam <= 1 {
             decoder::greedy_with_options(
                 &self.model.decoder,
                 pooled,
@@ -375,7 +390,7 @@ impl Captioner {
                 &options.search,
             )?
         };
-        self.result_from(&captions, feature, options.grounding)
+        self.result_from(&captions, feature, &evidence, options.grounding)
     }
 
     /// The caption result of a search's captions (best first) of the photo with pooled
@@ -384,8 +399,17 @@ impl Captioner {
         &self,
         captions: &[Caption],
         feature: &[f32],
+        evidence: &crate::trust::Evidence,
         grounding: Grounding,
     ) -> Result<CaptionResult, PipelineError> {
+        let unavailable = self.grounding_unavailable(grounding);
+        let reranked;
+        let captions = if unavailable.is_none() && self.grounding.rerank_weight != 0.0 {
+            reranked = self.rerank(captions, evidence);
+            reranked.as_slice()
+        } else {
+            captions
+        };
         let best = captions
             .first()
             .ok_or_else(|| PipelineError::Other("the decoder returned no caption".into()))?;
@@ -424,15 +448,15 @@ impl Captioner {
             source: CaptionSource::Decoder,
             grounding_note: None,
         };
-        let evidence = self.trust.evidence(feature);
-        match self.grounding_unavailable(grounding) {
+        match unavailable {
             Some(note) => result.grounding_note = Some(note),
             None => {
+                self.maybe_classifier_caption(&mut result, evidence);
                 let words: Vec<String> = result.words.iter().map(|w| w.word.clone()).collect();
-                result.grounding = self.trust.ground(&evidence, &words);
+                result.grounding = self.trust.ground(evidence, &words);
             }
         }
-        let a = self.assess_with(feature, &result, &evidence);
+        let a = self.assess_with(feature, &result, evidence);
         result.confidence = a.confidence;
         result.familiarity = a.familiarity;
         result.needs_review = a.needs_review;
@@ -440,6 +464,90 @@ impl Captioner {
         result.review_detail = a.review_detail;
         result.tags = a.tags;
         Ok(result)
+    }
+
+    /// The beam's captions ranked by their score plus [`GroundingParams::rerank_weight`]
+    /// times the summed ln support of their object words (stable: ties keep the beam's order).
+    ///
+    /// [`GroundingParams::rerank_weight`]: crate::trust::grounding::GroundingParams::rerank_weight
+    fn rerank(&self, captions: &[Caption], evidence: &crate::trust::Evidence) -> Vec<Caption> {
+        let p = &self.grounding;
+        let mut ranked: Vec<(f32, &Caption)> = captions
+            .iter()
+            .map(|c| {
+                let words = self.words(&c.tokens);
+                let support: f32 = words
+                    .iter()
+                    .filter(|w| self.trust.is_object_word(w))
+                    .filter_map(|w| self.trust.support(evidence, w))
+                    .map(|s| s.max(p.support_floor).ln())
+                    .sum();
+                (c.score + p.rerank_weight * support, c)
+            })
+            .collect();
+        ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+        ranked.into_iter().map(|(_, c)| c.clone()).collect()
+    }
+
+    /// Replaces the decoder's caption in `result` by a short one from the image classifier
+    /// ([`crate::trust::grounding::classifier_caption`]) when the decoder's names an object
+    /// the photo shows little sign of and the classifier is sure of something the caption
+    /// does not name. The decoder's captions stay as the alternatives.
+    fn maybe_classifier_caption(
+        &self,
+        result: &mut CaptionResult,
+        evidence: &crate::trust::Evidence,
+    ) {
+        let p = &self.grounding;
+        let (Some(index), Some(classifier)) = (&self.trust.class_index, &self.trust.classifier)
+        else {
+            return;
+        };
+        let words: Vec<String> = result.words.iter().map(|w| w.word.clone()).collect();
+        let unsupported = self
+            .trust
+            .lowest_object_support(evidence, &words)
+            .is_some_and(|s| s < p.fallback_below);
+        if !unsupported {
+            return;
+        }
+        let Some(surest) = index.surest(&evidence.classes) else {
+            return;
+        };
+        if surest.probability < p.fallback_sure
+            || words
+                .iter()
+                .any(|w| crate::trust::grounding::singular(w) == surest.name)
+        {
+            return;
+        }
+        let Some(text) = crate::trust::grounding::classifier_caption(
+            classifier.tags(surest.class),
+            surest.class,
+        ) else {
+            return;
+        };
+        result.words = text
+            .split(' ')
+            .map(|w| ScoredWord {
+                word: w.to_string(),
+                probability: surest.probability,
+            })
+            .collect();
+        result.alternatives.insert(
+            0,
+            ScoredCaption {
+                text: text.clone(),
+                score: surest.probability.max(1e-6).ln(),
+            },
+        );
+        result.text = text;
+        result.attention = None;
+        result.source = CaptionSource::Classifier;
+        result.grounding_note = Some(
+            "From the image classifier: the decoder's caption named things the photo shows little sign of."
+                .into(),
+        );
     }
 
     /// Why captions decoded with `grounding` are not grounded, for people; `None` when they
@@ -512,9 +620,12 @@ pub type Finished = (usize, Result<CaptionResult, PipelineError>);
 pub struct CaptionStream<'a> {
     captioner: &'a Captioner,
     search: decoder::BatchSearch<'a>,
-    /// The pooled feature of each photo in flight, for its trust figures.
-    pooled: HashMap<usize, Vec<f32>>,
+    /// The pooled feature of each photo in flight and what grounding sees in it, for its
+    /// trust figures.
+    pooled: HashMap<usize, (Vec<f32>, crate::trust::Evidence)>,
     grounding: Grounding,
+    /// Whether the search is grounded (biased per photo).
+    grounded: bool,
 }
 
 impl CaptionStream<'_> {
@@ -522,8 +633,18 @@ impl CaptionStream<'_> {
     pub fn push(&mut self, id: usize, features: &[f32]) -> Result<(), PipelineError> {
         let device = self.captioner.model.decoder.device();
         let t = Tensor::from_slice(features, (1, features.len()), device)?;
-        self.search.push(id, &t)?;
-        self.pooled.insert(id, self.captioner.pooled_of(features));
+        let pooled = self.captioner.pooled_of(features);
+        let evidence = self.captioner.trust.evidence(&pooled);
+        if self.grounded {
+            let bias = self
+                .captioner
+                .trust
+                .token_bias(&evidence, &self.captioner.grounding);
+            self.search.push_biased(id, &t, bias)?;
+        } else {
+            self.search.push(id, &t)?;
+        }
+        self.pooled.insert(id, (pooled, evidence));
         Ok(())
     }
 
@@ -539,11 +660,11 @@ impl CaptionStream<'_> {
         Ok(done
             .into_iter()
             .map(|(id, captions)| {
-                let pooled = self.pooled.remove(&id).unwrap_or_default();
+                let (pooled, evidence) = self.pooled.remove(&id).unwrap_or_default();
                 (
                     id,
                     self.captioner
-                        .result_from(&captions, &pooled, self.grounding),
+                        .result_from(&captions, &pooled, &evidence, self.grounding),
                 )
             })
             .collect())
