@@ -323,7 +323,7 @@ impl Captioner {
                 options.max_len,
                 &options.search,
             )?,
-            pooled: HashMap::new(),
+            flight: HashMap::new(),
             grounded: self.grounding_unavailable(options.grounding).is_none(),
             grounding: options.grounding,
         })
@@ -365,16 +365,7 @@ impl Captioner {
         let pooled = input;
         let grounded = self.grounding_unavailable(options.grounding).is_none();
         let evidence = self.trust.evidence(feature);
-        let captions: Vec<Caption> = if grounded {
-            decoder::beam_search_biased(
-                &self.model.decoder,
-                pooled,
-                options.beam.max(1),
-                options.max_len,
-                &options.search,
-                &self.trust.token_bias(&evidence, &self.grounding),
-            )?
-        } else if options.beam <= 1 {
+        let mut captions: Vec<Caption> = if options.beam <= 1 {
             decoder::greedy_with_options(
                 &self.model.decoder,
                 pooled,
@@ -390,7 +381,36 @@ impl Captioner {
                 &options.search,
             )?
         };
+        if grounded && let Some(bias) = self.second_pass(&captions, &evidence) {
+            let second = decoder::beam_search_biased(
+                &self.model.decoder,
+                pooled,
+                options.beam.max(1),
+                options.max_len,
+                &options.search,
+                &bias,
+            )?;
+            captions = merge_passes(second, captions);
+        }
         self.result_from(&captions, feature, &evidence, options.grounding)
+    }
+
+    /// Whether grounded decoding searches a photo again, with token biases (returned): when
+    /// the plain search's best caption names an object the photo shows little sign of, or
+    /// misses one the image classifier is sure of. Most Flickr8k photos are not searched
+    /// again, so their captions are the plain search's.
+    fn second_pass(
+        &self,
+        captions: &[Caption],
+        evidence: &crate::trust::Evidence,
+    ) -> Option<Vec<decoder::TokenBias>> {
+        let best = captions.first()?;
+        let bias = self.trust.token_bias(evidence, &self.grounding);
+        let needed = bias.iter().any(|b| {
+            let has = best.tokens.contains(&b.token);
+            (b.bias < 0.0 && has) || (b.bias > 0.0 && !has)
+        });
+        needed.then_some(bias)
     }
 
     /// The caption result of a search's captions (best first) of the photo with pooled
@@ -608,6 +628,17 @@ impl Captioner {
     }
 }
 
+/// The captions of a photo searched twice: those of the biased second search first, then the
+/// plain search's that it does not have.
+fn merge_passes(mut second: Vec<Caption>, first: Vec<Caption>) -> Vec<Caption> {
+    for c in first {
+        if !second.iter().any(|s| s.tokens == c.tokens) {
+            second.push(c);
+        }
+    }
+    second
+}
+
 /// Photos in flight in [`Captioner::caption_many`] and the folder pipeline: 16 photos at
 /// beam 3 make the per-step products about 40 rows, enough to be compute-bound.
 pub const CAPTION_BATCH: usize = 16;
@@ -615,14 +646,23 @@ pub const CAPTION_BATCH: usize = 16;
 /// A photo whose search ended: its id and its result.
 pub type Finished = (usize, Result<CaptionResult, PipelineError>);
 
+/// A photo in a [`CaptionStream`]: its pooled feature and what grounding sees in it (for
+/// its trust figures), its decoder input (for a second, grounded search) and, while that
+/// runs, the first search's captions.
+struct InFlight {
+    pooled: Vec<f32>,
+    evidence: crate::trust::Evidence,
+    input: Tensor,
+    first: Option<Vec<Caption>>,
+}
+
 /// A batched caption search ([`Captioner::stream`]): push photos' decoder inputs, step, and
 /// take each photo's [`CaptionResult`] when its search ends.
 pub struct CaptionStream<'a> {
     captioner: &'a Captioner,
     search: decoder::BatchSearch<'a>,
-    /// The pooled feature of each photo in flight and what grounding sees in it, for its
-    /// trust figures.
-    pooled: HashMap<usize, (Vec<f32>, crate::trust::Evidence)>,
+    /// Each photo in flight.
+    flight: HashMap<usize, InFlight>,
     grounding: Grounding,
     /// Whether the search is grounded (biased per photo).
     grounded: bool,
@@ -635,16 +675,16 @@ impl CaptionStream<'_> {
         let t = Tensor::from_slice(features, (1, features.len()), device)?;
         let pooled = self.captioner.pooled_of(features);
         let evidence = self.captioner.trust.evidence(&pooled);
-        if self.grounded {
-            let bias = self
-                .captioner
-                .trust
-                .token_bias(&evidence, &self.captioner.grounding);
-            self.search.push_biased(id, &t, bias)?;
-        } else {
-            self.search.push(id, &t)?;
-        }
-        self.pooled.insert(id, (pooled, evidence));
+        self.search.push(id, &t)?;
+        self.flight.insert(
+            id,
+            InFlight {
+                pooled,
+                evidence,
+                input: t,
+                first: None,
+            },
+        );
         Ok(())
     }
 
@@ -657,16 +697,31 @@ impl CaptionStream<'_> {
     /// result (in no particular order).
     pub fn step(&mut self) -> Result<Vec<Finished>, PipelineError> {
         let done = self.search.step()?;
-        Ok(done
-            .into_iter()
-            .map(|(id, captions)| {
-                let (pooled, evidence) = self.pooled.remove(&id).unwrap_or_default();
-                (
-                    id,
-                    self.captioner
-                        .result_from(&captions, &pooled, &evidence, self.grounding),
-                )
-            })
-            .collect())
+        let mut out = Vec::with_capacity(done.len());
+        for (id, captions) in done {
+            let Some(mut f) = self.flight.remove(&id) else {
+                continue;
+            };
+            if self.grounded
+                && f.first.is_none()
+                && let Some(bias) = self.captioner.second_pass(&captions, &f.evidence)
+            {
+                // Searched again with the biases; its result comes with that search's end.
+                self.search.push_biased(id, &f.input, bias)?;
+                f.first = Some(captions);
+                self.flight.insert(id, f);
+                continue;
+            }
+            let captions = match f.first {
+                Some(first) => merge_passes(captions, first),
+                None => captions,
+            };
+            out.push((
+                id,
+                self.captioner
+                    .result_from(&captions, &f.pooled, &f.evidence, self.grounding),
+            ));
+        }
+        Ok(out)
     }
 }

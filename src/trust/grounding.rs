@@ -72,6 +72,52 @@ pub struct Evidence {
     pub classes: Vec<f32>,
     /// The concept detector's probability per detector word (`None` without a detector).
     pub concepts: Option<Vec<f32>>,
+    /// Per COCO category, the detector's highest probability for a word naming it.
+    pub categories: Vec<(&'static str, f32)>,
+}
+
+/// The concept detector's words, looked up: word -> index, and the COCO category each names.
+#[derive(Clone, Debug, Default)]
+pub struct ConceptWords {
+    index: HashMap<String, usize>,
+    /// The COCO category of each detector word, if it names one.
+    categories: Vec<Option<&'static str>>,
+}
+
+impl ConceptWords {
+    /// The lookup of a detector's `words`.
+    pub fn new(words: &[String]) -> ConceptWords {
+        ConceptWords {
+            index: words
+                .iter()
+                .enumerate()
+                .map(|(i, w)| (w.clone(), i))
+                .collect(),
+            categories: words.iter().map(|w| category_of(w)).collect(),
+        }
+    }
+
+    /// The index of a caption word (or of its singular) among the detector's words.
+    pub fn index_of(&self, word: &str) -> Option<usize> {
+        let w = word.to_lowercase();
+        self.index
+            .get(&w)
+            .or_else(|| self.index.get(&singular(&w)))
+            .copied()
+    }
+
+    /// Per COCO category, the highest probability of the detector words that name it.
+    pub fn category_support(&self, probs: &[f32]) -> Vec<(&'static str, f32)> {
+        let mut out: Vec<(&'static str, f32)> = Vec::new();
+        for (c, &p) in self.categories.iter().zip(probs) {
+            let Some(c) = c else { continue };
+            match out.iter_mut().find(|(k, _)| k == c) {
+                Some((_, q)) => *q = q.max(p),
+                None => out.push((c, p)),
+            }
+        }
+        out
+    }
 }
 
 /// The singular of a plural caption word ("dogs" -> "dog", "boxes" -> "box", "puppies" ->
@@ -249,8 +295,9 @@ pub struct GroundingParams {
     /// Subtracted from the log-probability of an object word whose support is below
     /// [`WEAK_BELOW`] whenever the beam ranks it.
     pub penalty: f32,
-    /// Added (until the caption has it) to the log-probability of a word for which the image
-    /// classifier's classes have at least [`GroundingParams::bonus_sure`] probability.
+    /// Added (until the caption has it) to the log-probability of an object word (a COCO
+    /// category other than person) for which the image classifier's classes have at least
+    /// [`GroundingParams::bonus_sure`] probability.
     pub bonus: f32,
     pub bonus_sure: f32,
     /// The beam's finished captions are ranked by their score plus this times the summed ln

@@ -192,6 +192,8 @@ pub struct Trust {
     pub classifier: Option<Classifier>,
     /// Caption word -> the ImageNet classes whose tags are that word (with the classifier).
     pub class_index: Option<grounding::ClassIndex>,
+    /// The concept detector's words, looked up (with the detector).
+    pub concept_words: Option<grounding::ConceptWords>,
     /// The caption model's word -> id (see [`Trust::set_vocab`]).
     pub word_ids: std::collections::HashMap<String, u32>,
     /// The caption model's object words (see [`Trust::set_vocab`]).
@@ -242,6 +244,7 @@ impl Trust {
                 calibration,
                 classifier,
                 class_index,
+                concept_words: None,
                 word_ids: Default::default(),
                 object_words: Vec::new(),
             },
@@ -294,7 +297,8 @@ impl Trust {
             {
                 bias -= params.penalty;
             }
-            if let Some(index) = &self.class_index
+            if o.category.is_some_and(|c| c != "person")
+                && let Some(index) = &self.class_index
                 && index
                     .mass(&o.word, &evidence.classes)
                     .is_some_and(|m| m >= params.bonus_sure)
@@ -412,17 +416,37 @@ impl Trust {
                 .map(|c| c.probabilities(feature))
                 .unwrap_or_default(),
             concepts: None,
+            categories: Vec::new(),
         }
     }
 
     /// How well the photo (its `evidence`) supports `word` (see [`grounding`]); `None` when
     /// no source knows the word.
     pub fn support(&self, evidence: &Evidence, word: &str) -> Option<f32> {
-        let index = self.class_index.as_ref()?;
-        if evidence.classes.is_empty() {
-            return None;
-        }
-        index.mass(word, &evidence.classes)
+        let classes = self
+            .class_index
+            .as_ref()
+            .filter(|_| !evidence.classes.is_empty())
+            .and_then(|index| index.mass(word, &evidence.classes));
+        let concept = match (&self.concept_words, &evidence.concepts) {
+            (Some(words), Some(probs)) => words.index_of(word).and_then(|i| probs.get(i).copied()),
+            _ => None,
+        };
+        let category = if evidence.categories.is_empty() {
+            None
+        } else {
+            grounding::category_of(word).and_then(|c| {
+                evidence
+                    .categories
+                    .iter()
+                    .find(|(k, _)| *k == c)
+                    .map(|(_, p)| *p)
+            })
+        };
+        [classes, concept, category]
+            .into_iter()
+            .flatten()
+            .max_by(f32::total_cmp)
     }
 
     /// The grounding of each content word of a caption's `words`.
