@@ -7,6 +7,7 @@ pub mod app;
 pub mod attention_view;
 pub mod bench;
 pub mod cli;
+pub mod concepts;
 pub mod dataset;
 pub mod decoder;
 pub mod encoder;

@@ -42,6 +42,9 @@ pub enum Command {
     /// Fit a model's familiarity (train split) and calibrated confidence (dev split) and write
     /// them into the model folder.
     Calibrate(CalibrateArgs),
+    /// Train a model folder's concept detector (the words a photo shows, from its image
+    /// features) on a dataset's train split and measure it on dev.
+    Concepts(ConceptsArgs),
     /// List the caption models: the shipped one and the trained ones, with their dev figures.
     Models(ModelsArgs),
     /// Open the desktop app (what `captioner` alone does), optionally with a photo or folder.
@@ -492,6 +495,57 @@ pub struct CalibrateArgs {
     pub json: bool,
     #[command(flatten)]
     pub text: TextArgs,
+}
+
+/// `captioner concepts`.
+#[derive(Args, Debug)]
+pub struct ConceptsArgs {
+    /// The model folder that gets the detector.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// The dataset folder (its train split is fitted on, its dev split measured; never the
+    /// test split).
+    #[arg(default_value = "../shared/flickr8k")]
+    pub dir: PathBuf,
+    /// Cache folder for image features.
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
+    /// Words kept at most (the most frequent content words of the training captions).
+    #[arg(long, default_value_t = crate::concepts::train::ConceptOptions::default().words)]
+    pub words: usize,
+    /// A word needs at least this many training photos whose captions mention it.
+    #[arg(long, default_value_t = crate::concepts::train::ConceptOptions::default().min_photos)]
+    pub min_photos: usize,
+    /// Labels: `any` (a word applies when a caption mentions it) or `soft` (the share of the
+    /// photo's captions that mention it).
+    #[arg(long, default_value = "any")]
+    pub labels: LabelsArg,
+    /// Passes over the training photos.
+    #[arg(long, default_value_t = crate::concepts::train::ConceptOptions::default().epochs)]
+    pub epochs: usize,
+    /// L2 penalty on the weights.
+    #[arg(long, default_value_t = crate::concepts::train::ConceptOptions::default().l2)]
+    pub l2: f32,
+    /// Adam's learning rate.
+    #[arg(long, default_value_t = crate::concepts::train::ConceptOptions::default().learning_rate)]
+    pub learning_rate: f32,
+    /// Measure only; write nothing into the model folder.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub text: TextArgs,
+}
+
+/// How a photo's captions become its concept labels (`--labels`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LabelsArg {
+    /// 1 when at least one caption mentions the word.
+    Any,
+    /// The share of the captions that mention it.
+    Soft,
 }
 
 /// Text-preparation options shared by the commands that read a dataset.

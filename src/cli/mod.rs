@@ -6,7 +6,7 @@
 //! - `render`: what the commands share at run time (Ctrl-C, device, model loading, progress
 //!   bars and JSON lines);
 //! - one module per command or group of commands: `dataset`, `encoder` (`classify`,
-//!   `features`), `train`, `caption`, `batch`, `evaluate` (`eval`, `calibrate`), `models`,
+//!   `features`), `train`, `caption`, `batch`, `evaluate` (`eval`, `calibrate`), `concepts`, `models`,
 //!   `bench`.
 //!
 //! The command modules import `args`, `options` and `render`, never each other or this module.
@@ -17,6 +17,7 @@ pub mod options;
 mod batch;
 mod bench;
 mod caption;
+mod concepts;
 mod dataset;
 mod encoder;
 mod evaluate;
@@ -58,6 +59,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Eval(args) => evaluate::eval(&args),
         Command::Batch(args) => batch::batch(&args),
         Command::Calibrate(args) => evaluate::calibrate(&args),
+        Command::Concepts(args) => concepts::concepts(&args),
         Command::Models(args) => models::models(&args),
         Command::App(a) => {
             crate::app::run_with(crate::app::Startup {

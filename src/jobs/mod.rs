@@ -13,12 +13,14 @@
 //! | caption one photo | [`caption::caption_one`] |
 //! | caption a folder | [`caption::caption_folder`] |
 //! | score a model on a split | [`evaluate::evaluate`] |
+//! | train a model's concept detector | [`concepts::concepts`] |
 //!
 //! Errors are [`JobError`]s: they keep the whole cause chain (file, line, underlying I/O or
 //! decoding error) until a front end shows them.
 
 pub mod calibrate;
 pub mod caption;
+pub mod concepts;
 pub mod evaluate;
 pub mod extract;
 pub mod import;

@@ -413,6 +413,7 @@ pub fn train(
                 .filter(|n| !n.trim().is_empty())
         })
         .collect();
+    let base_dir = base.as_ref().map(|b| b.dir.clone());
     let base_label = base
         .as_ref()
         .map(|b| format!("{} ({})", b.name, b.dir.display()));
@@ -459,6 +460,16 @@ pub fn train(
             &cache,
             encoder,
             resources.device,
+            events,
+            cancel,
+        );
+        // The concept detector (issue 22), beside the calibration.
+        crate::jobs::concepts::concepts_after_training(
+            &[&summary.best_dir, &summary.last_dir],
+            base_dir.as_deref(),
+            &ds,
+            &cache,
+            encoder.id(),
             events,
             cancel,
         );
