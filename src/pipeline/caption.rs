@@ -406,9 +406,24 @@ impl Captioner {
     ) -> Option<Vec<decoder::TokenBias>> {
         let best = captions.first()?;
         let bias = self.trust.token_bias(evidence, &self.grounding);
+        let named: Vec<&'static str> = self
+            .words(&best.tokens)
+            .iter()
+            .filter_map(|w| crate::trust::grounding::category_of(w))
+            .collect();
         let needed = bias.iter().any(|b| {
-            let has = best.tokens.contains(&b.token);
-            (b.bias < 0.0 && has) || (b.bias > 0.0 && !has)
+            if b.bias < 0.0 {
+                best.tokens.contains(&b.token)
+            } else {
+                // A bonus word is missing when the caption names nothing of its category
+                // ("dogs" has the dog of "dog").
+                !self
+                    .model
+                    .vocab
+                    .get(b.token as usize)
+                    .and_then(|w| crate::trust::grounding::category_of(w))
+                    .is_some_and(|c| named.contains(&c))
+            }
         });
         needed.then_some(bias)
     }
@@ -524,21 +539,24 @@ impl Captioner {
             return;
         };
         let words: Vec<String> = result.words.iter().map(|w| w.word.clone()).collect();
-        let unsupported = self
-            .trust
-            .lowest_object_support(evidence, &words)
-            .is_some_and(|s| s < p.fallback_below);
+        let unsupported = evidence.unfamiliar
+            || self
+                .trust
+                .lowest_object_support(evidence, &words)
+                .is_some_and(|s| s < p.fallback_below);
         if !unsupported {
             return;
         }
         let Some(surest) = index.surest(&evidence.classes) else {
             return;
         };
-        if surest.probability < p.fallback_sure
-            || words
-                .iter()
-                .any(|w| crate::trust::grounding::singular(w) == surest.name)
-        {
+        let named = |w: &String| {
+            crate::concepts::concept_word(w) == surest.name
+                || index
+                    .classes_of(w)
+                    .is_some_and(|cs| cs.contains(&surest.class))
+        };
+        if surest.probability < p.fallback_sure || words.iter().any(named) {
             return;
         }
         let Some(text) = crate::trust::grounding::classifier_caption(
@@ -575,6 +593,8 @@ impl Captioner {
     pub fn grounding_unavailable(&self, grounding: Grounding) -> Option<String> {
         if grounding == Grounding::Off {
             Some("Grounding is off: the caption's words are not checked against the photo.".into())
+        } else if self.trust.concepts.is_none() {
+            Some("This model has no concept detector: captions are not grounded.".into())
         } else if self.trust.classifier.is_none() {
             Some(format!(
                 "The ImageNet tag list ({}) is missing beside the encoder weights: captions are not grounded.",

@@ -74,6 +74,12 @@ pub struct Evidence {
     pub concepts: Option<Vec<f32>>,
     /// Per COCO category, the detector's highest probability for a word naming it.
     pub categories: Vec<(&'static str, f32)>,
+    /// The photo is less familiar than nearly all dev photos (the needs-review rule of
+    /// [`super::Calibration::unfamiliar_below`]): the detector, which learned from the
+    /// training photos, is least to be trusted there.
+    pub unfamiliar: bool,
+    /// Its nearest training photos (with familiarity data), for the trust signals.
+    pub neighbours: Option<super::familiarity::Neighbours>,
 }
 
 /// The concept detector's words, looked up: word -> index, and the COCO category each names.
@@ -91,18 +97,16 @@ impl ConceptWords {
             index: words
                 .iter()
                 .enumerate()
-                .map(|(i, w)| (w.clone(), i))
+                .map(|(i, w)| (crate::concepts::concept_word(w), i))
                 .collect(),
             categories: words.iter().map(|w| category_of(w)).collect(),
         }
     }
 
-    /// The index of a caption word (or of its singular) among the detector's words.
+    /// The index of a caption word (any form: "dogs", "Men") among the detector's words.
     pub fn index_of(&self, word: &str) -> Option<usize> {
-        let w = word.to_lowercase();
         self.index
-            .get(&w)
-            .or_else(|| self.index.get(&singular(&w)))
+            .get(&crate::concepts::concept_word(word))
             .copied()
     }
 
@@ -304,9 +308,11 @@ pub struct GroundingParams {
     /// of the support of their object words (at least [`GroundingParams::support_floor`]).
     pub rerank_weight: f32,
     pub support_floor: f32,
-    /// A caption from the classifier replaces the decoder's when the decoder's best caption
-    /// has an object word with support below `fallback_below` and the classifier's surest
-    /// plain name has at least `fallback_sure` probability.
+    /// A caption from the classifier replaces the decoder's when the classifier's surest
+    /// plain name has at least `fallback_sure` probability, the caption does not name it,
+    /// and the caption has an object word with support below `fallback_below` or the photo
+    /// is unfamiliar ([`Evidence::unfamiliar`]: the decoder's caption is then probably
+    /// wrong, and the detector's support least to be trusted).
     pub fallback_sure: f32,
     pub fallback_below: f32,
 }
@@ -314,12 +320,12 @@ pub struct GroundingParams {
 impl Default for GroundingParams {
     fn default() -> Self {
         GroundingParams {
-            penalty: 2.0,
-            bonus: 1.0,
+            penalty: 4.0,
+            bonus: 3.0,
             bonus_sure: 0.5,
             rerank_weight: 0.0,
             support_floor: 0.01,
-            fallback_sure: 0.5,
+            fallback_sure: 0.3,
             fallback_below: 0.1,
         }
     }

@@ -36,6 +36,8 @@ pub enum TrustError {
     Candle(#[from] candle_core::Error),
     #[error("{0}")]
     Invalid(String),
+    #[error(transparent)]
+    Concepts(#[from] crate::concepts::ConceptError),
 }
 
 pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), TrustError> {
@@ -192,6 +194,8 @@ pub struct Trust {
     pub classifier: Option<Classifier>,
     /// Caption word -> the ImageNet classes whose tags are that word (with the classifier).
     pub class_index: Option<grounding::ClassIndex>,
+    /// The model's concept detector (`concepts.*` in its folder), if it has one.
+    pub concepts: Option<crate::concepts::ConceptDetector>,
     /// The concept detector's words, looked up (with the detector).
     pub concept_words: Option<grounding::ConceptWords>,
     /// The caption model's word -> id (see [`Trust::set_vocab`]).
@@ -238,13 +242,21 @@ impl Trust {
         let class_index = classifier
             .as_ref()
             .map(|c| grounding::ClassIndex::new(c, c.classes()));
+        let concepts = keep(
+            crate::concepts::ConceptDetector::load(model_dir).map_err(TrustError::from),
+            &mut problems,
+        );
+        let concept_words = concepts
+            .as_ref()
+            .map(|d| grounding::ConceptWords::new(d.words()));
         (
             Trust {
                 familiarity,
                 calibration,
                 classifier,
                 class_index,
-                concept_words: None,
+                concepts,
+                concept_words,
                 word_ids: Default::default(),
                 object_words: Vec::new(),
             },
@@ -377,7 +389,10 @@ impl Trust {
             ..Signals::default()
         };
         if let Some(f) = &self.familiarity {
-            let nb = f.neighbours(feature);
+            let nb = match &evidence.neighbours {
+                Some(nb) => nb.clone(),
+                None => f.neighbours(feature),
+            };
             s.similarity = nb.similarity;
             s.centred_similarity = nb.centred_similarity;
             let unk = self.word_ids.get("<unk>").copied().unwrap_or(u32::MAX);
@@ -409,14 +424,30 @@ impl Trust {
 
     /// What the grounding sources see in the photo with pooled `feature`.
     pub fn evidence(&self, feature: &[f32]) -> Evidence {
+        let concepts = self
+            .concepts
+            .as_ref()
+            .filter(|d| d.dim() == feature.len())
+            .map(|d| d.probabilities(feature));
+        let categories = match (&self.concept_words, &concepts) {
+            (Some(w), Some(p)) => w.category_support(p),
+            _ => Vec::new(),
+        };
+        let neighbours = self.familiarity.as_ref().map(|f| f.neighbours(feature));
+        let unfamiliar = match (&neighbours, &self.calibration) {
+            (Some(n), Some(c)) => n.similarity < c.unfamiliar_below,
+            _ => false,
+        };
         Evidence {
+            unfamiliar,
+            neighbours,
             classes: self
                 .classifier
                 .as_ref()
                 .map(|c| c.probabilities(feature))
                 .unwrap_or_default(),
-            concepts: None,
-            categories: Vec::new(),
+            concepts,
+            categories,
         }
     }
 
