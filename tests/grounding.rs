@@ -187,3 +187,31 @@ fn caption_json_grounds_every_content_word() {
         assert!(source == "decoder" || source == "classifier", "{source}");
     }
 }
+
+#[test]
+fn a_model_without_a_concept_detector_captions_ungrounded_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let shipped_dir = root().join("models/default");
+    for entry in std::fs::read_dir(&shipped_dir).unwrap() {
+        let name = entry.unwrap().file_name();
+        let name = name.to_string_lossy().into_owned();
+        if captioner::concepts::CONCEPT_FILES.contains(&name.as_str()) {
+            continue;
+        }
+        std::fs::copy(shipped_dir.join(&name), dir.path().join(&name)).unwrap();
+    }
+    let bare = Captioner::load(dir.path(), &Device::Cpu).unwrap();
+    assert!(bare.trust.concepts.is_none());
+    let full = shipped("default");
+    for name in ["chelsea.jpg", "coffee.jpg"] {
+        let r = caption(&bare, &photo(name), Grounding::On);
+        assert!(r.grounding.is_empty(), "{name}");
+        assert_eq!(r.source, CaptionSource::Decoder);
+        let note = r.grounding_note.clone().unwrap();
+        assert!(note.contains("no concept detector"), "{note}");
+        // The plain search's caption, as with grounding off.
+        assert_eq!(r.text, caption(&full, &photo(name), Grounding::Off).text);
+        // Its trust figures still come (the calibration is in the folder).
+        assert!(r.confidence.is_some());
+    }
+}
