@@ -121,14 +121,25 @@ struct Hypothesis {
     tokens: Vec<u32>,
     word_probs: Vec<f32>,
     log_prob: f64,
+    /// The sum of the [`TokenBias`] terms its tokens took (0 without a bias).
+    bias: f64,
     attention: Vec<Vec<f32>>,
 }
 
 impl Hypothesis {
+    /// What the beam ranks partial captions by: the summed log-probability, plus the bias.
+    fn ranked(&self) -> f64 {
+        if self.bias == 0.0 {
+            self.log_prob
+        } else {
+            self.log_prob + self.bias
+        }
+    }
+
     fn into_caption(self, ended: bool, options: &SearchOptions) -> Caption {
         let n = self.tokens.len() + usize::from(ended);
         Caption {
-            score: options.score(self.log_prob, n) as f32,
+            score: options.score(self.ranked(), n) as f32,
             log_prob: self.log_prob as f32,
             tokens: self.tokens,
             word_probs: self.word_probs,
@@ -155,6 +166,17 @@ fn argmax_allowed(log_probs: &[f32], blocked: &[u32]) -> (u32, f32) {
         // Only possible with a vocabulary of NaNs: end the caption.
         None => (END, f32::NEG_INFINITY),
     }
+}
+
+/// A term added to one token's log-probability when a beam ranks its candidates (grounded
+/// decoding: a penalty on a word the photo shows little sign of, a bonus for one the image
+/// classifier is sure of). A bonus (`bias > 0`) counts only until the caption has the token;
+/// a penalty every time. The words' probabilities stay the model's; [`Caption::score`]
+/// includes the terms, [`Caption::log_prob`] does not.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TokenBias {
+    pub token: u32,
+    pub bias: f32,
 }
 
 /// The `k` best allowed tokens of one row, best first (lowest id first on ties), never one
@@ -376,10 +398,29 @@ pub fn beam_search_with_options(
     max_len: usize,
     options: &SearchOptions,
 ) -> Result<Vec<Caption>> {
+    beam_search_biased(model, feature, width, max_len, options, &[])
+}
+
+/// [`beam_search_with_options`] with token biases ([`TokenBias`]; none: the same search).
+pub fn beam_search_biased(
+    model: &Decoder,
+    feature: &Tensor,
+    width: usize,
+    max_len: usize,
+    options: &SearchOptions,
+    bias: &[TokenBias],
+) -> Result<Vec<Caption>> {
     check_one_image(feature, model.config().input_dim())?;
     match model.cpu() {
-        Some(cpu) => beam_with(CpuStepper(cpu, model), feature, width, max_len, options),
-        None => beam_with(CandleStepper(model), feature, width, max_len, options),
+        Some(cpu) => beam_with(
+            CpuStepper(cpu, model),
+            feature,
+            width,
+            max_len,
+            options,
+            bias,
+        ),
+        None => beam_with(CandleStepper(model), feature, width, max_len, options, bias),
     }
 }
 
@@ -389,9 +430,10 @@ fn beam_with<S: Stepper>(
     width: usize,
     max_len: usize,
     options: &SearchOptions,
+    bias: &[TokenBias],
 ) -> Result<Vec<Caption>> {
     let mut search = Search::new(model, width, max_len, options)?;
-    search.push(0, feature)?;
+    search.push(0, feature, bias.to_vec())?;
     while search.in_flight() > 0 {
         if let Some((_, captions)) = search.step()?.pop() {
             return Ok(captions);
@@ -406,6 +448,8 @@ fn beam_with<S: Stepper>(
 /// order) and its finished ones.
 struct Beam {
     id: usize,
+    /// The photo's token biases (empty: the plain search).
+    bias: Vec<TokenBias>,
     alive: Vec<Hypothesis>,
     finished: Vec<Caption>,
     steps: usize,
@@ -447,6 +491,8 @@ struct Search<S: Stepper> {
     /// The token each row feeds next.
     last: Vec<u32>,
     blocked: Vec<u32>,
+    /// A row's log-probabilities with its beam's biases added (scratch).
+    biased: Vec<f32>,
 }
 
 impl<S: Stepper> Search<S> {
@@ -467,12 +513,13 @@ impl<S: Stepper> Search<S> {
             beams: Vec::new(),
             last: Vec::new(),
             blocked: Vec::new(),
+            biased: Vec::new(),
         })
     }
 
     /// Starts the search of one photo (`feature` one image's decoder input); it takes part
     /// from the next step on.
-    fn push(&mut self, id: usize, feature: &Tensor) -> Result<()> {
+    fn push(&mut self, id: usize, feature: &Tensor, bias: Vec<TokenBias>) -> Result<()> {
         let start = self.model.start(feature)?;
         if self.model.rows(&start) != 1 {
             return Err(DecoderError::Input(format!(
@@ -486,6 +533,7 @@ impl<S: Stepper> Search<S> {
         }
         self.beams.push(Beam {
             id,
+            bias,
             alive: vec![Hypothesis::default()],
             finished: Vec::with_capacity(self.width),
             steps: 0,
@@ -523,21 +571,47 @@ impl<S: Stepper> Search<S> {
         for mut beam in std::mem::take(&mut self.beams) {
             let n = beam.alive.len();
             let slots = self.width - beam.finished.len();
-            // (total log-prob, row within the beam, token, token log-prob)
-            let mut candidates: Vec<(f64, usize, u32, f32)> = Vec::with_capacity(n * slots);
+            // (ranked total, row within the beam, token, token log-prob, bias taken)
+            let mut candidates: Vec<(f64, usize, u32, f32, f32)> = Vec::with_capacity(n * slots);
             for (row, hyp) in beam.alive.iter().enumerate() {
                 let lp = &flat[(row0 + row) * vocab..(row0 + row + 1) * vocab];
                 blocked_tokens(&hyp.tokens, self.options.block_ngram, &mut self.blocked);
-                for (tok, l) in top_k_allowed(lp, slots, &self.blocked) {
-                    candidates.push((hyp.log_prob + f64::from(l), row, tok, l));
+                if beam.bias.is_empty() {
+                    for (tok, l) in top_k_allowed(lp, slots, &self.blocked) {
+                        candidates.push((hyp.log_prob + f64::from(l), row, tok, l, 0.0));
+                    }
+                } else {
+                    self.biased.clear();
+                    self.biased.extend_from_slice(lp);
+                    for b in &beam.bias {
+                        let t = b.token as usize;
+                        if t < vocab && (b.bias < 0.0 || !hyp.tokens.contains(&b.token)) {
+                            self.biased[t] += b.bias;
+                        }
+                    }
+                    for (tok, biased) in top_k_allowed(&self.biased, slots, &self.blocked) {
+                        let l = lp[tok as usize];
+                        candidates.push((
+                            hyp.ranked() + f64::from(biased),
+                            row,
+                            tok,
+                            l,
+                            biased - l,
+                        ));
+                    }
                 }
             }
             candidates.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
             let mark = parents.len();
             let mut alive = Vec::with_capacity(slots);
-            for &(total, row, tok, l) in candidates.iter().take(slots) {
+            for &(total, row, tok, l, taken) in candidates.iter().take(slots) {
                 let mut hyp = beam.alive[row].clone();
-                hyp.log_prob = total;
+                if beam.bias.is_empty() {
+                    hyp.log_prob = total;
+                } else {
+                    hyp.log_prob += f64::from(l);
+                    hyp.bias += f64::from(taken);
+                }
                 if tok == END {
                     beam.finished.push(hyp.into_caption(true, &self.options));
                 } else {
@@ -619,10 +693,16 @@ impl<'a> BatchSearch<'a> {
     /// Starts searching one photo (`feature`: `[input_dim]` or `[1, input_dim]`); `id` comes
     /// back with its captions.
     pub fn push(&mut self, id: usize, feature: &Tensor) -> Result<()> {
+        self.push_biased(id, feature, Vec::new())
+    }
+
+    /// [`BatchSearch::push`] with the photo's token biases: its captions are those of
+    /// [`beam_search_biased`] with them.
+    pub fn push_biased(&mut self, id: usize, feature: &Tensor, bias: Vec<TokenBias>) -> Result<()> {
         check_one_image(feature, self.input_dim)?;
         match &mut self.search {
-            AnySearch::Cpu(s) => s.push(id, feature),
-            AnySearch::Candle(s) => s.push(id, feature),
+            AnySearch::Cpu(s) => s.push(id, feature, bias),
+            AnySearch::Candle(s) => s.push(id, feature, bias),
         }
     }
 

@@ -128,6 +128,8 @@ pub struct Captioner {
     pub trust: crate::trust::Trust,
     /// Why captions lack a confidence, if they do (no calibration, or it could not be read).
     pub trust_note: Option<String>,
+    /// The settings of grounded decoding.
+    pub grounding: crate::trust::grounding::GroundingParams,
 }
 
 impl Captioner {
@@ -189,6 +191,7 @@ impl Captioner {
             model_dir: model_dir.to_path_buf(),
             trust,
             trust_note,
+            grounding: Default::default(),
         })
     }
 
@@ -320,7 +323,8 @@ impl Captioner {
                 options.max_len,
                 &options.search,
             )?,
-            pooled: HashMap::new(),
+            flight: HashMap::new(),
+            grounded: self.grounding_unavailable(options.grounding).is_none(),
             grounding: options.grounding,
         })
     }
@@ -359,7 +363,9 @@ impl Captioner {
         options: &DecodeOptions,
     ) -> Result<CaptionResult, PipelineError> {
         let pooled = input;
-        let captions: Vec<Caption> = if options.beam <= 1 {
+        let grounded = self.grounding_unavailable(options.grounding).is_none();
+        let evidence = self.trust.evidence(feature);
+        let mut captions: Vec<Caption> = if options.beam <= 1 {
             decoder::greedy_with_options(
                 &self.model.decoder,
                 pooled,
@@ -375,7 +381,51 @@ impl Captioner {
                 &options.search,
             )?
         };
-        self.result_from(&captions, feature, options.grounding)
+        if grounded && let Some(bias) = self.second_pass(&captions, &evidence) {
+            let second = decoder::beam_search_biased(
+                &self.model.decoder,
+                pooled,
+                options.beam.max(1),
+                options.max_len,
+                &options.search,
+                &bias,
+            )?;
+            captions = merge_passes(second, captions);
+        }
+        self.result_from(&captions, feature, &evidence, options.grounding)
+    }
+
+    /// Whether grounded decoding searches a photo again, with token biases (returned): when
+    /// the plain search's best caption names an object the photo shows little sign of, or
+    /// misses one the image classifier is sure of. Most Flickr8k photos are not searched
+    /// again, so their captions are the plain search's.
+    fn second_pass(
+        &self,
+        captions: &[Caption],
+        evidence: &crate::trust::Evidence,
+    ) -> Option<Vec<decoder::TokenBias>> {
+        let best = captions.first()?;
+        let bias = self.trust.token_bias(evidence, &self.grounding);
+        let named: Vec<&'static str> = self
+            .words(&best.tokens)
+            .iter()
+            .filter_map(|w| crate::trust::grounding::category_of(w))
+            .collect();
+        let needed = bias.iter().any(|b| {
+            if b.bias < 0.0 {
+                best.tokens.contains(&b.token)
+            } else {
+                // A bonus word is missing when the caption names nothing of its category
+                // ("dogs" has the dog of "dog").
+                !self
+                    .model
+                    .vocab
+                    .get(b.token as usize)
+                    .and_then(|w| crate::trust::grounding::category_of(w))
+                    .is_some_and(|c| named.contains(&c))
+            }
+        });
+        needed.then_some(bias)
     }
 
     /// The caption result of a search's captions (best first) of the photo with pooled
@@ -384,8 +434,17 @@ impl Captioner {
         &self,
         captions: &[Caption],
         feature: &[f32],
+        evidence: &crate::trust::Evidence,
         grounding: Grounding,
     ) -> Result<CaptionResult, PipelineError> {
+        let unavailable = self.grounding_unavailable(grounding);
+        let reranked;
+        let captions = if unavailable.is_none() && self.grounding.rerank_weight != 0.0 {
+            reranked = self.rerank(captions, evidence);
+            reranked.as_slice()
+        } else {
+            captions
+        };
         let best = captions
             .first()
             .ok_or_else(|| PipelineError::Other("the decoder returned no caption".into()))?;
@@ -424,15 +483,15 @@ impl Captioner {
             source: CaptionSource::Decoder,
             grounding_note: None,
         };
-        let evidence = self.trust.evidence(feature);
-        match self.grounding_unavailable(grounding) {
+        match unavailable {
             Some(note) => result.grounding_note = Some(note),
             None => {
+                self.maybe_classifier_caption(&mut result, evidence);
                 let words: Vec<String> = result.words.iter().map(|w| w.word.clone()).collect();
-                result.grounding = self.trust.ground(&evidence, &words);
+                result.grounding = self.trust.ground(evidence, &words);
             }
         }
-        let a = self.assess_with(feature, &result, &evidence);
+        let a = self.assess_with(feature, &result, evidence);
         result.confidence = a.confidence;
         result.familiarity = a.familiarity;
         result.needs_review = a.needs_review;
@@ -442,11 +501,100 @@ impl Captioner {
         Ok(result)
     }
 
+    /// The beam's captions ranked by their score plus [`GroundingParams::rerank_weight`]
+    /// times the summed ln support of their object words (stable: ties keep the beam's order).
+    ///
+    /// [`GroundingParams::rerank_weight`]: crate::trust::grounding::GroundingParams::rerank_weight
+    fn rerank(&self, captions: &[Caption], evidence: &crate::trust::Evidence) -> Vec<Caption> {
+        let p = &self.grounding;
+        let mut ranked: Vec<(f32, &Caption)> = captions
+            .iter()
+            .map(|c| {
+                let words = self.words(&c.tokens);
+                let support: f32 = words
+                    .iter()
+                    .filter(|w| self.trust.is_object_word(w))
+                    .filter_map(|w| self.trust.support(evidence, w))
+                    .map(|s| s.max(p.support_floor).ln())
+                    .sum();
+                (c.score + p.rerank_weight * support, c)
+            })
+            .collect();
+        ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+        ranked.into_iter().map(|(_, c)| c.clone()).collect()
+    }
+
+    /// Replaces the decoder's caption in `result` by a short one from the image classifier
+    /// ([`crate::trust::grounding::classifier_caption`]) when the decoder's names an object
+    /// the photo shows little sign of and the classifier is sure of something the caption
+    /// does not name. The decoder's captions stay as the alternatives.
+    fn maybe_classifier_caption(
+        &self,
+        result: &mut CaptionResult,
+        evidence: &crate::trust::Evidence,
+    ) {
+        let p = &self.grounding;
+        let (Some(index), Some(classifier)) = (&self.trust.class_index, &self.trust.classifier)
+        else {
+            return;
+        };
+        let words: Vec<String> = result.words.iter().map(|w| w.word.clone()).collect();
+        let unsupported = evidence.unfamiliar
+            || self
+                .trust
+                .lowest_object_support(evidence, &words)
+                .is_some_and(|s| s < p.fallback_below);
+        if !unsupported {
+            return;
+        }
+        let Some(surest) = index.surest(&evidence.classes) else {
+            return;
+        };
+        let named = |w: &String| {
+            crate::concepts::concept_word(w) == surest.name
+                || index
+                    .classes_of(w)
+                    .is_some_and(|cs| cs.contains(&surest.class))
+        };
+        if surest.probability < p.fallback_sure || words.iter().any(named) {
+            return;
+        }
+        let Some(text) = crate::trust::grounding::classifier_caption(
+            classifier.tags(surest.class),
+            surest.class,
+        ) else {
+            return;
+        };
+        result.words = text
+            .split(' ')
+            .map(|w| ScoredWord {
+                word: w.to_string(),
+                probability: surest.probability,
+            })
+            .collect();
+        result.alternatives.insert(
+            0,
+            ScoredCaption {
+                text: text.clone(),
+                score: surest.probability.max(1e-6).ln(),
+            },
+        );
+        result.text = text;
+        result.attention = None;
+        result.source = CaptionSource::Classifier;
+        result.grounding_note = Some(
+            "From the image classifier: the decoder's caption named things the photo shows little sign of."
+                .into(),
+        );
+    }
+
     /// Why captions decoded with `grounding` are not grounded, for people; `None` when they
     /// are.
     pub fn grounding_unavailable(&self, grounding: Grounding) -> Option<String> {
         if grounding == Grounding::Off {
             Some("Grounding is off: the caption's words are not checked against the photo.".into())
+        } else if self.trust.concepts.is_none() {
+            Some("This model has no concept detector: captions are not grounded.".into())
         } else if self.trust.classifier.is_none() {
             Some(format!(
                 "The ImageNet tag list ({}) is missing beside the encoder weights: captions are not grounded.",
@@ -500,6 +648,17 @@ impl Captioner {
     }
 }
 
+/// The captions of a photo searched twice: those of the biased second search first, then the
+/// plain search's that it does not have.
+fn merge_passes(mut second: Vec<Caption>, first: Vec<Caption>) -> Vec<Caption> {
+    for c in first {
+        if !second.iter().any(|s| s.tokens == c.tokens) {
+            second.push(c);
+        }
+    }
+    second
+}
+
 /// Photos in flight in [`Captioner::caption_many`] and the folder pipeline: 16 photos at
 /// beam 3 make the per-step products about 40 rows, enough to be compute-bound.
 pub const CAPTION_BATCH: usize = 16;
@@ -507,14 +666,26 @@ pub const CAPTION_BATCH: usize = 16;
 /// A photo whose search ended: its id and its result.
 pub type Finished = (usize, Result<CaptionResult, PipelineError>);
 
+/// A photo in a [`CaptionStream`]: its pooled feature and what grounding sees in it (for
+/// its trust figures), its decoder input (for a second, grounded search) and, while that
+/// runs, the first search's captions.
+struct InFlight {
+    pooled: Vec<f32>,
+    evidence: crate::trust::Evidence,
+    input: Tensor,
+    first: Option<Vec<Caption>>,
+}
+
 /// A batched caption search ([`Captioner::stream`]): push photos' decoder inputs, step, and
 /// take each photo's [`CaptionResult`] when its search ends.
 pub struct CaptionStream<'a> {
     captioner: &'a Captioner,
     search: decoder::BatchSearch<'a>,
-    /// The pooled feature of each photo in flight, for its trust figures.
-    pooled: HashMap<usize, Vec<f32>>,
+    /// Each photo in flight.
+    flight: HashMap<usize, InFlight>,
     grounding: Grounding,
+    /// Whether the search is grounded (biased per photo).
+    grounded: bool,
 }
 
 impl CaptionStream<'_> {
@@ -522,8 +693,18 @@ impl CaptionStream<'_> {
     pub fn push(&mut self, id: usize, features: &[f32]) -> Result<(), PipelineError> {
         let device = self.captioner.model.decoder.device();
         let t = Tensor::from_slice(features, (1, features.len()), device)?;
+        let pooled = self.captioner.pooled_of(features);
+        let evidence = self.captioner.trust.evidence(&pooled);
         self.search.push(id, &t)?;
-        self.pooled.insert(id, self.captioner.pooled_of(features));
+        self.flight.insert(
+            id,
+            InFlight {
+                pooled,
+                evidence,
+                input: t,
+                first: None,
+            },
+        );
         Ok(())
     }
 
@@ -536,16 +717,31 @@ impl CaptionStream<'_> {
     /// result (in no particular order).
     pub fn step(&mut self) -> Result<Vec<Finished>, PipelineError> {
         let done = self.search.step()?;
-        Ok(done
-            .into_iter()
-            .map(|(id, captions)| {
-                let pooled = self.pooled.remove(&id).unwrap_or_default();
-                (
-                    id,
-                    self.captioner
-                        .result_from(&captions, &pooled, self.grounding),
-                )
-            })
-            .collect())
+        let mut out = Vec::with_capacity(done.len());
+        for (id, captions) in done {
+            let Some(mut f) = self.flight.remove(&id) else {
+                continue;
+            };
+            if self.grounded
+                && f.first.is_none()
+                && let Some(bias) = self.captioner.second_pass(&captions, &f.evidence)
+            {
+                // Searched again with the biases; its result comes with that search's end.
+                self.search.push_biased(id, &f.input, bias)?;
+                f.first = Some(captions);
+                self.flight.insert(id, f);
+                continue;
+            }
+            let captions = match f.first {
+                Some(first) => merge_passes(captions, first),
+                None => captions,
+            };
+            out.push((
+                id,
+                self.captioner
+                    .result_from(&captions, &f.pooled, &f.evidence, self.grounding),
+            ));
+        }
+        Ok(out)
     }
 }

@@ -114,7 +114,14 @@ pub fn evaluate(
     }
     // (confidence, word geomean, needs_review) of each beam-searched caption.
     let mut trust_rows: Vec<(Option<f32>, f32, Option<bool>)> = Vec::new();
-    if options.beam <= 1 {
+    let grounded = captioner.grounding_unavailable(options.grounding).is_none();
+    if options.beam <= 1 && grounded {
+        // Grounded greedy decoding: the batched search with a beam of one, biased.
+        let views: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
+        for c in captioner.caption_many(&views, options)? {
+            hyps.push(c.text);
+        }
+    } else if options.beam <= 1 {
         for words in captioner.greedy_many(&inputs.concat(), options)? {
             hyps.push(words.join(" "));
         }

@@ -72,6 +72,56 @@ pub struct Evidence {
     pub classes: Vec<f32>,
     /// The concept detector's probability per detector word (`None` without a detector).
     pub concepts: Option<Vec<f32>>,
+    /// Per COCO category, the detector's highest probability for a word naming it.
+    pub categories: Vec<(&'static str, f32)>,
+    /// The photo is less familiar than nearly all dev photos (the needs-review rule of
+    /// [`super::Calibration::unfamiliar_below`]): the detector, which learned from the
+    /// training photos, is least to be trusted there.
+    pub unfamiliar: bool,
+    /// Its nearest training photos (with familiarity data), for the trust signals.
+    pub neighbours: Option<super::familiarity::Neighbours>,
+}
+
+/// The concept detector's words, looked up: word -> index, and the COCO category each names.
+#[derive(Clone, Debug, Default)]
+pub struct ConceptWords {
+    index: HashMap<String, usize>,
+    /// The COCO category of each detector word, if it names one.
+    categories: Vec<Option<&'static str>>,
+}
+
+impl ConceptWords {
+    /// The lookup of a detector's `words`.
+    pub fn new(words: &[String]) -> ConceptWords {
+        ConceptWords {
+            index: words
+                .iter()
+                .enumerate()
+                .map(|(i, w)| (crate::concepts::concept_word(w), i))
+                .collect(),
+            categories: words.iter().map(|w| category_of(w)).collect(),
+        }
+    }
+
+    /// The index of a caption word (any form: "dogs", "Men") among the detector's words.
+    pub fn index_of(&self, word: &str) -> Option<usize> {
+        self.index
+            .get(&crate::concepts::concept_word(word))
+            .copied()
+    }
+
+    /// Per COCO category, the highest probability of the detector words that name it.
+    pub fn category_support(&self, probs: &[f32]) -> Vec<(&'static str, f32)> {
+        let mut out: Vec<(&'static str, f32)> = Vec::new();
+        for (c, &p) in self.categories.iter().zip(probs) {
+            let Some(c) = c else { continue };
+            match out.iter_mut().find(|(k, _)| k == c) {
+                Some((_, q)) => *q = q.max(p),
+                None => out.push((c, p)),
+            }
+        }
+        out
+    }
 }
 
 /// The singular of a plural caption word ("dogs" -> "dog", "boxes" -> "box", "puppies" ->
@@ -92,25 +142,57 @@ pub fn singular(word: &str) -> String {
     w
 }
 
-/// Word -> the ImageNet classes whose tags include it, built from the classifier's tags.
+/// Word -> the ImageNet classes whose tags include it, and the classes grouped by their
+/// plain name ([`plain_name`]), built from the classifier's tags.
 #[derive(Clone, Debug, Default)]
 pub struct ClassIndex {
     classes: HashMap<String, Vec<usize>>,
+    /// Each class's group (classes with the same plain name).
+    group_of: Vec<usize>,
+    /// Each group's plain name.
+    names: Vec<String>,
+}
+
+/// What the classifier is surest of, by plain name.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Surest {
+    /// The plain name ("cat").
+    pub name: String,
+    /// The probability of all the classes with that name.
+    pub probability: f32,
+    /// The likeliest class with that name.
+    pub class: usize,
 }
 
 impl ClassIndex {
     /// The index of every tag of every class.
     pub fn new(classifier: &Classifier, classes: usize) -> ClassIndex {
         let mut map: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut names: Vec<String> = Vec::new();
+        let mut group_of = Vec::with_capacity(classes);
         for i in 0..classes {
-            for t in classifier.tags(i) {
+            let tags = classifier.tags(i);
+            for t in tags {
                 let e = map.entry(t.clone()).or_default();
                 if !e.contains(&i) {
                     e.push(i);
                 }
             }
+            let name = plain_name(tags).unwrap_or_default().to_string();
+            let g = match names.iter().position(|n| *n == name) {
+                Some(g) => g,
+                None => {
+                    names.push(name);
+                    names.len() - 1
+                }
+            };
+            group_of.push(g);
         }
-        ClassIndex { classes: map }
+        ClassIndex {
+            classes: map,
+            group_of,
+            names,
+        }
     }
 
     /// The classes of a caption word (or of its singular), if any tag is that word.
@@ -129,6 +211,24 @@ impl ClassIndex {
                 .filter_map(|&c| probs.get(c))
                 .sum::<f32>()
                 .min(1.0)
+        })
+    }
+
+    /// The plain name with the most probability (class probabilities `probs`).
+    pub fn surest(&self, probs: &[f32]) -> Option<Surest> {
+        let mut mass = vec![0f32; self.names.len()];
+        let mut best_class: Vec<Option<usize>> = vec![None; self.names.len()];
+        for (c, (&g, &p)) in self.group_of.iter().zip(probs).enumerate() {
+            mass[g] += p;
+            if best_class[g].is_none_or(|b| probs[b] < p) {
+                best_class[g] = Some(c);
+            }
+        }
+        let (g, &p) = mass.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1))?;
+        Some(Surest {
+            name: self.names[g].clone(),
+            probability: p.min(1.0),
+            class: best_class[g]?,
         })
     }
 }
@@ -192,9 +292,137 @@ pub fn ground_words(
         .collect()
 }
 
+/// The settings of grounded decoding (chosen on the Flickr8k dev split and the photos of
+/// tests/fixtures together; see docs/quality.md).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GroundingParams {
+    /// Subtracted from the log-probability of an object word whose support is below
+    /// [`WEAK_BELOW`] whenever the beam ranks it.
+    pub penalty: f32,
+    /// Added (until the caption has it) to the log-probability of an object word (a COCO
+    /// category other than person) for which the image classifier's classes have at least
+    /// [`GroundingParams::bonus_sure`] probability.
+    pub bonus: f32,
+    pub bonus_sure: f32,
+    /// The beam's finished captions are ranked by their score plus this times the summed ln
+    /// of the support of their object words (at least [`GroundingParams::support_floor`]).
+    pub rerank_weight: f32,
+    pub support_floor: f32,
+    /// A caption from the classifier replaces the decoder's when the classifier's surest
+    /// plain name has at least `fallback_sure` probability, the caption does not name it,
+    /// and the caption has an object word with support below `fallback_below` or the photo
+    /// is unfamiliar ([`Evidence::unfamiliar`]: the decoder's caption is then probably
+    /// wrong, and the detector's support least to be trusted).
+    pub fallback_sure: f32,
+    pub fallback_below: f32,
+}
+
+impl Default for GroundingParams {
+    fn default() -> Self {
+        GroundingParams {
+            penalty: 4.0,
+            bonus: 3.0,
+            bonus_sure: 0.5,
+            rerank_weight: 0.0,
+            support_floor: 0.01,
+            fallback_sure: 0.3,
+            fallback_below: 0.1,
+        }
+    }
+}
+
+/// Class words that group others and make no caption of their own.
+const GENERIC_TAGS: &[&str] = &[
+    "food",
+    "drink",
+    "vegetable",
+    "fruit",
+    "animal",
+    "plant",
+    "reptile",
+    "insect",
+    "landscape",
+    "fungus",
+    "crustacean",
+    "rodent",
+];
+
+/// Kitchen appliances: "a microwave in a kitchen".
+const KITCHEN: &[&str] = &[
+    "microwave",
+    "refrigerator",
+    "dishwasher",
+    "stove",
+    "toaster",
+    "oven",
+    "fridge",
+];
+
+/// The plain name of an ImageNet class for a caption, from its tags: the second tag when it
+/// is one word and not a group word ("tabby, cat" -> cat, "granny smith, apple" -> apple,
+/// "coffee mug, mug" -> mug), else the first ("broccoli", "microwave").
+pub fn plain_name(tags: &[String]) -> Option<&str> {
+    let first = tags.first()?;
+    match tags.get(1) {
+        Some(t) if !t.contains(' ') && !GENERIC_TAGS.contains(&t.as_str()) => Some(t),
+        _ => Some(first),
+    }
+}
+
+fn with_article(thing: &str) -> String {
+    let article = if thing.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {thing}")
+}
+
+/// A short, honest caption of what the classifier sees (class `tags`, the class's index
+/// `class`): "a cat", "a plate of broccoli", "a cup of coffee", "a microwave in a kitchen".
+pub fn classifier_caption(tags: &[String], class: usize) -> Option<String> {
+    let name = plain_name(tags)?;
+    let has = |t: &str| tags.iter().any(|x| x == t);
+    Some(if class < super::tags::ANIMAL_CLASSES {
+        with_article(name)
+    } else if has("drink") {
+        if name == "cup" {
+            "a cup".to_string()
+        } else {
+            format!("a cup of {name}")
+        }
+    } else if name == "plate" {
+        "a plate of food".to_string()
+    } else if has("vegetable") {
+        format!("a plate of {name}")
+    } else if KITCHEN.contains(&name) {
+        format!("{} in a kitchen", with_article(name))
+    } else {
+        with_article(name)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn tags(s: &str) -> Vec<String> {
+        s.split(", ").map(String::from).collect()
+    }
+
+    #[test]
+    fn classifier_captions_are_short_and_plain() {
+        let c = |t: &str, i| classifier_caption(&tags(t), i).unwrap();
+        assert_eq!(c("egyptian cat, cat", 285), "a cat");
+        assert_eq!(c("broccoli, food, vegetable", 937), "a plate of broccoli");
+        assert_eq!(c("espresso, coffee, drink, food", 967), "a cup of coffee");
+        assert_eq!(c("microwave", 651), "a microwave in a kitchen");
+        assert_eq!(c("granny smith, apple, food, fruit", 948), "an apple");
+        assert_eq!(c("pizza, food", 963), "a pizza");
+        assert_eq!(c("plate, food", 923), "a plate of food");
+        assert_eq!(c("cougar, big cat", 286), "a cougar");
+        assert_eq!(c("soup bowl, bowl", 809), "a bowl");
+    }
 
     #[test]
     fn singulars() {

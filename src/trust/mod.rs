@@ -36,6 +36,8 @@ pub enum TrustError {
     Candle(#[from] candle_core::Error),
     #[error("{0}")]
     Invalid(String),
+    #[error(transparent)]
+    Concepts(#[from] crate::concepts::ConceptError),
 }
 
 pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), TrustError> {
@@ -104,6 +106,10 @@ pub struct Signals {
     pub top_class: f32,
     /// Mean overlap of content words between the caption and the beam's other captions.
     pub beam_agreement: f32,
+    /// The lowest support ([`grounding`]) of the caption's object words (those naming one of
+    /// the 80 COCO categories); 1 when it names none that grounding can check.
+    #[serde(default)]
+    pub object_support: f32,
     /// The caption names an animal the image classifier does not see, while it sees another
     /// (a rule of its own for needs_review, not one of the calibrated signals).
     #[serde(default)]
@@ -111,7 +117,7 @@ pub struct Signals {
 }
 
 impl Signals {
-    pub const NAMES: [&'static str; 8] = [
+    pub const NAMES: [&'static str; 9] = [
         "log_word_geomean",
         "log_word_min",
         "similarity",
@@ -120,9 +126,10 @@ impl Signals {
         "class_agreement",
         "top_class",
         "beam_agreement",
+        "object_support",
     ];
 
-    pub fn values(&self) -> [f32; 8] {
+    pub fn values(&self) -> [f32; 9] {
         [
             self.log_word_geomean,
             self.log_word_min,
@@ -132,6 +139,7 @@ impl Signals {
             self.class_agreement,
             self.top_class,
             self.beam_agreement,
+            self.object_support,
         ]
     }
 }
@@ -186,8 +194,24 @@ pub struct Trust {
     pub classifier: Option<Classifier>,
     /// Caption word -> the ImageNet classes whose tags are that word (with the classifier).
     pub class_index: Option<grounding::ClassIndex>,
+    /// The model's concept detector (`concepts.*` in its folder), if it has one.
+    pub concepts: Option<crate::concepts::ConceptDetector>,
+    /// The concept detector's words, looked up (with the detector).
+    pub concept_words: Option<grounding::ConceptWords>,
     /// The caption model's word -> id (see [`Trust::set_vocab`]).
     pub word_ids: std::collections::HashMap<String, u32>,
+    /// The caption model's object words (see [`Trust::set_vocab`]).
+    pub object_words: Vec<ObjectWord>,
+}
+
+/// A word of the caption model's vocabulary that names a thing grounding can check: one of
+/// the 80 COCO object categories, or an ImageNet tag.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ObjectWord {
+    pub token: u32,
+    pub word: String,
+    /// The COCO category it names, if it names one.
+    pub category: Option<&'static str>,
 }
 
 /// ImageNet tag threshold used when the model has no calibration.
@@ -218,13 +242,23 @@ impl Trust {
         let class_index = classifier
             .as_ref()
             .map(|c| grounding::ClassIndex::new(c, c.classes()));
+        let concepts = keep(
+            crate::concepts::ConceptDetector::load(model_dir).map_err(TrustError::from),
+            &mut problems,
+        );
+        let concept_words = concepts
+            .as_ref()
+            .map(|d| grounding::ConceptWords::new(d.words()));
         (
             Trust {
                 familiarity,
                 calibration,
                 classifier,
                 class_index,
+                concepts,
+                concept_words,
                 word_ids: Default::default(),
+                object_words: Vec::new(),
             },
             problems,
         )
@@ -238,6 +272,75 @@ impl Trust {
             .enumerate()
             .map(|(i, w)| (w.clone(), i as u32))
             .collect();
+        self.object_words = vocab
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| !STOP_WORDS.contains(&w.as_str()))
+            .filter_map(|(i, w)| {
+                let category = grounding::category_of(w);
+                let tagged = self
+                    .class_index
+                    .as_ref()
+                    .is_some_and(|c| c.classes_of(w).is_some());
+                (category.is_some() || tagged).then(|| ObjectWord {
+                    token: i as u32,
+                    word: w.clone(),
+                    category,
+                })
+            })
+            .collect();
+    }
+
+    /// The token biases of grounded decoding for a photo ([`grounding::GroundingParams`]):
+    /// a penalty on each object word of the vocabulary the photo shows little sign of, a
+    /// bonus for each the image classifier is sure of.
+    pub fn token_bias(
+        &self,
+        evidence: &Evidence,
+        params: &grounding::GroundingParams,
+    ) -> Vec<crate::decoder::TokenBias> {
+        let mut out = Vec::new();
+        for o in &self.object_words {
+            let mut bias = 0.0;
+            if o.category.is_some()
+                && self
+                    .support(evidence, &o.word)
+                    .is_some_and(|s| s < grounding::WEAK_BELOW)
+            {
+                bias -= params.penalty;
+            }
+            if o.category.is_some_and(|c| c != "person")
+                && let Some(index) = &self.class_index
+                && index
+                    .mass(&o.word, &evidence.classes)
+                    .is_some_and(|m| m >= params.bonus_sure)
+            {
+                bias += params.bonus;
+            }
+            if bias != 0.0 {
+                out.push(crate::decoder::TokenBias {
+                    token: o.token,
+                    bias,
+                });
+            }
+        }
+        out
+    }
+
+    /// The lowest support of the object words ([`Trust::is_object_word`]) of a caption
+    /// (`None` when it has none that a source knows).
+    pub fn lowest_object_support(&self, evidence: &Evidence, words: &[String]) -> Option<f32> {
+        words
+            .iter()
+            .filter(|w| self.is_object_word(w))
+            .filter_map(|w| self.support(evidence, w))
+            .min_by(f32::total_cmp)
+    }
+
+    /// Whether a caption word names one of the 80 COCO object categories (the objects
+    /// hallucination is measured on, [`crate::eval::chair`]).
+    pub fn is_object_word(&self, word: &str) -> bool {
+        !STOP_WORDS.contains(&word) && grounding::category_of(word).is_some()
     }
 
     /// Says what is missing, if anything.
@@ -260,14 +363,16 @@ impl Trust {
     }
 
     /// The signals of a caption (`words`: the caption's words and probabilities; `alternatives`:
-    /// the beam's captions; `class_probs`: the ImageNet class probabilities).
+    /// the beam's captions; `evidence`: what the classifier and the concept detector see).
     pub fn signals(
         &self,
         feature: &[f32],
         words: &[(String, f32)],
         alternatives: &[String],
-        class_probs: Option<&[f32]>,
+        evidence: &Evidence,
     ) -> Signals {
+        let class_probs = (self.classifier.is_some() && !evidence.classes.is_empty())
+            .then_some(evidence.classes.as_slice());
         let probs: Vec<f32> = words.iter().map(|w| w.1).collect();
         let geo = crate::decoder::geometric_mean_probability(probs.iter().copied());
         let min = probs.iter().copied().fold(1.0f32, f32::min);
@@ -277,10 +382,17 @@ impl Trust {
             log_word_geomean: geo.max(1e-6).ln(),
             log_word_min: min.max(1e-6).ln(),
             beam_agreement: beam_agreement(&content, alternatives),
+            object_support: {
+                let words: Vec<String> = caption.iter().map(|w| w.to_string()).collect();
+                self.lowest_object_support(evidence, &words).unwrap_or(1.0)
+            },
             ..Signals::default()
         };
         if let Some(f) = &self.familiarity {
-            let nb = f.neighbours(feature);
+            let nb = match &evidence.neighbours {
+                Some(nb) => nb.clone(),
+                None => f.neighbours(feature),
+            };
             s.similarity = nb.similarity;
             s.centred_similarity = nb.centred_similarity;
             let unk = self.word_ids.get("<unk>").copied().unwrap_or(u32::MAX);
@@ -312,24 +424,60 @@ impl Trust {
 
     /// What the grounding sources see in the photo with pooled `feature`.
     pub fn evidence(&self, feature: &[f32]) -> Evidence {
+        let concepts = self
+            .concepts
+            .as_ref()
+            .filter(|d| d.dim() == feature.len())
+            .map(|d| d.probabilities(feature));
+        let categories = match (&self.concept_words, &concepts) {
+            (Some(w), Some(p)) => w.category_support(p),
+            _ => Vec::new(),
+        };
+        let neighbours = self.familiarity.as_ref().map(|f| f.neighbours(feature));
+        let unfamiliar = match (&neighbours, &self.calibration) {
+            (Some(n), Some(c)) => n.similarity < c.unfamiliar_below,
+            _ => false,
+        };
         Evidence {
+            unfamiliar,
+            neighbours,
             classes: self
                 .classifier
                 .as_ref()
                 .map(|c| c.probabilities(feature))
                 .unwrap_or_default(),
-            concepts: None,
+            concepts,
+            categories,
         }
     }
 
     /// How well the photo (its `evidence`) supports `word` (see [`grounding`]); `None` when
     /// no source knows the word.
     pub fn support(&self, evidence: &Evidence, word: &str) -> Option<f32> {
-        let index = self.class_index.as_ref()?;
-        if evidence.classes.is_empty() {
-            return None;
-        }
-        index.mass(word, &evidence.classes)
+        let classes = self
+            .class_index
+            .as_ref()
+            .filter(|_| !evidence.classes.is_empty())
+            .and_then(|index| index.mass(word, &evidence.classes));
+        let concept = match (&self.concept_words, &evidence.concepts) {
+            (Some(words), Some(probs)) => words.index_of(word).and_then(|i| probs.get(i).copied()),
+            _ => None,
+        };
+        let category = if evidence.categories.is_empty() {
+            None
+        } else {
+            grounding::category_of(word).and_then(|c| {
+                evidence
+                    .categories
+                    .iter()
+                    .find(|(k, _)| *k == c)
+                    .map(|(_, p)| *p)
+            })
+        };
+        [classes, concept, category]
+            .into_iter()
+            .flatten()
+            .max_by(f32::total_cmp)
     }
 
     /// The grounding of each content word of a caption's `words`.
@@ -356,7 +504,7 @@ impl Trust {
         evidence: &Evidence,
     ) -> Assessment {
         let class_probs = (self.classifier.is_some()).then_some(evidence.classes.as_slice());
-        let signals = self.signals(feature, words, alternatives, class_probs);
+        let signals = self.signals(feature, words, alternatives, evidence);
         let familiarity = self
             .familiarity
             .as_ref()

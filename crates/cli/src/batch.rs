@@ -25,6 +25,11 @@ pub fn batch(args: &BatchArgs) -> anyhow::Result<ExitCode> {
     if let Some(note) = &captioner.trust_note {
         eprintln!("note: {note}");
     }
+    if captioner.trust.concepts.is_none()
+        && let Some(note) = captioner.grounding_unavailable(captioner::pipeline::Grounding::On)
+    {
+        eprintln!("note: {note}");
+    }
     let mut renderer = Renderer::new(false, false);
     let mut rows = Vec::new();
     let report = caption::caption_folder(

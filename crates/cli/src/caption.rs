@@ -23,6 +23,11 @@ pub fn caption(args: &CaptionArgs) -> anyhow::Result<ExitCode> {
     if let Some(note) = &captioner.trust_note {
         eprintln!("note: {note}");
     }
+    if captioner.trust.concepts.is_none()
+        && let Some(note) = captioner.grounding_unavailable(captioner::pipeline::Grounding::On)
+    {
+        eprintln!("note: {note}");
+    }
     let results = caption_all(&captioner, &images, options)?;
     let mut failed = 0;
     let mut json = Vec::new();

@@ -100,9 +100,9 @@ fn a_caption_naming_an_animal_the_classifier_does_not_see_is_caught() {
 fn calibration() -> Calibration {
     Calibration {
         signals: Signals::NAMES.iter().map(|s| s.to_string()).collect(),
-        mean: vec![0.1; 8],
-        scale: vec![1.0; 8],
-        weights: vec![0.5, 0.2, 1.0, 0.4, 0.3, 0.2, 0.1, 0.1],
+        mean: vec![0.1; Signals::NAMES.len()],
+        scale: vec![1.0; Signals::NAMES.len()],
+        weights: vec![0.5, 0.2, 1.0, 0.4, 0.3, 0.2, 0.1, 0.1, 0.3],
         bias: -0.2,
         review_below: 0.4,
         unfamiliar_below: 0.3,
