@@ -10,7 +10,7 @@ use captioner::jobs::caption::{CaptionInput, caption_one};
 use captioner::pipeline::{CaptionResult, CaptionSource, Captioner, DecodeOptions, Grounding};
 
 fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
 }
 
 fn shipped(name: &str) -> Captioner {
