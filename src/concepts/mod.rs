@@ -330,7 +330,7 @@ impl ConceptDetector {
         self.weight
             .chunks_exact(d)
             .zip(&self.bias)
-            .map(|(w, b)| dot(w, &z) + b)
+            .map(|(w, b)| crate::decoder::linalg::dot(w, &z) + b)
             .collect()
     }
 
@@ -360,32 +360,13 @@ impl ConceptDetector {
             })
             .collect();
         Some(sigmoid(
-            dot(&self.weight[i * d..(i + 1) * d], &z) + self.bias[i],
+            crate::decoder::linalg::dot(&self.weight[i * d..(i + 1) * d], &z) + self.bias[i],
         ))
     }
 }
 
 pub(crate) fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
-}
-
-/// A dot product the compiler vectorises (eight running sums).
-pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let ca = a.chunks_exact(8);
-    let cb = b.chunks_exact(8);
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
 }
 
 /// Plural nouns whose singular is not the word less its "s" (and the words that only look
@@ -580,6 +561,6 @@ mod tests {
         let a: Vec<f32> = (0..21).map(|i| i as f32 * 0.5).collect();
         let b: Vec<f32> = (0..21).map(|i| 1.0 - i as f32 * 0.1).collect();
         let plain: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
-        assert!((dot(&a, &b) - plain).abs() < 1e-3);
+        assert!((crate::decoder::linalg::dot(&a, &b) - plain).abs() < 1e-3);
     }
 }
