@@ -382,9 +382,11 @@ pub fn load_rgb_at_least(
 /// Paths that could not be read, with the reason.
 pub type Unreadable = Vec<(PathBuf, String)>;
 
-/// The photos in `dir` and its sub-folders (by extension; hidden files and folders skipped;
-/// symbolic links not followed, so a link loop cannot trap the walk), sorted by path, and the
-/// sub-folders that could not be read, with the reason.
+/// The photos in `dir` and its sub-folders (by extension; hidden files and folders skipped),
+/// sorted by path, and the entries that could not be read, with the reason. Symbolic links
+/// are followed, to photos and to folders alike, so a folder of links to photos elsewhere
+/// lists those photos; a link that leads back into a folder above it (a loop) is not
+/// followed and is reported, and so is a link whose target is gone.
 pub fn list_photos(dir: &Path) -> Result<(Vec<PathBuf>, Unreadable), JobError> {
     if !dir.is_dir() {
         return Err(JobError::msg(format!("{}: not a folder", dir.display())));
@@ -392,7 +394,7 @@ pub fn list_photos(dir: &Path) -> Result<(Vec<PathBuf>, Unreadable), JobError> {
     let mut photos = Vec::new();
     let mut unreadable = Vec::new();
     let walk = walkdir::WalkDir::new(dir)
-        .follow_links(false)
+        .follow_links(true)
         .sort_by_file_name()
         .into_iter()
         .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
@@ -412,10 +414,67 @@ pub fn list_photos(dir: &Path) -> Result<(Vec<PathBuf>, Unreadable), JobError> {
                 if e.depth() == 0 {
                     return Err(JobError::new(e).context(format!("listing {}", path.display())));
                 }
-                unreadable.push((path, e.to_string()));
+                let reason = if let Some(ancestor) = e.loop_ancestor() {
+                    format!(
+                        "a symbolic link back to {}: not followed (a loop)",
+                        ancestor.display()
+                    )
+                } else if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_symlink())
+                    && std::fs::metadata(&path).is_err()
+                {
+                    // Only a broken link to something that would be listed is worth a word.
+                    if !crate::dataset::has_image_extension(&path) && path.extension().is_some() {
+                        continue;
+                    }
+                    "a symbolic link whose target is missing".to_string()
+                } else {
+                    e.to_string()
+                };
+                unreadable.push((path, reason));
             }
         }
     }
     photos.sort();
     Ok((photos, unreadable))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn links_to_photos_and_folders_are_followed_and_loops_reported() {
+        use std::os::unix::fs::symlink;
+        let real = tempfile::tempdir().unwrap();
+        std::fs::write(real.path().join("a.jpg"), b"x").unwrap();
+        std::fs::write(real.path().join("b.png"), b"x").unwrap();
+        std::fs::create_dir(real.path().join("sub")).unwrap();
+        std::fs::write(real.path().join("sub").join("c.jpg"), b"x").unwrap();
+
+        let links = tempfile::tempdir().unwrap();
+        let d = links.path();
+        symlink(real.path().join("a.jpg"), d.join("one.jpg")).unwrap();
+        symlink(real.path().join("b.png"), d.join("two.png")).unwrap();
+        symlink(real.path().join("sub"), d.join("linked-folder")).unwrap();
+        symlink(d, d.join("loop")).unwrap();
+        symlink(d.join("gone.jpg"), d.join("broken.jpg")).unwrap();
+        symlink(d.join("gone.txt"), d.join("broken.txt")).unwrap();
+
+        let (photos, unreadable) = list_photos(d).unwrap();
+        let names: Vec<String> = photos
+            .iter()
+            .map(|p| p.strip_prefix(d).unwrap().display().to_string())
+            .collect();
+        assert_eq!(names, ["linked-folder/c.jpg", "one.jpg", "two.png"]);
+        let reported: Vec<(String, &str)> = unreadable
+            .iter()
+            .map(|(p, why)| (p.strip_prefix(d).unwrap().display().to_string(), why.as_str()))
+            .collect();
+        assert_eq!(reported.len(), 2, "{reported:?}");
+        assert_eq!(reported[0].0, "broken.jpg");
+        assert!(reported[0].1.contains("target is missing"), "{reported:?}");
+        assert_eq!(reported[1].0, "loop");
+        assert!(reported[1].1.contains("loop"), "{reported:?}");
+    }
 }
