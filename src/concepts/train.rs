@@ -14,7 +14,7 @@ use super::{
     CONCEPT_VERSION, ConceptDetector, ConceptError, ConceptInfo, FEATURE_POOLED, concept_word,
 };
 
-/// Words left out of the vocabulary besides [`crate::trust::STOP_WORDS`]: pronouns,
+/// Words left out of the vocabulary besides [`crate::dataset::text::STOP_WORDS`]: pronouns,
 /// prepositions and other words that name nothing in a photo.
 pub const EXTRA_STOP_WORDS: &[&str] = &[
     "he",
@@ -168,7 +168,7 @@ impl ConceptReport {
 
 /// Whether a word can be a concept (not a stop word, has a letter).
 fn is_content(word: &str) -> bool {
-    !crate::trust::STOP_WORDS.contains(&word)
+    !crate::dataset::text::STOP_WORDS.contains(&word)
         && !EXTRA_STOP_WORDS.contains(&word)
         && word.chars().any(|c| c.is_alphabetic())
 }

@@ -230,6 +230,27 @@ impl LengthStats {
     }
 }
 
+/// Words that carry no content (left out of tags and agreement measures).
+pub const STOP_WORDS: &[&str] = &[
+    "a", "an", "the", "and", "or", "of", "in", "on", "at", "to", "with", "is", "are", "its", "his",
+    "her", "their", "while", "for", "from", "by", "into", "up", "down", "out", "some", "two",
+    "three", "one", "other", "another", "each", "it", "this", "that", "there", "who", "as", "be",
+    "has", "have", "near", "next", "over", "under", "through", "front", "<unk>", "<start>",
+    "<end>", "<pad>",
+];
+
+/// The content words of a caption (lower case, no stop words), in order, without repeats.
+pub fn content_words<'a>(words: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for w in words {
+        let w = w.to_lowercase();
+        if !w.is_empty() && !STOP_WORDS.contains(&w.as_str()) && !out.contains(&w) {
+            out.push(w);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

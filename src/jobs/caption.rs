@@ -469,7 +469,12 @@ mod tests {
         assert_eq!(names, ["linked-folder/c.jpg", "one.jpg", "two.png"]);
         let reported: Vec<(String, &str)> = unreadable
             .iter()
-            .map(|(p, why)| (p.strip_prefix(d).unwrap().display().to_string(), why.as_str()))
+            .map(|(p, why)| {
+                (
+                    p.strip_prefix(d).unwrap().display().to_string(),
+                    why.as_str(),
+                )
+            })
             .collect();
         assert_eq!(reported.len(), 2, "{reported:?}");
         assert_eq!(reported[0].0, "broken.jpg");
