@@ -114,9 +114,10 @@ impl JobError {
         JobError::new(anyhow::Error::new(self).context(context))
     }
 
-    /// The whole chain: "outer: cause: root cause".
+    /// The whole chain: "outer: cause: root cause" (see [`report`]).
     pub fn report(&self) -> String {
-        format!("{:#}", self.0)
+        let error: &(dyn std::error::Error + Send + Sync + 'static) = (*self.0).as_ref();
+        report(error)
     }
 
     /// Each message of the chain, outermost first.
@@ -141,6 +142,27 @@ impl std::error::Error for JobError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         self.0.source()
     }
+}
+
+/// An error with its whole cause chain on one line, "outer: cause: root cause", for people.
+///
+/// Many of our errors put their cause's text into their own message (so that they read well
+/// alone) and also keep the cause as their `source()`; a cause whose text the line already
+/// ends with is therefore left out, so it is not said twice ("cannot read d.jpg: Is a
+/// directory (os error 21)", not "...: Is a directory (os error 21): Is a directory (os error
+/// 21)").
+pub fn report(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = error.to_string();
+    let mut next = error.source();
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !text.is_empty() && !line.ends_with(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        next = cause.source();
+    }
+    line
 }
 
 /// Turns any error into a [`JobError`] with a context message.
@@ -241,6 +263,25 @@ mod tests {
         let any = anyhow::Error::new(e.clone());
         assert_eq!(format!("{any:#}"), e.report());
         assert_eq!(e.to_string(), "captioning the folder");
+    }
+
+    #[test]
+    fn a_cause_already_in_the_message_is_said_once() {
+        let io = std::io::Error::other("Is a directory (os error 21)");
+        let e = crate::encoder::ImageLoadError::Io {
+            path: "d.jpg".into(),
+            source: io,
+        };
+        let e = Err::<(), _>(e)
+            .job_context(|| "d.jpg: reading the photo")
+            .unwrap_err();
+        assert_eq!(
+            e.report(),
+            "d.jpg: reading the photo: cannot read image file d.jpg: Is a directory (os error 21)"
+        );
+        // A cause not in the message is still said.
+        let e = Err::<(), _>(Root).job_context(|| "outer").unwrap_err();
+        assert_eq!(e.report(), "outer: root cause");
     }
 
     #[test]
