@@ -1,5 +1,7 @@
 //! The status line: the latest message at the bottom of the window, and a log of the earlier
-//! ones. Every error the app meets ends up here, in words, instead of on stderr.
+//! ones. Every error the app meets ends up here, in words; each message is also written to
+//! stderr, one line each ("captioner: warning: ..."), so a terminal, the system journal or
+//! tools/chaos.sh keeps the app's record of what it did (saves included) after it closes.
 
 use std::time::{Duration, Instant};
 
@@ -40,6 +42,12 @@ impl Status {
     }
 
     fn push(&mut self, level: Level, text: String) {
+        let kind = match level {
+            Level::Info => "",
+            Level::Warning => "warning: ",
+            Level::Error => "error: ",
+        };
+        eprintln!("captioner: {kind}{}", text.replace(['\n', '\r'], " "));
         self.messages.push(Message {
             level,
             text,

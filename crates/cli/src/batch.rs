@@ -88,6 +88,9 @@ fn write_exports(args: &BatchArgs, rows: &[ExportRow]) -> bool {
     if args.sidecars {
         let r = export::write_sidecars(rows, args.existing());
         eprintln!("{}", r.describe("sidecars"));
+        for f in r.failed.iter().skip(1) {
+            eprintln!("  failed: {f}");
+        }
         ok &= r.failed.is_empty();
     }
     for (target, what) in args.metadata_targets() {
