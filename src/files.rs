@@ -142,7 +142,7 @@ pub fn parse_temp_name(file_name: &str) -> Option<(&str, &str, u32)> {
 
 /// Whether process `pid` may be running: `false` only where it can be told that it is not
 /// (Linux's `/proc`), and never for this process.
-fn may_be_running(pid: u32) -> bool {
+pub fn may_be_running(pid: u32) -> bool {
     if pid == std::process::id() {
         return true;
     }
@@ -233,6 +233,29 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// A path as one line of terminal output: the lossy UTF-8 of `display()`, with line breaks,
+/// tabs and other control characters written as escapes (`\n`, `\t`, `\u{1b}`), so a file
+/// named with a newline cannot split or forge a line of output (backslashes stay as they are:
+/// Windows paths read as usual).
+/// (Exports quote such names their own way: CSV and JSON.)
+pub fn shown(path: &Path) -> String {
+    let text = path.display().to_string();
+    if !text.chars().any(char::is_control) {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&c.escape_unicode().to_string()),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,6 +267,17 @@ mod tests {
             .collect();
         names.sort();
         names
+    }
+
+    #[test]
+    fn shown_paths_stay_on_one_line() {
+        assert_eq!(shown(Path::new("/photos/a dog.jpg")), "/photos/a dog.jpg");
+        assert_eq!(
+            shown(Path::new("line\nbreak\tand\r\u{1b}[31m.jpg")),
+            "line\\nbreak\\tand\\r\\u{1b}[31m.jpg"
+        );
+        assert_eq!(shown(Path::new("C:\\photos\\a.jpg")), "C:\\photos\\a.jpg");
+        assert!(!shown(Path::new("a\nb")).contains('\n'));
     }
 
     #[test]

@@ -47,9 +47,10 @@ pub fn classify(args: &ClassifyArgs) -> anyhow::Result<ExitCode> {
             }
             Err(e) => {
                 failed += 1;
-                eprintln!("error: {e:#}");
+                let message = captioner::jobs::report(e.as_ref());
+                eprintln!("error: {message}");
                 if args.json {
-                    json.push(serde_json::json!({"image": path, "error": format!("{e:#}")}));
+                    json.push(serde_json::json!({"image": path, "error": message}));
                 }
             }
         }

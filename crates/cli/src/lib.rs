@@ -42,7 +42,7 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", captioner::jobs::report(e.as_ref()));
             ExitCode::FAILURE
         }
     }

@@ -3,7 +3,7 @@ fn main() -> std::process::ExitCode {
         return match captioner_app::run() {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("captioner: {e:#}");
+                eprintln!("captioner: {}", captioner::jobs::report(e.as_ref()));
                 std::process::ExitCode::FAILURE
             }
         };
