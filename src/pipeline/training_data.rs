@@ -111,6 +111,32 @@ pub fn prepare_training_data_with(
     spatial: bool,
 ) -> Result<PreparedData, PipelineError> {
     let min_count = vocab.min_count;
+    let train_captions: Vec<&String> = dataset
+        .images
+        .iter()
+        .filter(|e| e.split == Split::Train)
+        .flat_map(|e| e.captions.iter())
+        .collect();
+    if train_captions.iter().all(|c| c.trim().is_empty()) {
+        return Err(PipelineError::Other(format!(
+            "{}: no captions found in the train split ({} photos): there is nothing to learn from",
+            dataset.root.display(),
+            dataset
+                .images
+                .iter()
+                .filter(|e| e.split == Split::Train)
+                .count()
+        )));
+    }
+    if vocab.words.len() <= crate::dataset::text::SPECIALS.len() {
+        return Err(PipelineError::Other(format!(
+            "{}: no usable words in the train split's {} captions: after cleaning ({}) no word \
+             occurs at least {min_count} times (--min-count)",
+            dataset.root.display(),
+            train_captions.len(),
+            dataset.options.cleaning.name()
+        )));
+    }
     let mut unknown_counts: std::collections::HashMap<String, usize> =
         std::collections::HashMap::new();
     let mut total_words = 0usize;
