@@ -191,10 +191,10 @@ fn keyboard_flow_arrows_enter_typing_and_undo() {
     h.key_press(Key::Enter);
     h.step();
     assert_eq!(sel(&h), Some(1));
-    assert!(h.state().panels.batch.entries()[0].reviewed);
+    assert!(h.state().panels.batch.entries()[0].cell.reviewed);
 
     // F2 edits the selected caption; typing, then Enter accepts and moves to the next photo,
-    // still editing.
+    // and the text box lets go of the keyboard (the arrows move the selection again).
     h.key_press(Key::F2);
     h.step();
     h.step();
@@ -211,9 +211,13 @@ fn keyboard_flow_arrows_enter_typing_and_undo() {
     h.step();
     assert_eq!(sel(&h), Some(2));
     assert!(
-        text_box(&h, "Selected caption").is_focused(),
-        "Enter keeps editing"
+        !text_box(&h, "Selected caption").is_focused(),
+        "Enter leaves the text box"
     );
+    h.key_press(Key::F2);
+    h.step();
+    h.step();
+    assert!(text_box(&h, "Selected caption").is_focused());
     // A pasted paragraph becomes one line.
     h.input_mut()
         .events
@@ -231,10 +235,15 @@ fn keyboard_flow_arrows_enter_typing_and_undo() {
     h.step();
     assert_eq!(sel(&h), Some(1));
 
-    // Ctrl+Z undoes the paste, then the typing; Ctrl+Shift+Z redoes.
+    // Ctrl+Z undoes the paste, then the accept (Enter), then the typing; Ctrl+Shift+Z redoes.
     h.key_press_modifiers(Modifiers::COMMAND, Key::Z);
     h.step();
     assert_eq!(h.state().panels.batch.entries()[2].cell.caption, "");
+    assert!(h.state().panels.batch.entries()[1].cell.reviewed);
+    h.key_press_modifiers(Modifiers::COMMAND, Key::Z);
+    h.step();
+    assert!(!h.state().panels.batch.entries()[1].cell.reviewed);
+    assert_eq!(h.state().panels.batch.entries()[1].cell.caption, "a cat");
     h.key_press_modifiers(Modifiers::COMMAND, Key::Z);
     h.step();
     assert_eq!(h.state().panels.batch.entries()[1].cell.caption, "");
@@ -548,7 +557,7 @@ fn photos_that_vanish_or_change_while_open() {
             .panels
             .batch
             .last_report()
-            .is_some_and(|r| r.contains("1 photos gone"))
+            .is_some_and(|r| r.contains("1 photo gone"))
     );
 }
 
@@ -703,6 +712,7 @@ fn small_window_keeps_every_toolbar_control_reachable() {
             "Sort",
             "Find",
             "with",
+            "Tag list",
             "Replace in 0",
         ] {
             for node in h.get_all_by_label(label) {

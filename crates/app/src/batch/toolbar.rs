@@ -19,6 +19,124 @@ impl BatchPanel {
         ui.horizontal_wrapped(|ui| self.run_row(ui, shared));
         ui.horizontal_wrapped(|ui| self.files_row(ui, shared));
         ui.horizontal_wrapped(|ui| self.search_row(ui, shared));
+        if !self.marked.is_empty() {
+            ui.horizontal_wrapped(|ui| self.selection_row(ui, shared));
+        }
+    }
+
+    /// With several photos selected: their count, Accept, Caption again, and a tag to add to
+    /// or remove from all of them (each one undo step); Find and replace acts on them too.
+    fn selection_row(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
+        let busy = self.running.is_some();
+        let n = self.marked.len();
+        ui.strong(format!("{n} selected"))
+            .on_hover_text("Ctrl-click toggles a photo, Shift-click a range, Ctrl+A all shown");
+        if ui
+            .add_enabled(!busy, egui::Button::new("Accept"))
+            .on_hover_text("mark the selected captions as reviewed")
+            .clicked()
+        {
+            self.accept_marked(shared);
+        }
+        if ui
+            .add_enabled(!busy, egui::Button::new("Caption again"))
+            .on_hover_text("caption the selected photos again (asks before replacing captions)")
+            .clicked()
+        {
+            self.caption_selected(shared);
+        }
+        let label = ui.label("Tag");
+        let r = ui
+            .add_enabled(
+                !busy,
+                egui::TextEdit::singleline(&mut self.bulk_tag)
+                    .hint_text("tag")
+                    .desired_width(80.0),
+            )
+            .labelled_by(label.id);
+        let enter = r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+        let tag = self.bulk_tag.trim().to_string();
+        if ui
+            .add_enabled(
+                !busy && !tag.is_empty(),
+                egui::Button::new("Add to selected"),
+            )
+            .clicked()
+            || (enter && !tag.is_empty())
+        {
+            self.add_tag_to_marked(&tag, shared);
+        }
+        let mut tags: Vec<String> = Vec::new();
+        for &i in &self.marked {
+            for t in self
+                .entries()
+                .get(i)
+                .map_or(&[][..], |e| e.cell.tags.as_slice())
+            {
+                if !tags.contains(t) {
+                    tags.push(t.clone());
+                }
+            }
+        }
+        ui.add_enabled_ui(!busy && !tags.is_empty(), |ui| {
+            ui.menu_button("Remove tag", |ui| {
+                for t in &tags {
+                    if ui.button(t).clicked() {
+                        self.remove_tag_from_marked(t, shared);
+                        ui.close();
+                    }
+                }
+            })
+            .response
+            .on_hover_text("remove a tag from every selected photo");
+        });
+        if ui
+            .button("Clear selection")
+            .on_hover_text("Escape")
+            .clicked()
+        {
+            self.clear_marked();
+        }
+    }
+
+    /// The folder's tags with how many photos carry each, most common first: a click filters
+    /// the grid to the photos with that tag (with the other filters), a second click clears it.
+    fn tags_menu(&mut self, ui: &mut egui::Ui) {
+        let counts = self
+            .session
+            .as_ref()
+            .map(|s| s.tag_counts())
+            .unwrap_or_default();
+        let mut chosen = None;
+        ui.add_enabled_ui(!counts.is_empty(), |ui| {
+            ui.menu_button("Tag list", |ui| {
+                ui.label("Show only the photos with the tag:");
+                egui::ScrollArea::vertical()
+                    .max_height(300.0)
+                    .show(ui, |ui| {
+                        for (tag, n) in &counts {
+                            let on = self.tag_filter.as_deref() == Some(tag.as_str());
+                            if ui.selectable_label(on, format!("{tag} ({n})")).clicked() {
+                                chosen = Some(tag.clone());
+                                ui.close();
+                            }
+                        }
+                    });
+            })
+            .response
+            .on_hover_text("the folder's tags, most common first; click one to filter the grid");
+        });
+        if let Some(t) = chosen {
+            self.toggle_tag_filter(Some(&t));
+        }
+        if let Some(t) = self.tag_filter.clone()
+            && ui
+                .button(format!("tag: {t} ×"))
+                .on_hover_text("show the photos with any tag again")
+                .clicked()
+        {
+            self.toggle_tag_filter(None);
+        }
     }
 
     /// Folder, Browse…, Open, Recent, Rescan.
@@ -50,6 +168,10 @@ impl BatchPanel {
         {
             let dir = PathBuf::from(self.settings.folder.trim());
             self.open_folder(dir, shared);
+            if enter {
+                // The keyboard goes on to the grid, not back to the start of the window.
+                self.grid.focus_selected = true;
+            }
         }
         ui.add_enabled_ui(!busy && !self.settings.recent.is_empty(), |ui| {
             ui.menu_button("Recent", |ui| self.recent_menu(ui, shared));
@@ -437,10 +559,12 @@ impl BatchPanel {
             })
             .response
             .labelled_by(label.id);
+        self.tags_menu(ui);
         self.replace_ui(ui, shared, busy);
     }
 
-    /// Find … with …, and "Replace in N" (the captions holding it).
+    /// Find … with …, and "Replace in N" (the captions holding it; only the selected photos'
+    /// when several are selected).
     fn replace_ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared, busy: bool) {
         let label = ui.label("Find");
         ui.add(egui::TextEdit::singleline(&mut self.find).desired_width(90.0))
@@ -448,25 +572,28 @@ impl BatchPanel {
         let label = ui.label("with");
         ui.add(egui::TextEdit::singleline(&mut self.replace_with).desired_width(90.0))
             .labelled_by(label.id);
+        let only = (!self.marked.is_empty()).then(|| self.marked());
         let (captions, matches) = self
             .session
             .as_ref()
-            .map_or((0, 0), |s| s.count_matches(&self.find));
+            .map_or((0, 0), |s| s.count_matches_in(&self.find, only.as_deref()));
+        let place = if only.is_some() { " selected" } else { "" };
         if ui
             .add_enabled(
                 captions > 0 && !busy,
-                egui::Button::new(format!("Replace in {captions}")),
+                egui::Button::new(format!("Replace in {captions}{place}")),
             )
             .on_hover_text(format!(
-                "{matches} matches in {captions} captions (case-sensitive; undoable)"
+                "{matches} matches in {captions}{place} captions (case-sensitive; undoable)"
             ))
             .clicked()
             && let Some(s) = &mut self.session
         {
-            let n = s.replace_all(&self.find, &self.replace_with);
-            shared
-                .status
-                .info(format!("replaced in {n} captions; Ctrl+Z undoes it"));
+            let n = s.replace_in(&self.find, &self.replace_with, only.as_deref());
+            shared.status.info(format!(
+                "replaced in {}; Ctrl+Z undoes it",
+                super::plural(n, "caption", "captions")
+            ));
         }
     }
 }
