@@ -690,9 +690,6 @@ fn small_window_keeps_every_toolbar_control_reachable() {
             "Recent",
             "Rescan",
             "Model",
-            "Beam",
-            "Words min",
-            "max",
             "Decoding",
             &format!("Caption {}", names.len()),
             "Replace all…",
@@ -704,8 +701,6 @@ fn small_window_keeps_every_toolbar_control_reachable() {
             "Alt text",
             "Photo metadata",
             "Train on this folder…",
-            "Prefix",
-            "Suffix",
             "Size",
             "Search",
             "Show",
@@ -723,6 +718,20 @@ fn small_window_keeps_every_toolbar_control_reachable() {
                 );
             }
         }
+        // The decoding options are in the Decoding menu in a small window.
+        h.get_by_label("Decoding").click();
+        h.run_ok();
+        for label in ["Beam", "Words min", "max", "Prefix", "Suffix"] {
+            for node in h.get_all_by_label(label) {
+                let r = node.rect();
+                assert!(
+                    window.contains_rect(r),
+                    "{label} at {r:?} is outside the {size:?} window"
+                );
+            }
+        }
+        h.key_press(Key::Escape);
+        h.run_ok();
         let grid_right = text_box(&h, "Selected caption").rect().min.x;
         let cells = h.query_all_by_label_contains("(uncaptioned)").count();
         assert!(cells >= 1, "at least one photo shows at {size:?}");

@@ -13,12 +13,41 @@ use captioner::export::{Existing, MetadataTarget};
 use captioner::pipeline::Grounding;
 use captioner::worker::ModelChoice;
 
+/// Below this width the toolbar is one flow of controls, the decoding options in a menu.
+const NARROW: f32 = 1000.0;
+
 impl BatchPanel {
     pub(super) fn toolbar_ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
-        ui.horizontal_wrapped(|ui| self.folder_row(ui, shared));
-        ui.horizontal_wrapped(|ui| self.run_row(ui, shared));
-        ui.horizontal_wrapped(|ui| self.files_row(ui, shared));
-        ui.horizontal_wrapped(|ui| self.search_row(ui, shared));
+        if ui.available_width() < NARROW {
+            // A small window: the controls packed into four rows, the decoding options in
+            // the Decoding menu, so the photos keep most of the height.
+            ui.horizontal_wrapped(|ui| {
+                self.size_ui(ui);
+                self.folder_row(ui, shared, true);
+            });
+            ui.horizontal_wrapped(|ui| {
+                self.run_row(ui, shared, true);
+                self.save_ui(ui, shared);
+            });
+            ui.horizontal_wrapped(|ui| {
+                self.exports_ui(ui, shared);
+                self.search_box_ui(ui);
+            });
+            ui.horizontal_wrapped(|ui| self.filters_ui(ui, shared));
+        } else {
+            ui.horizontal_wrapped(|ui| self.folder_row(ui, shared, false));
+            ui.horizontal_wrapped(|ui| self.run_row(ui, shared, false));
+            ui.horizontal_wrapped(|ui| {
+                // First in its row: a slider does not wrap to the next line as buttons do.
+                self.size_ui(ui);
+                self.save_ui(ui, shared);
+                self.exports_ui(ui, shared);
+            });
+            ui.horizontal_wrapped(|ui| {
+                self.search_box_ui(ui);
+                self.filters_ui(ui, shared);
+            });
+        }
         if !self.marked.is_empty() {
             ui.horizontal_wrapped(|ui| self.selection_row(ui, shared));
         }
@@ -139,11 +168,23 @@ impl BatchPanel {
         }
     }
 
+    /// The thumbnail size.
+    fn size_ui(&mut self, ui: &mut egui::Ui) {
+        let label = ui.label("Size");
+        ui.add(egui::Slider::new(&mut self.settings.thumb_side, 72.0..=256.0).show_value(false))
+            .labelled_by(label.id)
+            .on_hover_text("thumbnail size");
+    }
+
     /// Folder, Browse…, Open, Recent, Rescan.
-    fn folder_row(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
+    fn folder_row(&mut self, ui: &mut egui::Ui, shared: &mut Shared, narrow: bool) {
         let busy = self.running.is_some();
         let label = ui.label("Folder");
-        let width = (ui.available_width() - 330.0).clamp(160.0, 480.0);
+        let width = if narrow {
+            200.0
+        } else {
+            (ui.available_width() - 330.0).clamp(160.0, 480.0)
+        };
         let edit = ui
             .add_enabled(
                 !busy,
@@ -196,13 +237,29 @@ impl BatchPanel {
     }
 
     /// Model, Beam, Words min and max, Decoding, Prefix, Suffix, and Caption / Replace all…
-    /// (Cancel while a run goes on).
-    fn run_row(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
+    /// (Cancel while a run goes on). `narrow`: Beam, Words, Prefix and Suffix are in the
+    /// Decoding menu.
+    fn run_row(&mut self, ui: &mut egui::Ui, shared: &mut Shared, narrow: bool) {
         let busy = self.running.is_some();
         let label = ui.label("Model");
         ui.add_enabled_ui(!busy, |ui| self.model_menu(ui, label.id));
-        self.decoding_ui(ui, busy);
-        self.affixes_ui(ui, busy);
+        if narrow {
+            ui.add_enabled_ui(!busy, |ui| {
+                ui.menu_button("Decoding", |ui| {
+                    ui.horizontal_wrapped(|ui| {
+                        self.decoding_fields_ui(ui, false);
+                        self.affixes_ui(ui, false);
+                    });
+                    ui.separator();
+                    self.search_menu(ui);
+                })
+                .response
+                .on_hover_text("beam, caption length, prefix and suffix, n-gram blocking");
+            });
+        } else {
+            self.decoding_ui(ui, busy);
+            self.affixes_ui(ui, busy);
+        }
         if busy {
             if ui.button("Cancel").clicked() {
                 self.cancel();
@@ -248,6 +305,16 @@ impl BatchPanel {
 
     /// Beam, Words min and max, and the Decoding menu with the search's other options.
     fn decoding_ui(&mut self, ui: &mut egui::Ui, busy: bool) {
+        self.decoding_fields_ui(ui, busy);
+        ui.add_enabled_ui(!busy, |ui| {
+            ui.menu_button("Decoding", |ui| self.search_menu(ui))
+                .response
+                .on_hover_text("repeated n-gram blocking and length normalisation");
+        });
+    }
+
+    /// Beam, Words min and max.
+    fn decoding_fields_ui(&mut self, ui: &mut egui::Ui, busy: bool) {
         let s = &mut self.settings;
         let label = ui.label("Beam");
         ui.add_enabled(!busy, egui::DragValue::new(&mut s.beam).range(1..=MAX_BEAM))
@@ -267,11 +334,6 @@ impl BatchPanel {
         )
         .labelled_by(label.id)
         .on_hover_text("longest caption in words");
-        ui.add_enabled_ui(!busy, |ui| {
-            ui.menu_button("Decoding", |ui| self.search_menu(ui))
-                .response
-                .on_hover_text("repeated n-gram blocking and length normalisation");
-        });
     }
 
     /// The search options beyond beam and length, with the library's defaults a click away.
@@ -368,13 +430,8 @@ impl BatchPanel {
         }
     }
 
-    /// Size, Save, Undo, Redo, the exports and "Train on this folder…".
-    fn files_row(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
-        // First in its row: a slider does not wrap to the next line as buttons do.
-        let label = ui.label("Size");
-        ui.add(egui::Slider::new(&mut self.settings.thumb_side, 72.0..=256.0).show_value(false))
-            .labelled_by(label.id)
-            .on_hover_text("thumbnail size");
+    /// Save, Undo, Redo.
+    fn save_ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
         let busy = self.running.is_some();
         let unsaved = self.unsaved();
         if ui
@@ -388,6 +445,11 @@ impl BatchPanel {
             self.save(shared);
         }
         self.history_buttons(ui, shared);
+    }
+
+    /// The exports and "Train on this folder…".
+    fn exports_ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
+        let busy = self.running.is_some();
         let has_captions = self.entries().iter().any(Entry::has_caption);
         let can_export = !busy && self.export.is_none() && has_captions;
         if ui
@@ -528,9 +590,8 @@ impl BatchPanel {
         }
     }
 
-    /// Search, Show (filter), Sort, and Find … with … / Replace in N.
-    fn search_row(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
-        let busy = self.running.is_some();
+    /// Search (name or caption).
+    fn search_box_ui(&mut self, ui: &mut egui::Ui) {
         let label = ui.label("Search");
         ui.add(
             egui::TextEdit::singleline(&mut self.search)
@@ -538,6 +599,11 @@ impl BatchPanel {
                 .desired_width(130.0),
         )
         .labelled_by(label.id);
+    }
+
+    /// Show (filter), Sort, the tag list, and Find … with … / Replace in N.
+    fn filters_ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
+        let busy = self.running.is_some();
         let s = &mut self.settings;
         let label = ui.label("Show");
         egui::ComboBox::from_id_salt("batch_filter")
