@@ -354,3 +354,51 @@ fn several_photos_selected_take_one_bulk_action_per_undo_step() {
     h.step();
     assert_eq!(h.state().panels.batch.tag_filter(), None);
 }
+
+#[test]
+fn a_tag_chip_dragged_onto_another_moves_there() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, names) = photos(tmp.path());
+    let mut h = app(&tmp.path().join("data"), Tab::Batch);
+    open(&mut h, &dir, names.len());
+    type_and_enter(&mut h, "Tags", "ant, bee, cat");
+    h.key_press(Key::Escape);
+    h.step();
+    assert_eq!(tags(&h, 0), ["ant", "bee", "cat"]);
+    let from = h.get_by_label("cat").rect().center();
+    let to = h.get_by_label("ant").rect().center();
+    let button = egui::PointerButton::Primary;
+    let event = |h: &mut Harness<'static, CaptionerApp>, e: egui::Event| {
+        h.input_mut().events.push(e);
+        h.step();
+    };
+    event(&mut h, egui::Event::PointerMoved(from));
+    event(
+        &mut h,
+        egui::Event::PointerButton {
+            pos: from,
+            button,
+            pressed: true,
+            modifiers: Modifiers::NONE,
+        },
+    );
+    for k in 1..=8 {
+        let t = k as f32 / 8.0;
+        event(&mut h, egui::Event::PointerMoved(from + (to - from) * t));
+    }
+    event(
+        &mut h,
+        egui::Event::PointerButton {
+            pos: to,
+            button,
+            pressed: false,
+            modifiers: Modifiers::NONE,
+        },
+    );
+    h.step();
+    assert_eq!(tags(&h, 0), ["cat", "ant", "bee"]);
+    // One undo step puts it back.
+    h.key_press_modifiers(Modifiers::COMMAND, Key::Z);
+    h.step();
+    assert_eq!(tags(&h, 0), ["ant", "bee", "cat"]);
+}

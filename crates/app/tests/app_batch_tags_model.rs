@@ -123,4 +123,44 @@ fn tags_follow_the_edited_caption_and_undo_restores_the_review_mark() {
         .expect("an XMP sidecar");
     assert_eq!(xmp.caption, new);
     assert_eq!(xmp.subjects, expected);
+
+    // Two photos selected, captioned again: asked first (one is the user's), one undo step,
+    // the photos not selected untouched.
+    let (a, b) = (if i == 0 { 1 } else { 0 }, i);
+    let other = (0..n).find(|&k| k != a && k != b).unwrap();
+    h.state_mut()
+        .panels
+        .batch
+        .edit_caption(other, "not selected");
+    h.step();
+    h.get_by_label_contains(&format!("{}: ", names[a])).click();
+    h.step();
+    h.get_by_label_contains(&format!("{}: ", names[b]))
+        .click_modifiers(Modifiers::COMMAND);
+    h.step();
+    assert_eq!(h.state().panels.batch.marked().len(), 2);
+    h.get_by_label("Caption again").click();
+    h.step();
+    h.step();
+    assert!(matches!(
+        h.state().panels.batch.asking(),
+        Some(captioner_app::batch::Ask::ReplaceSelected { captions: 2, .. })
+    ));
+    h.get_by_label("Replace 2 captions").click();
+    wait_until(&mut h, 180, "the selection's batch", |a| {
+        !a.panels.batch.is_running()
+    });
+    let after = h.state().panels.batch.entries().to_vec();
+    assert_eq!(
+        after[b].cell.source,
+        Source::Machine,
+        "the edit was replaced"
+    );
+    assert_eq!(after[other].cell.caption, "not selected");
+    let history = &h.state().panels.batch.session().unwrap().history;
+    assert_eq!(history.next_undo(), Some("caption 2 selected photos again"));
+    h.key_press_modifiers(Modifiers::COMMAND, Key::Z);
+    h.step();
+    assert_eq!(h.state().panels.batch.entries()[b].cell.caption, new);
+    assert_eq!(h.state().panels.batch.entries()[b].cell.tags, expected);
 }
