@@ -97,4 +97,23 @@ fn the_keyboard_goes_from_the_folder_box_to_the_grid_and_stays_visible() {
     h.step();
     assert_eq!(h.state().panels.batch.selected(), Some(5));
     assert!(cell_focused(&h, &names[5]));
+    // The arrows move it with the selection, also out of sight and back.
+    h.key_press(Key::End);
+    h.step();
+    h.step();
+    h.key_press(Key::Home);
+    h.step();
+    h.step();
+    h.step();
+    assert!(cell_focused(&h, &names[0]));
+    // Tab takes the keyboard out of the grid, and it stays out.
+    h.key_press(Key::Tab);
+    h.step();
+    h.step();
+    h.step();
+    assert!(!cell_focused(&h, &names[0]));
+    assert!(
+        h.state().shared.ctx.memory(|m| m.focused()).is_some(),
+        "another widget has it"
+    );
 }

@@ -131,9 +131,12 @@ pub struct GridView {
     /// Give the selected photo's cell the keyboard next frame (a folder opened with Enter,
     /// "Accept and next" clicked).
     pub focus_selected: bool,
-    /// A grid cell had the keyboard last frame: the review keys are the grid's, and the focus
-    /// follows the selection.
-    pub cell_focused: bool,
+    /// The grid cell that had the keyboard last frame: Enter there accepts (it does not
+    /// click).
+    pub focused_cell: Option<egui::Id>,
+    /// The keyboard is in the grid: the focus follows the selection (the review keys move
+    /// it), until it goes elsewhere (Tab, a click, Escape).
+    pub keyboard: bool,
 }
 
 impl Default for GridView {
@@ -144,7 +147,8 @@ impl Default for GridView {
             scroll_top: false,
             scroll_to_selected: false,
             focus_selected: false,
-            cell_focused: false,
+            focused_cell: None,
+            keyboard: false,
         }
     }
 }
@@ -201,14 +205,19 @@ impl BatchPanel {
         let scroll = self.grid_scroll_area(ui, &shown, columns, cell.height);
         let mut clicked = None;
         // The keyboard goes to the selected cell when asked, and stays with the selection
-        // while a cell has it (the review keys moved the selection).
-        let focus = std::mem::take(&mut self.grid.focus_selected) || self.grid.cell_focused;
+        // while it is in the grid (the review keys moved the selection; the cell that had it
+        // may be scrolled away). Another widget with the keyboard takes it out of the grid.
+        let now = ui.memory(|m| m.focused());
+        if now.is_some() && now != self.grid.focused_cell {
+            self.grid.keyboard = false;
+        }
+        let focus = std::mem::take(&mut self.grid.focus_selected) || self.grid.keyboard;
         let marks = Marks {
             selected: self.selected,
             marked: &self.marked,
             focus,
         };
-        let mut cell_focused = false;
+        let mut focused_cell = None;
         let entries = self
             .session
             .as_ref()
@@ -222,12 +231,14 @@ impl BatchPanel {
                 if let Some(i) = c {
                     clicked = Some(i);
                 }
-                cell_focused |= f;
+                focused_cell = focused_cell.or(f);
             }
         });
         self.grid.offset = out.state.clamped_offset().y;
-        self.grid.cell_focused = cell_focused;
+        self.grid.focused_cell = focused_cell;
+        self.grid.keyboard = focused_cell.is_some() || (self.grid.keyboard && now.is_none());
         if let Some(i) = clicked {
+            self.grid.keyboard = false;
             // The modifiers of the click itself (they may be released in the same frame).
             let modifiers = ui.input(|inp| {
                 inp.events
@@ -296,7 +307,7 @@ fn cell_id(e: &Entry) -> egui::Id {
 }
 
 /// One row of the grid: the photos `row` (indices into `entries`). Returns the one clicked,
-/// and whether a cell of the row has the keyboard.
+/// and the cell of the row that has the keyboard.
 fn grid_row_ui(
     ui: &mut egui::Ui,
     shared: &mut Shared,
@@ -304,9 +315,9 @@ fn grid_row_ui(
     row: &[usize],
     cell: &CellSize,
     marks: &Marks,
-) -> (Option<usize>, bool) {
+) -> (Option<usize>, Option<egui::Id>) {
     let mut clicked = None;
-    let mut focused = false;
+    let mut focused = None;
     ui.horizontal(|ui| {
         for &index in row {
             let Some(e) = entries.get(index) else { break };
@@ -332,7 +343,21 @@ fn grid_row_ui(
                 r.request_focus();
             }
             // A click selects without keeping the keyboard (see below).
-            focused |= r.has_focus() && !r.clicked();
+            if r.has_focus() && !r.clicked() {
+                focused = Some(r.id);
+                // The arrows are the review keys' (they move the selection, and the focus
+                // follows it), not egui's focus moves.
+                ui.memory_mut(|m| {
+                    m.set_focus_lock_filter(
+                        r.id,
+                        egui::EventFilter {
+                            horizontal_arrows: true,
+                            vertical_arrows: true,
+                            ..Default::default()
+                        },
+                    )
+                });
+            }
             if r.clicked() {
                 // The grid is driven by the review keys, not by widget focus.
                 r.surrender_focus();
@@ -363,7 +388,14 @@ fn cell_ui(
     ui.add(egui::Label::new(caption).truncate());
     let rect = egui::Rect::from_min_size(top, ui.min_rect().size().max(egui::vec2(side, side)));
     let rect = rect.union(ui.min_rect());
-    let response = ui.interact(rect, cell_id(e), egui::Sense::click());
+    // Only the selected photo is a Tab stop (one for the whole grid; the arrows move within
+    // it): Tab gets into the grid and out of it at once.
+    let sense = if selected {
+        egui::Sense::click()
+    } else {
+        egui::Sense::CLICK
+    };
+    let response = ui.interact(rect, cell_id(e), sense);
     let label = format!(
         "{}: {} ({})",
         e.name,

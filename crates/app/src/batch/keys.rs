@@ -179,7 +179,7 @@ impl BatchPanel {
         }
         let focused = ctx.memory(|m| m.focused());
         // A grid cell with the keyboard is the grid's: Enter accepts there, it does not click.
-        let button_focused = focused.is_some() && !self.grid.cell_focused;
+        let button_focused = focused.is_some() && focused != self.grid.focused_cell;
         let chip = self
             .tag_focus
             .filter(|&(_, id)| focused == Some(id))
@@ -191,6 +191,7 @@ impl BatchPanel {
         }
         if review.clear {
             self.clear_marked();
+            self.grid.keyboard = false;
         }
         if let (Some(k), Some(i), Some(s)) = (chip, self.selected, &mut self.session) {
             if let Some(delta) = review.tag_move {

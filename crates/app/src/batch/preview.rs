@@ -56,7 +56,9 @@ impl BatchPanel {
                 ui.weak(
                     "Keys: arrows, PageUp/PageDown, Home/End move · F2 edits · Enter accepts and \
                      moves on · Esc leaves the text box · 1-9 take an alternative · Ctrl+Z / \
-                     Ctrl+Shift+Z undo and redo · Ctrl+S saves",
+                     Ctrl+Shift+Z undo and redo · Ctrl+S saves · Ctrl-click, Shift-click, \
+                     Ctrl+A select several photos, Esc clears · on a tag: Delete removes it, \
+                     Alt+Left/Right moves it",
                 );
                 editor
             })
