@@ -117,3 +117,31 @@ fn the_keyboard_goes_from_the_folder_box_to_the_grid_and_stays_visible() {
         "another widget has it"
     );
 }
+
+/// Without a file dialog, the path box of an export (and of Browse…) opens with the keyboard.
+#[test]
+fn a_typed_path_box_opens_focused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, names) = photos(tmp.path());
+    let mut h = app(&tmp.path().join("data"), Tab::Batch);
+    h.state_mut()
+        .panels
+        .batch
+        .set_dialog_service(Some(Err("no file-dialog service (test)".into())));
+    app_support::drop_files(&mut h, &[dir]);
+    wait_until(&mut h, 30, "the folder listing", |a| {
+        a.panels.batch.entries().len() == names.len() && !a.panels.batch.is_listing()
+    });
+    h.state_mut().panels.batch.edit_caption(0, "a dog");
+    h.step();
+    h.get_by_label("Export CSV…").click();
+    h.step();
+    h.step();
+    h.step();
+    assert!(
+        text_box(&h, "Path").is_focused(),
+        "the path box has the keyboard"
+    );
+    h.key_press(Key::Escape);
+    h.step();
+}

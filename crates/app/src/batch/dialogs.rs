@@ -38,6 +38,8 @@ pub struct TypedPath {
     pub problem: Option<String>,
     /// The typed export file exists: the prompt asks before replacing it.
     pub replace: Option<PathBuf>,
+    /// The path box takes the keyboard when the prompt opens (then it is the user's).
+    pub focus: bool,
 }
 
 /// What a typed export path allows, as a file dialog would have settled it.
@@ -246,6 +248,7 @@ impl BatchPanel {
                 why,
                 problem: None,
                 replace: None,
+                focus: true,
             });
             return;
         }
@@ -380,6 +383,9 @@ fn typed_path_modal(ui: &mut egui::Ui, t: &mut TypedPath) -> Option<bool> {
         let r = ui
             .add(egui::TextEdit::singleline(&mut t.text).desired_width(440.0))
             .labelled_by(label.id);
+        if std::mem::take(&mut t.focus) {
+            r.request_focus();
+        }
         if r.changed() {
             // A new path: the question about the old one no longer applies.
             t.replace = None;
