@@ -852,6 +852,7 @@ mod tests {
             review_reason: Some(ReviewReason::Unfamiliar),
             review_detail: None,
             tags: vec!["dog".into()],
+            classifier_tags: vec!["dog".into()],
             attention: None,
             grounding: vec![WordGrounding {
                 position: 1,

@@ -87,6 +87,10 @@ pub struct CaptionResult {
     /// the caption's content words.
     #[serde(default)]
     pub tags: Vec<String>,
+    /// The tags the ImageNet classifier gave (the first of `tags`; the others are the
+    /// caption's content words), so that a changed caption can take its own words instead.
+    #[serde(default)]
+    pub classifier_tags: Vec<String>,
     /// Where the decoder looked for each word of `text` (attention decoders only; `None` for
     /// the merge and inject decoders, which see the photo as one pooled vector).
     #[serde(default)]
@@ -472,6 +476,7 @@ impl Captioner {
             review_reason: None,
             review_detail: None,
             tags: Vec::new(),
+            classifier_tags: Vec::new(),
             attention: self.model.decoder.config().attention.and_then(|g| {
                 (best.attention.len() == best.tokens.len()).then(|| decoder::AttentionMaps {
                     rows: g.rows,
@@ -498,6 +503,7 @@ impl Captioner {
         result.review_reason = a.review_reason;
         result.review_detail = a.review_detail;
         result.tags = a.tags;
+        result.classifier_tags = a.classifier_tags;
         Ok(result)
     }
 

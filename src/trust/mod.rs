@@ -166,6 +166,9 @@ pub struct Assessment {
     /// Specifics of the reason, for people (the animal mismatch's names).
     pub review_detail: Option<String>,
     pub tags: Vec<String>,
+    /// The part of `tags` the image classifier gave (the first ones); the rest are the
+    /// caption's content words.
+    pub classifier_tags: Vec<String>,
     pub signals: Signals,
 }
 
@@ -522,6 +525,7 @@ impl Trust {
                 }
             }
         }
+        let classifier_tags = tags.clone();
         // A caption flagged as probably wrong lends no words to the tags: only what the
         // image classifier saw is kept then.
         if needs_review != Some(true) {
@@ -544,6 +548,7 @@ impl Trust {
             review_reason,
             review_detail,
             tags,
+            classifier_tags,
             signals,
         }
     }
@@ -569,5 +574,33 @@ fn beam_agreement(content: &[String], alternatives: &[String]) -> f32 {
         1.0
     } else {
         others.iter().sum::<f32>() / others.len() as f32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_classifier_tags_come_apart_from_the_caption_words() {
+        let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+        let empty = tempfile::tempdir().unwrap();
+        let (trust, problems) =
+            Trust::load(empty.path(), &models.join("efficientnet-lite0.safetensors"));
+        assert!(problems.is_empty(), "{problems:?}");
+        // The tench ("tench, fish") is sure; the caption adds its own words.
+        let mut classes = vec![0.0; 1000];
+        classes[0] = 0.9;
+        let evidence = Evidence {
+            classes,
+            ..Evidence::default()
+        };
+        let words: Vec<(String, f32)> = ["a", "man", "holds", "a", "fish"]
+            .iter()
+            .map(|w| (w.to_string(), 0.8))
+            .collect();
+        let a = trust.assess_with(&[0.0; 1280], &words, &[], &evidence);
+        assert_eq!(a.classifier_tags, ["tench", "fish"]);
+        assert_eq!(a.tags, ["tench", "fish", "man", "holds"]);
     }
 }

@@ -191,10 +191,10 @@ fn keyboard_flow_arrows_enter_typing_and_undo() {
     h.key_press(Key::Enter);
     h.step();
     assert_eq!(sel(&h), Some(1));
-    assert!(h.state().panels.batch.entries()[0].reviewed);
+    assert!(h.state().panels.batch.entries()[0].cell.reviewed);
 
     // F2 edits the selected caption; typing, then Enter accepts and moves to the next photo,
-    // still editing.
+    // and the text box lets go of the keyboard (the arrows move the selection again).
     h.key_press(Key::F2);
     h.step();
     h.step();
@@ -211,9 +211,13 @@ fn keyboard_flow_arrows_enter_typing_and_undo() {
     h.step();
     assert_eq!(sel(&h), Some(2));
     assert!(
-        text_box(&h, "Selected caption").is_focused(),
-        "Enter keeps editing"
+        !text_box(&h, "Selected caption").is_focused(),
+        "Enter leaves the text box"
     );
+    h.key_press(Key::F2);
+    h.step();
+    h.step();
+    assert!(text_box(&h, "Selected caption").is_focused());
     // A pasted paragraph becomes one line.
     h.input_mut()
         .events
@@ -231,10 +235,15 @@ fn keyboard_flow_arrows_enter_typing_and_undo() {
     h.step();
     assert_eq!(sel(&h), Some(1));
 
-    // Ctrl+Z undoes the paste, then the typing; Ctrl+Shift+Z redoes.
+    // Ctrl+Z undoes the paste, then the accept (Enter), then the typing; Ctrl+Shift+Z redoes.
     h.key_press_modifiers(Modifiers::COMMAND, Key::Z);
     h.step();
     assert_eq!(h.state().panels.batch.entries()[2].cell.caption, "");
+    assert!(h.state().panels.batch.entries()[1].cell.reviewed);
+    h.key_press_modifiers(Modifiers::COMMAND, Key::Z);
+    h.step();
+    assert!(!h.state().panels.batch.entries()[1].cell.reviewed);
+    assert_eq!(h.state().panels.batch.entries()[1].cell.caption, "a cat");
     h.key_press_modifiers(Modifiers::COMMAND, Key::Z);
     h.step();
     assert_eq!(h.state().panels.batch.entries()[1].cell.caption, "");
@@ -548,7 +557,7 @@ fn photos_that_vanish_or_change_while_open() {
             .panels
             .batch
             .last_report()
-            .is_some_and(|r| r.contains("1 photos gone"))
+            .is_some_and(|r| r.contains("1 photo gone"))
     );
 }
 
@@ -681,9 +690,6 @@ fn small_window_keeps_every_toolbar_control_reachable() {
             "Recent",
             "Rescan",
             "Model",
-            "Beam",
-            "Words min",
-            "max",
             "Decoding",
             &format!("Caption {}", names.len()),
             "Replace all…",
@@ -695,14 +701,13 @@ fn small_window_keeps_every_toolbar_control_reachable() {
             "Alt text",
             "Photo metadata",
             "Train on this folder…",
-            "Prefix",
-            "Suffix",
             "Size",
             "Search",
             "Show",
             "Sort",
             "Find",
             "with",
+            "Tag list",
             "Replace in 0",
         ] {
             for node in h.get_all_by_label(label) {
@@ -713,6 +718,20 @@ fn small_window_keeps_every_toolbar_control_reachable() {
                 );
             }
         }
+        // The decoding options are in the Decoding menu in a small window.
+        h.get_by_label("Decoding").click();
+        h.run_ok();
+        for label in ["Beam", "Words min", "max", "Prefix", "Suffix"] {
+            for node in h.get_all_by_label(label) {
+                let r = node.rect();
+                assert!(
+                    window.contains_rect(r),
+                    "{label} at {r:?} is outside the {size:?} window"
+                );
+            }
+        }
+        h.key_press(Key::Escape);
+        h.run_ok();
         let grid_right = text_box(&h, "Selected caption").rect().min.x;
         let cells = h.query_all_by_label_contains("(uncaptioned)").count();
         assert!(cells >= 1, "at least one photo shows at {size:?}");

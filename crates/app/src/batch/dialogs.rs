@@ -38,6 +38,8 @@ pub struct TypedPath {
     pub problem: Option<String>,
     /// The typed export file exists: the prompt asks before replacing it.
     pub replace: Option<PathBuf>,
+    /// The path box takes the keyboard when the prompt opens (then it is the user's).
+    pub focus: bool,
 }
 
 /// What a typed export path allows, as a file dialog would have settled it.
@@ -87,6 +89,8 @@ pub struct Dialogs {
 pub enum Ask {
     /// "Caption all again" would replace this many captions.
     Replace(usize),
+    /// "Caption again" on the selected photos would replace `captions` captions.
+    ReplaceSelected { photos: Vec<usize>, captions: usize },
     /// Saving: these sidecars changed on disk since they were read, or are not UTF-8 text.
     Conflicts(usize),
     /// Unsaved captions, before doing `then`.
@@ -132,6 +136,20 @@ impl Ask {
                 yes: format!("Replace {n} captions"),
                 no: None,
             },
+            Ask::ReplaceSelected { photos, captions } => Wording {
+                title: "Replace captions?",
+                text: format!(
+                    "Captioning the {} again replaces {}, your own and existing ones included. \
+                     Ctrl+Z undoes it.",
+                    super::plural(photos.len(), "selected photo", "selected photos"),
+                    super::plural(*captions, "caption", "captions"),
+                ),
+                yes: format!(
+                    "Replace {}",
+                    super::plural(*captions, "caption", "captions")
+                ),
+                no: None,
+            },
             Ask::Conflicts(n) => Wording {
                 title: "Some caption files changed",
                 text: format!(
@@ -146,8 +164,11 @@ impl Ask {
                 Wording {
                     title: "Unsaved captions",
                     text: format!(
-                        "{count} captions are not written to their .txt files yet. They stay in \
-                         the session either way{}.",
+                        "{} not written to {} .txt {} yet. They stay in the session either \
+                         way{}.",
+                        super::plural(*count, "caption is", "captions are"),
+                        if *count == 1 { "its" } else { "their" },
+                        if *count == 1 { "file" } else { "files" },
                         if closing {
                             " and come back when you open this folder again"
                         } else {
@@ -227,6 +248,7 @@ impl BatchPanel {
                 why,
                 problem: None,
                 replace: None,
+                focus: true,
             });
             return;
         }
@@ -264,6 +286,10 @@ impl BatchPanel {
         match (&ask, choice) {
             (_, Choice::Cancel) if !matches!(ask, Ask::Unsaved { .. }) => self.ask = None,
             (Ask::Replace(_), _) => self.confirm_replace(shared),
+            (Ask::ReplaceSelected { photos, .. }, _) => {
+                self.ask = None;
+                self.start_run_on(Some(photos.clone()), true, shared);
+            }
             (Ask::Conflicts(_), Choice::Yes) => self.save_now(true, shared),
             (Ask::Conflicts(_), _) => self.save_now(false, shared),
             (Ask::Unsaved { .. }, Choice::Yes) => self.answer_unsaved(Some(true), shared),
@@ -357,6 +383,9 @@ fn typed_path_modal(ui: &mut egui::Ui, t: &mut TypedPath) -> Option<bool> {
         let r = ui
             .add(egui::TextEdit::singleline(&mut t.text).desired_width(440.0))
             .labelled_by(label.id);
+        if std::mem::take(&mut t.focus) {
+            r.request_focus();
+        }
         if r.changed() {
             // A new path: the question about the old one no longer applies.
             t.replace = None;
@@ -432,7 +461,21 @@ mod tests {
             then: Then::Close,
         }
         .wording();
-        assert!(w.text.starts_with("3 captions are not written"));
+        assert!(
+            w.text
+                .starts_with("3 captions are not written to their .txt files")
+        );
+        let one = Ask::Unsaved {
+            count: 1,
+            then: Then::Close,
+        }
+        .wording();
+        assert!(
+            one.text
+                .starts_with("1 caption is not written to its .txt file yet."),
+            "{}",
+            one.text
+        );
         assert!(w.text.contains("come back when you open this folder again"));
         assert_eq!(w.no.as_deref(), Some("Close without saving"));
         let w = Ask::Unsaved {
@@ -448,6 +491,13 @@ mod tests {
     fn replacing_has_one_answer_and_conflicts_two() {
         let w = Ask::Replace(7).wording();
         assert_eq!(w.yes, "Replace 7 captions");
+        let w = Ask::ReplaceSelected {
+            photos: vec![1, 2],
+            captions: 1,
+        }
+        .wording();
+        assert_eq!(w.yes, "Replace 1 caption");
+        assert!(w.text.contains("the 2 selected photos"), "{}", w.text);
         assert_eq!(w.no, None);
         let w = Ask::Conflicts(2).wording();
         assert_eq!(w.yes, "Overwrite them");

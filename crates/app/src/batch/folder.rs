@@ -218,6 +218,9 @@ impl BatchPanel {
         }
         self.persist = Some(Persist::new(session.generation()));
         self.selected = (!session.entries.is_empty()).then_some(0);
+        self.marked.clear();
+        self.anchor = None;
+        self.tag_filter = None;
         self.session = Some(session);
         self.last_report = None;
         self.grid.scroll_top = true;

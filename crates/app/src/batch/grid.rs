@@ -85,14 +85,22 @@ impl Sort {
     }
 }
 
-/// The photos shown, as indices into `entries` in grid order: those `filter` keeps whose name
-/// or caption contains `search` (ignoring case), sorted by `sort`.
-pub fn shown(entries: &[Entry], filter: Filter, sort: Sort, search: &str) -> Vec<usize> {
+/// The photos shown, as indices into `entries` in grid order: those `filter` keeps, with the
+/// tag `tag` (if any), whose name or caption contains `search` (ignoring case), sorted by
+/// `sort`.
+pub fn shown(
+    entries: &[Entry],
+    filter: Filter,
+    tag: Option<&str>,
+    sort: Sort,
+    search: &str,
+) -> Vec<usize> {
     let needle = search.trim().to_lowercase();
     let mut shown: Vec<usize> = entries
         .iter()
         .enumerate()
         .filter(|(_, e)| filter.keeps(e))
+        .filter(|(_, e)| tag.is_none_or(|t| e.cell.tags.iter().any(|x| x == t)))
         .filter(|(_, e)| {
             needle.is_empty()
                 || e.name.to_lowercase().contains(&needle)
@@ -120,6 +128,15 @@ pub struct GridView {
     pub scroll_top: bool,
     /// Scroll the selected photo into view next frame (keyboard).
     pub scroll_to_selected: bool,
+    /// Give the selected photo's cell the keyboard next frame (a folder opened with Enter,
+    /// "Accept and next" clicked).
+    pub focus_selected: bool,
+    /// The grid cell that had the keyboard last frame: Enter there accepts (it does not
+    /// click).
+    pub focused_cell: Option<egui::Id>,
+    /// The keyboard is in the grid: the focus follows the selection (the review keys move
+    /// it), until it goes elsewhere (Tab, a click, Escape).
+    pub keyboard: bool,
 }
 
 impl Default for GridView {
@@ -129,6 +146,9 @@ impl Default for GridView {
             offset: 0.0,
             scroll_top: false,
             scroll_to_selected: false,
+            focus_selected: false,
+            focused_cell: None,
+            keyboard: false,
         }
     }
 }
@@ -142,10 +162,21 @@ struct CellSize {
 }
 
 impl BatchPanel {
+    /// The photos the grid shows (search, filter and tag filter), in grid order.
+    pub fn shown_photos(&self) -> Vec<usize> {
+        self.shown()
+    }
+
     /// The photos shown, in grid order.
     pub(super) fn shown(&self) -> Vec<usize> {
         let s = &self.settings;
-        shown(self.entries(), s.filter, s.sort, &self.search)
+        shown(
+            self.entries(),
+            s.filter,
+            self.tag_filter.as_deref(),
+            s.sort,
+            &self.search,
+        )
     }
 
     pub(super) fn grid_ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
@@ -158,32 +189,72 @@ impl BatchPanel {
         let spacing = ui.spacing().item_spacing.x;
         let side = self.settings.thumb_side.min(width - 24.0).max(48.0);
         let text_height = ui.text_style_height(&egui::TextStyle::Body);
+        let narrowest = (side + 40.0).min(width);
+        let columns = (((width + spacing) / (narrowest + spacing)).floor() as usize).max(1);
+        // The columns share the whole width: what is left over goes to the captions, not to
+        // a strip of unused space beside the grid.
+        let shared_width = ((width + spacing) / columns as f32 - spacing - 0.5).max(narrowest);
         let cell = CellSize {
             side,
-            width: (side + 40.0).min(width),
+            width: shared_width.min(width),
             height: side + text_height * 3.0 + 20.0,
         };
-        let columns = (((width + spacing) / (cell.width + spacing)).floor() as usize).max(1);
         let rows = shown.len().div_ceil(columns);
         let visible_rows = ((ui.available_height() / cell.height).floor() as usize).max(1);
         self.grid.shape = (columns, visible_rows);
         let scroll = self.grid_scroll_area(ui, &shown, columns, cell.height);
         let mut clicked = None;
-        let selected = self.selected;
-        let entries = self.entries();
+        // The keyboard goes to the selected cell when asked, and stays with the selection
+        // while it is in the grid (the review keys moved the selection; the cell that had it
+        // may be scrolled away). Another widget with the keyboard takes it out of the grid.
+        let now = ui.memory(|m| m.focused());
+        if now.is_some() && now != self.grid.focused_cell {
+            self.grid.keyboard = false;
+        }
+        let focus = std::mem::take(&mut self.grid.focus_selected) || self.grid.keyboard;
+        let marks = Marks {
+            selected: self.selected,
+            marked: &self.marked,
+            focus,
+        };
+        let mut focused_cell = None;
+        let entries = self
+            .session
+            .as_ref()
+            .map_or(&[][..], |s| s.entries.as_slice());
         let out = scroll.show_rows(ui, cell.height, rows, |ui, row_range| {
             for row in row_range {
                 let start = (row * columns).min(shown.len());
                 let end = (start + columns).min(shown.len());
                 let row = &shown[start..end];
-                if let Some(i) = grid_row_ui(ui, shared, entries, row, &cell, selected) {
+                let (c, f) = grid_row_ui(ui, shared, entries, row, &cell, &marks);
+                if let Some(i) = c {
                     clicked = Some(i);
                 }
+                focused_cell = focused_cell.or(f);
             }
         });
         self.grid.offset = out.state.clamped_offset().y;
+        self.grid.focused_cell = focused_cell;
+        self.grid.keyboard = focused_cell.is_some() || (self.grid.keyboard && now.is_none());
         if let Some(i) = clicked {
-            self.select(i);
+            self.grid.keyboard = false;
+            // The modifiers of the click itself (they may be released in the same frame).
+            let modifiers = ui.input(|inp| {
+                inp.events
+                    .iter()
+                    .rev()
+                    .find_map(|e| match e {
+                        egui::Event::PointerButton {
+                            pressed: false,
+                            modifiers,
+                            ..
+                        } => Some(*modifiers),
+                        _ => None,
+                    })
+                    .unwrap_or(inp.modifiers)
+            });
+            self.click_photo(i, modifiers);
             self.grid.scroll_to_selected = false;
         }
     }
@@ -222,16 +293,31 @@ impl BatchPanel {
     }
 }
 
-/// One row of the grid: the photos `row` (indices into `entries`). Returns the one clicked.
+/// Which photos the grid marks: the one selected, and those selected together.
+struct Marks<'a> {
+    selected: Option<usize>,
+    marked: &'a std::collections::BTreeSet<usize>,
+    /// Give the selected cell the keyboard.
+    focus: bool,
+}
+
+/// The id of a photo's grid cell.
+fn cell_id(e: &Entry) -> egui::Id {
+    egui::Id::unique(("batch_cell", &e.path))
+}
+
+/// One row of the grid: the photos `row` (indices into `entries`). Returns the one clicked,
+/// and the cell of the row that has the keyboard.
 fn grid_row_ui(
     ui: &mut egui::Ui,
     shared: &mut Shared,
     entries: &[Entry],
     row: &[usize],
     cell: &CellSize,
-    selected: Option<usize>,
-) -> Option<usize> {
+    marks: &Marks,
+) -> (Option<usize>, Option<egui::Id>) {
     let mut clicked = None;
+    let mut focused = None;
     ui.horizontal(|ui| {
         for &index in row {
             let Some(e) = entries.get(index) else { break };
@@ -242,10 +328,36 @@ fn grid_row_ui(
                     |ui| {
                         ui.set_min_size(egui::vec2(cell.width, cell.height));
                         ui.set_max_width(cell.width);
-                        cell_ui(ui, shared, e, cell.side, selected == Some(index))
+                        cell_ui(
+                            ui,
+                            shared,
+                            e,
+                            cell.side,
+                            marks.selected == Some(index),
+                            marks.marked.contains(&index),
+                        )
                     },
                 )
                 .inner;
+            if marks.focus && marks.selected == Some(index) && !r.has_focus() {
+                r.request_focus();
+            }
+            // A click selects without keeping the keyboard (see below).
+            if r.has_focus() && !r.clicked() {
+                focused = Some(r.id);
+                // The arrows are the review keys' (they move the selection, and the focus
+                // follows it), not egui's focus moves.
+                ui.memory_mut(|m| {
+                    m.set_focus_lock_filter(
+                        r.id,
+                        egui::EventFilter {
+                            horizontal_arrows: true,
+                            vertical_arrows: true,
+                            ..Default::default()
+                        },
+                    )
+                });
+            }
             if r.clicked() {
                 // The grid is driven by the review keys, not by widget focus.
                 r.surrender_focus();
@@ -253,7 +365,7 @@ fn grid_row_ui(
             }
         }
     });
-    clicked
+    (clicked, focused)
 }
 
 /// One photo of the grid: its thumbnail, badges, name and caption, clickable as a whole.
@@ -263,6 +375,7 @@ fn cell_ui(
     e: &Entry,
     side: f32,
     selected: bool,
+    marked: bool,
 ) -> egui::Response {
     let top = ui.cursor().min;
     thumbnail_ui(ui, &mut shared.thumbs, &e.path, side);
@@ -275,11 +388,14 @@ fn cell_ui(
     ui.add(egui::Label::new(caption).truncate());
     let rect = egui::Rect::from_min_size(top, ui.min_rect().size().max(egui::vec2(side, side)));
     let rect = rect.union(ui.min_rect());
-    let response = ui.interact(
-        rect,
-        egui::Id::unique(("batch_cell", &e.path)),
-        egui::Sense::click(),
-    );
+    // Only the selected photo is a Tab stop (one for the whole grid; the arrows move within
+    // it): Tab gets into the grid and out of it at once.
+    let sense = if selected {
+        egui::Sense::click()
+    } else {
+        egui::Sense::CLICK
+    };
+    let response = ui.interact(rect, cell_id(e), sense);
     let label = format!(
         "{}: {} ({})",
         e.name,
@@ -290,8 +406,18 @@ fn cell_ui(
         },
         e.cell.source.label()
     );
-    response.widget_info(|| egui::WidgetInfo::selected(egui::Role::Button, true, selected, &label));
-    let stroke = if selected {
+    response.widget_info(|| {
+        egui::WidgetInfo::selected(egui::Role::Button, true, selected || marked, &label)
+    });
+    if marked {
+        // Selected together with others: a tinted background under the whole cell.
+        let fill = ui.visuals().selection.bg_fill.gamma_multiply(0.35);
+        ui.painter().rect_filled(rect.expand(2.0), 4.0, fill);
+    }
+    let stroke = if response.has_focus() {
+        // The keyboard is here (Tab, or after "Accept and next"): a ring that shows it.
+        Some(ui.visuals().widgets.active.fg_stroke)
+    } else if selected {
         Some(egui::Stroke::new(2.0, ui.visuals().selection.stroke.color))
     } else if response.hovered() {
         Some(ui.visuals().widgets.hovered.bg_stroke)
@@ -377,29 +503,51 @@ mod tests {
     #[test]
     fn filters_keep_what_they_say() {
         let e = entries();
-        let all = shown(&e, Filter::All, Sort::Name, "");
+        let all = shown(&e, Filter::All, None, Sort::Name, "");
         assert_eq!(all, [0, 1, 2, 3]);
-        assert_eq!(shown(&e, Filter::Uncaptioned, Sort::Name, ""), [3]);
-        assert_eq!(shown(&e, Filter::Machine, Sort::Name, ""), [0, 1]);
-        assert_eq!(shown(&e, Filter::Edited, Sort::Name, ""), [2]);
-        assert_eq!(shown(&e, Filter::NeedsReview, Sort::Name, ""), [1]);
-        assert!(shown(&e, Filter::Existing, Sort::Name, "").is_empty());
+        assert_eq!(shown(&e, Filter::Uncaptioned, None, Sort::Name, ""), [3]);
+        assert_eq!(shown(&e, Filter::Machine, None, Sort::Name, ""), [0, 1]);
+        assert_eq!(shown(&e, Filter::Edited, None, Sort::Name, ""), [2]);
+        assert_eq!(shown(&e, Filter::NeedsReview, None, Sort::Name, ""), [1]);
+        assert!(shown(&e, Filter::Existing, None, Sort::Name, "").is_empty());
     }
 
     #[test]
     fn search_looks_at_names_and_captions_ignoring_case() {
         let e = entries();
-        assert_eq!(shown(&e, Filter::All, Sort::Name, " dog "), [0]);
-        assert_eq!(shown(&e, Filter::All, Sort::Name, "C.JPG"), [3]);
+        assert_eq!(shown(&e, Filter::All, None, Sort::Name, " dog "), [0]);
+        assert_eq!(shown(&e, Filter::All, None, Sort::Name, "C.JPG"), [3]);
         assert_eq!(
-            shown(&e, Filter::Machine, Sort::Name, "words"),
+            shown(&e, Filter::Machine, None, Sort::Name, "words"),
             Vec::<usize>::new()
         );
     }
 
     #[test]
+    fn the_tag_filter_combines_with_the_others() {
+        let mut e = entries();
+        e[0].cell.tags = vec!["dog".into(), "grass".into()];
+        e[1].cell.tags = vec!["dog".into()];
+        e[2].cell.tags = vec!["dog".into()];
+        assert_eq!(
+            shown(&e, Filter::All, Some("dog"), Sort::Name, ""),
+            [0, 1, 2]
+        );
+        assert_eq!(
+            shown(&e, Filter::Machine, Some("dog"), Sort::Name, ""),
+            [0, 1]
+        );
+        assert_eq!(shown(&e, Filter::All, Some("dog"), Sort::Name, "cat"), [1]);
+        assert_eq!(shown(&e, Filter::All, Some("grass"), Sort::Name, ""), [0]);
+        assert!(shown(&e, Filter::All, Some("do"), Sort::Name, "").is_empty());
+    }
+
+    #[test]
     fn confidence_order_is_least_confident_first_and_unknown_last() {
         let e = entries();
-        assert_eq!(shown(&e, Filter::All, Sort::Confidence, ""), [1, 0, 2, 3]);
+        assert_eq!(
+            shown(&e, Filter::All, None, Sort::Confidence, ""),
+            [1, 0, 2, 3]
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! The Batch panel's keyboard: app-wide shortcuts (undo, redo, save) and the review keys that
-//! move the selection, accept a caption, edit it, or take a beam alternative.
+//! move the selection, accept a caption, edit it, take a beam alternative, select several
+//! photos (Ctrl+A, Escape), and move or remove the focused tag chip (Alt+arrows, Delete).
 
 use egui::{InputState, Key, KeyboardShortcut, Modifiers};
 
@@ -69,6 +70,14 @@ pub struct Review {
     pub edit: bool,
     /// 1-9: take this alternative (0-based; the last digit pressed).
     pub take: Option<usize>,
+    /// Ctrl+A: select every photo shown.
+    pub select_all: bool,
+    /// Escape: clear the selection of several photos.
+    pub clear: bool,
+    /// Alt+Left / Alt+Right on a focused tag chip: move it by this many places.
+    pub tag_move: Option<isize>,
+    /// Delete or Backspace on a focused tag chip: remove it.
+    pub tag_remove: bool,
 }
 
 /// How far `key` moves the selection in a grid of `columns` columns showing `page` photos at a
@@ -88,12 +97,29 @@ pub fn move_delta(key: Key, columns: isize, page: isize) -> Option<isize> {
 }
 
 /// Takes the review keys out of this frame's input, for a grid of `shape` (columns, visible
-/// rows). Enter is left alone when a button has the focus (Tab navigation), so it can press it.
-pub fn take_review(i: &mut InputState, shape: (usize, usize), button_focused: bool) -> Review {
+/// rows). Enter is left alone when a button has the focus (Tab navigation), so it can press it;
+/// with a tag chip focused, Alt+arrows move it and Delete or Backspace remove it.
+pub fn take_review(
+    i: &mut InputState,
+    shape: (usize, usize),
+    button_focused: bool,
+    chip_focused: bool,
+) -> Review {
     let (columns, rows) = shape;
     let page = (columns * rows.max(1)) as isize;
     let columns = columns.max(1) as isize;
     let mut review = Review::default();
+    if chip_focused {
+        // Before the plain arrows, which would take Alt+arrows too.
+        for (key, delta) in [(Key::ArrowLeft, -1), (Key::ArrowRight, 1)] {
+            if i.consume_key(Modifiers::ALT, key) {
+                review.tag_move = Some(delta);
+            }
+        }
+        review.tag_remove = i.consume_key(Modifiers::NONE, Key::Delete)
+            | i.consume_key(Modifiers::NONE, Key::Backspace);
+    }
+    review.select_all = i.consume_shortcut(&KeyboardShortcut::new(Modifiers::COMMAND, Key::A));
     for key in MOVE_KEYS {
         let Some(delta) = move_delta(key, columns, page) else {
             continue;
@@ -110,6 +136,7 @@ pub fn take_review(i: &mut InputState, shape: (usize, usize), button_focused: bo
             review.take = Some(k);
         }
     }
+    review.clear = i.key_pressed(Key::Escape);
     review
 }
 
@@ -150,9 +177,36 @@ impl BatchPanel {
         if ctx.text_edit_focused() || self.ask.is_some() || self.dialogs.typed_path.is_some() {
             return;
         }
-        let button_focused = ctx.memory(|m| m.focused()).is_some();
+        let focused = ctx.memory(|m| m.focused());
+        // A grid cell with the keyboard is the grid's: Enter accepts there, it does not click.
+        let button_focused = focused.is_some() && focused != self.grid.focused_cell;
+        let chip = self
+            .tag_focus
+            .filter(|&(_, id)| focused == Some(id))
+            .map(|(k, _)| k);
         let shape = self.grid.shape;
-        let review = ctx.input_mut(|i| take_review(i, shape, button_focused));
+        let review = ctx.input_mut(|i| take_review(i, shape, button_focused, chip.is_some()));
+        if review.select_all {
+            self.select_all_shown();
+        }
+        if review.clear {
+            self.clear_marked();
+            self.grid.keyboard = false;
+        }
+        if let (Some(k), Some(i), Some(s)) = (chip, self.selected, &mut self.session) {
+            if let Some(delta) = review.tag_move {
+                let to = k.saturating_add_signed(delta);
+                if s.move_tag(i, k, to) {
+                    self.focus_tag = Some(to.min(s.entries[i].cell.tags.len() - 1));
+                }
+            }
+            if review.tag_remove
+                && let Some(tag) = s.entries[i].cell.tags.get(k).cloned()
+            {
+                s.remove_tag(&[i], &tag);
+                self.focus_tag = Some(k.min(s.entries[i].cell.tags.len().saturating_sub(1)));
+            }
+        }
         for delta in review.moves {
             self.move_selection(delta);
         }
@@ -265,7 +319,7 @@ mod tests {
                 (none, Key::F2),
                 (none, Key::Num3),
             ],
-            |i| take_review(i, (5, 2), false),
+            |i| take_review(i, (5, 2), false, false),
         );
         assert_eq!(
             review,
@@ -274,8 +328,31 @@ mod tests {
                 accept: true,
                 edit: true,
                 take: Some(2),
+                ..Review::default()
             }
         );
+    }
+
+    #[test]
+    fn a_focused_chip_takes_alt_arrows_and_delete_and_ctrl_a_selects_all() {
+        let keys = [
+            (Modifiers::ALT, Key::ArrowRight),
+            (Modifiers::NONE, Key::Delete),
+            (Modifiers::COMMAND, Key::A),
+        ];
+        let review = with_keys(&keys, |i| take_review(i, (3, 3), true, true));
+        assert_eq!(review.tag_move, Some(1));
+        assert!(review.tag_remove);
+        assert!(review.select_all);
+        assert!(
+            review.moves.is_empty(),
+            "Alt+Right moves the chip, not the photo"
+        );
+        // Without a focused chip, Delete is not taken and Alt+Right moves the photo.
+        let review = with_keys(&keys, |i| take_review(i, (3, 3), true, false));
+        assert_eq!(review.tag_move, None);
+        assert!(!review.tag_remove);
+        assert_eq!(review.moves, [1]);
     }
 
     #[test]
@@ -285,7 +362,7 @@ mod tests {
                 (Modifiers::NONE, Key::Enter),
                 (Modifiers::COMMAND, Key::ArrowDown),
             ],
-            |i| take_review(i, (3, 3), true),
+            |i| take_review(i, (3, 3), true, false),
         );
         assert_eq!(review, Review::default());
     }
@@ -293,11 +370,11 @@ mod tests {
     #[test]
     fn a_page_is_at_least_one_row() {
         let review = with_keys(&[(Modifiers::NONE, Key::PageDown)], |i| {
-            take_review(i, (0, 0), false)
+            take_review(i, (0, 0), false, false)
         });
         assert_eq!(review.moves, [0]);
         let review = with_keys(&[(Modifiers::NONE, Key::ArrowDown)], |i| {
-            take_review(i, (0, 0), false)
+            take_review(i, (0, 0), false, false)
         });
         assert_eq!(review.moves, [1]);
     }

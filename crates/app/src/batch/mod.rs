@@ -93,6 +93,21 @@ pub struct BatchPanel {
     close_allowed: bool,
     /// The last folder was reopened (when its session file exists) at startup.
     tried_restore: bool,
+    /// Photos selected together (Ctrl/Shift-click, Ctrl+A) for the bulk actions; `selected`
+    /// is the one the preview shows.
+    marked: std::collections::BTreeSet<usize>,
+    /// Where a Shift-click range starts.
+    anchor: Option<usize>,
+    /// The grid shows only photos with this tag (the tag list's filter).
+    tag_filter: Option<String>,
+    /// The preview's "add a tag" box.
+    new_tag: String,
+    /// The selection row's tag box (add to or remove from the selected photos).
+    bulk_tag: String,
+    /// The tag chip that had the keyboard last frame (Delete, Alt+arrows act on it).
+    tag_focus: Option<(usize, egui::Id)>,
+    /// Give this tag chip the keyboard next frame (after a move or a removal).
+    focus_tag: Option<usize>,
 }
 
 impl Default for BatchPanel {
@@ -142,6 +157,13 @@ impl BatchPanel {
             focus_caption: false,
             close_allowed: false,
             tried_restore: false,
+            marked: Default::default(),
+            anchor: None,
+            tag_filter: None,
+            new_tag: String::new(),
+            bulk_tag: String::new(),
+            tag_focus: None,
+            focus_tag: None,
         }
     }
 
@@ -167,6 +189,114 @@ impl BatchPanel {
             }
             self.selected = Some(index);
             self.grid.scroll_to_selected = true;
+        }
+    }
+
+    /// The photos selected together (Ctrl/Shift-click, Ctrl+A), in folder order.
+    pub fn marked(&self) -> Vec<usize> {
+        self.marked.iter().copied().collect()
+    }
+
+    /// What the bulk actions act on: the photos selected together, else the selected one.
+    pub fn targets(&self) -> Vec<usize> {
+        if self.marked.is_empty() {
+            self.selected.into_iter().collect()
+        } else {
+            self.marked()
+        }
+    }
+
+    /// A click on photo `index` of the grid: Ctrl (Cmd) toggles it in the selection, Shift
+    /// selects the range from the last clicked photo in grid order, a plain click selects it
+    /// alone.
+    pub fn click_photo(&mut self, index: usize, modifiers: egui::Modifiers) {
+        if index >= self.entries().len() {
+            return;
+        }
+        if modifiers.shift {
+            let shown = self.shown();
+            let from = self.anchor.or(self.selected).unwrap_or(index);
+            if let (Some(a), Some(b)) = (
+                shown.iter().position(|&k| k == from),
+                shown.iter().position(|&k| k == index),
+            ) {
+                if !modifiers.command {
+                    self.marked.clear();
+                }
+                self.marked.extend(&shown[a.min(b)..=a.max(b)]);
+            }
+        } else if modifiers.command {
+            if self.marked.is_empty()
+                && let Some(current) = self.selected
+                && current != index
+            {
+                self.marked.insert(current);
+            }
+            if !self.marked.remove(&index) {
+                self.marked.insert(index);
+            }
+            self.anchor = Some(index);
+        } else {
+            self.marked.clear();
+            self.anchor = Some(index);
+        }
+        self.select(index);
+    }
+
+    /// Selects every photo the grid shows (Ctrl+A).
+    pub fn select_all_shown(&mut self) {
+        self.marked = self.shown().into_iter().collect();
+    }
+
+    /// Clears the selection of several photos (Escape).
+    pub fn clear_marked(&mut self) {
+        self.marked.clear();
+    }
+
+    /// The tag the grid is filtered by, if any.
+    pub fn tag_filter(&self) -> Option<&str> {
+        self.tag_filter.as_deref()
+    }
+
+    /// Filters the grid to photos with `tag`; the same tag again (or `None`) clears it.
+    pub fn toggle_tag_filter(&mut self, tag: Option<&str>) {
+        self.tag_filter = match tag {
+            Some(t) if self.tag_filter.as_deref() != Some(t) => Some(t.to_string()),
+            _ => None,
+        };
+        self.grid.scroll_top = true;
+    }
+
+    /// Accepts the selected photos' captions as one undo step.
+    pub fn accept_marked(&mut self, shared: &mut Shared) {
+        let targets = self.targets();
+        if let Some(s) = &mut self.session {
+            let n = s.accept(&targets);
+            shared
+                .status
+                .info(format!("accepted {}", plural(n, "caption", "captions")));
+        }
+    }
+
+    /// Adds `tag` to the selected photos (one undo step).
+    pub fn add_tag_to_marked(&mut self, tag: &str, shared: &mut Shared) {
+        let targets = self.targets();
+        if let Some(s) = &mut self.session {
+            let n = s.add_tag(&targets, tag);
+            shared
+                .status
+                .info(format!("tag added to {}", plural(n, "photo", "photos")));
+        }
+    }
+
+    /// Removes `tag` from the selected photos (one undo step).
+    pub fn remove_tag_from_marked(&mut self, tag: &str, shared: &mut Shared) {
+        let targets = self.targets();
+        if let Some(s) = &mut self.session {
+            let n = s.remove_tag(&targets, tag);
+            shared
+                .status
+                .info(format!("tag removed from {}", plural(n, "photo", "photos")));
         }
     }
 
@@ -320,14 +450,10 @@ impl BatchPanel {
         }
     }
 
-    /// Marks the selected caption as reviewed and moves to the next photo.
+    /// Marks the selected caption as reviewed (one undo step) and moves to the next photo.
     pub fn accept_and_next(&mut self) {
         if let (Some(i), Some(s)) = (self.selected, &mut self.session) {
-            s.history.seal();
-            if let Some(e) = s.entries.get_mut(i) {
-                e.reviewed = true;
-            }
-            s.touch();
+            s.accept(&[i]);
         }
         self.move_selection(1);
     }
@@ -397,4 +523,9 @@ impl BatchPanel {
             .show(ui, |ui| self.preview_ui(ui, shared));
         egui::CentralPanel::default_margins().show(ui, |ui| self.grid_ui(ui, shared));
     }
+}
+
+/// "1 photo", "3 photos".
+pub(crate) fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }

@@ -16,8 +16,9 @@ use crate::widgets::{
 struct Editor {
     /// Accept the caption and move to the next photo.
     accept: bool,
-    /// Give the next photo's text box the keyboard (Enter was pressed in it).
-    refocus: bool,
+    /// Enter was pressed in the text box: the keyboard goes back to the grid (the arrows move
+    /// the selection again, F2 edits the next caption).
+    from_text_box: bool,
 }
 
 impl BatchPanel {
@@ -30,26 +31,44 @@ impl BatchPanel {
         let focus = std::mem::take(&mut self.focus_caption);
         let Some(s) = &mut self.session else { return };
         let attention_word = &mut self.attention_word;
+        let mut tags = TagEditor {
+            new_tag: &mut self.new_tag,
+            focused: &mut self.tag_focus,
+            focus: self.focus_tag.take(),
+        };
+        let marked = self.marked.len();
         let editor = egui::ScrollArea::vertical()
             .id_salt("batch_preview_scroll")
             .auto_shrink(false)
             .show(ui, |ui| {
                 photo_ui(ui, shared, &s.entries[i], attention_word);
+                if marked > 1 {
+                    ui.label(format!(
+                        "{marked} photos selected: the buttons under the toolbar act on all \
+                         of them; this one is shown."
+                    ));
+                }
                 details_ui(ui, &s.entries[i], i, s.entries.len());
+                tags_ui(ui, s, i, locked, &mut tags);
                 let editor = caption_editor_ui(ui, s, i, locked, focus);
                 alternatives_ui(ui, s, i, locked);
                 ui.add_space(8.0);
                 ui.weak(
                     "Keys: arrows, PageUp/PageDown, Home/End move · F2 edits · Enter accepts and \
                      moves on · Esc leaves the text box · 1-9 take an alternative · Ctrl+Z / \
-                     Ctrl+Shift+Z undo and redo · Ctrl+S saves",
+                     Ctrl+Shift+Z undo and redo · Ctrl+S saves · Ctrl-click, Shift-click, \
+                     Ctrl+A select several photos, Esc clears · on a tag: Delete removes it, \
+                     Alt+Left/Right moves it",
                 );
                 editor
             })
             .inner;
         if editor.accept {
             self.accept_and_next();
-            self.focus_caption = editor.refocus;
+            if !editor.from_text_box {
+                // "Accept and next" clicked: the selected photo's cell shows the focus.
+                self.grid.focus_selected = true;
+            }
         }
     }
 }
@@ -113,7 +132,7 @@ fn details_ui(ui: &mut egui::Ui, e: &Entry, i: usize, total: usize) {
         if let Some(c) = e.cell.confidence {
             confidence_ui(ui, c, flagged_by_model(e));
         }
-        if e.reviewed {
+        if e.cell.reviewed {
             ui.weak("reviewed");
         }
         if e.is_dirty() {
@@ -133,14 +152,115 @@ fn details_ui(ui: &mut egui::Ui, e: &Entry, i: usize, total: usize) {
         );
     }
     grounding_ui(ui, e);
-    if !e.cell.tags.is_empty() {
-        ui.horizontal_wrapped(|ui| {
-            ui.weak("Tags:");
-            ui.label(e.cell.tags.join(", "));
-        });
-    }
     for problem in problems(e) {
         ui.colored_label(ui.visuals().error_fg_color, problem);
+    }
+}
+
+/// The tag chips' state between frames.
+struct TagEditor<'a> {
+    /// The "add a tag" box.
+    new_tag: &'a mut String,
+    /// The chip that has the keyboard (its place and id), for the keys next frame.
+    focused: &'a mut Option<(usize, egui::Id)>,
+    /// Give this chip the keyboard (after it moved, or the one before it was removed).
+    focus: Option<usize>,
+}
+
+/// The photo's tags as chips: × (or Delete on a focused chip) removes one, dragging a chip
+/// onto another (or Alt+Left/Right on a focused one) moves it, the box adds one (Enter; commas
+/// separate several). Each change is one undo step.
+fn tags_ui(ui: &mut egui::Ui, s: &mut Session, i: usize, locked: bool, ed: &mut TagEditor) {
+    let tags = s.entries[i].cell.tags.clone();
+    let had_focus = ed.focused.take().map(|(k, _)| k);
+    let mut remove = None;
+    let mut moved = None;
+    ui.horizontal_wrapped(|ui| {
+        ui.spacing_mut().item_spacing.x = 3.0;
+        let label = ui.label("Tags");
+        if tags.is_empty() {
+            ui.weak("none");
+        }
+        for (k, tag) in tags.iter().enumerate() {
+            let id = egui::Id::unique(("batch_tag", i, k));
+            // The chip with the keyboard shows it (its text is a frameless button).
+            let stroke = if had_focus == Some(k) {
+                ui.visuals().selection.stroke
+            } else {
+                ui.visuals().widgets.inactive.bg_stroke
+            };
+            let frame = egui::Frame::new()
+                .fill(ui.visuals().faint_bg_color)
+                .stroke(stroke)
+                .corner_radius(8.0)
+                .inner_margin(egui::Margin::symmetric(4, 1))
+                .show(ui, |ui| {
+                    ui.spacing_mut().item_spacing.x = 1.0;
+                    // The tag's text is the drag handle; the × beside it stays a plain button.
+                    let chip = ui
+                        .dnd_drag_source(id.with("drag"), k, |ui| {
+                            ui.push_id(id, |ui| {
+                                ui.add_enabled(
+                                    !locked,
+                                    egui::Button::new(tag.as_str()).frame(false),
+                                )
+                            })
+                            .inner
+                        })
+                        .inner
+                        .on_hover_text(
+                            "drag it onto another tag to move it; with the keyboard: \
+                             Alt+Left/Right moves it, Delete removes it",
+                        );
+                    if chip.clicked() || ed.focus == Some(k) {
+                        chip.request_focus();
+                    }
+                    if chip.has_focus() {
+                        *ed.focused = Some((k, chip.id));
+                    }
+                    let x = ui
+                        .add_enabled(!locked, egui::Button::new("×").frame(false).small())
+                        .on_hover_text("remove this tag");
+                    x.widget_info(|| {
+                        egui::WidgetInfo::labeled(
+                            egui::Role::Button,
+                            !locked,
+                            format!("remove tag {tag}"),
+                        )
+                    });
+                    if x.clicked() {
+                        remove = Some(tag.clone());
+                    }
+                });
+            if let Some(from) = frame.response.dnd_release_payload::<usize>()
+                && *from != k
+            {
+                moved = Some((*from, k));
+            }
+        }
+        let r = ui
+            .add_enabled(
+                !locked,
+                egui::TextEdit::singleline(&mut *ed.new_tag)
+                    .id_salt("batch_new_tag")
+                    .hint_text("add a tag")
+                    .desired_width(90.0),
+            )
+            .labelled_by(label.id)
+            .on_hover_text("type a tag and press Enter (commas separate several)");
+        if r.lost_focus() && ui.input(|inp| inp.key_pressed(egui::Key::Enter)) {
+            let typed = std::mem::take(&mut *ed.new_tag);
+            if s.add_tag(&[i], &typed) > 0 {
+                // Ready for the next one.
+                r.request_focus();
+            }
+        }
+    });
+    if let Some(tag) = remove {
+        s.remove_tag(&[i], &tag);
+    }
+    if let Some((from, to)) = moved {
+        s.move_tag(i, from, to);
     }
 }
 
@@ -229,7 +349,7 @@ fn caption_editor_ui(
         {
             editor = Editor {
                 accept: true,
-                refocus: enter,
+                from_text_box: enter,
             };
         }
     });

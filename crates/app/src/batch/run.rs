@@ -28,6 +28,8 @@ pub struct Running {
     changes: Vec<(usize, Cell, Cell)>,
     /// Captions of the user's the run left alone.
     kept: usize,
+    /// It captions the selected photos again (not the whole folder).
+    selection: bool,
 }
 
 /// What a finished run says on the status line.
@@ -42,7 +44,8 @@ fn done_summary(
     let mut text = format!("batch: {done} captioned in {seconds:.1} s");
     if kept > 0 {
         text.push_str(&format!(
-            ", {kept} captions of yours kept (the model's are offered as alternatives)"
+            ", {} of yours kept (the model's are offered as alternatives)",
+            super::plural(kept, "caption", "captions")
         ));
     }
     if failed > 0 {
@@ -77,6 +80,20 @@ pub fn machine_cell(output: &CaptionOutput, min_len: usize, prefix: &str, suffix
             .confidence
             .unwrap_or_else(|| output.word_probability_geomean())
     });
+    let needs_review = if best { output.needs_review } else { None };
+    // The model's tags are the classifier's and the shown caption's words (those of the best
+    // caption as the model gave them; a flagged caption lends none).
+    let tags = if best {
+        output.tags.clone()
+    } else {
+        let mut tags = output.classifier_tags.clone();
+        for w in session::caption_tags(&caption) {
+            if !tags.contains(&w) {
+                tags.push(w);
+            }
+        }
+        tags
+    };
     let affix = |c: &str| export::with_prefix_suffix(c, prefix, suffix);
     let caption = affix(&caption);
     let alternatives = alternatives.iter().map(|a| affix(a)).collect();
@@ -85,7 +102,7 @@ pub fn machine_cell(output: &CaptionOutput, min_len: usize, prefix: &str, suffix
         source: Source::Machine,
         confidence,
         alternatives,
-        needs_review: if best { output.needs_review } else { None },
+        needs_review,
         review_note: if best && output.needs_review == Some(true) {
             output.review_reason.map(|r| match &output.review_detail {
                 Some(d) => format!("{} {d}", r.warning()),
@@ -94,7 +111,10 @@ pub fn machine_cell(output: &CaptionOutput, min_len: usize, prefix: &str, suffix
         } else {
             None
         },
-        tags: output.tags.clone(),
+        tags,
+        classifier_tags: Some(output.classifier_tags.clone()),
+        tags_edited: false,
+        reviewed: false,
         attention: output
             .attention
             .clone()
@@ -142,15 +162,41 @@ impl BatchPanel {
         self.start_run(true, shared);
     }
 
+    /// Captions the selected photos again (asks first when that replaces captions).
+    pub fn caption_selected(&mut self, shared: &mut Shared) {
+        let photos = self.targets();
+        let captions = photos
+            .iter()
+            .filter(|&&i| self.entries().get(i).is_some_and(|e| e.has_caption()))
+            .count();
+        if captions > 0 {
+            self.ask = Some(Ask::ReplaceSelected { photos, captions });
+        } else {
+            self.start_run_on(Some(photos), true, shared);
+        }
+    }
+
     fn start_run(&mut self, replace_all: bool, shared: &mut Shared) {
+        self.start_run_on(None, replace_all, shared);
+    }
+
+    /// Starts a run over the photos `only` (every photo with `None`).
+    pub(super) fn start_run_on(
+        &mut self,
+        only: Option<Vec<usize>>,
+        replace_all: bool,
+        shared: &mut Shared,
+    ) {
         if self.running.is_some() {
             return;
         }
         let Some(s) = &self.session else { return };
+        let selection = only.is_some();
         let todo: Vec<(usize, u64)> = s
             .entries
             .iter()
             .enumerate()
+            .filter(|(i, _)| only.as_ref().is_none_or(|o| o.contains(i)))
             .filter(|(_, e)| e.photo != Photo::Missing && (replace_all || !e.has_caption()))
             .map(|(i, e)| (i, e.revision))
             .collect();
@@ -183,6 +229,7 @@ impl BatchPanel {
                 eta: None,
                 changes: Vec::new(),
                 kept: 0,
+                selection,
             });
         }
     }
@@ -236,7 +283,9 @@ impl BatchPanel {
                 };
                 let changed = run.changes.len();
                 if let Some(s) = &mut self.session {
-                    let label = if run.fill_only {
+                    let label = if run.selection {
+                        format!("caption {changed} selected photos again")
+                    } else if run.fill_only {
                         format!("caption {changed} photos")
                     } else {
                         format!("caption all again ({changed} photos)")
@@ -405,7 +454,7 @@ mod tests {
         let text = done_summary(5, 2.0, 1, 2, true, 0);
         assert_eq!(
             text,
-            "batch: 5 captioned in 2.0 s, 1 captions of yours kept (the model's are offered as \
+            "batch: 5 captioned in 2.0 s, 1 caption of yours kept (the model's are offered as \
              alternatives), 2 could not be read (marked in red), cancelled"
         );
     }

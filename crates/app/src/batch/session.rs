@@ -36,7 +36,8 @@ impl Source {
     }
 }
 
-/// What undo and redo restore: a caption with its source, confidence and beam alternatives.
+/// What undo and redo restore: a caption with its source, confidence, beam alternatives, tags
+/// and review mark.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Cell {
     pub caption: String,
@@ -52,9 +53,20 @@ pub struct Cell {
     /// Why, for people (the model's worded warning and its specifics).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub review_note: Option<String>,
-    /// Keywords for the photo from the model (ImageNet classes and the caption's words).
+    /// The photo's keywords as shown and exported (CSV, JSON, XMP `dc:subject`): the image
+    /// classifier's, then the caption's content words; the user's own when `tags_edited`.
     #[serde(default)]
     pub tags: Vec<String>,
+    /// The tags the image classifier gave, when the tags came from the model (`None`: they
+    /// did not, or a session file older than this field). The other tags follow the caption.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classifier_tags: Option<Vec<String>>,
+    /// The user added, removed or moved tags: they stay as they are when the caption changes.
+    #[serde(default)]
+    pub tags_edited: bool,
+    /// Accepted (Enter, "Accept and next", or "Accept" on a selection).
+    #[serde(default)]
+    pub reviewed: bool,
     /// Where the model looked for each word of its caption (attention models only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attention: Option<CellAttention>,
@@ -66,6 +78,67 @@ pub struct Cell {
     /// grounded (the model's words).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grounding_note: Option<String>,
+}
+
+/// The content words of a caption as tags: lower case, no stop words, no punctuation, each once.
+pub fn caption_tags(caption: &str) -> Vec<String> {
+    captioner::trust::content_words(
+        caption
+            .split(|c: char| !(c.is_alphanumeric() || c == '\'' || c == '-'))
+            .map(|w| w.trim_matches(|c: char| c == '\'' || c == '-')),
+    )
+}
+
+/// A tag as typed: trimmed, inner spaces collapsed, commas (the exports' separator) left out.
+pub fn clean_tag(tag: &str) -> String {
+    tag.split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+impl Cell {
+    /// Sets the caption; tags that came from the model follow it (the classifier's stay, the
+    /// caption's words are the new caption's), tags the user edited stay as they are.
+    pub fn set_caption(&mut self, caption: String) {
+        if !self.tags_edited && self.classifier_tags.is_none() && !self.tags.is_empty() {
+            // A session file from before the classifier's tags were kept apart: the tags that
+            // are no word of the model's captions are the classifier's.
+            let words: Vec<String> = std::iter::once(&self.caption)
+                .chain(&self.alternatives)
+                .flat_map(|c| caption_tags(c))
+                .collect();
+            self.classifier_tags = Some(
+                self.tags
+                    .iter()
+                    .filter(|t| !words.contains(t))
+                    .cloned()
+                    .collect(),
+            );
+        }
+        self.caption = caption;
+        self.retag();
+    }
+
+    /// Recomputes model tags from the classifier's and the caption's words (a machine caption
+    /// the model flagged as probably wrong lends no words); leaves tags the user edited alone.
+    pub fn retag(&mut self) {
+        if self.tags_edited {
+            return;
+        }
+        let Some(classifier) = &self.classifier_tags else {
+            return;
+        };
+        let mut tags = classifier.clone();
+        if !(self.source == Source::Machine && self.needs_review == Some(true)) {
+            for w in caption_tags(&self.caption) {
+                if !tags.contains(&w) {
+                    tags.push(w);
+                }
+            }
+        }
+        self.tags = tags;
+    }
 }
 
 /// The words of a machine caption with how well the photo supports each content word.
@@ -157,8 +230,10 @@ pub struct Entry {
     pub failed: Option<String>,
     pub stamp: Option<Stamp>,
     pub photo: Photo,
-    /// Accepted with Enter.
-    pub reviewed: bool,
+    /// Where session files before version 2.1 kept the review mark (now `cell.reviewed`);
+    /// still written, for older versions of the app.
+    #[serde(default, rename = "reviewed")]
+    legacy_reviewed: bool,
     /// The description the photo's metadata holds (an XMP sidecar or embedded XMP/EXIF),
     /// shown as the existing caption when there is no `.txt` sidecar.
     #[serde(default)]
@@ -203,7 +278,7 @@ impl Entry {
             disk,
             failed: None,
             photo: Photo::Present,
-            reviewed: false,
+            legacy_reviewed: false,
             metadata_caption,
             revision: 0,
         }
@@ -358,7 +433,10 @@ pub struct SaveReport {
 
 impl SaveReport {
     pub fn describe(&self) -> String {
-        let mut s = format!("saved {} captions", self.written);
+        let mut s = format!(
+            "saved {}",
+            super::plural(self.written, "caption", "captions")
+        );
         if !self.shared.is_empty() {
             s.push_str(&format!(
                 ", {} not saved because another photo's caption went to the same .txt file ({}; \
@@ -377,7 +455,10 @@ impl SaveReport {
             s.push_str(&format!(", {} empty not written", self.empty));
         }
         if self.missing > 0 {
-            s.push_str(&format!(", {} photos gone", self.missing));
+            s.push_str(&format!(
+                ", {} gone",
+                super::plural(self.missing, "photo", "photos")
+            ));
         }
         if !self.failed.is_empty() {
             s.push_str(&format!(
@@ -455,20 +536,17 @@ impl Session {
             return;
         }
         let before = entry.cell.clone();
-        let after = Cell {
-            caption: text,
+        let mut after = Cell {
             source: Source::Edited,
             confidence: None,
-            alternatives: before.alternatives.clone(),
             needs_review: None,
             review_note: None,
-            tags: before.tags.clone(),
-            attention: before.attention.clone(),
             // The support of the model's own words stays (shown as such); its note on where
             // the caption came from no longer applies to the user's words.
-            grounding: before.grounding.clone(),
             grounding_note: None,
+            ..before.clone()
         };
+        after.set_caption(text);
         self.bump(index);
         self.entries[index].cell = after.clone();
         if self.history.open
@@ -519,12 +597,12 @@ impl Session {
             return false;
         };
         let mut cell = entry.cell.clone();
-        cell.caption = text.clone();
         cell.source = if k == 0 && entry.cell.source == Source::Machine {
             Source::Machine
         } else {
             Source::Edited
         };
+        cell.set_caption(text.clone());
         self.apply_step(&format!("take alternative {}", k + 1), vec![(index, cell)]);
         true
     }
@@ -547,6 +625,12 @@ impl Session {
                 entry.cell.alternatives = cell.alternatives;
             }
             return None;
+        }
+        let mut cell = cell;
+        if entry.cell.tags_edited {
+            // Tags the user edited stay as they are, whatever the caption.
+            cell.tags = entry.cell.tags.clone();
+            cell.tags_edited = true;
         }
         let before = std::mem::replace(&mut entry.cell, cell.clone());
         if entry.photo == Photo::Changed {
@@ -599,18 +683,34 @@ impl Session {
 
     /// Captions in which `find` occurs (exact, case-sensitive), and how many times in all.
     pub fn count_matches(&self, find: &str) -> (usize, usize) {
+        self.count_matches_in(find, None)
+    }
+
+    /// [`Session::count_matches`] over the entries `only` (every entry with `None`).
+    pub fn count_matches_in(&self, find: &str, only: Option<&[usize]>) -> (usize, usize) {
         if find.is_empty() {
             return (0, 0);
         }
-        self.entries.iter().fold((0, 0), |(c, n), e| {
-            let k = e.cell.caption.matches(find).count();
-            (c + usize::from(k > 0), n + k)
-        })
+        self.entries
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| only.is_none_or(|o| o.contains(i)))
+            .fold((0, 0), |(c, n), (_, e)| {
+                let k = e.cell.caption.matches(find).count();
+                (c + usize::from(k > 0), n + k)
+            })
     }
 
     /// Replaces `find` by `with` in every caption, as one undo step. Returns the number of
     /// captions changed.
     pub fn replace_all(&mut self, find: &str, with: &str) -> usize {
+        self.replace_in(find, with, None)
+    }
+
+    /// Replaces `find` by `with` in the captions of the entries `only` (every entry with
+    /// `None`), as one undo step; tags that came from the model follow the new captions.
+    /// Returns the number of captions changed.
+    pub fn replace_in(&mut self, find: &str, with: &str, only: Option<&[usize]>) -> usize {
         if find.is_empty() {
             return 0;
         }
@@ -618,21 +718,137 @@ impl Session {
             .entries
             .iter()
             .enumerate()
-            .filter(|(_, e)| e.cell.caption.contains(find))
+            .filter(|(i, e)| only.is_none_or(|o| o.contains(i)) && e.cell.caption.contains(find))
             .map(|(i, e)| {
                 let mut cell = e.cell.clone();
-                cell.caption = sidecar::one_line(&cell.caption.replace(find, with));
                 cell.source = Source::Edited;
                 cell.confidence = None;
+                cell.set_caption(sidecar::one_line(&e.cell.caption.replace(find, with)));
                 (i, cell)
             })
             .collect();
         let n = changes.len();
+        let place = if only.is_some() {
+            " in the selection"
+        } else {
+            ""
+        };
         self.apply_step(
-            &format!("replace \u{201c}{find}\u{201d} ({n} captions)"),
+            &format!("replace \u{201c}{find}\u{201d}{place} ({n} captions)"),
             changes,
         );
         n
+    }
+
+    /// Marks the captions of `indices` as accepted, as one undo step. Returns how many were
+    /// newly marked.
+    pub fn accept(&mut self, indices: &[usize]) -> usize {
+        let changes: Vec<(usize, Cell)> = indices
+            .iter()
+            .filter_map(|&i| self.entries.get(i).map(|e| (i, e)))
+            .filter(|(_, e)| !e.cell.reviewed)
+            .map(|(i, e)| {
+                let mut cell = e.cell.clone();
+                cell.reviewed = true;
+                (i, cell)
+            })
+            .collect();
+        let n = changes.len();
+        let label = if n == 1 {
+            "accept".to_string()
+        } else {
+            format!("accept {n} captions")
+        };
+        self.apply_step(&label, changes);
+        n
+    }
+
+    /// Adds `tag` (typed: see [`clean_tag`]; commas separate several) at the end of the tags
+    /// of `indices` that lack it, as one undo step. Returns how many photos got it.
+    pub fn add_tag(&mut self, indices: &[usize], tag: &str) -> usize {
+        let new: Vec<String> = tag
+            .split(',')
+            .map(clean_tag)
+            .filter(|t| !t.is_empty())
+            .collect();
+        self.edit_tags(indices, &format!("add tag {}", new.join(", ")), |tags| {
+            for t in &new {
+                if !tags.contains(t) {
+                    tags.push(t.clone());
+                }
+            }
+        })
+    }
+
+    /// Removes `tag` from the tags of `indices`, as one undo step. Returns how many photos
+    /// lost it.
+    pub fn remove_tag(&mut self, indices: &[usize], tag: &str) -> usize {
+        self.edit_tags(indices, &format!("remove tag {tag}"), |tags| {
+            tags.retain(|t| t != tag)
+        })
+    }
+
+    /// Moves tag `from` of entry `index` to position `to` (clamped), as one undo step.
+    pub fn move_tag(&mut self, index: usize, from: usize, to: usize) -> bool {
+        let Some(tag) = self
+            .entries
+            .get(index)
+            .and_then(|e| e.cell.tags.get(from))
+            .cloned()
+        else {
+            return false;
+        };
+        let n = self.edit_tags(&[index], &format!("move tag {tag}"), |tags| {
+            let t = tags.remove(from);
+            tags.insert(to.min(tags.len()), t);
+        });
+        n > 0
+    }
+
+    /// Changes the tags of `indices` by `change`, as one undo step; the photos whose tags
+    /// changed keep them as edited. Returns how many changed.
+    fn edit_tags(
+        &mut self,
+        indices: &[usize],
+        label: &str,
+        mut change: impl FnMut(&mut Vec<String>),
+    ) -> usize {
+        let changes: Vec<(usize, Cell)> = indices
+            .iter()
+            .filter_map(|&i| self.entries.get(i).map(|e| (i, e)))
+            .filter_map(|(i, e)| {
+                let mut cell = e.cell.clone();
+                change(&mut cell.tags);
+                (cell.tags != e.cell.tags).then(|| {
+                    cell.tags_edited = true;
+                    (i, cell)
+                })
+            })
+            .collect();
+        let n = changes.len();
+        let label = if indices.len() > 1 {
+            format!("{label} ({n} photos)")
+        } else {
+            label.to_string()
+        };
+        self.apply_step(&label, changes);
+        n
+    }
+
+    /// How many photos carry each tag, most common first (ties by name).
+    pub fn tag_counts(&self) -> Vec<(String, usize)> {
+        let mut counts: HashMap<&str, usize> = HashMap::new();
+        for e in &self.entries {
+            for t in &e.cell.tags {
+                *counts.entry(t.as_str()).or_insert(0) += 1;
+            }
+        }
+        let mut v: Vec<(String, usize)> = counts
+            .into_iter()
+            .map(|(t, n)| (t.to_string(), n))
+            .collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        v
     }
 
     /// Sidecars that would be overwritten although they changed on disk since they were read,
@@ -772,7 +988,14 @@ impl Session {
         serde_json::to_vec(&SessionFile {
             version: SESSION_VERSION,
             key: self.key.clone(),
-            entries: self.entries.clone(),
+            entries: self
+                .entries
+                .iter()
+                .map(|e| Entry {
+                    legacy_reviewed: e.cell.reviewed,
+                    ..e.clone()
+                })
+                .collect(),
         })
     }
 
@@ -842,7 +1065,6 @@ impl Session {
             let Some(old) = saved.get(e.name.as_str()) else {
                 continue;
             };
-            e.reviewed = old.reviewed;
             e.failed = old.failed.clone();
             if old.is_dirty() {
                 // Unsaved work comes back, even if the sidecar changed meanwhile (saving then
@@ -852,7 +1074,12 @@ impl Session {
                 restored += 1;
             } else if e.disk == old.disk {
                 e.cell = old.cell.clone();
+            } else if old.cell.tags_edited {
+                // The caption changed on disk meanwhile; the user's own tags stay.
+                e.cell.tags = old.cell.tags.clone();
+                e.cell.tags_edited = true;
             }
+            e.cell.reviewed = old.cell.reviewed || old.legacy_reviewed;
             if old.stamp.is_some() && e.stamp != old.stamp {
                 e.photo = Photo::Changed;
             }
@@ -863,6 +1090,7 @@ impl Session {
         for old in &file.entries {
             if !present.contains(&old.name) && old.is_dirty() {
                 let mut e = old.clone();
+                e.cell.reviewed |= e.legacy_reviewed;
                 e.photo = Photo::Missing;
                 self.entries.push(e);
                 restored += 1;
@@ -1208,6 +1436,202 @@ mod tests {
         );
         assert!(e.to_string().contains("version 1"));
         assert!(!file.exists());
+    }
+
+    /// A machine caption whose tags are the classifier's "beach" and the caption's words.
+    fn tagged(caption: &str) -> Cell {
+        let mut c = machine(caption);
+        c.classifier_tags = Some(vec!["beach".into()]);
+        c.retag();
+        c
+    }
+
+    /// Captions entry 0 by the model, as one batch step.
+    fn caption_by_model(s: &mut Session, i: usize, cell: Cell) {
+        let rev = s.revision(i);
+        let c = s.batch_result(i, rev, false, cell).unwrap();
+        s.push_batch_step("caption", vec![c]);
+    }
+
+    #[test]
+    fn tags_follow_an_edited_caption_and_the_classifiers_stay() {
+        let (_t, mut s) = folder(&[("a.jpg", b"x")]);
+        caption_by_model(&mut s, 0, tagged("a man in a blue shirt standing"));
+        assert_eq!(
+            s.entries[0].cell.tags,
+            ["beach", "man", "blue", "shirt", "standing"]
+        );
+        s.edit(0, "a man holds a surfboard on sand dunes.");
+        assert_eq!(
+            s.entries[0].cell.tags,
+            ["beach", "man", "holds", "surfboard", "sand", "dunes"]
+        );
+        // Undo brings the old caption back with its tags; redo the new ones.
+        s.undo();
+        assert_eq!(
+            s.entries[0].cell.tags[1..],
+            ["man", "blue", "shirt", "standing"]
+        );
+        s.redo();
+        assert!(s.entries[0].cell.tags.contains(&"surfboard".to_string()));
+        // Find and replace, and an alternative taken, retag too.
+        s.replace_all("surfboard", "kite");
+        assert!(s.entries[0].cell.tags.contains(&"kite".to_string()));
+        assert!(!s.entries[0].cell.tags.contains(&"surfboard".to_string()));
+        assert!(s.take_alternative(0, 1));
+        assert_eq!(
+            s.entries[0].cell.tags,
+            ["beach", "man", "blue", "shirt", "standing", "too"]
+        );
+        // A caption without a model's tags gets none from typing.
+        let (_t, mut s) = folder(&[("a.jpg", b"x"), ("a.txt", b"a dog\n")]);
+        s.edit(0, "a dog on a beach");
+        assert!(s.entries[0].cell.tags.is_empty());
+    }
+
+    #[test]
+    fn tags_the_user_edited_stay_whatever_the_caption() {
+        let (_t, mut s) = folder(&[("a.jpg", b"x")]);
+        caption_by_model(&mut s, 0, tagged("a dog on grass"));
+        assert_eq!(s.add_tag(&[0], " golden  retriever "), 1);
+        assert_eq!(s.remove_tag(&[0], "grass"), 1);
+        assert_eq!(s.entries[0].cell.tags, ["beach", "dog", "golden retriever"]);
+        s.history.seal();
+        s.edit(0, "a cat on a sofa");
+        assert_eq!(s.entries[0].cell.tags, ["beach", "dog", "golden retriever"]);
+        // Captioned again by the model: the caption is new, the user's tags stay.
+        caption_by_model(&mut s, 0, tagged("a bird in a tree"));
+        assert_eq!(s.entries[0].cell.caption, "a bird in a tree");
+        assert_eq!(s.entries[0].cell.tags, ["beach", "dog", "golden retriever"]);
+    }
+
+    #[test]
+    fn tags_of_an_older_session_file_follow_the_caption_too() {
+        let (_t, mut s) = folder(&[("a.jpg", b"x")]);
+        let mut old = machine("a man on a beach");
+        // Before the classifier's tags were kept apart: one list.
+        old.tags = vec!["seashore".into(), "man".into(), "beach".into()];
+        s.entries[0].cell = old;
+        s.edit(0, "a woman on sand");
+        assert_eq!(s.entries[0].cell.tags, ["seashore", "woman", "sand"]);
+    }
+
+    #[test]
+    fn tag_edits_move_remove_and_add_several_each_one_step() {
+        let (_t, mut s) = folder(&[("a.jpg", b"x"), ("b.jpg", b"x"), ("c.jpg", b"x")]);
+        assert_eq!(s.add_tag(&[0, 1, 2], "dog, park"), 3);
+        assert_eq!(s.history.undo_len(), 1, "a bulk action is one step");
+        assert_eq!(s.entries[2].cell.tags, ["dog", "park"]);
+        assert!(s.move_tag(0, 1, 0));
+        assert_eq!(s.entries[0].cell.tags, ["park", "dog"]);
+        assert!(!s.move_tag(0, 5, 0));
+        assert_eq!(s.remove_tag(&[0, 1], "dog"), 2);
+        assert_eq!(s.history.undo_len(), 3);
+        assert_eq!(s.add_tag(&[0], " , "), 0, "nothing to add");
+        assert_eq!(
+            s.tag_counts(),
+            [("park".to_string(), 3), ("dog".to_string(), 1)]
+        );
+        s.undo();
+        assert_eq!(s.entries[1].cell.tags, ["dog", "park"]);
+        assert_eq!(s.entries[0].cell.tags, ["park", "dog"]);
+    }
+
+    #[test]
+    fn every_undoable_action_restores_the_whole_cell() {
+        let (_t, mut s) = folder(&[("a.jpg", b"x"), ("b.jpg", b"x"), ("b.txt", b"a dog\n")]);
+        caption_by_model(&mut s, 0, tagged("a man on sand"));
+        type Action = fn(&mut Session);
+        let actions: [(&str, Action); 9] = [
+            ("edit", |s| s.edit(0, "a man surfs")),
+            ("alternative", |s| {
+                s.take_alternative(0, 1);
+            }),
+            ("accept", |s| {
+                s.accept(&[0, 1]);
+            }),
+            ("add tag", |s| {
+                s.add_tag(&[0, 1], "sea");
+            }),
+            ("remove tag", |s| {
+                s.remove_tag(&[0], "beach");
+            }),
+            ("move tag", |s| {
+                s.move_tag(0, 0, 2);
+            }),
+            ("replace", |s| {
+                s.replace_in("man", "woman", Some(&[0]));
+            }),
+            ("caption again", |s| {
+                let rev = s.revision(1);
+                let c = s.batch_result(1, rev, false, tagged("a dog runs")).unwrap();
+                s.push_batch_step("caption", vec![c]);
+            }),
+            ("edit after accept", |s| s.edit(1, "my dog")),
+        ];
+        for (name, action) in actions {
+            s.history.seal();
+            let before: Vec<Cell> = s.entries.iter().map(|e| e.cell.clone()).collect();
+            action(&mut s);
+            let after: Vec<Cell> = s.entries.iter().map(|e| e.cell.clone()).collect();
+            assert_ne!(before, after, "{name} changed nothing");
+            s.undo();
+            let undone: Vec<Cell> = s.entries.iter().map(|e| e.cell.clone()).collect();
+            assert_eq!(undone, before, "undo of {name}");
+            s.redo();
+            let redone: Vec<Cell> = s.entries.iter().map(|e| e.cell.clone()).collect();
+            assert_eq!(redone, after, "redo of {name}");
+        }
+    }
+
+    #[test]
+    fn take_alternative_accept_and_undo_leave_nothing_behind() {
+        let (_t, mut s) = folder(&[("a.jpg", b"x")]);
+        caption_by_model(&mut s, 0, tagged("a dog"));
+        assert!(s.take_alternative(0, 1));
+        assert_eq!(s.accept(&[0]), 1);
+        assert!(s.entries[0].cell.reviewed);
+        s.undo();
+        assert!(!s.entries[0].cell.reviewed, "the accept is undone");
+        assert_eq!(s.entries[0].cell.caption, "a dog too");
+        s.undo();
+        assert_eq!(s.entries[0].cell.caption, "a dog");
+        assert_eq!(s.entries[0].cell.source, Source::Machine);
+        assert!(!s.entries[0].cell.reviewed);
+        assert_eq!(s.entries[0].cell.tags, ["beach", "dog"]);
+    }
+
+    #[test]
+    fn tags_and_review_marks_survive_the_session_file() {
+        let (t, mut s) = folder(&[("a.jpg", b"x"), ("a.txt", b"a dog\n"), ("b.jpg", b"x")]);
+        s.add_tag(&[0], "pet");
+        s.move_tag(0, 0, 0);
+        s.accept(&[0]);
+        let data = tempfile::tempdir().unwrap();
+        let file = Session::file_for(data.path(), &s.key);
+        let json = s.to_json().unwrap();
+        std::fs::write(&file, &json).unwrap();
+        let photos = vec![t.path().join("a.jpg"), t.path().join("b.jpg")];
+        let mut again = Session::open(s.key.clone(), s.root.clone(), photos.clone());
+        again.restore(&file).unwrap();
+        assert_eq!(again.entries[0].cell.tags, ["pet"]);
+        assert!(again.entries[0].cell.tags_edited);
+        assert!(again.entries[0].cell.reviewed);
+        // Older apps read the review mark from the entry: it is still written there.
+        let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!(v["entries"][0]["reviewed"], true);
+        // A file of an older app: the mark on the entry, no tag fields in the cell.
+        let old = serde_json::json!({"version": SESSION_VERSION, "key": s.key, "entries": [{
+            "path": t.path().join("a.jpg"), "name": "a.jpg",
+            "cell": {"caption": "a dog", "source": "Existing", "confidence": null,
+                     "alternatives": []},
+            "disk": {"Text": {"caption": "a dog", "extra": []}}, "failed": null,
+            "stamp": null, "photo": "Present", "reviewed": true}]});
+        std::fs::write(&file, serde_json::to_vec(&old).unwrap()).unwrap();
+        let mut again = Session::open(s.key.clone(), s.root.clone(), photos);
+        again.restore(&file).unwrap();
+        assert!(again.entries[0].cell.reviewed);
+        assert!(again.entries[0].cell.tags.is_empty());
     }
 
     #[test]

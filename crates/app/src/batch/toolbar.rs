@@ -13,19 +13,178 @@ use captioner::export::{Existing, MetadataTarget};
 use captioner::pipeline::Grounding;
 use captioner::worker::ModelChoice;
 
+/// Below this width the toolbar is one flow of controls, the decoding options in a menu.
+const NARROW: f32 = 1000.0;
+
 impl BatchPanel {
     pub(super) fn toolbar_ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
-        ui.horizontal_wrapped(|ui| self.folder_row(ui, shared));
-        ui.horizontal_wrapped(|ui| self.run_row(ui, shared));
-        ui.horizontal_wrapped(|ui| self.files_row(ui, shared));
-        ui.horizontal_wrapped(|ui| self.search_row(ui, shared));
+        if ui.available_width() < NARROW {
+            // A small window: the controls packed into four rows, the decoding options in
+            // the Decoding menu, so the photos keep most of the height.
+            ui.horizontal_wrapped(|ui| {
+                self.size_ui(ui);
+                self.folder_row(ui, shared, true);
+            });
+            ui.horizontal_wrapped(|ui| {
+                self.run_row(ui, shared, true);
+                self.save_ui(ui, shared);
+            });
+            ui.horizontal_wrapped(|ui| {
+                self.exports_ui(ui, shared);
+                self.search_box_ui(ui);
+            });
+            ui.horizontal_wrapped(|ui| self.filters_ui(ui, shared));
+        } else {
+            ui.horizontal_wrapped(|ui| self.folder_row(ui, shared, false));
+            ui.horizontal_wrapped(|ui| self.run_row(ui, shared, false));
+            ui.horizontal_wrapped(|ui| {
+                // First in its row: a slider does not wrap to the next line as buttons do.
+                self.size_ui(ui);
+                self.save_ui(ui, shared);
+                self.exports_ui(ui, shared);
+            });
+            ui.horizontal_wrapped(|ui| {
+                self.search_box_ui(ui);
+                self.filters_ui(ui, shared);
+            });
+        }
+        if !self.marked.is_empty() {
+            ui.horizontal_wrapped(|ui| self.selection_row(ui, shared));
+        }
+    }
+
+    /// With several photos selected: their count, Accept, Caption again, and a tag to add to
+    /// or remove from all of them (each one undo step); Find and replace acts on them too.
+    fn selection_row(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
+        let busy = self.running.is_some();
+        let n = self.marked.len();
+        ui.strong(format!("{n} selected"))
+            .on_hover_text("Ctrl-click toggles a photo, Shift-click a range, Ctrl+A all shown");
+        if ui
+            .add_enabled(!busy, egui::Button::new("Accept"))
+            .on_hover_text("mark the selected captions as reviewed")
+            .clicked()
+        {
+            self.accept_marked(shared);
+        }
+        if ui
+            .add_enabled(!busy, egui::Button::new("Caption again"))
+            .on_hover_text("caption the selected photos again (asks before replacing captions)")
+            .clicked()
+        {
+            self.caption_selected(shared);
+        }
+        let label = ui.label("Tag");
+        let r = ui
+            .add_enabled(
+                !busy,
+                egui::TextEdit::singleline(&mut self.bulk_tag)
+                    .hint_text("tag")
+                    .desired_width(80.0),
+            )
+            .labelled_by(label.id);
+        let enter = r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+        let tag = self.bulk_tag.trim().to_string();
+        if ui
+            .add_enabled(
+                !busy && !tag.is_empty(),
+                egui::Button::new("Add to selected"),
+            )
+            .clicked()
+            || (enter && !tag.is_empty())
+        {
+            self.add_tag_to_marked(&tag, shared);
+        }
+        let mut tags: Vec<String> = Vec::new();
+        for &i in &self.marked {
+            for t in self
+                .entries()
+                .get(i)
+                .map_or(&[][..], |e| e.cell.tags.as_slice())
+            {
+                if !tags.contains(t) {
+                    tags.push(t.clone());
+                }
+            }
+        }
+        ui.add_enabled_ui(!busy && !tags.is_empty(), |ui| {
+            ui.menu_button("Remove tag", |ui| {
+                for t in &tags {
+                    if ui.button(t).clicked() {
+                        self.remove_tag_from_marked(t, shared);
+                        ui.close();
+                    }
+                }
+            })
+            .response
+            .on_hover_text("remove a tag from every selected photo");
+        });
+        if ui
+            .button("Clear selection")
+            .on_hover_text("Escape")
+            .clicked()
+        {
+            self.clear_marked();
+        }
+    }
+
+    /// The folder's tags with how many photos carry each, most common first: a click filters
+    /// the grid to the photos with that tag (with the other filters), a second click clears it.
+    fn tags_menu(&mut self, ui: &mut egui::Ui) {
+        let counts = self
+            .session
+            .as_ref()
+            .map(|s| s.tag_counts())
+            .unwrap_or_default();
+        let mut chosen = None;
+        ui.add_enabled_ui(!counts.is_empty(), |ui| {
+            ui.menu_button("Tag list", |ui| {
+                ui.label("Show only the photos with the tag:");
+                egui::ScrollArea::vertical()
+                    .max_height(300.0)
+                    .show(ui, |ui| {
+                        for (tag, n) in &counts {
+                            let on = self.tag_filter.as_deref() == Some(tag.as_str());
+                            if ui.selectable_label(on, format!("{tag} ({n})")).clicked() {
+                                chosen = Some(tag.clone());
+                                ui.close();
+                            }
+                        }
+                    });
+            })
+            .response
+            .on_hover_text("the folder's tags, most common first; click one to filter the grid");
+        });
+        if let Some(t) = chosen {
+            self.toggle_tag_filter(Some(&t));
+        }
+        if let Some(t) = self.tag_filter.clone()
+            && ui
+                .button(format!("tag: {t} ×"))
+                .on_hover_text("show the photos with any tag again")
+                .clicked()
+        {
+            self.toggle_tag_filter(None);
+        }
+    }
+
+    /// The thumbnail size.
+    fn size_ui(&mut self, ui: &mut egui::Ui) {
+        let label = ui.label("Size");
+        ui.add(egui::Slider::new(&mut self.settings.thumb_side, 72.0..=256.0).show_value(false))
+            .labelled_by(label.id)
+            .on_hover_text("thumbnail size");
     }
 
     /// Folder, Browse…, Open, Recent, Rescan.
-    fn folder_row(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
+    fn folder_row(&mut self, ui: &mut egui::Ui, shared: &mut Shared, narrow: bool) {
         let busy = self.running.is_some();
         let label = ui.label("Folder");
-        let width = (ui.available_width() - 330.0).clamp(160.0, 480.0);
+        let width = if narrow {
+            200.0
+        } else {
+            (ui.available_width() - 330.0).clamp(160.0, 480.0)
+        };
         let edit = ui
             .add_enabled(
                 !busy,
@@ -50,6 +209,10 @@ impl BatchPanel {
         {
             let dir = PathBuf::from(self.settings.folder.trim());
             self.open_folder(dir, shared);
+            if enter {
+                // The keyboard goes on to the grid, not back to the start of the window.
+                self.grid.focus_selected = true;
+            }
         }
         ui.add_enabled_ui(!busy && !self.settings.recent.is_empty(), |ui| {
             ui.menu_button("Recent", |ui| self.recent_menu(ui, shared));
@@ -74,13 +237,29 @@ impl BatchPanel {
     }
 
     /// Model, Beam, Words min and max, Decoding, Prefix, Suffix, and Caption / Replace all…
-    /// (Cancel while a run goes on).
-    fn run_row(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
+    /// (Cancel while a run goes on). `narrow`: Beam, Words, Prefix and Suffix are in the
+    /// Decoding menu.
+    fn run_row(&mut self, ui: &mut egui::Ui, shared: &mut Shared, narrow: bool) {
         let busy = self.running.is_some();
         let label = ui.label("Model");
         ui.add_enabled_ui(!busy, |ui| self.model_menu(ui, label.id));
-        self.decoding_ui(ui, busy);
-        self.affixes_ui(ui, busy);
+        if narrow {
+            ui.add_enabled_ui(!busy, |ui| {
+                ui.menu_button("Decoding", |ui| {
+                    ui.horizontal_wrapped(|ui| {
+                        self.decoding_fields_ui(ui, false);
+                        self.affixes_ui(ui, false);
+                    });
+                    ui.separator();
+                    self.search_menu(ui);
+                })
+                .response
+                .on_hover_text("beam, caption length, prefix and suffix, n-gram blocking");
+            });
+        } else {
+            self.decoding_ui(ui, busy);
+            self.affixes_ui(ui, busy);
+        }
         if busy {
             if ui.button("Cancel").clicked() {
                 self.cancel();
@@ -126,6 +305,16 @@ impl BatchPanel {
 
     /// Beam, Words min and max, and the Decoding menu with the search's other options.
     fn decoding_ui(&mut self, ui: &mut egui::Ui, busy: bool) {
+        self.decoding_fields_ui(ui, busy);
+        ui.add_enabled_ui(!busy, |ui| {
+            ui.menu_button("Decoding", |ui| self.search_menu(ui))
+                .response
+                .on_hover_text("repeated n-gram blocking and length normalisation");
+        });
+    }
+
+    /// Beam, Words min and max.
+    fn decoding_fields_ui(&mut self, ui: &mut egui::Ui, busy: bool) {
         let s = &mut self.settings;
         let label = ui.label("Beam");
         ui.add_enabled(!busy, egui::DragValue::new(&mut s.beam).range(1..=MAX_BEAM))
@@ -145,11 +334,6 @@ impl BatchPanel {
         )
         .labelled_by(label.id)
         .on_hover_text("longest caption in words");
-        ui.add_enabled_ui(!busy, |ui| {
-            ui.menu_button("Decoding", |ui| self.search_menu(ui))
-                .response
-                .on_hover_text("repeated n-gram blocking and length normalisation");
-        });
     }
 
     /// The search options beyond beam and length, with the library's defaults a click away.
@@ -246,13 +430,8 @@ impl BatchPanel {
         }
     }
 
-    /// Size, Save, Undo, Redo, the exports and "Train on this folder…".
-    fn files_row(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
-        // First in its row: a slider does not wrap to the next line as buttons do.
-        let label = ui.label("Size");
-        ui.add(egui::Slider::new(&mut self.settings.thumb_side, 72.0..=256.0).show_value(false))
-            .labelled_by(label.id)
-            .on_hover_text("thumbnail size");
+    /// Save, Undo, Redo.
+    fn save_ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
         let busy = self.running.is_some();
         let unsaved = self.unsaved();
         if ui
@@ -266,6 +445,11 @@ impl BatchPanel {
             self.save(shared);
         }
         self.history_buttons(ui, shared);
+    }
+
+    /// The exports and "Train on this folder…".
+    fn exports_ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
+        let busy = self.running.is_some();
         let has_captions = self.entries().iter().any(Entry::has_caption);
         let can_export = !busy && self.export.is_none() && has_captions;
         if ui
@@ -406,9 +590,8 @@ impl BatchPanel {
         }
     }
 
-    /// Search, Show (filter), Sort, and Find … with … / Replace in N.
-    fn search_row(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
-        let busy = self.running.is_some();
+    /// Search (name or caption).
+    fn search_box_ui(&mut self, ui: &mut egui::Ui) {
         let label = ui.label("Search");
         ui.add(
             egui::TextEdit::singleline(&mut self.search)
@@ -416,6 +599,11 @@ impl BatchPanel {
                 .desired_width(130.0),
         )
         .labelled_by(label.id);
+    }
+
+    /// Show (filter), Sort, the tag list, and Find … with … / Replace in N.
+    fn filters_ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
+        let busy = self.running.is_some();
         let s = &mut self.settings;
         let label = ui.label("Show");
         egui::ComboBox::from_id_salt("batch_filter")
@@ -437,10 +625,12 @@ impl BatchPanel {
             })
             .response
             .labelled_by(label.id);
+        self.tags_menu(ui);
         self.replace_ui(ui, shared, busy);
     }
 
-    /// Find … with …, and "Replace in N" (the captions holding it).
+    /// Find … with …, and "Replace in N" (the captions holding it; only the selected photos'
+    /// when several are selected).
     fn replace_ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared, busy: bool) {
         let label = ui.label("Find");
         ui.add(egui::TextEdit::singleline(&mut self.find).desired_width(90.0))
@@ -448,25 +638,28 @@ impl BatchPanel {
         let label = ui.label("with");
         ui.add(egui::TextEdit::singleline(&mut self.replace_with).desired_width(90.0))
             .labelled_by(label.id);
+        let only = (!self.marked.is_empty()).then(|| self.marked());
         let (captions, matches) = self
             .session
             .as_ref()
-            .map_or((0, 0), |s| s.count_matches(&self.find));
+            .map_or((0, 0), |s| s.count_matches_in(&self.find, only.as_deref()));
+        let place = if only.is_some() { " selected" } else { "" };
         if ui
             .add_enabled(
                 captions > 0 && !busy,
-                egui::Button::new(format!("Replace in {captions}")),
+                egui::Button::new(format!("Replace in {captions}{place}")),
             )
             .on_hover_text(format!(
-                "{matches} matches in {captions} captions (case-sensitive; undoable)"
+                "{matches} matches in {captions}{place} captions (case-sensitive; undoable)"
             ))
             .clicked()
             && let Some(s) = &mut self.session
         {
-            let n = s.replace_all(&self.find, &self.replace_with);
-            shared
-                .status
-                .info(format!("replaced in {n} captions; Ctrl+Z undoes it"));
+            let n = s.replace_in(&self.find, &self.replace_with, only.as_deref());
+            shared.status.info(format!(
+                "replaced in {}; Ctrl+Z undoes it",
+                super::plural(n, "caption", "captions")
+            ));
         }
     }
 }
