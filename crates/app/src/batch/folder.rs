@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use super::lock;
 use super::persist::{Persist, session_dir};
 use super::session::{Disk, Session};
 use super::{Ask, BatchPanel, Then};
@@ -195,6 +196,39 @@ impl BatchPanel {
     /// Shows `session`, with what its session file kept from last time.
     fn start_session(&mut self, mut session: Session, shared: &mut Shared) {
         let file = Session::file_for(&session_dir(shared), &session.key);
+        // One window per folder: a second window's edits would overwrite the first's in the
+        // session file (last writer wins), so the second does not open it.
+        let ours = self
+            .lock
+            .as_ref()
+            .is_some_and(|l| l.path() == lock::lock_path(&file));
+        if !ours {
+            match lock::acquire(&file) {
+                lock::Acquired::Held(l) => self.lock = Some(l),
+                lock::Acquired::Elsewhere { pid } => {
+                    let what = session
+                        .root
+                        .as_ref()
+                        .map_or_else(|| "These photos".to_string(), |r| r.display().to_string());
+                    let text = format!(
+                        "{what} is open in another captioner window (process {pid}), so it is \
+                         not opened here: two windows would overwrite each other's edits. \
+                         Close it there, then open it here again."
+                    );
+                    shared.status.error(&text);
+                    self.refused = Some(text);
+                    return;
+                }
+                lock::Acquired::Unlocked(reason) => {
+                    self.lock = None;
+                    shared.status.warn(format!(
+                        "cannot mark the folder as open in this window ({reason}); \
+                         do not open it in a second window"
+                    ));
+                }
+            }
+        }
+        self.refused = None;
         match session.restore(&file) {
             Ok(0) => {}
             Ok(n) => shared.status.info(format!(

@@ -30,6 +30,7 @@ mod export;
 mod folder;
 mod grid;
 mod keys;
+pub mod lock;
 mod persist;
 mod preview;
 mod run;
@@ -108,6 +109,10 @@ pub struct BatchPanel {
     tag_focus: Option<(usize, egui::Id)>,
     /// Give this tag chip the keyboard next frame (after a move or a removal).
     focus_tag: Option<usize>,
+    /// This window's claim on the open folder's session (one window per folder).
+    lock: Option<lock::FolderLock>,
+    /// The folder last asked for is open in another window: what to tell the user.
+    refused: Option<String>,
 }
 
 impl Default for BatchPanel {
@@ -147,6 +152,8 @@ impl BatchPanel {
             ask: None,
             export: None,
             last_report: None,
+            lock: None,
+            refused: None,
             search: String::new(),
             find: String::new(),
             replace_with: String::new(),
@@ -318,6 +325,11 @@ impl BatchPanel {
     }
 
     /// The last save or export's outcome, in words.
+    /// Why the folder last asked for was not opened (it is open in another window).
+    pub fn refused(&self) -> Option<&str> {
+        self.refused.as_deref()
+    }
+
     pub fn last_report(&self) -> Option<&str> {
         self.last_report.as_deref()
     }
@@ -491,10 +503,13 @@ impl BatchPanel {
         self.review_keys(ui.ctx());
         self.toolbar_ui(ui, shared);
         self.progress_ui(ui);
+        if let Some(text) = &self.refused {
+            ui.colored_label(ui.visuals().warn_fg_color, text.as_str());
+        }
         if let Some(e) = self.session_save_failure() {
             ui.colored_label(
                 ui.visuals().warn_fg_color,
-                "⚠ The batch session is not saved (captions are kept while the app runs).",
+                "The batch session is not saved (captions are kept while the app runs).",
             )
             .on_hover_text(e);
         }
