@@ -108,7 +108,10 @@ fn a_folder_opens_with_its_sidecars_and_bad_ones_are_left_alone() {
     wait_until(&mut h, 10, "the question", |a| {
         a.panels.batch.asking().is_some()
     });
-    assert_eq!(h.state().panels.batch.asking(), Some(&Ask::Conflicts(1)));
+    assert_eq!(
+        h.state().panels.batch.asking(),
+        Some(&Ask::Conflicts(vec![names[2].replace(".jpg", ".txt")]))
+    );
     h.get_by_label("Leave them").click();
     wait_until(&mut h, 10, "the save", |a| {
         a.panels.batch.last_report().is_some()
@@ -790,4 +793,34 @@ fn the_decoding_menu_reaches_every_search_option() {
     h.run_ok();
     assert_eq!(h.state().panels.batch.settings.search, defaults);
     assert_eq!(h.state().panels.batch.settings.grounding, Grounding::On);
+}
+
+/// A photo that cannot be read says why in the preview as soon as it is selected, before
+/// anyone presses Caption (issue 30 item 7).
+#[test]
+fn an_unreadable_photo_says_why_before_captioning() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("photos");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("broken.jpg"), b"this is not a JPEG").unwrap();
+    let mut h = app(&tmp.path().join("data"), Tab::Batch);
+    h.step();
+    open(&mut h, &dir, 1);
+    assert_eq!(h.state().panels.batch.selected(), Some(0));
+    let mut shown = false;
+    for _ in 0..2000 {
+        h.step();
+        if h.query_by_label_contains("Cannot show this photo: ")
+            .is_some()
+        {
+            shown = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(shown, "the preview says why the photo cannot be shown");
+    let node = h.get_by_label_contains("Cannot show this photo: ");
+    let n = node.accesskit_node();
+    let text = n.label().or(n.value()).unwrap_or_default();
+    assert!(text.contains("broken.jpg"), "{text}");
 }

@@ -92,7 +92,8 @@ pub enum Ask {
     /// "Caption again" on the selected photos would replace `captions` captions.
     ReplaceSelected { photos: Vec<usize>, captions: usize },
     /// Saving: these sidecars changed on disk since they were read, or are not UTF-8 text.
-    Conflicts(usize),
+    /// The sidecars (names in the folder) that changed on disk or are not UTF-8 text.
+    Conflicts(Vec<String>),
     /// Unsaved captions, before doing `then`.
     Unsaved { count: usize, then: Then },
 }
@@ -150,11 +151,23 @@ impl Ask {
                 ),
                 no: None,
             },
-            Ask::Conflicts(n) => Wording {
+            Ask::Conflicts(names) => Wording {
                 title: "Some caption files changed",
                 text: format!(
-                    "{n} .txt files changed on disk since they were read, or are not UTF-8 text. \
-                     Overwrite them, or leave them as they are and save only the others?"
+                    "{} changed on disk since {} read, or {} not UTF-8 text: {}. \
+                     Overwrite {}, or leave {} as {} {} and save only the others?",
+                    super::plural(names.len(), ".txt file", ".txt files"),
+                    if names.len() == 1 {
+                        "it was"
+                    } else {
+                        "they were"
+                    },
+                    if names.len() == 1 { "is" } else { "are" },
+                    listed(names, 8),
+                    if names.len() == 1 { "it" } else { "them" },
+                    if names.len() == 1 { "it" } else { "them" },
+                    if names.len() == 1 { "it" } else { "they" },
+                    if names.len() == 1 { "is" } else { "are" },
                 ),
                 yes: "Overwrite them".to_string(),
                 no: Some("Leave them".to_string()),
@@ -425,6 +438,20 @@ fn typed_path_modal(ui: &mut egui::Ui, t: &mut TypedPath) -> Option<bool> {
     done
 }
 
+/// Up to `most` names, comma-separated, then "and N more".
+fn listed(names: &[String], most: usize) -> String {
+    let mut text = names
+        .iter()
+        .take(most)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > most {
+        text.push_str(&format!(" and {} more", names.len() - most));
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -499,7 +526,13 @@ mod tests {
         assert_eq!(w.yes, "Replace 1 caption");
         assert!(w.text.contains("the 2 selected photos"), "{}", w.text);
         assert_eq!(w.no, None);
-        let w = Ask::Conflicts(2).wording();
+        let w = Ask::Conflicts(vec!["a.txt".into(), "sub/b.txt".into()]).wording();
+        assert!(w.text.starts_with("2 .txt files changed"), "{}", w.text);
+        assert!(w.text.contains(": a.txt, sub/b.txt."), "{}", w.text);
+        let many: Vec<String> = (0..11).map(|i| format!("{i}.txt")).collect();
+        let w2 = Ask::Conflicts(many).wording();
+        assert!(w2.text.contains("7.txt and 3 more"), "{}", w2.text);
+        assert!(!w2.text.contains("8.txt"), "{}", w2.text);
         assert_eq!(w.yes, "Overwrite them");
         assert_eq!(w.no.as_deref(), Some("Leave them"));
     }

@@ -389,8 +389,17 @@ impl BatchPanel {
     /// on disk or are not UTF-8 text).
     pub fn save(&mut self, shared: &mut Shared) {
         let Some(s) = &self.session else { return };
-        let conflicts = s.conflicts().len();
-        if conflicts > 0 {
+        let conflicts: Vec<String> = s
+            .conflicts()
+            .into_iter()
+            .filter_map(|i| s.entries.get(i))
+            .map(|e| {
+                captioner::files::shown(&captioner::sidecar::sidecar_path(std::path::Path::new(
+                    &e.name,
+                )))
+            })
+            .collect();
+        if !conflicts.is_empty() {
             self.ask = Some(Ask::Conflicts(conflicts));
             return;
         }

@@ -79,6 +79,14 @@ fn photo_ui(ui: &mut egui::Ui, shared: &mut Shared, e: &Entry, attention_word: &
     let side = (ui.available_width() - 4.0).max(120.0);
     let side = side.min(ui.available_height() * 0.55);
     let image_rect = thumbnail_ui(ui, &mut shared.thumbs, &e.path, side);
+    // Why the photo cannot be shown, in words, before anyone presses Caption.
+    if let crate::thumbnails::Thumb::Failed(message) = shared.thumbs.get(&e.path) {
+        let message = message.to_string();
+        ui.add(egui::Label::new(
+            egui::RichText::new(format!("Cannot show this photo: {message}"))
+                .color(ui.visuals().error_fg_color),
+        ));
+    }
     let Some(att) = &e.cell.attention else { return };
     let hovered = attention_words_ui(ui, att, e.cell.source, attention_word);
     if let (Some(rect), Some(k)) = (image_rect, hovered.or(*attention_word)) {
