@@ -450,9 +450,9 @@ fn badges_ui(ui: &mut egui::Ui, e: &Entry) {
                 .unwrap_or("The model thinks this caption is probably wrong: check it"),
         );
     }
-    if let Some(c) = e.cell.confidence {
+    if let Some((text, c)) = confidence_badge(e) {
         ui.label(
-            egui::RichText::new(format!("{:.0}%", c * 100.0))
+            egui::RichText::new(text)
                 .small()
                 .color(confidence_shown_color(ui, c, flagged)),
         );
@@ -469,6 +469,18 @@ fn badges_ui(ui: &mut egui::Ui, e: &Entry) {
         );
     }
     ui.add(egui::Label::new(egui::RichText::new(&e.name).small()).truncate());
+}
+
+/// The confidence figure under a thumbnail, with its value. A caption flagged for review for
+/// another reason than a low confidence (an unfamiliar photo, the wrong animal) can have a high
+/// one, which the warning overrules: "review 90%" would say two opposite things, so the figure
+/// is left out there (the preview shows it, with the warning).
+fn confidence_badge(e: &Entry) -> Option<(String, f32)> {
+    let c = e.cell.confidence?;
+    if flagged_by_model(e) && c >= 0.5 {
+        return None;
+    }
+    Some((format!("{:.0}%", c * 100.0), c))
 }
 
 #[cfg(test)]
@@ -540,6 +552,21 @@ mod tests {
         assert_eq!(shown(&e, Filter::All, Some("dog"), Sort::Name, "cat"), [1]);
         assert_eq!(shown(&e, Filter::All, Some("grass"), Sort::Name, ""), [0]);
         assert!(shown(&e, Filter::All, Some("do"), Sort::Name, "").is_empty());
+    }
+
+    #[test]
+    fn a_warning_that_overrules_a_high_confidence_hides_the_figure() {
+        let mut e = entries().remove(0);
+        e.cell.source = Source::Machine;
+        e.cell.caption = "a dog".into();
+        e.cell.confidence = Some(0.9);
+        e.cell.needs_review = Some(true);
+        assert_eq!(confidence_badge(&e), None, "not 'review 90%'");
+        e.cell.confidence = Some(0.18);
+        assert_eq!(confidence_badge(&e), Some(("18%".into(), 0.18)));
+        e.cell.needs_review = Some(false);
+        e.cell.confidence = Some(0.9);
+        assert_eq!(confidence_badge(&e), Some(("90%".into(), 0.9)));
     }
 
     #[test]
