@@ -83,7 +83,7 @@ sleep 2
 app=$!
 wid=""
 for _ in $(seq 1 150); do
-  wid=$(DISPLAY=$display xdotool search --name '^captioner' 2>/dev/null | head -1 || true)
+  wid=$(DISPLAY=$display xdotool search --name 'captioner$' 2>/dev/null | head -1 || true)
   [ -n "$wid" ] && break
   kill -0 "$app" 2>/dev/null || break
   sleep 0.2
