@@ -280,7 +280,10 @@ impl CaptionerApp {
             Tab::Train => {
                 if let Some(root) = self.panels.dataset.loaded().map(|l| l.dataset.root.clone()) {
                     self.pending_run = false;
-                    self.panels.train.start(Some(root), false, &mut self.shared);
+                    let splits = self.dataset_splits();
+                    self.panels
+                        .train
+                        .start_with(Some(root), splits, false, &mut self.shared);
                 }
             }
             Tab::Batch => {
@@ -291,6 +294,14 @@ impl CaptionerApp {
             }
             Tab::Dataset | Tab::Caption | Tab::Models => self.pending_run = false,
         }
+    }
+
+    /// The loaded dataset's train and dev photos (for the Train panel's warnings).
+    fn dataset_splits(&self) -> Option<(usize, usize)> {
+        self.panels
+            .dataset
+            .loaded()
+            .map(|l| (l.summary.splits.train, l.summary.splits.dev))
     }
 
     /// Runs the startup actions: open files as if dropped, pick a tab, start training.
@@ -371,7 +382,7 @@ impl CaptionerApp {
             .import(request.folder.clone(), &mut self.shared);
         let train = &mut self.panels.train;
         train.settings.dataset_dir = Some(request.folder.clone());
-        train.settings.from = Some(request.model.dir());
+        train.set_from(Some(request.model.dir()));
         self.panels.tab = Tab::Train;
         self.shared.status.info(format!(
             "training on the captions in {}: fine-tuning {} (change \"Start from\" for a new model), then press Start",
@@ -521,9 +532,10 @@ impl eframe::App for CaptionerApp {
             Tab::Dataset => self.panels.dataset.panel_ui(ui, &mut self.shared),
             Tab::Train => {
                 let dataset_dir = self.panels.dataset.loaded().map(|l| l.dataset.root.clone());
+                let splits = self.dataset_splits();
                 self.panels
                     .train
-                    .panel_ui(ui, &mut self.shared, dataset_dir)
+                    .panel_ui(ui, &mut self.shared, dataset_dir, splits)
             }
             Tab::Models => {
                 let dataset_dir = self.panels.dataset.loaded().map(|l| l.dataset.root.clone());
