@@ -106,6 +106,17 @@ pub fn run_with(startup: Startup) -> anyhow::Result<()> {
     .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
 }
 
+/// The panel that what `captioner app` opens belongs on, when `--tab` names none: one photo
+/// on the Caption panel, a folder or several photos on the Batch panel (`None`: nothing
+/// opened, the tab used last).
+pub fn startup_tab(open: &[PathBuf]) -> Option<Tab> {
+    match open {
+        [] => None,
+        [one] if !one.is_dir() => Some(Tab::Caption),
+        _ => Some(Tab::Batch),
+    }
+}
+
 /// The panels.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 pub enum Tab {
@@ -177,6 +188,8 @@ pub struct CaptionerApp {
     pending_run: bool,
     /// Frame-time statistics, printed when `CAPTIONER_FRAME_STATS` is set.
     frame_stats: Option<FrameStats>,
+    /// The window title last sent.
+    title: String,
 }
 
 /// How long the app's own per-frame work (events, layout, widgets) takes: with
@@ -271,6 +284,7 @@ impl CaptionerApp {
                 status,
             },
             pending_run: false,
+            title: String::new(),
             frame_stats: std::env::var_os("CAPTIONER_FRAME_STATS").map(|_| FrameStats::new()),
         }
     }
@@ -305,8 +319,11 @@ impl CaptionerApp {
     }
 
     /// Runs the startup actions: open files as if dropped, pick a tab, start training.
+    /// What is opened decides the tab unless `--tab` names one, whatever tab was used last:
+    /// one photo opens on the Caption panel and is captioned, a folder or several photos on
+    /// the Batch panel.
     pub fn apply_startup(&mut self, startup: Startup) {
-        if let Some(tab) = startup.tab {
+        if let Some(tab) = startup.tab.or_else(|| startup_tab(&startup.open)) {
             self.panels.tab = tab;
         }
         if let Some(dir) = startup.model {
@@ -423,6 +440,37 @@ impl CaptionerApp {
             self.panels
                 .caption
                 .caption(captioner::worker::ImageInput::File(image), &mut self.shared);
+        }
+    }
+
+    /// The window title: what the panel on show has open (the photo on the Caption panel, the
+    /// folder on the Batch panel, the dataset on the Dataset and Train panels), then the
+    /// program's name.
+    pub fn window_title(&self) -> String {
+        let p = &self.panels;
+        let open = match p.tab {
+            Tab::Caption => p.caption.shown().map(|s| {
+                s.path
+                    .as_ref()
+                    .map_or(s.source.clone(), |f| f.display().to_string())
+            }),
+            Tab::Batch => p.batch.session().map(|s| match &s.root {
+                Some(root) => root.display().to_string(),
+                None => format!(
+                    "{} photo{}",
+                    s.entries.len(),
+                    if s.entries.len() == 1 { "" } else { "s" }
+                ),
+            }),
+            Tab::Dataset | Tab::Train => p
+                .dataset
+                .loaded()
+                .map(|l| l.dataset.root.display().to_string()),
+            Tab::Models => None,
+        };
+        match open {
+            Some(what) => format!("{what} — captioner"),
+            None => "captioner".to_string(),
         }
     }
 
@@ -551,6 +599,12 @@ impl eframe::App for CaptionerApp {
             Tab::Batch => self.panels.batch.panel_ui(ui, &mut self.shared),
         });
         self.drop_overlay_ui(ui);
+        let title = self.window_title();
+        if title != self.title {
+            ui.ctx()
+                .send_viewport_cmd(egui::ViewportCommand::Title(title.clone()));
+            self.title = title;
+        }
         self.shared.thumbs.end_frame(ui.ctx());
         if let Some(stats) = &mut self.frame_stats {
             stats.end();
@@ -560,5 +614,26 @@ impl eframe::App for CaptionerApp {
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
         self.panels.batch.persist_now(&mut self.shared);
         eframe::set_value(storage, eframe::APP_KEY, &self.panels);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_is_opened_picks_the_tab() {
+        let photo = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/fixtures/encoder/images/246231741_882b45c4e1.jpg"
+        ));
+        let folder = photo.parent().unwrap();
+        assert_eq!(startup_tab(&[]), None);
+        assert_eq!(startup_tab(&[photo.to_path_buf()]), Some(Tab::Caption));
+        assert_eq!(startup_tab(&[folder.to_path_buf()]), Some(Tab::Batch));
+        assert_eq!(
+            startup_tab(&[photo.to_path_buf(), photo.to_path_buf()]),
+            Some(Tab::Batch)
+        );
     }
 }
