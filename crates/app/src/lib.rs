@@ -85,12 +85,18 @@ pub fn run() -> anyhow::Result<()> {
 /// [`run`] with startup actions.
 pub fn run_with(startup: Startup) -> anyhow::Result<()> {
     let paths = AppPaths::from_os();
+    let mut viewport = egui::ViewportBuilder::default()
+        .with_title("captioner")
+        .with_inner_size([1180.0, 780.0])
+        .with_min_inner_size([640.0, 420.0])
+        .with_drag_and_drop(true);
+    match window_icon() {
+        Ok(icon) => viewport = viewport.with_icon(icon),
+        // No icon is no reason not to open the window.
+        Err(e) => eprintln!("captioner: no window icon: {e}"),
+    }
     let options = eframe::NativeOptions {
-        viewport: egui::ViewportBuilder::default()
-            .with_title("captioner")
-            .with_inner_size([1180.0, 780.0])
-            .with_min_inner_size([640.0, 420.0])
-            .with_drag_and_drop(true),
+        viewport,
         persistence_path: Some(paths.data_dir.join("app.ron")),
         ..Default::default()
     };
@@ -104,6 +110,21 @@ pub fn run_with(startup: Startup) -> anyhow::Result<()> {
         }),
     )
     .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
+}
+
+/// The app's icon, 256 px (drawn in `assets/captioner.svg`; `assets/icons/` has it at every
+/// size from 16 to 512 px).
+pub const ICON_PNG: &[u8] = include_bytes!("../../../assets/icons/captioner-256.png");
+
+/// The window icon, decoded from [`ICON_PNG`].
+pub fn window_icon() -> Result<egui::IconData, image::ImageError> {
+    let rgba = image::load_from_memory_with_format(ICON_PNG, image::ImageFormat::Png)?.into_rgba8();
+    let (width, height) = rgba.dimensions();
+    Ok(egui::IconData {
+        rgba: rgba.into_raw(),
+        width,
+        height,
+    })
 }
 
 /// The panel that what `captioner app` opens belongs on, when `--tab` names none: one photo
@@ -620,6 +641,24 @@ impl eframe::App for CaptionerApp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_window_icon_decodes_and_every_size_is_there() {
+        let icon = window_icon().expect("the embedded icon decodes");
+        assert_eq!((icon.width, icon.height), (256, 256));
+        assert_eq!(icon.rgba.len(), 256 * 256 * 4);
+        // Transparent corners, an opaque middle: a drawn icon, not an empty one.
+        assert_eq!(icon.rgba[3], 0);
+        let middle = (128 * 256 + 128) * 4;
+        assert_eq!(icon.rgba[middle + 3], 255);
+        let assets = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../assets"));
+        assert!(assets.join("captioner.svg").is_file());
+        for n in [16u32, 32, 48, 64, 128, 256, 512] {
+            let png = assets.join(format!("icons/captioner-{n}.png"));
+            let img = image::open(&png).unwrap_or_else(|e| panic!("{}: {e}", png.display()));
+            assert_eq!((img.width(), img.height()), (n, n), "{}", png.display());
+        }
+    }
 
     #[test]
     fn what_is_opened_picks_the_tab() {
