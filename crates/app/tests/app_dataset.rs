@@ -75,3 +75,37 @@ fn a_bad_folder_is_an_error_in_the_window() {
             >= 1
     );
 }
+
+#[test]
+fn browse_without_a_file_dialog_asks_for_a_typed_path_and_says_why() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = app(tmp.path(), Tab::Dataset);
+    let why = "no file-dialog service: neither xdg-desktop-portal nor zenity is installed";
+    h.state_mut()
+        .panels
+        .dataset
+        .set_dialog_service(Some(Err(why.to_string())));
+    h.step();
+    h.get_by_label("Browse…").click();
+    h.step();
+    h.step();
+    assert_eq!(h.state().panels.dataset.typed_path_reason(), Some(why));
+    // Said in the panel, and the Folder box has the keyboard focus.
+    assert!(
+        h.query_by_label_contains("Type the dataset folder's path in the Folder box")
+            .is_some()
+    );
+    let dir = fixtures().join("flickr8k_mini");
+    h.get_all_by_role(egui::accesskit::Role::TextInput)
+        .next()
+        .unwrap()
+        .type_text(&dir.display().to_string());
+    h.step();
+    h.key_press(egui::Key::Enter);
+    h.step();
+    wait_until(&mut h, 60, "the import", |a| {
+        a.panels.dataset.loaded().is_some()
+    });
+    assert_eq!(h.state().panels.dataset.loaded().unwrap().dataset.root, dir);
+    assert_eq!(h.state().panels.dataset.typed_path_reason(), None);
+}
