@@ -179,7 +179,7 @@ fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -733,7 +733,10 @@ mod tests {
         let label = ModelChoice::Default.label();
         assert!(label.ends_with(" (shipped)"), "{label}");
         assert_eq!(label, entry.label());
-        assert_eq!(ModelChoice::Default.display_name(&[entry.clone()]), label);
+        assert_eq!(
+            ModelChoice::Default.display_name(std::slice::from_ref(&entry)),
+            label
+        );
         assert_ne!(label, "default (shipped)");
         // Its figure is the one the Models view shows, and the model line says the same.
         let meta = model_dir::read_meta(&entry.dir).unwrap();

@@ -356,9 +356,9 @@ impl TrainPanel {
                 }
             }
             Event::Progress { message, .. } if is_warning(&message) => {
-                if !run.warnings.contains(&message) {
-                    run.warnings.push(message);
-                }
+                // Kept once each (a resumed run repeats its warnings).
+                run.warnings.retain(|w| *w != message);
+                run.warnings.push(message);
             }
             Event::Progress { message, .. } => run.phase = message,
             Event::TrainStarted {
