@@ -219,10 +219,12 @@ impl DatasetPanel {
         // The summary takes at most 40% of a narrow window, so that the image list beside it
         // keeps room for its controls (at 800 px wide, 320 px and the rest).
         let summary_width = (ui.available_width() * 0.4).clamp(240.0, 380.0);
+        let most = (ui.available_width() * 0.6).max(240.0);
         egui::Panel::left("dataset_summary")
             .resizable(true)
             .default_size(summary_width)
             .min_size(220.0)
+            .max_size(most)
             .show(ui, |ui| {
                 egui::ScrollArea::vertical().show(ui, |ui| self.summary_ui(ui));
             });
@@ -295,13 +297,17 @@ impl DatasetPanel {
         let Some(loaded) = &self.loaded else { return };
         let s = &loaded.summary;
         ui.heading("Summary");
+        // Long values (a folder, a layout) wrap inside the column instead of widening it past
+        // the window's edge.
+        let value_width = (ui.available_width() - 150.0).max(80.0);
         egui::Grid::new("dataset_summary_grid")
             .num_columns(2)
             .striped(true)
+            .max_col_width(value_width)
             .show(ui, |ui| {
                 let mut row = |k: &str, v: String| {
                     ui.label(k);
-                    ui.label(v);
+                    ui.add(egui::Label::new(v).wrap());
                     ui.end_row();
                 };
                 row("Folder", s.root.display().to_string());
@@ -440,8 +446,12 @@ impl DatasetPanel {
                         thumbnail_ui(ui, &mut shared.thumbs, &entry.path, ROW_HEIGHT);
                         ui.vertical(|ui| {
                             ui.horizontal(|ui| {
-                                ui.strong(&entry.name);
                                 ui.weak(entry.split.name());
+                                ui.add(
+                                    egui::Label::new(egui::RichText::new(&entry.name).strong())
+                                        .truncate(),
+                                )
+                                .on_hover_text(&entry.name);
                             });
                             for c in entry.captions.iter().take(5) {
                                 ui.add(egui::Label::new(egui::RichText::new(c).small()).truncate())
