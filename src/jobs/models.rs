@@ -120,6 +120,8 @@ pub struct ModelEntry {
     /// How `dev_bleu4` was measured: "beam 3 on 1,000 dev photos", "beam 3, during training
     /// on 30 dev photos" (empty when there is no figure).
     pub dev_bleu4_how: String,
+    /// How many dev photos `dev_bleu4` was measured on, when known.
+    pub dev_bleu4_photos: Option<usize>,
     /// Dev CIDEr-D of the latest evaluation on the dev split (none until evaluated).
     pub dev_cider_d: Option<f64>,
     /// The latest evaluation on any split.
@@ -158,6 +160,22 @@ pub fn dev_bleu4_of(meta: &model_dir::ModelMeta) -> Option<(f64, String)> {
     };
     Some((value, how))
 }
+
+/// How many dev photos [`dev_bleu4_of`]'s figure was measured on, when known.
+pub fn dev_bleu4_photos(meta: &model_dir::ModelMeta) -> Option<usize> {
+    match meta.evaluation.as_ref().filter(|e| e.split == "dev") {
+        Some(e) => Some(e.images),
+        None => meta
+            .metrics
+            .get(DEV_BLEU_IMAGES)
+            .filter(|n| **n >= 1.0)
+            .map(|n| *n as usize),
+    }
+}
+
+/// Fewer dev photos than this make a dev figure that the lists mark with its count: it is
+/// not comparable with figures on Flickr8k's 1,000.
+pub const FEW_DEV_PHOTOS: usize = 100;
 
 /// The `meta.json` metric that holds how many dev photos training's BLEU-4 was measured on.
 pub const DEV_BLEU_IMAGES: &str = "dev_bleu_images";
@@ -228,6 +246,7 @@ impl ModelEntry {
             created_unix: meta.created_unix,
             dev_bleu4: dev.as_ref().map(|d| d.0),
             dev_bleu4_how: dev.map(|d| d.1).unwrap_or_default(),
+            dev_bleu4_photos: dev_bleu4_photos(&meta),
             dev_cider_d: dev_eval.map(|e| e.cider_d),
             evaluation,
             description,
@@ -707,6 +726,7 @@ mod tests {
         let (b, how) = dev_bleu4_of(&m).unwrap();
         assert_eq!(b, 0.1767);
         assert_eq!(how, "beam 3, during training on 30 dev photos");
+        assert_eq!(dev_bleu4_photos(&m), Some(30));
         assert_eq!(
             describe_meta(&m),
             "1 epoch on ds200, dev BLEU-4 0.1767 (beam 3, during training on 30 dev photos)"

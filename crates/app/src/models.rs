@@ -662,7 +662,12 @@ fn figure_ui(ui: &mut egui::Ui, value: Option<f64>, e: &ModelEntry) {
                     e.dev_bleu4_how
                 ),
             };
-            ui.label(format!("{v:.4}")).on_hover_text(from);
+            // A figure from a small dev set says so: it is not comparable with the others.
+            let text = match e.dev_bleu4_photos {
+                Some(n) if n < models::FEW_DEV_PHOTOS => format!("{v:.4} (on {n} dev photos)"),
+                _ => format!("{v:.4}"),
+            };
+            ui.label(text).on_hover_text(from);
         }
         None => {
             ui.weak("—")

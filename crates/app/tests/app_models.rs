@@ -220,6 +220,13 @@ fn evaluating_a_model_shows_and_keeps_its_scores() {
         .clone();
     assert_eq!(entry.dev_cider_d, Some(report.cider_d));
     assert_eq!(entry.dev_bleu4, Some(report.bleu[3]));
+    // A figure from a few dev photos says on how many, in the table itself.
+    assert!(report.images < models::FEW_DEV_PHOTOS);
+    assert_eq!(entry.dev_bleu4_photos, Some(report.images));
+    h.step();
+    h.step();
+    let cell = format!("{:.4} (on {} dev photos)", report.bleu[3], report.images);
+    assert!(h.query_by_label(&cell).is_some(), "{cell} not shown");
 }
 
 #[test]
