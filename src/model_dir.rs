@@ -185,11 +185,48 @@ impl ModelMeta {
 
     /// The name given by the user, or one made from the record: "flickr8k merge, 12 epochs".
     pub fn display_name(&self, decoder: Option<&str>) -> String {
-        if self.name.trim().is_empty() {
-            self.default_name(decoder)
-        } else {
-            self.name.trim().to_string()
+        match self.given_name(decoder) {
+            Some(name) => name.to_string(),
+            None => self.default_name(decoder),
         }
+    }
+
+    /// The name the user gave the model, if any. Earlier versions stored the automatic name
+    /// ("flickr8k merge, 9 epochs (best)") when a run first stopped, and kept it when the run
+    /// was resumed, so it went stale; a stored name of that form counts as no name, and the
+    /// name is made from the record again.
+    pub fn given_name(&self, decoder: Option<&str>) -> Option<&str> {
+        let name = self.name.trim();
+        (!name.is_empty() && !self.is_automatic_name(name, decoder)).then_some(name)
+    }
+
+    /// Whether `name` has the form of a name made from this record: "DATASET DECODER, N
+    /// epoch(s)" for any N, with or without " (best)" or " (last)".
+    pub fn is_automatic_name(&self, name: &str, decoder: Option<&str>) -> bool {
+        let name = name.trim();
+        let name = name
+            .strip_suffix(" (best)")
+            .or_else(|| name.strip_suffix(" (last)"))
+            .unwrap_or(name);
+        let Some((head, count)) = name.rsplit_once(", ") else {
+            return false;
+        };
+        let Some((n, unit)) = count.split_once(' ') else {
+            return false;
+        };
+        let dataset = if self.dataset.is_empty() {
+            "model"
+        } else {
+            self.dataset.as_str()
+        };
+        let head_matches = match decoder {
+            Some(kind) => head == format!("{dataset} {kind}") || head == dataset,
+            None => head == dataset || head.starts_with(&format!("{dataset} ")),
+        };
+        head_matches
+            && !n.is_empty()
+            && n.bytes().all(|b| b.is_ascii_digit())
+            && (unit == "epoch" || unit == "epochs")
     }
 
     /// "DATASET DECODER, N epochs" (the parts that are known).
@@ -656,5 +693,32 @@ mod tests {
         assert_eq!(iso8601_utc(0), "1970-01-01T00:00:00Z");
         assert_eq!(iso8601_utc(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(iso8601_utc(1_700_000_000), "2023-11-14T22:13:20Z");
+    }
+
+    #[test]
+    fn a_stored_automatic_name_is_made_again_from_the_record() {
+        // A run first stopped at epoch 9 stored "ds200 merge, 9 epochs (best)"; resumed to
+        // epoch 20, its record says 20.
+        let mut meta = ModelMeta::now("ds200", "train", 20, "enc");
+        meta.name = "ds200 merge, 9 epochs (best)".into();
+        assert_eq!(meta.given_name(Some("merge")), None);
+        assert_eq!(meta.display_name(Some("merge")), "ds200 merge, 20 epochs");
+        meta.name = "ds200 merge, 1 epoch".into();
+        assert_eq!(meta.given_name(Some("merge")), None);
+        // Names the user gave stay, even ones that look a little like an automatic name.
+        for given in [
+            "my model",
+            "ds200 merge, final",
+            "holiday photos, 9 epochs",
+            "ds200 merge, 9 epochs tuned",
+        ] {
+            meta.name = given.into();
+            assert_eq!(meta.given_name(Some("merge")), Some(given), "{given}");
+            assert_eq!(meta.display_name(Some("merge")), given);
+        }
+        // One epoch is singular.
+        meta.name.clear();
+        meta.epochs = 1;
+        assert_eq!(meta.display_name(Some("merge")), "ds200 merge, 1 epoch");
     }
 }

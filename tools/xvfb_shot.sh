@@ -15,7 +15,7 @@ xvfb_shot() {
   local app=$!
   local wid=""
   for _ in $(seq 1 50); do
-    wid=$(DISPLAY=$display xdotool search --name '^captioner$' 2>/dev/null | head -1 || true)
+    wid=$(DISPLAY=$display xdotool search --name 'captioner$' 2>/dev/null | head -1 || true)
     [ -n "$wid" ] && break
     sleep 0.2
   done

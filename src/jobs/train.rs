@@ -57,7 +57,94 @@ fn default_attention_dim() -> usize {
     256
 }
 
+/// The learning rate fine-tuning starts with (the Train panel's default once a model to start
+/// from is chosen): 0.0001, the rate of the measured fine-tuning runs (docs/quality.md) and of
+/// the README's `captioner train FOLDER --from default --lr 0.0001`. A new model's rate (0.001
+/// or 0.0004) moves a trained model too far from what it knew.
+pub const FINE_TUNE_LR: f32 = 1e-4;
+
+/// Fewer training photos than this, for a new model, get a warning before and during training:
+/// the shipped models learned from Flickr8k's 6,000; from a few hundred a new model learns
+/// little beyond the most frequent words ("a a a a a"), and fine-tuning a trained model suits
+/// such a folder better.
+pub const FEW_TRAIN_PHOTOS: usize = 1000;
+
+/// Fewer training photos than this, when fine-tuning, get a warning: a handful of photos
+/// barely moves the model, and its dev figure says little.
+pub const FEW_FINE_TUNE_PHOTOS: usize = 50;
+
+/// What is worth knowing before training on `train` training photos and `dev` dev photos
+/// (`fine_tuning`: starting from a trained model): too little data to learn from, and too few
+/// dev photos to calibrate the confidence ([`super::calibrate::MIN_DEV_PHOTOS`]) or to trust
+/// the dev BLEU-4. Empty when the data are enough.
+pub fn data_warnings(train: usize, dev: usize, fine_tuning: bool) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let photos = |n: usize| format!("{n} photo{}", if n == 1 { "" } else { "s" });
+    if fine_tuning && train < FEW_FINE_TUNE_PHOTOS {
+        warnings.push(format!(
+            "only {} to train on: fine-tuning on fewer than {FEW_FINE_TUNE_PHOTOS} barely \
+             changes the model",
+            photos(train)
+        ));
+    } else if !fine_tuning && train < FEW_TRAIN_PHOTOS {
+        warnings.push(format!(
+            "only {} to train on: a new model needs thousands (the shipped ones learned from \
+             6,000); from fewer than {FEW_TRAIN_PHOTOS} it learns little beyond the commonest \
+             words (captions like \"a a a a\"). Fine-tuning a trained model (\"Start from\", \
+             --from) suits a small folder better",
+            photos(train)
+        ));
+    }
+    let min_dev = super::calibrate::MIN_DEV_PHOTOS;
+    if dev < min_dev {
+        warnings.push(format!(
+            "only {} in the dev split: with fewer than {min_dev} the confidence is not \
+             calibrated (captions come without one until `captioner calibrate` adds it), and \
+             the dev BLEU-4 of so few photos is a rough figure",
+            photos(dev)
+        ));
+    }
+    warnings
+}
+
+/// Whether a sample caption shows a model that has not learned to caption yet: empty, one
+/// word said three times in a row ("a a a"), or four words or more with fewer than three
+/// different ones.
+pub fn degenerate_caption(caption: &str) -> bool {
+    let words: Vec<&str> = caption.split_whitespace().collect();
+    if words.is_empty() {
+        return true;
+    }
+    let repeated = words.windows(3).any(|w| w[0] == w[1] && w[1] == w[2]);
+    let mut distinct = words.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    repeated || (words.len() >= 4 && distinct.len() < 3)
+}
+
 impl TrainSettings {
+    /// The decoder the run trains: the base model's when fine-tuning (read from its
+    /// `config.json`), else the one chosen.
+    pub fn effective_decoder(&self) -> DecoderKind {
+        self.from
+            .as_deref()
+            .and_then(|f| crate::model_dir::read_config(f).ok())
+            .map_or(self.decoder, |c| c.decoder.kind)
+    }
+
+    /// Chooses the model to start from (`None`: a new model). The learning rate follows when
+    /// it still holds the default of what was chosen before: [`FINE_TUNE_LR`] for
+    /// fine-tuning, the decoder's default for a new model; a rate set by hand stays.
+    pub fn set_from(&mut self, from: Option<PathBuf>) {
+        let new_model_lr = TrainSettings::for_decoder(self.decoder).train.lr;
+        match (self.from.is_some(), from.is_some()) {
+            (false, true) if self.train.lr == new_model_lr => self.train.lr = FINE_TUNE_LR,
+            (true, false) if self.train.lr == FINE_TUNE_LR => self.train.lr = new_model_lr,
+            _ => {}
+        }
+        self.from = from;
+    }
+
     /// The defaults for a new model with `decoder`: [`TrainSettings::default`] (the tutorial's
     /// sizes: LSTM 256, Adam 1e-3) for merge and inject; the attention decoder's are the
     /// issue's PyTorch baseline's (LSTM 512, attention 256, Adam 4e-4).
@@ -274,12 +361,7 @@ pub fn train(
             ));
         }
         (None, false) => {
-            let kind = settings
-                .from
-                .as_deref()
-                .and_then(|f| crate::model_dir::read_config(f).ok())
-                .map_or(settings.decoder, |c| c.decoder.kind);
-            super::models::new_run_dir(&places.models_dir, &dir, kind)
+            super::models::new_run_dir(&places.models_dir, &dir, settings.effective_decoder())
         }
     };
     let outcome = |stopped_in_features: bool| TrainOutcome {
@@ -322,6 +404,16 @@ pub fn train(
     }
     let ds = super::import::import(&dir, &import, events, cancel)?;
     report_problems(&ds, events);
+    for message in data_warnings(
+        ds.split(Split::Train).count(),
+        ds.split(Split::Dev).count(),
+        base.is_some(),
+    ) {
+        events(JobEvent::Warning {
+            job: Job::Train,
+            message,
+        });
+    }
     let encoder = resources.encoder;
     let cache = FeatureCache::new(&places.cache_dir, encoder.id());
     let paths: Vec<PathBuf> = ds
@@ -369,8 +461,13 @@ pub fn train(
         events(JobEvent::Warning {
             job: Job::Train,
             message: format!(
-                "left out {} images without a feature",
-                prepared.without_features.len()
+                "left out {} image{} without a feature",
+                prepared.without_features.len(),
+                if prepared.without_features.len() == 1 {
+                    ""
+                } else {
+                    "s"
+                }
             ),
         });
     }
@@ -614,5 +711,55 @@ mod tests {
         s.decoder = DecoderKind::Inject;
         s.decoder_changed(DecoderKind::Attention);
         assert_eq!((s.hidden_dim, s.train.lr), (256, 1e-4));
+    }
+
+    #[test]
+    fn fine_tuning_takes_the_base_decoder_and_the_fine_tuning_rate() {
+        let shipped = crate::paths::default_model_dir();
+        let base = crate::model_dir::read_config(&shipped)
+            .unwrap()
+            .decoder
+            .kind;
+        let mut s = TrainSettings::default();
+        assert_eq!(s.decoder, DecoderKind::Merge);
+        s.set_from(Some(shipped.clone()));
+        assert_eq!(s.effective_decoder(), base);
+        assert_eq!(s.train.lr, FINE_TUNE_LR);
+        // Back to a new model: the decoder's own default again.
+        s.set_from(None);
+        assert_eq!(s.effective_decoder(), DecoderKind::Merge);
+        assert_eq!(s.train.lr, 1e-3);
+        // A rate set by hand stays either way.
+        s.train.lr = 3e-4;
+        s.set_from(Some(shipped));
+        assert_eq!(s.train.lr, 3e-4);
+        // The README's recipe and the constant agree.
+        let readme = include_str!("../../README.md");
+        assert!(readme.contains("--from default --lr 0.0001"));
+        assert_eq!(FINE_TUNE_LR.to_string(), "0.0001");
+    }
+
+    #[test]
+    fn small_data_is_called_out() {
+        assert!(data_warnings(6000, 1000, false).is_empty());
+        assert!(data_warnings(200, 150, true).is_empty());
+        let w = data_warnings(170, 24, false);
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].contains("only 170 photos to train on"), "{}", w[0]);
+        assert!(
+            w[1].contains("only 24 photos in the dev split") && w[1].contains("fewer than 100")
+        );
+        assert_eq!(data_warnings(30, 500, true).len(), 1);
+        assert!(data_warnings(1, 500, false)[0].contains("only 1 photo to"));
+    }
+
+    #[test]
+    fn degenerate_captions_are_told_from_real_ones() {
+        for bad in ["a a a a a", "", "a dog a dog a dog", "a man in a a a shirt"] {
+            assert!(degenerate_caption(bad), "{bad:?}");
+        }
+        for good in ["a dog runs on the grass", "two dogs", "a man and a woman"] {
+            assert!(!degenerate_caption(good), "{good:?}");
+        }
     }
 }

@@ -57,6 +57,8 @@ pub struct TrainState {
 }
 
 /// Writes `dir` atomically: model files, optimizer moments and training state.
+/// `dev_bleu_images` is how many dev photos the epochs' BLEU-4 is measured on (kept in
+/// `meta.json` beside the figure, with the beam width, [`super::DEV_BEAM`]).
 pub fn save_checkpoint(
     dir: &Path,
     params: &Params,
@@ -64,6 +66,7 @@ pub fn save_checkpoint(
     state: &TrainState,
     vocab: &[String],
     info: &ModelInfo,
+    dev_bleu_images: usize,
 ) -> Result<(), ModelDirError> {
     let config = ModelConfig::new(params.config().clone(), &info.encoder_id, info.text.clone());
     let mut meta = ModelMeta::now(&info.dataset, &info.split, state.epoch, &info.encoder_id);
@@ -71,6 +74,10 @@ pub fn save_checkpoint(
         meta.metrics.insert("dev_bleu4".into(), last.dev_bleu4);
         meta.metrics.insert("dev_loss".into(), last.dev_loss);
         meta.metrics.insert("train_loss".into(), last.train_loss);
+        meta.metrics
+            .insert("dev_bleu_images".into(), dev_bleu_images as f64);
+        meta.metrics
+            .insert("dev_bleu_beam".into(), super::DEV_BEAM as f64);
     }
     if let Some(b) = state.best_bleu4 {
         meta.metrics.insert("best_dev_bleu4".into(), b);

@@ -447,9 +447,18 @@ impl<'a> RunState<'a> {
         self.state.adam_step = self.backend.adam_step();
         let (state, data) = (&self.state, self.data);
         let (last_dir, best_dir) = (&self.last_dir, &self.best_dir);
+        let n_bleu = self.bleu_images.len();
         self.backend.with_state(&mut |params, adam| {
             if best {
-                save_checkpoint(best_dir, params, adam, state, &data.id_to_word, &data.info)?;
+                save_checkpoint(
+                    best_dir,
+                    params,
+                    adam,
+                    state,
+                    &data.id_to_word,
+                    &data.info,
+                    n_bleu,
+                )?;
             }
             Ok(save_checkpoint(
                 last_dir,
@@ -458,6 +467,7 @@ impl<'a> RunState<'a> {
                 state,
                 &data.id_to_word,
                 &data.info,
+                n_bleu,
             )?)
         })
     }

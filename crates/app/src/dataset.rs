@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::Shared;
+use super::status::count;
 use super::tasks::{self, Dialog, Pending};
 use super::widgets::thumbnail_ui;
 use captioner::dataset::{Cleaning, Dataset, ImportOptions, Split, Summary};
@@ -40,6 +41,15 @@ pub struct DatasetPanel {
     view: Vec<usize>,
     #[serde(skip)]
     view_of: Option<Filter>,
+    /// Whether file dialogs can open here (found out when first needed; tests set it).
+    #[serde(skip)]
+    dialog_service: Option<Result<(), String>>,
+    /// Why "Browse…" asked for a typed path instead (no file-dialog service).
+    #[serde(skip)]
+    typed_path_reason: Option<String>,
+    /// Move the keyboard focus to the Folder box (after "Browse…" found no dialog).
+    #[serde(skip)]
+    focus_folder: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -70,6 +80,9 @@ impl Default for DatasetPanel {
             filter: Filter::default(),
             view: Vec::new(),
             view_of: None,
+            dialog_service: None,
+            typed_path_reason: None,
+            focus_folder: false,
         }
     }
 }
@@ -82,6 +95,38 @@ impl DatasetPanel {
 
     pub fn is_busy(&self) -> bool {
         self.busy
+    }
+
+    /// Pretends no file-dialog service exists (tests), or restores detection with `None`.
+    pub fn set_dialog_service(&mut self, service: Option<Result<(), String>>) {
+        self.dialog_service = service;
+    }
+
+    /// Why "Browse…" asked for a typed path instead of opening a dialog, when it did.
+    pub fn typed_path_reason(&self) -> Option<&str> {
+        self.typed_path_reason.as_deref()
+    }
+
+    /// "Browse…": a folder dialog, or, where no file-dialog service exists, the Folder box
+    /// focused for a typed path, with the reason shown.
+    pub fn browse(&mut self, ctx: &egui::Context, shared: &mut Shared) {
+        let service = self
+            .dialog_service
+            .get_or_insert_with(tasks::dialog_service)
+            .clone();
+        if let Err(why) = service {
+            shared
+                .status
+                .warn(format!("{why}; type the dataset folder's path instead"));
+            self.typed_path_reason = Some(why);
+            self.focus_folder = true;
+            return;
+        }
+        let start = PathBuf::from(&self.folder);
+        match tasks::open_dialog(ctx, Dialog::PickFolder, Some(&start)) {
+            Ok(p) => self.dialog = Some(p),
+            Err(e) => shared.status.error(e),
+        }
     }
 
     /// The last import error, if the last import failed.
@@ -101,6 +146,7 @@ impl DatasetPanel {
     /// Starts importing `dir` on the worker.
     pub fn import(&mut self, dir: PathBuf, shared: &mut Shared) {
         self.folder = dir.display().to_string();
+        self.typed_path_reason = None;
         let options = self.import_options();
         if shared.send(Command::ImportDataset { dir, options }) {
             self.busy = true;
@@ -128,12 +174,11 @@ impl DatasetPanel {
                 self.busy = false;
                 self.error = None;
                 shared.status.info(format!(
-                    "imported {}: {} images, {} captions, {} problem{} ({seconds:.1} s)",
+                    "imported {}: {}, {}, {} ({seconds:.1} s)",
                     summary.root.display(),
-                    summary.images,
-                    summary.captions,
-                    summary.problems.len(),
-                    if summary.problems.len() == 1 { "" } else { "s" },
+                    count(summary.images, "image"),
+                    count(summary.captions, "caption"),
+                    count(summary.problems.len(), "problem"),
                 ));
                 self.loaded = Some(Loaded {
                     dataset,
@@ -171,10 +216,15 @@ impl DatasetPanel {
             }
             return;
         }
+        // The summary takes at most 40% of a narrow window, so that the image list beside it
+        // keeps room for its controls (at 800 px wide, 320 px and the rest).
+        let summary_width = (ui.available_width() * 0.4).clamp(240.0, 380.0);
+        let most = (ui.available_width() * 0.6).max(240.0);
         egui::Panel::left("dataset_summary")
             .resizable(true)
-            .default_size(380.0)
-            .min_size(260.0)
+            .default_size(summary_width)
+            .min_size(220.0)
+            .max_size(most)
             .show(ui, |ui| {
                 egui::ScrollArea::vertical().show(ui, |ui| self.summary_ui(ui));
             });
@@ -191,16 +241,16 @@ impl DatasetPanel {
                         .desired_width(ui.available_width() - 220.0),
                 )
                 .labelled_by(label.id);
+            if std::mem::take(&mut self.focus_folder) {
+                edit.request_focus();
+            }
             let enter = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
             if ui
                 .add_enabled(self.dialog.is_none(), egui::Button::new("Browse…"))
+                .on_hover_text("Choose the folder in a file dialog (or type its path in the box)")
                 .clicked()
             {
-                let start = PathBuf::from(&self.folder);
-                match tasks::open_dialog(ui.ctx(), Dialog::PickFolder, Some(&start)) {
-                    Ok(p) => self.dialog = Some(p),
-                    Err(e) => shared.status.error(e),
-                }
+                self.browse(&ui.ctx().clone(), shared);
             }
             let can_import = !self.busy && !self.folder.trim().is_empty();
             if ui
@@ -215,7 +265,16 @@ impl DatasetPanel {
                 ui.spinner();
             }
         });
-        ui.horizontal(|ui| {
+        if let Some(why) = &self.typed_path_reason {
+            ui.colored_label(
+                ui.visuals().warn_fg_color,
+                format!(
+                    "{why}. Type the dataset folder's path in the Folder box and press Enter or \
+                     Import (or drop the folder on the window)."
+                ),
+            );
+        }
+        ui.horizontal_wrapped(|ui| {
             let label = ui.label("Cleaning");
             egui::ComboBox::from_id_salt("cleaning")
                 .selected_text(self.cleaning.name())
@@ -238,13 +297,17 @@ impl DatasetPanel {
         let Some(loaded) = &self.loaded else { return };
         let s = &loaded.summary;
         ui.heading("Summary");
+        // Long values (a folder, a layout) wrap inside the column instead of widening it past
+        // the window's edge.
+        let value_width = (ui.available_width() - 150.0).max(80.0);
         egui::Grid::new("dataset_summary_grid")
             .num_columns(2)
             .striped(true)
+            .max_col_width(value_width)
             .show(ui, |ui| {
                 let mut row = |k: &str, v: String| {
                     ui.label(k);
-                    ui.label(v);
+                    ui.add(egui::Label::new(v).wrap());
                     ui.end_row();
                 };
                 row("Folder", s.root.display().to_string());
@@ -342,12 +405,13 @@ impl DatasetPanel {
     }
 
     fn images_ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
-        ui.horizontal(|ui| {
+        ui.horizontal_wrapped(|ui| {
             let label = ui.label("Find");
+            let width = (ui.available_width() - 160.0).clamp(100.0, 200.0);
             ui.add(
                 egui::TextEdit::singleline(&mut self.filter.text)
                     .hint_text("word or file name")
-                    .desired_width(200.0),
+                    .desired_width(width),
             )
             .labelled_by(label.id);
             let label = ui.label("Split");
@@ -365,9 +429,9 @@ impl DatasetPanel {
         self.refresh_view();
         let Some(loaded) = &self.loaded else { return };
         ui.weak(format!(
-            "{} of {} images",
+            "{} of {}",
             self.view.len(),
-            loaded.dataset.images.len()
+            count(loaded.dataset.images.len(), "image")
         ));
         let images = &loaded.dataset.images;
         let view = &self.view;
@@ -382,8 +446,12 @@ impl DatasetPanel {
                         thumbnail_ui(ui, &mut shared.thumbs, &entry.path, ROW_HEIGHT);
                         ui.vertical(|ui| {
                             ui.horizontal(|ui| {
-                                ui.strong(&entry.name);
                                 ui.weak(entry.split.name());
+                                ui.add(
+                                    egui::Label::new(egui::RichText::new(&entry.name).strong())
+                                        .truncate(),
+                                )
+                                .on_hover_text(&entry.name);
                             });
                             for c in entry.captions.iter().take(5) {
                                 ui.add(egui::Label::new(egui::RichText::new(c).small()).truncate())

@@ -85,12 +85,18 @@ pub fn run() -> anyhow::Result<()> {
 /// [`run`] with startup actions.
 pub fn run_with(startup: Startup) -> anyhow::Result<()> {
     let paths = AppPaths::from_os();
+    let mut viewport = egui::ViewportBuilder::default()
+        .with_title("captioner")
+        .with_inner_size([1180.0, 780.0])
+        .with_min_inner_size([640.0, 420.0])
+        .with_drag_and_drop(true);
+    match window_icon() {
+        Ok(icon) => viewport = viewport.with_icon(icon),
+        // No icon is no reason not to open the window.
+        Err(e) => eprintln!("captioner: no window icon: {e}"),
+    }
     let options = eframe::NativeOptions {
-        viewport: egui::ViewportBuilder::default()
-            .with_title("captioner")
-            .with_inner_size([1180.0, 780.0])
-            .with_min_inner_size([640.0, 420.0])
-            .with_drag_and_drop(true),
+        viewport,
         persistence_path: Some(paths.data_dir.join("app.ron")),
         ..Default::default()
     };
@@ -104,6 +110,32 @@ pub fn run_with(startup: Startup) -> anyhow::Result<()> {
         }),
     )
     .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
+}
+
+/// The app's icon, 256 px (drawn in `assets/captioner.svg`; `assets/icons/` has it at every
+/// size from 16 to 512 px).
+pub const ICON_PNG: &[u8] = include_bytes!("../../../assets/icons/captioner-256.png");
+
+/// The window icon, decoded from [`ICON_PNG`].
+pub fn window_icon() -> Result<egui::IconData, image::ImageError> {
+    let rgba = image::load_from_memory_with_format(ICON_PNG, image::ImageFormat::Png)?.into_rgba8();
+    let (width, height) = rgba.dimensions();
+    Ok(egui::IconData {
+        rgba: rgba.into_raw(),
+        width,
+        height,
+    })
+}
+
+/// The panel that what `captioner app` opens belongs on, when `--tab` names none: one photo
+/// on the Caption panel, a folder or several photos on the Batch panel (`None`: nothing
+/// opened, the tab used last).
+pub fn startup_tab(open: &[PathBuf]) -> Option<Tab> {
+    match open {
+        [] => None,
+        [one] if !one.is_dir() => Some(Tab::Caption),
+        _ => Some(Tab::Batch),
+    }
 }
 
 /// The panels.
@@ -177,6 +209,8 @@ pub struct CaptionerApp {
     pending_run: bool,
     /// Frame-time statistics, printed when `CAPTIONER_FRAME_STATS` is set.
     frame_stats: Option<FrameStats>,
+    /// The window title last sent.
+    title: String,
 }
 
 /// How long the app's own per-frame work (events, layout, widgets) takes: with
@@ -271,6 +305,7 @@ impl CaptionerApp {
                 status,
             },
             pending_run: false,
+            title: String::new(),
             frame_stats: std::env::var_os("CAPTIONER_FRAME_STATS").map(|_| FrameStats::new()),
         }
     }
@@ -280,7 +315,10 @@ impl CaptionerApp {
             Tab::Train => {
                 if let Some(root) = self.panels.dataset.loaded().map(|l| l.dataset.root.clone()) {
                     self.pending_run = false;
-                    self.panels.train.start(Some(root), false, &mut self.shared);
+                    let splits = self.dataset_splits();
+                    self.panels
+                        .train
+                        .start_with(Some(root), splits, false, &mut self.shared);
                 }
             }
             Tab::Batch => {
@@ -293,9 +331,20 @@ impl CaptionerApp {
         }
     }
 
+    /// The loaded dataset's train and dev photos (for the Train panel's warnings).
+    fn dataset_splits(&self) -> Option<(usize, usize)> {
+        self.panels
+            .dataset
+            .loaded()
+            .map(|l| (l.summary.splits.train, l.summary.splits.dev))
+    }
+
     /// Runs the startup actions: open files as if dropped, pick a tab, start training.
+    /// What is opened decides the tab unless `--tab` names one, whatever tab was used last:
+    /// one photo opens on the Caption panel and is captioned, a folder or several photos on
+    /// the Batch panel.
     pub fn apply_startup(&mut self, startup: Startup) {
-        if let Some(tab) = startup.tab {
+        if let Some(tab) = startup.tab.or_else(|| startup_tab(&startup.open)) {
             self.panels.tab = tab;
         }
         if let Some(dir) = startup.model {
@@ -371,7 +420,7 @@ impl CaptionerApp {
             .import(request.folder.clone(), &mut self.shared);
         let train = &mut self.panels.train;
         train.settings.dataset_dir = Some(request.folder.clone());
-        train.settings.from = Some(request.model.dir());
+        train.set_from(Some(request.model.dir()));
         self.panels.tab = Tab::Train;
         self.shared.status.info(format!(
             "training on the captions in {}: fine-tuning {} (change \"Start from\" for a new model), then press Start",
@@ -412,6 +461,37 @@ impl CaptionerApp {
             self.panels
                 .caption
                 .caption(captioner::worker::ImageInput::File(image), &mut self.shared);
+        }
+    }
+
+    /// The window title: what the panel on show has open (the photo on the Caption panel, the
+    /// folder on the Batch panel, the dataset on the Dataset and Train panels), then the
+    /// program's name.
+    pub fn window_title(&self) -> String {
+        let p = &self.panels;
+        let open = match p.tab {
+            Tab::Caption => p.caption.shown().map(|s| {
+                s.path
+                    .as_ref()
+                    .map_or(s.source.clone(), |f| f.display().to_string())
+            }),
+            Tab::Batch => p.batch.session().map(|s| match &s.root {
+                Some(root) => root.display().to_string(),
+                None => format!(
+                    "{} photo{}",
+                    s.entries.len(),
+                    if s.entries.len() == 1 { "" } else { "s" }
+                ),
+            }),
+            Tab::Dataset | Tab::Train => p
+                .dataset
+                .loaded()
+                .map(|l| l.dataset.root.display().to_string()),
+            Tab::Models => None,
+        };
+        match open {
+            Some(what) => format!("{what} — captioner"),
+            None => "captioner".to_string(),
         }
     }
 
@@ -521,9 +601,10 @@ impl eframe::App for CaptionerApp {
             Tab::Dataset => self.panels.dataset.panel_ui(ui, &mut self.shared),
             Tab::Train => {
                 let dataset_dir = self.panels.dataset.loaded().map(|l| l.dataset.root.clone());
+                let splits = self.dataset_splits();
                 self.panels
                     .train
-                    .panel_ui(ui, &mut self.shared, dataset_dir)
+                    .panel_ui(ui, &mut self.shared, dataset_dir, splits)
             }
             Tab::Models => {
                 let dataset_dir = self.panels.dataset.loaded().map(|l| l.dataset.root.clone());
@@ -539,6 +620,12 @@ impl eframe::App for CaptionerApp {
             Tab::Batch => self.panels.batch.panel_ui(ui, &mut self.shared),
         });
         self.drop_overlay_ui(ui);
+        let title = self.window_title();
+        if title != self.title {
+            ui.ctx()
+                .send_viewport_cmd(egui::ViewportCommand::Title(title.clone()));
+            self.title = title;
+        }
         self.shared.thumbs.end_frame(ui.ctx());
         if let Some(stats) = &mut self.frame_stats {
             stats.end();
@@ -548,5 +635,44 @@ impl eframe::App for CaptionerApp {
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
         self.panels.batch.persist_now(&mut self.shared);
         eframe::set_value(storage, eframe::APP_KEY, &self.panels);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_window_icon_decodes_and_every_size_is_there() {
+        let icon = window_icon().expect("the embedded icon decodes");
+        assert_eq!((icon.width, icon.height), (256, 256));
+        assert_eq!(icon.rgba.len(), 256 * 256 * 4);
+        // Transparent corners, an opaque middle: a drawn icon, not an empty one.
+        assert_eq!(icon.rgba[3], 0);
+        let middle = (128 * 256 + 128) * 4;
+        assert_eq!(icon.rgba[middle + 3], 255);
+        let assets = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../assets"));
+        assert!(assets.join("captioner.svg").is_file());
+        for n in [16u32, 32, 48, 64, 128, 256, 512] {
+            let png = assets.join(format!("icons/captioner-{n}.png"));
+            let img = image::open(&png).unwrap_or_else(|e| panic!("{}: {e}", png.display()));
+            assert_eq!((img.width(), img.height()), (n, n), "{}", png.display());
+        }
+    }
+
+    #[test]
+    fn what_is_opened_picks_the_tab() {
+        let photo = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/fixtures/encoder/images/246231741_882b45c4e1.jpg"
+        ));
+        let folder = photo.parent().unwrap();
+        assert_eq!(startup_tab(&[]), None);
+        assert_eq!(startup_tab(&[photo.to_path_buf()]), Some(Tab::Caption));
+        assert_eq!(startup_tab(&[folder.to_path_buf()]), Some(Tab::Batch));
+        assert_eq!(
+            startup_tab(&[photo.to_path_buf(), photo.to_path_buf()]),
+            Some(Tab::Batch)
+        );
     }
 }

@@ -48,6 +48,9 @@ pub struct ModelsPanel {
     pub eval_dataset: Option<PathBuf>,
     /// Beam width of evaluations.
     pub eval_beam: usize,
+    /// List each training run's last checkpoint under its best one (a run is listed once, as
+    /// its best model, otherwise).
+    pub show_last: bool,
 
     #[serde(skip)]
     entries: Vec<ModelEntry>,
@@ -87,6 +90,7 @@ impl Default for ModelsPanel {
             descending: true,
             eval_dataset: None,
             eval_beam: 3,
+            show_last: false,
             entries: Vec::new(),
             listed: false,
             renaming: None,
@@ -100,9 +104,30 @@ impl Default for ModelsPanel {
 }
 
 impl ModelsPanel {
-    /// The models listed, in the order shown.
+    /// The models listed: one per training run (its best checkpoint, with the last one in
+    /// [`ModelEntry::last`]), in the order shown.
     pub fn entries(&self) -> &[ModelEntry] {
         &self.entries
+    }
+
+    /// The rows shown: the entries, each followed by its run's last checkpoint when
+    /// [`ModelsPanel::show_last`] is on.
+    pub fn rows(&self) -> Vec<&ModelEntry> {
+        self.entries
+            .iter()
+            .flat_map(|e| {
+                let last = e.last.as_deref().filter(|_| self.show_last);
+                std::iter::once(e).chain(last)
+            })
+            .collect()
+    }
+
+    /// The listed model in `dir`, a run's last checkpoint included.
+    fn find(&self, dir: &Path) -> Option<&ModelEntry> {
+        self.entries
+            .iter()
+            .flat_map(ModelEntry::with_last)
+            .find(|e| e.dir == dir)
     }
 
     pub fn is_evaluating(&self) -> bool {
@@ -171,12 +196,7 @@ impl ModelsPanel {
 
     /// Starts renaming the model in `dir`.
     pub fn start_rename(&mut self, dir: &Path) {
-        let name = self
-            .entries
-            .iter()
-            .find(|e| e.dir == dir)
-            .map(|e| e.name.clone())
-            .unwrap_or_default();
+        let name = self.find(dir).map(|e| e.name.clone()).unwrap_or_default();
         self.renaming = Some((dir.to_path_buf(), name));
     }
 
@@ -205,7 +225,7 @@ impl ModelsPanel {
 
     /// Asks for confirmation before deleting the model in `dir`.
     pub fn ask_delete(&mut self, dir: &Path) {
-        self.confirm_delete = self.entries.iter().find(|e| e.dir == dir).cloned();
+        self.confirm_delete = self.find(dir).cloned();
     }
 
     /// The model waiting for a confirmation of its deletion.
@@ -226,14 +246,16 @@ impl ModelsPanel {
                 };
                 shared
                     .status
-                    .info(format!("deleted \"{}\" ({what})", entry.name));
+                    .info(format!("deleted \"{}\" ({what})", entry.label()));
                 shared.send(Command::ListModels);
                 Some(ModelsAction::Deleted(entry.dir))
             }
             Err(e) => {
-                shared
-                    .status
-                    .error(format!("cannot delete \"{}\": {}", entry.name, e.report()));
+                shared.status.error(format!(
+                    "cannot delete \"{}\": {}",
+                    entry.label(),
+                    e.report()
+                ));
                 None
             }
         }
@@ -261,7 +283,7 @@ impl ModelsPanel {
         }) {
             self.evaluation = Some(Evaluation {
                 model: entry.choice(),
-                name: entry.name.clone(),
+                name: entry.label(),
                 cancel,
                 phase: format!("evaluating on the dev split of {}", dataset_dir.display()),
                 progress: None,
@@ -300,8 +322,11 @@ impl ModelsPanel {
                     _ => model.label(),
                 };
                 shared.status.info(format!(
-                    "{name} on {} {} images: BLEU-4 {:.4}, CIDEr-D {:.4}",
-                    report.images, report.split, report.bleu[3], report.cider_d
+                    "{name} on the {} split, {}: BLEU-4 {:.4}, CIDEr-D {:.4}",
+                    report.split,
+                    super::status::count(report.images, "photo"),
+                    report.bleu[3],
+                    report.cider_d
                 ));
                 self.last_report = Some((name, report));
                 self.refresh(shared);
@@ -340,6 +365,11 @@ impl ModelsPanel {
             if ui.button("Refresh").clicked() {
                 self.refresh(shared);
             }
+            ui.checkbox(&mut self.show_last, "Show each run's last epoch")
+                .on_hover_text(
+                    "A training run keeps two models: the epoch with the best dev BLEU-4 \
+                     (listed) and its last epoch (listed under it when this is on)",
+                );
             ui.weak(format!(
                 "trained models live in {}",
                 shared.paths.models_dir.display()
@@ -399,9 +429,16 @@ impl ModelsPanel {
         }
         if let Some((name, r)) = &self.last_report {
             ui.label(format!(
-                "{name}: {} split, {} images, beam {}: BLEU-1 {:.4}  BLEU-2 {:.4}  BLEU-3 {:.4}  \
+                "{name}: {} split, {}, beam {}: BLEU-1 {:.4}  BLEU-2 {:.4}  BLEU-3 {:.4}  \
                  BLEU-4 {:.4}  CIDEr-D {:.4}",
-                r.split, r.images, r.beam, r.bleu[0], r.bleu[1], r.bleu[2], r.bleu[3], r.cider_d
+                r.split,
+                super::status::count(r.images, "photo"),
+                r.beam,
+                r.bleu[0],
+                r.bleu[1],
+                r.bleu[2],
+                r.bleu[3],
+                r.cider_d
             ));
         }
     }
@@ -413,12 +450,7 @@ impl ModelsPanel {
         shared: &mut Shared,
         dataset: Option<&Path>,
     ) -> Option<ModelsAction> {
-        let Some(entry) = self
-            .selected
-            .as_ref()
-            .and_then(|d| self.entries.iter().find(|e| e.dir == *d))
-            .cloned()
-        else {
+        let Some(entry) = self.selected.as_ref().and_then(|d| self.find(d)).cloned() else {
             ui.weak("Click a model to use it for captioning, evaluate, rename or delete it.");
             return None;
         };
@@ -443,7 +475,7 @@ impl ModelsPanel {
                 }
                 return;
             }
-            ui.strong(&entry.name);
+            ui.strong(entry.label());
             if ui
                 .button("Use for captioning")
                 .on_hover_text("Caption photos with this model (Caption and Batch panels)")
@@ -505,7 +537,7 @@ impl ModelsPanel {
                     (SortBy::Vocab, "Vocab", "Words the model knows"),
                     (SortBy::Epochs, "Epochs", "Epochs trained"),
                     (SortBy::Trained, "Trained", "When it was saved (UTC)"),
-                    (SortBy::Bleu4, "Dev BLEU-4", "BLEU-4 on the dev split: of the latest evaluation, else measured during training (greedy, on the dev subset)"),
+                    (SortBy::Bleu4, "Dev BLEU-4", "BLEU-4 on the dev split: of the latest evaluation, else measured during training (on the dev photos training scores, often fewer); hover a figure for how it was measured"),
                     (SortBy::CiderD, "Dev CIDEr-D", "CIDEr-D on the dev split; none until the model is evaluated"),
                 ];
                 for (key, title, hint) in columns {
@@ -525,16 +557,34 @@ impl ModelsPanel {
                     });
                 }
                 ui.end_row();
-                for e in &self.entries {
-                    let mut name = egui::RichText::new(&e.name);
+                let rows = self.rows();
+                for e in rows {
+                    let is_last = self
+                        .entries
+                        .iter()
+                        .any(|b| b.last.as_deref().is_some_and(|l| l.dir == e.dir));
+                    let mut name = egui::RichText::new(if is_last {
+                        format!("      {}", e.label())
+                    } else {
+                        e.label()
+                    });
                     if e.shipped {
                         name = name.italics();
                     }
+                    let last_note = match (&e.last, is_last) {
+                        (Some(l), _) => format!(
+                            "\nThe run's last epoch is a model too: {} (tick \"Show each run's \
+                             last epoch\")",
+                            l.dir.display()
+                        ),
+                        (None, true) => "\nThe last epoch of the run above".to_string(),
+                        (None, false) => String::new(),
+                    };
                     let selected = self.selected.as_deref() == Some(e.dir.as_path());
                     if ui
                         .selectable_label(selected, name)
                         .on_hover_text(format!(
-                            "{}\n{}\n{}",
+                            "{}\n{}\n{}{last_note}",
                             e.folder,
                             e.dir.display(),
                             e.description
@@ -602,15 +652,22 @@ fn figure_ui(ui: &mut egui::Ui, value: Option<f64>, e: &ModelEntry) {
         Some(v) => {
             let from = match &e.evaluation {
                 Some(ev) if ev.split == "dev" => format!(
-                    "evaluated {} on {} dev images of {} (beam {})",
+                    "{}: evaluated {} on the dev split of {}",
+                    e.dev_bleu4_how,
                     ev.when,
-                    ev.images,
                     ev.dataset_dir.display(),
-                    ev.beam
                 ),
-                _ => "measured during training (greedy, dev subset)".to_string(),
+                _ => format!(
+                    "{}; press Evaluate to score it on the whole dev split",
+                    e.dev_bleu4_how
+                ),
             };
-            ui.label(format!("{v:.4}")).on_hover_text(from);
+            // A figure from a small dev set says so: it is not comparable with the others.
+            let text = match e.dev_bleu4_photos {
+                Some(n) if n < models::FEW_DEV_PHOTOS => format!("{v:.4} (on {n} dev photos)"),
+                _ => format!("{v:.4}"),
+            };
+            ui.label(text).on_hover_text(from);
         }
         None => {
             ui.weak("—")

@@ -129,6 +129,11 @@ pub fn ago(d: Duration) -> String {
     }
 }
 
+/// A count with its noun: "1 image", "2 images" (`one` takes an "s" for any other count).
+pub fn count(n: usize, one: &str) -> String {
+    format!("{n} {one}{}", if n == 1 { "" } else { "s" })
+}
+
 /// A duration as "1:05:09" or "5:09".
 pub fn clock(d: Duration) -> String {
     let s = d.as_secs();
@@ -147,6 +152,13 @@ mod tests {
     fn clock_formats() {
         assert_eq!(clock(Duration::from_secs(309)), "5:09");
         assert_eq!(clock(Duration::from_secs(3909)), "1:05:09");
+    }
+
+    #[test]
+    fn counts_agree_with_their_noun() {
+        assert_eq!(count(1, "epoch"), "1 epoch");
+        assert_eq!(count(0, "image"), "0 images");
+        assert_eq!(count(20, "caption"), "20 captions");
     }
 
     #[test]

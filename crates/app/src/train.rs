@@ -12,8 +12,10 @@ use serde::{Deserialize, Serialize};
 use super::Shared;
 use super::status::clock;
 use captioner::dataset::Cleaning;
+use captioner::decoder::DecoderConfig;
 use captioner::decoder::DecoderKind;
 use captioner::jobs::EndReason;
+use captioner::jobs::train::{FINE_TUNE_LR, data_warnings, degenerate_caption};
 use captioner::train::{EpochReport, ModelSummary, TrainEvent};
 use captioner::worker::{CancelToken, Command, Event, Job, TrainSettings};
 
@@ -35,6 +37,10 @@ pub struct TrainPanel {
     /// The models there are, for "Start from" (from the worker's list).
     #[serde(skip)]
     models: Vec<captioner::jobs::ModelEntry>,
+    /// The decoder of the model chosen to start from (read once per choice; `None` inside
+    /// when its `config.json` cannot be read).
+    #[serde(skip)]
+    base: Option<(PathBuf, Option<DecoderConfig>)>,
 }
 
 /// A number field's text and, when the text is refused, why.
@@ -77,6 +83,44 @@ pub struct Run {
     /// For a fine-tuning run: the model it starts from, and how many caption words are
     /// outside its vocabulary.
     pub fine_tune: Option<String>,
+    /// What the run should be warned about: too little data (from the start), and the job's
+    /// own warnings (no calibration, photos left out).
+    pub warnings: Vec<String>,
+}
+
+/// The job's progress messages that are warnings worth keeping on the panel (the rest are
+/// phases, shown one at a time).
+const WARNING_STARTS: [&str; 5] = [
+    "no calibrated confidence",
+    "no familiarity data",
+    "left out ",
+    "only ",
+    "captions are cleaned",
+];
+
+/// Whether a progress message of the training job is one of its warnings.
+pub fn is_warning(message: &str) -> bool {
+    WARNING_STARTS.iter().any(|s| message.starts_with(s))
+}
+
+/// A y-axis label for BLEU figures: at most three decimals, trailing zeros dropped ("0.05",
+/// "0.1", "0"), never the float noise of a tiny range ("0.000000001").
+pub fn axis_text(v: f64) -> String {
+    let t = format!("{v:.3}");
+    let t = t.trim_end_matches('0').trim_end_matches('.');
+    match t {
+        "" | "-0" => "0".to_string(),
+        t => t.to_string(),
+    }
+}
+
+/// The sample captions of an epoch that show the model has not learned to caption yet.
+pub fn degenerate_samples(report: &EpochReport) -> usize {
+    report
+        .samples
+        .iter()
+        .filter(|(_, c)| degenerate_caption(c))
+        .count()
 }
 
 impl Run {
@@ -137,26 +181,31 @@ pub fn restore_run(run_dir: &Path) -> Option<Run> {
     let state: captioner::train::TrainState = serde_json::from_slice(&bytes).ok()?;
     let completed = state.history.len();
     let resumable = !state.early_stopped && state.epoch < state.train.epochs;
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
     let finished = if state.early_stopped {
         let best = state.best_epoch;
+        let without = completed.saturating_sub(best);
         format!(
-            "last run: stopped early after {completed} epochs: {} epochs without a better dev \
-             BLEU-4 (best at epoch {best}); it cannot be resumed",
-            completed.saturating_sub(best)
+            "last run: stopped early after {completed} epoch{}: {without} epoch{} without a \
+             better dev BLEU-4 (best at epoch {best}); it cannot be resumed",
+            plural(completed),
+            plural(without)
         )
     } else if resumable {
         format!(
-            "last run: {completed} of {} epochs done (stopped at epoch {}, step {}); Resume \
+            "last run: {completed} of {} epoch{} done (stopped at epoch {}, step {}); Resume \
              continues it from {}",
             state.train.epochs,
+            plural(state.train.epochs),
             state.epoch + 1,
             state.step,
             path.parent().unwrap_or(run_dir).display()
         )
     } else {
         format!(
-            "last run: finished all {} epochs; it cannot be resumed",
-            state.train.epochs
+            "last run: finished all {} epoch{}; it cannot be resumed",
+            state.train.epochs,
+            plural(state.train.epochs)
         )
     };
     Some(Run {
@@ -181,8 +230,39 @@ impl TrainPanel {
         self.run.as_ref().is_some_and(|r| r.running)
     }
 
+    /// Chooses the model to start from (`None`: a new model); the learning rate follows
+    /// ([`captioner::jobs::TrainSettings::set_from`]).
+    pub fn set_from(&mut self, from: Option<PathBuf>) {
+        self.settings.set_from(from);
+    }
+
+    /// The decoder of the model chosen to start from, when fine-tuning.
+    pub fn base_decoder(&mut self) -> Option<&DecoderConfig> {
+        let from = self.settings.from.as_ref()?;
+        if self.base.as_ref().is_none_or(|(d, _)| d != from) {
+            let config = captioner::model_dir::read_config(from)
+                .ok()
+                .map(|c| c.decoder);
+            self.base = Some((from.clone(), config));
+        }
+        self.base.as_ref().and_then(|(_, c)| c.as_ref())
+    }
+
     /// Starts a new run (`resume == false`) or continues the latest one.
+    /// `splits`: the train and dev photos of the dataset, when known (the Dataset panel's
+    /// import), for the warnings about too little data.
     pub fn start(&mut self, dataset_dir: Option<PathBuf>, resume: bool, shared: &mut Shared) {
+        self.start_with(dataset_dir, None, resume, shared);
+    }
+
+    /// [`TrainPanel::start`], warned about too little data in `splits` (train, dev photos).
+    pub fn start_with(
+        &mut self,
+        dataset_dir: Option<PathBuf>,
+        splits: Option<(usize, usize)>,
+        resume: bool,
+        shared: &mut Shared,
+    ) {
         if self.is_running() {
             return;
         }
@@ -209,7 +289,7 @@ impl TrainPanel {
                     .dataset_dir
                     .as_deref()
                     .unwrap_or(std::path::Path::new("dataset")),
-                settings.decoder,
+                settings.effective_decoder(),
             ))
         };
         self.settings.dataset_dir = settings.dataset_dir.clone();
@@ -221,6 +301,9 @@ impl TrainPanel {
             out_dir: settings.out_dir.clone(),
             phase: "preparing".into(),
             started: Some(Instant::now()),
+            warnings: splits
+                .map(|(train, dev)| data_warnings(train, dev, settings.from.is_some()))
+                .unwrap_or_default(),
             ..Run::default()
         };
         // A resumed run keeps the charts of the run it continues.
@@ -271,6 +354,11 @@ impl TrainPanel {
                 } else {
                     shared.status.warn(message);
                 }
+            }
+            Event::Progress { message, .. } if is_warning(&message) => {
+                // Kept once each (a resumed run repeats its warnings).
+                run.warnings.retain(|w| *w != message);
+                run.warnings.push(message);
             }
             Event::Progress { message, .. } => run.phase = message,
             Event::TrainStarted {
@@ -330,11 +418,14 @@ impl TrainPanel {
         }
     }
 
+    /// `splits`: the loaded dataset's train and dev photos, for the warnings about too little
+    /// data.
     pub fn panel_ui(
         &mut self,
         ui: &mut egui::Ui,
         shared: &mut Shared,
         dataset_dir: Option<PathBuf>,
+        splits: Option<(usize, usize)>,
     ) {
         if self.run.is_none() && !self.restored {
             self.restored = true;
@@ -345,7 +436,7 @@ impl TrainPanel {
             .default_size(300.0)
             .show(ui, |ui| {
                 egui::ScrollArea::vertical()
-                    .show(ui, |ui| self.settings_ui(ui, shared, dataset_dir));
+                    .show(ui, |ui| self.settings_ui(ui, shared, dataset_dir, splits));
             });
         egui::CentralPanel::default_margins().show(ui, |ui| {
             egui::ScrollArea::vertical().show(ui, |ui| self.run_ui(ui));
@@ -357,6 +448,7 @@ impl TrainPanel {
         ui: &mut egui::Ui,
         shared: &mut Shared,
         dataset_dir: Option<PathBuf>,
+        splits: Option<(usize, usize)>,
     ) {
         let running = self.is_running();
         ui.heading("Settings");
@@ -367,13 +459,24 @@ impl TrainPanel {
         };
         ui.add_enabled_ui(!running, |ui| self.start_from_ui(ui));
         let fine_tuning = self.settings.from.is_some();
+        let base = self.base_decoder().cloned();
+        if let Some((train, dev)) = splits {
+            for w in data_warnings(train, dev, fine_tuning) {
+                ui.colored_label(ui.visuals().warn_fg_color, format!("Warning: {w}."));
+            }
+        }
         let fields = &mut self.fields;
         ui.add_enabled_ui(!running, |ui| {
             let s = &mut self.settings;
             egui::Grid::new("train-grid").num_columns(2).show(ui, |ui| {
-                number_row(ui, fields, "Epochs", "Passes over the training captions. Early stopping may end the run sooner.", &mut s.train.epochs, 1, 500);
-                number_row(ui, fields, "Batch size", "Captions per training step. Larger batches give smoother but fewer updates per epoch.", &mut s.train.batch_size, 1, 1024);
-                number_row(ui, fields, "Learning rate", "Adam's step size at the start (0.000001 to 0.1). Too high diverges, too low learns slowly; 0.001 is a good start.", &mut s.train.lr, 1e-6, 0.1);
+                number_row(ui, fields, "Epochs", "Passes over the training captions. Early stopping may end the run sooner.", &mut s.train.epochs, 1, 500, true);
+                number_row(ui, fields, "Batch size", "Captions per training step. Larger batches give smoother but fewer updates per epoch.", &mut s.train.batch_size, 1, 1024, true);
+                let lr_hint = if fine_tuning {
+                    format!("Adam's step size at the start (0.000001 to 0.1). Fine-tuning starts at {FINE_TUNE_LR}: higher rates move the model far from what it knew.")
+                } else {
+                    "Adam's step size at the start (0.000001 to 0.1). Too high diverges, too low learns slowly; 0.001 is a good start.".to_string()
+                };
+                number_row(ui, fields, "Learning rate", &lr_hint, &mut s.train.lr, 1e-6, 0.1, true);
                 let decoder_label = ui.label("Decoder").on_hover_text(
                     "merge: the image is joined with the LSTM's output (as in the Keras tutorial); \
                      inject: the image is the LSTM's first input (Show and Tell); \
@@ -381,46 +484,70 @@ impl TrainPanel {
                      (Show, Attend and Tell; best with LSTM size 512 and learning rate 0.0004)",
                 );
                 let before = s.decoder;
+                // Fine-tuning keeps the base model's decoder: shown, not editable.
+                let shown_kind = base.as_ref().map_or(s.decoder, |b| b.kind);
+                let mut kind = shown_kind;
+                ui.add_enabled_ui(!fine_tuning, |ui| {
                 egui::ComboBox::from_id_salt("decoder-kind")
-                    .selected_text(s.decoder.to_string())
+                    .selected_text(if fine_tuning {
+                        format!("{shown_kind} (the base model's)")
+                    } else {
+                        shown_kind.to_string()
+                    })
                     .show_ui(ui, |ui| {
-                        ui.selectable_value(&mut s.decoder, DecoderKind::Merge, "merge (tutorial)");
+                        ui.selectable_value(&mut kind, DecoderKind::Merge, "merge (tutorial)");
                         ui.selectable_value(
-                            &mut s.decoder,
+                            &mut kind,
                             DecoderKind::Inject,
                             "inject (Show and Tell)",
                         );
                         ui.selectable_value(
-                            &mut s.decoder,
+                            &mut kind,
                             DecoderKind::Attention,
                             "attention (Show, Attend and Tell)",
                         );
                     })
                     .response
-                    .labelled_by(decoder_label.id);
-                if s.decoder != before {
+                    .labelled_by(decoder_label.id)
+                    .on_disabled_hover_text("Fine-tuning keeps the base model's decoder");
+                });
+                if !fine_tuning && kind != before {
+                    s.decoder = kind;
                     s.decoder_changed(before);
                 }
                 ui.end_row();
-                number_row(ui, fields, "Embedding size", "Length of the vector each word is turned into (8 to 2048).", &mut s.embed_dim, 8, 2048);
-                number_row(ui, fields, "LSTM size", "Memory cells of the LSTM (8 to 2048): larger can learn more, but trains slower.", &mut s.hidden_dim, 8, 2048);
-                number_row(ui, fields, "Dropout", "Share of values randomly zeroed while training (0 to 0.9), against overfitting.", &mut s.dropout, 0.0, 0.9);
-                number_row(ui, fields, "Vocabulary min count", "A word must appear at least this often in the training captions to be in the vocabulary; rarer words become <unk>.", &mut s.import.min_count, 1, 100);
+                // Fine-tuning keeps the base model's sizes and vocabulary: they are shown,
+                // greyed out, and not used.
+                let sizes = !fine_tuning;
+                let (mut embed, mut hidden) = (s.embed_dim, s.hidden_dim);
+                if let Some(b) = &base {
+                    (embed, hidden) = (b.embed_dim, b.hidden_dim);
+                }
+                number_row(ui, fields, "Embedding size", "Length of the vector each word is turned into (8 to 2048).", &mut embed, 8, 2048, sizes);
+                number_row(ui, fields, "LSTM size", "Memory cells of the LSTM (8 to 2048): larger can learn more, but trains slower.", &mut hidden, 8, 2048, sizes);
+                if sizes {
+                    (s.embed_dim, s.hidden_dim) = (embed, hidden);
+                }
+                number_row(ui, fields, "Dropout", "Share of values randomly zeroed while training (0 to 0.9), against overfitting.", &mut s.dropout, 0.0, 0.9, true);
+                number_row(ui, fields, "Vocabulary min count", "A word must appear at least this often in the training captions to be in the vocabulary; rarer words become <unk>.", &mut s.import.min_count, 1, 100, sizes);
                 let cleaning_label = ui.label("Cleaning").on_hover_text(
                     "How captions are cleaned: natural keeps words like \"a\"; tutorial drops \
                      one-letter words and numbers as the Keras tutorial does",
                 );
-                egui::ComboBox::from_id_salt("cleaning")
-                    .selected_text(s.import.cleaning.name())
-                    .show_ui(ui, |ui| {
-                        ui.selectable_value(&mut s.import.cleaning, Cleaning::Natural, "natural");
-                        ui.selectable_value(&mut s.import.cleaning, Cleaning::Tutorial, "tutorial");
-                    })
-                    .response
-                    .labelled_by(cleaning_label.id);
+                ui.add_enabled_ui(sizes, |ui| {
+                    egui::ComboBox::from_id_salt("cleaning")
+                        .selected_text(s.import.cleaning.name())
+                        .show_ui(ui, |ui| {
+                            ui.selectable_value(&mut s.import.cleaning, Cleaning::Natural, "natural");
+                            ui.selectable_value(&mut s.import.cleaning, Cleaning::Tutorial, "tutorial");
+                        })
+                        .response
+                        .labelled_by(cleaning_label.id)
+                        .on_disabled_hover_text("Fine-tuning keeps the base model's cleaning");
+                });
                 ui.end_row();
-                number_row(ui, fields, "Early-stop patience", "Stop after this many epochs in a row without a better dev BLEU-4 (0 = never stop early).", &mut s.train.early_stop_patience, 0, 50);
-                number_row(ui, fields, "Dev images for BLEU", "Dev images captioned after every epoch to measure BLEU-4 (1 to 5000): more is steadier but slower.", &mut s.train.dev_bleu_images, 1, 5000);
+                number_row(ui, fields, "Early-stop patience", "Stop after this many epochs in a row without a better dev BLEU-4 (0 = never stop early).", &mut s.train.early_stop_patience, 0, 50, true);
+                number_row(ui, fields, "Dev images for BLEU", "Dev images captioned after every epoch to measure BLEU-4 (1 to 5000): more is steadier but slower.", &mut s.train.dev_bleu_images, 1, 5000, true);
             });
             for (label, f) in fields.iter() {
                 if let Some(e) = &f.error {
@@ -440,7 +567,7 @@ impl TrainPanel {
                 })
                 .clicked()
             {
-                self.start(dataset.clone(), false, shared);
+                self.start_with(dataset.clone(), splits, false, shared);
             }
             if ui
                 .add_enabled(running, egui::Button::new("Stop"))
@@ -463,11 +590,11 @@ impl TrainPanel {
                 })
                 .clicked()
             {
-                self.start(dataset.clone(), true, shared);
+                self.start_with(dataset.clone(), splits, true, shared);
             }
         });
         if let Some(dir) = &self.last_run {
-            ui.small(format!("Run folder: {}", dir.display()));
+            ui.label(format!("Run folder: {}", dir.display()));
         }
     }
 
@@ -476,9 +603,10 @@ impl TrainPanel {
         let label_of = |dir: &Path, models: &[captioner::jobs::ModelEntry]| {
             models
                 .iter()
+                .flat_map(captioner::jobs::ModelEntry::with_last)
                 .find(|m| m.dir == dir)
-                .map(|m| m.name.clone())
-                .unwrap_or_else(|| dir.display().to_string())
+                .map(|m| m.label())
+                .unwrap_or_else(|| captioner::jobs::models::model_label(dir))
         };
         let selected = match &self.settings.from {
             None => "a new model".to_string(),
@@ -490,16 +618,17 @@ impl TrainPanel {
                  weights and keeps its decoder and vocabulary: good for a few hundred captioned \
                  photos of your own. Words outside its vocabulary count as unknown.",
             );
+            let mut from = self.settings.from.clone();
             egui::ComboBox::from_id_salt("train-from")
                 .selected_text(selected)
                 .width(220.0)
                 .show_ui(ui, |ui| {
-                    ui.selectable_value(&mut self.settings.from, None, "a new model");
+                    ui.selectable_value(&mut from, None, "a new model");
                     for m in &self.models {
                         ui.selectable_value(
-                            &mut self.settings.from,
+                            &mut from,
                             Some(m.dir.clone()),
-                            format!("fine-tune {} ({})", m.name, m.folder),
+                            format!("fine-tune {} ({})", m.label(), m.folder),
                         );
                     }
                     // A model chosen elsewhere (the Batch panel) that the list lacks.
@@ -507,20 +636,24 @@ impl TrainPanel {
                         && !self.models.iter().any(|m| m.dir == dir)
                     {
                         ui.selectable_value(
-                            &mut self.settings.from,
+                            &mut from,
                             Some(dir.clone()),
-                            format!("fine-tune {}", dir.display()),
+                            format!("fine-tune {}", captioner::jobs::models::model_label(&dir)),
                         );
                     }
                 })
                 .response
                 .labelled_by(label.id);
+            if from != self.settings.from {
+                self.set_from(from);
+            }
         });
         if self.settings.from.is_some() {
-            ui.small(
-                "Fine-tuning keeps the model's decoder, sizes, vocabulary and cleaning; those \
-                 settings below are not used. A learning rate of 0.0002 to 0.0005 suits it.",
-            );
+            ui.label(format!(
+                "Fine-tuning keeps the model's decoder, sizes, vocabulary and cleaning (greyed \
+                 out below). It starts at a learning rate of {FINE_TUNE_LR}, the rate the \
+                 README's recipe and the measured fine-tuning runs use."
+            ));
         }
     }
 
@@ -549,6 +682,9 @@ impl TrainPanel {
         });
         if let Some(note) = &run.fine_tune {
             ui.label(note);
+        }
+        for w in &run.warnings {
+            ui.colored_label(ui.visuals().warn_fg_color, format!("Warning: {w}"));
         }
         if let Some(e) = &run.error {
             ui.colored_label(ui.visuals().error_fg_color, e);
@@ -645,9 +781,14 @@ impl TrainPanel {
                 .iter()
                 .map(|r| [r.epoch as f64, r.dev_bleu4])
                 .collect();
+            // From 0, and at least to 0.05, so that a near-zero score (a model on too little
+            // data) does not stretch the axis to labels like "0.000000001".
             Plot::new("dev-bleu")
                 .height(200.0)
                 .allow_scroll(false)
+                .include_y(0.0)
+                .include_y(0.05)
+                .y_axis_formatter(|mark, _| axis_text(mark.value))
                 .x_axis_label("epoch")
                 .show(&mut cols[2], |p| {
                     p.line(Line::new("BLEU-4", PlotPoints::from(bleu.clone())).color(DEV_COLOR));
@@ -661,10 +802,29 @@ impl TrainPanel {
         if let Some(last) = run.epochs.last() {
             ui.separator();
             ui.strong(format!("Sample captions after epoch {}", last.epoch));
+            let bad = degenerate_samples(last);
+            if bad > 0 {
+                ui.colored_label(
+                    ui.visuals().warn_fg_color,
+                    format!(
+                        "Warning: {bad} of {} sample captions repeat words: the model has not learned \
+                         to caption yet (too little data, or too few epochs)",
+                        last.samples.len()
+                    ),
+                );
+            }
             egui::Grid::new("samples").striped(true).show(ui, |ui| {
                 for (image, caption) in &last.samples {
                     ui.label(image);
-                    ui.label(caption);
+                    if degenerate_caption(caption) {
+                        ui.colored_label(
+                            ui.visuals().warn_fg_color,
+                            format!("{caption}  (repeated words)"),
+                        )
+                        .on_hover_text("Repeated words: not a caption yet");
+                    } else {
+                        ui.label(caption);
+                    }
                     ui.end_row();
                 }
             });
@@ -763,6 +923,7 @@ fn number_row<T>(
     value: &mut T,
     min: T,
     max: T,
+    enabled: bool,
 ) where
     T: Copy + PartialOrd + std::fmt::Display + std::str::FromStr,
 {
@@ -772,9 +933,10 @@ fn number_row<T>(
         .desired_width(110.0)
         .id_salt(label);
     let response = ui
-        .add(edit)
+        .add_enabled(enabled, edit)
         .labelled_by(label_response.id)
-        .on_hover_text(format!("{hint}\nFrom {min} to {max}."));
+        .on_hover_text(format!("{hint}\nFrom {min} to {max}."))
+        .on_disabled_hover_text("Fine-tuning keeps the base model's value");
     if response.changed() {
         match field.text.trim().parse::<T>() {
             Ok(v) if v >= min && v <= max => {

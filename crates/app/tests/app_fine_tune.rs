@@ -87,3 +87,76 @@ fn train_on_this_folder_fine_tunes_the_batch_model() {
     let tuned = captioner::model_dir::read_config(&out.join("last")).unwrap();
     assert_eq!(tuned.decoder, shipped.decoder);
 }
+
+#[test]
+fn fine_tune_settings_show_the_base_model_and_its_rate() {
+    use captioner::jobs::train::FINE_TUNE_LR;
+    use egui_kittest::kittest::NodeT;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = app(tmp.path(), Tab::Dataset);
+    drop_files(&mut h, &[fixtures().join("flickr8k_mini")]);
+    wait_until(&mut h, 60, "the import", |a| {
+        a.panels.dataset.loaded().is_some()
+    });
+    h.state_mut().panels.tab = Tab::Train;
+    h.step();
+    let shipped = ModelChoice::Default.dir();
+    let base = captioner::model_dir::read_config(&shipped).unwrap().decoder;
+    assert_eq!(base.kind.to_string(), "attention");
+    let train = &mut h.state_mut().panels.train;
+    assert_eq!(train.settings.decoder.to_string(), "merge");
+    assert_eq!(train.settings.train.lr, 1e-3);
+    train.set_from(Some(shipped.clone()));
+    // The recommended fine-tuning rate, which the note names.
+    assert_eq!(h.state().panels.train.settings.train.lr, FINE_TUNE_LR);
+    h.step();
+    h.step();
+    assert!(
+        h.query_by_label_contains(&format!("learning rate of {FINE_TUNE_LR}"))
+            .is_some()
+    );
+    // The decoder box says the base model's decoder; it and the sizes cannot be edited, and
+    // show the base model's values.
+    let decoder_box = h
+        .get_all_by_role(egui::accesskit::Role::ComboBox)
+        .find(|n| n.accesskit_node().label().as_deref() == Some("Decoder"))
+        .expect("the Decoder box");
+    assert_eq!(
+        decoder_box.value().as_deref(),
+        Some("attention (the base model's)"),
+        "{decoder_box:?}"
+    );
+    assert!(decoder_box.accesskit_node().is_disabled());
+    let field = |h: &egui_kittest::Harness<'_, captioner_app::CaptionerApp>, name: &str| {
+        h.get_all_by_role(egui::accesskit::Role::TextInput)
+            .find(|n| n.accesskit_node().label().as_deref() == Some(name))
+            .map(|n| {
+                (
+                    n.value().unwrap_or_default(),
+                    n.accesskit_node().is_disabled(),
+                )
+            })
+            .unwrap_or_else(|| panic!("no {name} box"))
+    };
+    assert_eq!(field(&h, "LSTM size"), (base.hidden_dim.to_string(), true));
+    assert_eq!(
+        field(&h, "Embedding size"),
+        (base.embed_dim.to_string(), true)
+    );
+    assert!(field(&h, "Learning rate").0.starts_with("0.0001"));
+    assert!(!field(&h, "Learning rate").1);
+    // The run folder is named after the decoder it trains.
+    h.get_by_label("Start").click();
+    h.step();
+    let run_dir = h.state().panels.train.last_run.clone().unwrap();
+    let name = run_dir.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.contains("-attention-"), "{name}");
+    h.get_by_label("Stop").click();
+    wait_until(&mut h, 300, "the stop", |a| !a.panels.train.is_running());
+    // Back to a new model: its own decoder, sizes and rate again.
+    h.state_mut().panels.train.set_from(None);
+    h.step();
+    h.step();
+    assert_eq!(h.state().panels.train.settings.train.lr, 1e-3);
+    assert_eq!(field(&h, "LSTM size"), ("256".to_string(), false));
+}

@@ -103,6 +103,119 @@ fn training_starts_stops_and_resumes() {
     assert!(!run.epochs.is_empty());
     assert!(run.summary.is_some());
     assert!(out.join("best/weights.safetensors").is_file());
+    // The run's models are named after what they hold now, not what they held at the stop,
+    // and the run is one entry of the lists, its last epoch under its best.
+    let epochs_now = stopped_in_epoch + 2;
+    let last = captioner::jobs::models::entry_of(&out.join("last"));
+    assert_eq!(last.epochs, epochs_now);
+    assert!(
+        last.name.ends_with(&format!("{epochs_now} epochs (last)")),
+        "{}",
+        last.name
+    );
+    let best = captioner::jobs::models::entry_of(&out.join("best"));
+    let n = best.epochs;
+    assert!(
+        best.name.ends_with(&format!(
+            "{n} epoch{} (best)",
+            if n == 1 { "" } else { "s" }
+        )),
+        "{}",
+        best.name
+    );
+    let listed = captioner::jobs::models::list_models(&tmp.path().join("models"));
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].last.as_deref(), Some(&last));
+}
+
+/// The app as `captioner app PATH` opens it, with a profile last left on `tab` with `folder`
+/// in the Batch panel's Folder box.
+fn opened_with(
+    data: &std::path::Path,
+    tab: Tab,
+    folder: &str,
+    open: std::path::PathBuf,
+) -> egui_kittest::Harness<'static, captioner_app::CaptionerApp> {
+    let paths = captioner_app::AppPaths::under(data);
+    let folder = folder.to_string();
+    egui_kittest::Harness::builder()
+        .with_size([1280.0, 820.0])
+        .build_eframe(move |cc| {
+            let mut panels = captioner_app::Panels {
+                tab,
+                ..captioner_app::Panels::default()
+            };
+            panels.batch.settings.folder = folder;
+            let mut app = captioner_app::CaptionerApp::with_panels(&cc.egui_ctx, paths, panels);
+            app.apply_startup(captioner_app::Startup {
+                open: vec![open],
+                ..captioner_app::Startup::default()
+            });
+            app
+        })
+}
+
+#[test]
+fn app_photo_opens_the_caption_panel_whatever_tab_was_last() {
+    let tmp = tempfile::tempdir().unwrap();
+    let old = tmp.path().join("old folder");
+    std::fs::create_dir(&old).unwrap();
+    let dog = fixtures().join("encoder/images/246231741_882b45c4e1.jpg");
+    let mut h = opened_with(
+        tmp.path(),
+        Tab::Batch,
+        &old.display().to_string(),
+        dog.clone(),
+    );
+    assert_eq!(h.state().panels.tab, Tab::Caption);
+    wait_until(&mut h, 60, "the caption", |a| {
+        a.panels.caption.shown().is_some() || a.panels.caption.error().is_some()
+    });
+    assert_eq!(h.state().panels.caption.error(), None);
+    assert_eq!(
+        h.state().panels.caption.shown().unwrap().path.as_deref(),
+        Some(dog.as_path())
+    );
+    assert!(
+        h.state().panels.batch.session().is_none(),
+        "no one-photo batch"
+    );
+    // The window title names the photo.
+    assert!(
+        h.state()
+            .window_title()
+            .starts_with(&dog.display().to_string()),
+        "{}",
+        h.state().window_title()
+    );
+}
+
+#[test]
+fn app_folder_opens_the_batch_panel_on_that_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let photos = tmp.path().join("photos");
+    copy_dir(&fixtures().join("encoder/images"), &photos);
+    let mut h = opened_with(tmp.path(), Tab::Caption, "/somewhere/else", photos.clone());
+    assert_eq!(h.state().panels.tab, Tab::Batch);
+    wait_until(&mut h, 30, "the folder listing", |a| {
+        !a.panels.batch.is_listing() && !a.panels.batch.entries().is_empty()
+    });
+    assert_eq!(
+        h.state().panels.batch.settings.folder,
+        photos.display().to_string()
+    );
+    assert_eq!(
+        h.state()
+            .panels
+            .batch
+            .session()
+            .and_then(|s| s.root.clone()),
+        Some(photos.clone())
+    );
+    assert_eq!(
+        h.state().window_title(),
+        format!("{} — captioner", photos.display())
+    );
 }
 
 #[test]

@@ -49,11 +49,11 @@ fn renaming_and_deleting_a_model() {
     assert_eq!(trained.decoder, "merge");
     assert!(trained.vocab_size > 1000);
     assert_eq!(trained.dev_cider_d, None, "not evaluated yet");
-    h.get_by_label("flickr8k merge, 3 epochs");
+    h.get_by_label("flickr8k merge, 3 epochs (shipped)");
     h.get_by_label("flickr8k merge, 3 epochs (best)");
 
     // The shipped model offers no Rename or Delete.
-    h.get_by_label("flickr8k merge, 3 epochs").click();
+    h.get_by_label("flickr8k merge, 3 epochs (shipped)").click();
     h.step();
     h.step();
     assert!(h.query_by_label("Rename").is_none());
@@ -220,4 +220,73 @@ fn evaluating_a_model_shows_and_keeps_its_scores() {
         .clone();
     assert_eq!(entry.dev_cider_d, Some(report.cider_d));
     assert_eq!(entry.dev_bleu4, Some(report.bleu[3]));
+    // A figure from a few dev photos says on how many, in the table itself.
+    assert!(report.images < models::FEW_DEV_PHOTOS);
+    assert_eq!(entry.dev_bleu4_photos, Some(report.images));
+    h.step();
+    h.step();
+    let cell = format!("{:.4} (on {} dev photos)", report.bleu[3], report.images);
+    assert!(h.query_by_label(&cell).is_some(), "{cell} not shown");
+}
+
+#[test]
+fn a_run_is_one_model_with_its_last_epoch_reachable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let models_dir = tmp.path().join("models");
+    let best = trained_model(&models_dir, "ds200-merge-run");
+    let last = models_dir.join("ds200-merge-run/last");
+    copy_dir(&shipped_dir(), &last);
+    // Resumed to 20 epochs, best at 18; the names an earlier version stored at the first stop
+    // (9 and 11 epochs) are stale.
+    captioner::model_dir::update_meta(&best, |m| {
+        m.epochs = 18;
+        m.name = "flickr8k merge, 9 epochs (best)".into();
+    })
+    .unwrap();
+    captioner::model_dir::update_meta(&last, |m| {
+        m.epochs = 20;
+        m.evaluation = None;
+        m.name = "flickr8k merge, 11 epochs (last)".into();
+    })
+    .unwrap();
+    let mut h = app(tmp.path(), Tab::Models);
+    h.step();
+    h.step();
+    let trained: Vec<_> = h
+        .state()
+        .panels
+        .models
+        .entries()
+        .iter()
+        .filter(|e| !e.shipped)
+        .cloned()
+        .collect();
+    assert_eq!(trained.len(), 1, "one entry per run: {trained:?}");
+    assert_eq!(trained[0].name, "flickr8k merge, 18 epochs (best)");
+    assert_eq!(
+        trained[0].last.as_ref().map(|l| l.name.as_str()),
+        Some("flickr8k merge, 20 epochs (last)")
+    );
+    h.get_by_label("flickr8k merge, 18 epochs (best)");
+    assert!(h.query_by_label_contains("9 epochs").is_none());
+    assert!(h.query_by_label_contains("20 epochs (last)").is_none());
+    // The toggle shows the last epoch under it, selectable like any model.
+    h.get_by_label("Show each run's last epoch").click();
+    h.step();
+    h.step();
+    h.get_by_label_contains("flickr8k merge, 20 epochs (last)")
+        .click();
+    h.step();
+    h.step();
+    h.get_by_label("Use for captioning").click();
+    h.step();
+    assert_eq!(
+        h.state().panels.caption.model,
+        captioner::jobs::ModelChoice::Trained(last.clone())
+    );
+    // The Caption panel names it as the Models view does.
+    assert_eq!(
+        captioner::jobs::ModelChoice::Trained(last).label(),
+        "flickr8k merge, 20 epochs (last)"
+    );
 }

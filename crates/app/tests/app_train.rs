@@ -68,10 +68,12 @@ fn an_early_stopped_run_says_so_and_is_shown_after_a_restart() {
     assert!(!run.resumable);
     h.get_by_label(&text);
     let out_dir = run.out_dir.clone().unwrap();
-    // The trained model got its default name.
+    // The trained model is named after its record (no name is stored, so it cannot go
+    // stale when a run is resumed).
     let meta = captioner::model_dir::read_meta(&out_dir.join("best")).unwrap();
+    assert_eq!(meta.name, "");
     assert_eq!(
-        meta.name,
+        captioner::jobs::models::entry_of(&out_dir.join("best")).name,
         format!(
             "flickr8k_mini merge, {best_epoch} epoch{} (best)",
             if best_epoch == 1 { "" } else { "s" }

@@ -20,10 +20,12 @@ pub fn models(args: &ModelsArgs) -> anyhow::Result<ExitCode> {
         "{:<40} {:<14} {:<7} {:>6} {:>6} {:<20} {:>8} {:>8}  folder",
         "name", "dataset", "decoder", "vocab", "epochs", "trained", "BLEU-4", "CIDEr-D"
     );
-    for m in &all {
+    // A training run is one entry (its best model); its last epoch follows on a row of its
+    // own, so that either can be named with --model.
+    for m in all.iter().flat_map(|m| m.with_last()) {
         println!(
             "{:<40} {:<14} {:<7} {:>6} {:>6} {:<20} {:>8} {:>8}  {}",
-            m.name,
+            m.label(),
             m.dataset,
             m.decoder,
             m.vocab_size,

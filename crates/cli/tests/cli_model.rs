@@ -706,3 +706,67 @@ fn attention_model_writes_one_map_per_word() {
         "{err}"
     );
 }
+
+#[test]
+fn models_lists_a_run_once_and_its_last_epoch_can_still_be_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let models_dir = tmp.path().join("models");
+    let merge = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")).join("models/merge");
+    let run_dir = models_dir.join("ds200-merge-run");
+    for (leaf, epochs) in [("best", 18), ("last", 20)] {
+        let dir = run_dir.join(leaf);
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in [
+            "config.json",
+            "vocab.json",
+            "weights.safetensors",
+            "meta.json",
+        ] {
+            std::fs::copy(merge.join(f), dir.join(f)).unwrap();
+        }
+        // A name an earlier version stored at the first stop, stale since.
+        captioner::model_dir::update_meta(&dir, |m| {
+            m.epochs = epochs;
+            m.name = format!("flickr8k merge, 9 epochs ({leaf})");
+        })
+        .unwrap();
+    }
+    let out = run(captioner()
+        .args(["models", "--json", "--models-dir"])
+        .arg(&models_dir));
+    assert!(out.status.success());
+    let list = json(&out);
+    let trained: Vec<&serde_json::Value> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["shipped"] == false)
+        .collect();
+    assert_eq!(trained.len(), 1, "one entry per run: {trained:?}");
+    assert_eq!(trained[0]["name"], "flickr8k merge, 18 epochs (best)");
+    assert_eq!(
+        trained[0]["last"]["name"],
+        "flickr8k merge, 20 epochs (last)"
+    );
+    // The table names both, each with its folder, so either can be passed to --model.
+    let out = run(captioner()
+        .args(["models", "--models-dir"])
+        .arg(&models_dir));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for (name, leaf) in [
+        ("flickr8k merge, 18 epochs (best)", "best"),
+        ("flickr8k merge, 20 epochs (last)", "last"),
+    ] {
+        let row = text
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no row for {name}: {text}"));
+        assert!(
+            row.ends_with(&run_dir.join(leaf).display().to_string()),
+            "{row}"
+        );
+    }
+    assert!(!text.contains("9 epochs"), "{text}");
+    // The shipped model under its one name.
+    assert!(text.contains("(shipped)"), "{text}");
+}
