@@ -259,6 +259,7 @@ impl CaptionPanel {
         if shared.send(Command::Caption {
             input,
             beam: self.beam.max(1),
+            start_with: String::new(),
         }) {
             self.busy = true;
             self.error = None;

@@ -65,6 +65,7 @@ impl DecodeArgs {
                 GroundingArg::On => Grounding::On,
                 GroundingArg::Off => Grounding::Off,
             },
+            start_with: String::new(),
         })
     }
 }

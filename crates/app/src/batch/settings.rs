@@ -97,6 +97,7 @@ impl Settings {
                 length_alpha,
             },
             grounding: self.grounding,
+            start_with: String::new(),
         }
     }
 
@@ -250,6 +251,7 @@ mod tests {
                     length_alpha: 0.5,
                 },
                 grounding: Grounding::Off,
+                start_with: String::new(),
             }
         );
     }
