@@ -145,6 +145,7 @@ impl BatchPanel {
         )
         .labelled_by(label.id)
         .on_hover_text("longest caption in words");
+        s.start_with_ui(ui, !busy);
         ui.add_enabled_ui(!busy, |ui| {
             ui.menu_button("Decoding", |ui| self.search_menu(ui))
                 .response
