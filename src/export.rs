@@ -835,6 +835,7 @@ mod tests {
                     probability: 0.5,
                 })
                 .collect(),
+            given_words: 0,
             alternatives: vec![
                 ScoredCaption {
                     text: "a dog runs".into(),

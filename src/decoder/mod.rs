@@ -33,9 +33,9 @@ mod search;
 
 pub use net::DropoutMasks;
 pub use search::{
-    BatchSearch, Caption, DEFAULT_BLOCK_NGRAM, DEFAULT_LENGTH_ALPHA, SearchOptions, TokenBias,
-    beam_search, beam_search_biased, beam_search_many, beam_search_with_options, blocked_tokens,
-    greedy, greedy_with_options,
+    BatchSearch, Caption, Constraints, DEFAULT_BLOCK_NGRAM, DEFAULT_LENGTH_ALPHA, SearchOptions,
+    TokenBias, beam_search, beam_search_biased, beam_search_constrained, beam_search_many,
+    beam_search_with_options, blocked_tokens, greedy, greedy_with_options, greedy_with_prefix,
 };
 
 use crate::rng::Rng;

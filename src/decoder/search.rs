@@ -8,6 +8,12 @@
 //! an n-gram of the caption occur twice is not chosen, so "a man is sitting on a bench on a
 //! bench" cannot come out. Beam search ranks finished captions by a length-normalised score
 //! ([`SearchOptions::length_alpha`]).
+//!
+//! Both can be held to a prefix ([`Constraints::prefix`], "start the caption with"): the
+//! decoder is fed the prefix's tokens one step at a time, as if it had chosen them, and goes
+//! on from there. The prefix is part of [`Caption::tokens`] (so it counts in the n-gram
+//! blocking and in the caption's length), but not of its score: [`Caption::log_prob`] and
+//! [`Caption::score`] cover the tokens the search chose, not the ones it was given.
 
 use super::cpu::{CpuDecoder, CpuState};
 use super::{
@@ -69,7 +75,9 @@ pub const DEFAULT_BLOCK_NGRAM: usize = 2;
 pub const DEFAULT_LENGTH_ALPHA: f32 = 1.0;
 
 /// The tokens that, appended to `tokens`, would make an `n`-gram occur a second time
-/// (into `out`, cleared first; `n == 0` blocks nothing).
+/// (into `out`, cleared first; `n == 0` blocks nothing). An n-gram whose first `n - 1` words
+/// include [`UNK`] (only a given prefix has it: the search never chooses it) repeats nothing,
+/// as two unknown words need not be the same word.
 pub fn blocked_tokens(tokens: &[u32], n: usize, out: &mut Vec<u32>) {
     out.clear();
     let k = tokens.len();
@@ -77,6 +85,9 @@ pub fn blocked_tokens(tokens: &[u32], n: usize, out: &mut Vec<u32>) {
         return;
     }
     let prefix = &tokens[k + 1 - n..];
+    if prefix.contains(&UNK) {
+        return;
+    }
     for start in 0..=k - n {
         if tokens[start..start + n - 1] == *prefix {
             out.push(tokens[start + n - 1]);
@@ -100,6 +111,11 @@ pub struct Caption {
     pub score: f32,
     /// False when decoding hit `max_len` words before predicting END.
     pub ended: bool,
+    /// How many of the first `tokens` were given ([`Constraints::prefix`]) rather than
+    /// chosen: their `word_probs` are the model's probabilities for the given tokens, and
+    /// they count in neither `log_prob` nor `score`. 0 without a prefix.
+    #[serde(default)]
+    pub given: usize,
     /// Attention decoders: where the decoder looked for each word of `tokens` (one map of
     /// `cells` weights summing to 1 per word, row-major over the grid). Empty for the other
     /// decoders.
@@ -124,6 +140,8 @@ struct Hypothesis {
     /// The sum of the [`TokenBias`] terms its tokens took (0 without a bias).
     bias: f64,
     attention: Vec<Vec<f32>>,
+    /// How many of `tokens` were given (the prefix), not chosen.
+    given: usize,
 }
 
 impl Hypothesis {
@@ -136,9 +154,21 @@ impl Hypothesis {
         }
     }
 
+    /// Appends a given token (of the prefix) with the model's log-probability `l` for it,
+    /// which counts in neither the log-probability nor the score.
+    fn push_given(&mut self, token: u32, l: f32, attention: Option<&[f32]>) {
+        self.tokens.push(token);
+        self.word_probs.push(l.exp());
+        if let Some(a) = attention {
+            self.attention.push(a.to_vec());
+        }
+        self.given += 1;
+    }
+
     fn into_caption(self, ended: bool, options: &SearchOptions) -> Caption {
-        let n = self.tokens.len() + usize::from(ended);
+        let n = self.tokens.len() - self.given + usize::from(ended);
         Caption {
+            given: self.given,
             score: options.score(self.ranked(), n) as f32,
             log_prob: self.log_prob as f32,
             tokens: self.tokens,
@@ -177,6 +207,42 @@ fn argmax_allowed(log_probs: &[f32], blocked: &[u32]) -> (u32, f32) {
 pub struct TokenBias {
     pub token: u32,
     pub bias: f32,
+}
+
+/// What one photo's search is held to besides the [`SearchOptions`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Constraints {
+    /// The tokens every caption starts with ("start the caption with"; empty: none). They
+    /// are fed to the decoder one a step, whatever it would have chosen; any id below the
+    /// vocabulary size may be given, [`UNK`] included (for a word the vocabulary lacks), but
+    /// not [`PAD`], [`START`] or [`END`]. They count in the caption's length: a prefix of
+    /// `max_len` words or more is the whole caption (it is never cut).
+    pub prefix: Vec<u32>,
+    /// Token biases of grounded decoding (empty: the plain search).
+    pub bias: Vec<TokenBias>,
+}
+
+impl Constraints {
+    /// Only a prefix.
+    pub fn prefix(prefix: Vec<u32>) -> Self {
+        Constraints {
+            prefix,
+            bias: Vec::new(),
+        }
+    }
+
+    fn check(&self, vocab: usize) -> Result<()> {
+        match self
+            .prefix
+            .iter()
+            .find(|&&t| t as usize >= vocab || t == PAD || t == START || t == END)
+        {
+            Some(t) => Err(DecoderError::Input(format!(
+                "prefix token {t} cannot be given (vocabulary of {vocab}; no pad, start or end)"
+            ))),
+            None => Ok(()),
+        }
+    }
 }
 
 /// The `k` best allowed tokens of one row, best first (lowest id first on ties), never one
@@ -304,9 +370,21 @@ pub fn greedy_with_options(
     max_len: usize,
     options: &SearchOptions,
 ) -> Result<Vec<Caption>> {
+    greedy_with_prefix(model, features, max_len, options, &[])
+}
+
+/// [`greedy_with_options`] with every caption starting with `prefix` (see
+/// [`Constraints::prefix`]; empty: the same captions as without).
+pub fn greedy_with_prefix(
+    model: &Decoder,
+    features: &Tensor,
+    max_len: usize,
+    options: &SearchOptions,
+    prefix: &[u32],
+) -> Result<Vec<Caption>> {
     match model.cpu() {
-        Some(cpu) => greedy_with(&CpuStepper(cpu, model), features, max_len, options),
-        None => greedy_with(&CandleStepper(model), features, max_len, options),
+        Some(cpu) => greedy_with(&CpuStepper(cpu, model), features, max_len, options, prefix),
+        None => greedy_with(&CandleStepper(model), features, max_len, options, prefix),
     }
 }
 
@@ -315,11 +393,13 @@ fn greedy_with<S: Stepper>(
     features: &Tensor,
     max_len: usize,
     options: &SearchOptions,
+    prefix: &[u32],
 ) -> Result<Vec<Caption>> {
     if max_len == 0 {
         return Err(DecoderError::Input("max_len must be at least 1".into()));
     }
     options.check()?;
+    Constraints::prefix(prefix.to_vec()).check(model.vocab())?;
     let mut blocked = Vec::new();
     let vocab = model.vocab();
     let mut state = model.start(features)?;
@@ -329,7 +409,7 @@ fn greedy_with<S: Stepper>(
     // `active[r]` is the image of state row `r`; finished captions leave the batch.
     let mut active: Vec<usize> = (0..b).collect();
     let mut tokens = vec![START; b];
-    for _ in 0..max_len {
+    for step in 0..max_len.max(prefix.len()) {
         let (flat, alpha, next) = model.step(&state, &tokens)?;
         let cells = alpha.as_ref().map_or(0, |a| a.len() / active.len().max(1));
         let mut keep = Vec::with_capacity(active.len());
@@ -337,6 +417,13 @@ fn greedy_with<S: Stepper>(
         for (row, lp) in flat.chunks_exact(vocab).enumerate() {
             let image = active[row];
             let hyp = &mut hyps[image];
+            if let Some(&tok) = prefix.get(step) {
+                let a = alpha.as_ref().map(|a| &a[row * cells..(row + 1) * cells]);
+                hyp.push_given(tok, lp[tok as usize], a);
+                keep.push(row as u32);
+                next_tokens.push(tok);
+                continue;
+            }
             blocked_tokens(&hyp.tokens, options.block_ngram, &mut blocked);
             let (tok, l) = argmax_allowed(lp, &blocked);
             hyp.log_prob += f64::from(l);
@@ -410,6 +497,24 @@ pub fn beam_search_biased(
     options: &SearchOptions,
     bias: &[TokenBias],
 ) -> Result<Vec<Caption>> {
+    let constraints = Constraints {
+        prefix: Vec::new(),
+        bias: bias.to_vec(),
+    };
+    beam_search_constrained(model, feature, width, max_len, options, &constraints)
+}
+
+/// [`beam_search_with_options`] held to `constraints` (a prefix every caption starts with,
+/// token biases; the default: the same search). With `width == 1` it equals
+/// [`greedy_with_prefix`] with the same prefix (and no biases).
+pub fn beam_search_constrained(
+    model: &Decoder,
+    feature: &Tensor,
+    width: usize,
+    max_len: usize,
+    options: &SearchOptions,
+    constraints: &Constraints,
+) -> Result<Vec<Caption>> {
     check_one_image(feature, model.config().input_dim())?;
     match model.cpu() {
         Some(cpu) => beam_with(
@@ -418,9 +523,16 @@ pub fn beam_search_biased(
             width,
             max_len,
             options,
-            bias,
+            constraints,
         ),
-        None => beam_with(CandleStepper(model), feature, width, max_len, options, bias),
+        None => beam_with(
+            CandleStepper(model),
+            feature,
+            width,
+            max_len,
+            options,
+            constraints,
+        ),
     }
 }
 
@@ -430,10 +542,10 @@ fn beam_with<S: Stepper>(
     width: usize,
     max_len: usize,
     options: &SearchOptions,
-    bias: &[TokenBias],
+    constraints: &Constraints,
 ) -> Result<Vec<Caption>> {
     let mut search = Search::new(model, width, max_len, options)?;
-    search.push(0, feature, bias.to_vec())?;
+    search.push(0, feature, constraints.clone())?;
     while search.in_flight() > 0 {
         if let Some((_, captions)) = search.step()?.pop() {
             return Ok(captions);
@@ -450,6 +562,11 @@ struct Beam {
     id: usize,
     /// The photo's token biases (empty: the plain search).
     bias: Vec<TokenBias>,
+    /// The tokens its captions start with (empty: none); while they are being fed the beam
+    /// has one hypothesis.
+    prefix: Vec<u32>,
+    /// Its most steps: `max_len`, or the prefix's length when that is longer.
+    limit: usize,
     alive: Vec<Hypothesis>,
     finished: Vec<Caption>,
     steps: usize,
@@ -519,7 +636,8 @@ impl<S: Stepper> Search<S> {
 
     /// Starts the search of one photo (`feature` one image's decoder input); it takes part
     /// from the next step on.
-    fn push(&mut self, id: usize, feature: &Tensor, bias: Vec<TokenBias>) -> Result<()> {
+    fn push(&mut self, id: usize, feature: &Tensor, constraints: Constraints) -> Result<()> {
+        constraints.check(self.model.vocab())?;
         let start = self.model.start(feature)?;
         if self.model.rows(&start) != 1 {
             return Err(DecoderError::Input(format!(
@@ -531,9 +649,12 @@ impl<S: Stepper> Search<S> {
             Some(state) => self.model.append(state, start)?,
             None => self.state = Some(start),
         }
+        let Constraints { prefix, bias } = constraints;
         self.beams.push(Beam {
             id,
             bias,
+            limit: self.max_len.max(prefix.len()),
+            prefix,
             alive: vec![Hypothesis::default()],
             finished: Vec::with_capacity(self.width),
             steps: 0,
@@ -570,6 +691,28 @@ impl<S: Stepper> Search<S> {
         let mut row0 = 0;
         for mut beam in std::mem::take(&mut self.beams) {
             let n = beam.alive.len();
+            if beam.steps < beam.prefix.len() {
+                // Feeding the prefix: one hypothesis, which takes the given token.
+                let tok = beam.prefix[beam.steps];
+                let l = flat[row0 * vocab + tok as usize];
+                let a = alpha.as_ref().map(|a| &a[row0 * cells..(row0 + 1) * cells]);
+                for hyp in &mut beam.alive {
+                    hyp.push_given(tok, l, a);
+                }
+                parents.push(row0 as u32);
+                next_last.push(tok);
+                row0 += n;
+                beam.steps += 1;
+                if beam.steps >= beam.limit {
+                    parents.truncate(parents.len() - 1);
+                    next_last.truncate(next_last.len() - 1);
+                    let id = beam.id;
+                    done.push((id, beam.into_captions(self.width, &self.options)));
+                } else {
+                    kept.push(beam);
+                }
+                continue;
+            }
             let slots = self.width - beam.finished.len();
             // (ranked total, row within the beam, token, token log-prob, bias taken)
             let mut candidates: Vec<(f64, usize, u32, f32, f32)> = Vec::with_capacity(n * slots);
@@ -631,7 +774,7 @@ impl<S: Stepper> Search<S> {
             beam.steps += 1;
             if beam.alive.is_empty()
                 || beam.finished.len() >= self.width
-                || beam.steps >= self.max_len
+                || beam.steps >= beam.limit
             {
                 // The photo leaves the batch: its rows are not carried on.
                 parents.truncate(mark);
@@ -699,10 +842,25 @@ impl<'a> BatchSearch<'a> {
     /// [`BatchSearch::push`] with the photo's token biases: its captions are those of
     /// [`beam_search_biased`] with them.
     pub fn push_biased(&mut self, id: usize, feature: &Tensor, bias: Vec<TokenBias>) -> Result<()> {
+        let constraints = Constraints {
+            prefix: Vec::new(),
+            bias,
+        };
+        self.push_constrained(id, feature, constraints)
+    }
+
+    /// [`BatchSearch::push`] held to `constraints` (a prefix, token biases): its captions
+    /// are those of [`beam_search_constrained`] with them.
+    pub fn push_constrained(
+        &mut self,
+        id: usize,
+        feature: &Tensor,
+        constraints: Constraints,
+    ) -> Result<()> {
         check_one_image(feature, self.input_dim)?;
         match &mut self.search {
-            AnySearch::Cpu(s) => s.push(id, feature, bias),
-            AnySearch::Candle(s) => s.push(id, feature, bias),
+            AnySearch::Cpu(s) => s.push(id, feature, constraints),
+            AnySearch::Candle(s) => s.push(id, feature, constraints),
         }
     }
 
@@ -772,6 +930,296 @@ fn check_one_image(feature: &Tensor, fd: usize) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decoder::{AttentionConfig, DecoderConfig, DecoderKind};
+    use crate::train::{Params, Rng};
+    use candle_core::Device;
+
+    fn config(kind: DecoderKind) -> DecoderConfig {
+        DecoderConfig {
+            kind,
+            feature_dim: 12,
+            embed_dim: 8,
+            hidden_dim: 10,
+            vocab_size: 30,
+            dropout: 0.0,
+            attention: (kind == DecoderKind::Attention).then_some(AttentionConfig {
+                rows: 2,
+                cols: 3,
+                attention_dim: 7,
+            }),
+        }
+    }
+
+    /// A random decoder (fast CPU path), and the same decoder on candle ops.
+    fn decoders(kind: DecoderKind, seed: u64) -> [Decoder; 2] {
+        let cfg = config(kind);
+        let mut p = Params::init(&cfg, seed).unwrap();
+        let mut rng = Rng::new(seed + 1);
+        for x in p.as_mut_slice() {
+            *x += (rng.next_f32() - 0.5) * 0.8;
+        }
+        let fast = p.to_decoder(&Device::Cpu).unwrap();
+        assert!(fast.has_cpu_fast_path());
+        let slow = p.to_decoder(&Device::Cpu).unwrap().without_cpu_fast_path();
+        [fast, slow]
+    }
+
+    fn photos(model: &Decoder, n: usize, seed: u64) -> Vec<Tensor> {
+        let dim = model.config().input_dim();
+        let mut rng = Rng::new(seed);
+        (0..n)
+            .map(|_| {
+                let v: Vec<f32> = (0..dim).map(|_| rng.next_f32() * 2.0).collect();
+                Tensor::from_vec(v, (1, dim), &Device::Cpu).unwrap()
+            })
+            .collect()
+    }
+
+    const KINDS: [DecoderKind; 2] = [DecoderKind::Merge, DecoderKind::Attention];
+    /// Prefixes of one, two and three words, one with an unknown word.
+    const PREFIXES: [&[u32]; 3] = [&[4], &[5, 9], &[6, UNK, 7]];
+
+    /// Checks that `c` starts with `prefix` and that its score covers only the words after
+    /// it.
+    fn check_prefixed(c: &Caption, prefix: &[u32], options: &SearchOptions) {
+        assert_eq!(&c.tokens[..prefix.len()], prefix, "{c:?}");
+        assert_eq!(c.given, prefix.len());
+        assert_eq!(c.word_probs.len(), c.tokens.len());
+        let chosen: f64 = c.word_probs[prefix.len()..]
+            .iter()
+            .map(|&p| f64::from(p.ln()))
+            .sum();
+        let end = f64::from(c.log_prob) - chosen;
+        if c.ended {
+            // What is left is END's log-probability.
+            assert!(end <= 1e-4, "{c:?}");
+        } else {
+            assert!(end.abs() < 1e-3, "{c:?}");
+        }
+        let n = c.tokens.len() - prefix.len() + usize::from(c.ended);
+        let score = options.score(f64::from(c.log_prob), n) as f32;
+        assert!((score - c.score).abs() < 1e-4, "{c:?}");
+        for t in &c.tokens[prefix.len()..] {
+            assert!(!is_banned(*t as usize), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn greedy_and_beam_start_with_the_prefix_for_every_decoder() {
+        let options = SearchOptions::default();
+        for kind in KINDS {
+            for model in decoders(kind, 3) {
+                let photos = photos(&model, 3, 11);
+                let batch = Tensor::cat(&photos, 0).unwrap();
+                for prefix in PREFIXES {
+                    let greedy = greedy_with_prefix(&model, &batch, 12, &options, prefix).unwrap();
+                    assert_eq!(greedy.len(), 3);
+                    for (photo, g) in photos.iter().zip(&greedy) {
+                        check_prefixed(g, prefix, &options);
+                        let c = Constraints::prefix(prefix.to_vec());
+                        let beam =
+                            beam_search_constrained(&model, photo, 3, 12, &options, &c).unwrap();
+                        assert!(!beam.is_empty());
+                        for b in &beam {
+                            check_prefixed(b, prefix, &options);
+                        }
+                        // A beam of one is greedy decoding, prefix and all.
+                        let one =
+                            beam_search_constrained(&model, photo, 1, 12, &options, &c).unwrap();
+                        assert_eq!(one, vec![g.clone()]);
+                        if kind == DecoderKind::Attention {
+                            assert_eq!(g.attention.len(), g.tokens.len());
+                            assert_eq!(beam[0].attention.len(), beam[0].tokens.len());
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_empty_prefix_is_the_plain_search() {
+        let options = SearchOptions::default();
+        for kind in KINDS {
+            for model in decoders(kind, 5) {
+                let photos = photos(&model, 2, 13);
+                let batch = Tensor::cat(&photos, 0).unwrap();
+                assert_eq!(
+                    greedy_with_prefix(&model, &batch, 12, &options, &[]).unwrap(),
+                    greedy_with_options(&model, &batch, 12, &options).unwrap()
+                );
+                for photo in &photos {
+                    let plain = beam_search_with_options(&model, photo, 3, 12, &options).unwrap();
+                    assert!(plain.iter().all(|c| c.given == 0));
+                    let c = Constraints::default();
+                    assert_eq!(
+                        beam_search_constrained(&model, photo, 3, 12, &options, &c).unwrap(),
+                        plain
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_prefix_at_least_max_len_long_is_the_whole_caption() {
+        let options = SearchOptions::default();
+        for kind in KINDS {
+            let [model, _] = decoders(kind, 7);
+            let photo = &photos(&model, 1, 17)[0];
+            let prefix = [4, 5, 6, 7];
+            let g = greedy_with_prefix(&model, photo, 3, &options, &prefix).unwrap();
+            let c = Constraints::prefix(prefix.to_vec());
+            let b = beam_search_constrained(&model, photo, 3, 3, &options, &c).unwrap();
+            for c in [&g[0], &b[0]] {
+                assert_eq!(c.tokens, prefix);
+                assert!(!c.ended);
+                assert_eq!(c.log_prob, 0.0);
+            }
+            assert_eq!(b.len(), 1);
+            // Four words and max_len 5: one word is chosen.
+            let g = greedy_with_prefix(&model, photo, 5, &options, &prefix).unwrap();
+            assert!(g[0].tokens.len() <= 5 && g[0].tokens.len() >= 4);
+        }
+    }
+
+    #[test]
+    fn a_prefix_of_special_tokens_is_refused() {
+        let [model, _] = decoders(DecoderKind::Merge, 9);
+        let photo = &photos(&model, 1, 19)[0];
+        let options = SearchOptions::default();
+        for bad in [END, START, PAD, 30] {
+            assert!(greedy_with_prefix(&model, photo, 5, &options, &[4, bad]).is_err());
+            let c = Constraints::prefix(vec![bad]);
+            assert!(beam_search_constrained(&model, photo, 2, 5, &options, &c).is_err());
+        }
+    }
+
+    /// The n-gram blocking reads the prefix: after "u v u" the search may not choose "v"
+    /// (the bigram "u v" would occur twice), even where the model would. Found among many
+    /// prefixes, so that the test exercises a case where the model wants the repeat.
+    #[test]
+    fn ngram_blocking_spans_the_prefix() {
+        let free = SearchOptions {
+            block_ngram: 0,
+            ..SearchOptions::default()
+        };
+        let blocking = SearchOptions {
+            block_ngram: 2,
+            ..SearchOptions::default()
+        };
+        for kind in KINDS {
+            let [model, _] = decoders(kind, 21);
+            let photo = &photos(&model, 1, 23)[0];
+            let mut exercised = 0;
+            for u in 4..30u32 {
+                for v in 4..30u32 {
+                    let prefix = [u, v, u];
+                    let want = greedy_with_prefix(&model, photo, 6, &free, &prefix).unwrap();
+                    let got = greedy_with_prefix(&model, photo, 6, &blocking, &prefix).unwrap();
+                    let c = Constraints::prefix(prefix.to_vec());
+                    let beam = beam_search_constrained(&model, photo, 3, 6, &blocking, &c).unwrap();
+                    for c in beam.iter().chain(&got) {
+                        assert_ne!(c.tokens.get(3), Some(&v), "{kind:?} {prefix:?} {c:?}");
+                    }
+                    if want[0].tokens.get(3) == Some(&v) {
+                        exercised += 1;
+                    }
+                }
+            }
+            assert!(exercised > 0, "{kind:?}: no prefix made the model repeat");
+        }
+    }
+
+    #[test]
+    fn the_batched_search_gives_each_photo_its_prefixed_captions() {
+        let options = SearchOptions::default();
+        for kind in KINDS {
+            for model in decoders(kind, 25) {
+                let photos = photos(&model, 7, 27);
+                for width in [1, 3] {
+                    let mut search = BatchSearch::new(&model, width, 10, &options).unwrap();
+                    let mut got: Vec<Option<Vec<Caption>>> = vec![None; photos.len()];
+                    let mut next = 0;
+                    // Photos join two at a time while others are still being searched.
+                    while next < photos.len() || search.in_flight() > 0 {
+                        while next < photos.len() && search.in_flight() < 3 {
+                            let prefix = PREFIXES[next % 3].to_vec();
+                            let c =
+                                Constraints::prefix(if next == 4 { Vec::new() } else { prefix });
+                            search.push_constrained(next, &photos[next], c).unwrap();
+                            next += 1;
+                        }
+                        for (id, captions) in search.step().unwrap() {
+                            got[id] = Some(captions);
+                        }
+                    }
+                    for (i, photo) in photos.iter().enumerate() {
+                        let prefix = if i == 4 { &[][..] } else { PREFIXES[i % 3] };
+                        let c = Constraints::prefix(prefix.to_vec());
+                        let alone = beam_search_constrained(&model, photo, width, 10, &options, &c)
+                            .unwrap();
+                        let got = got[i].as_ref().unwrap();
+                        let what = format!("{kind:?} width {width} photo {i}");
+                        if model.has_cpu_fast_path() {
+                            // Rows are computed independently: exactly the same.
+                            assert_eq!(got, &alone, "{what}");
+                        } else {
+                            assert_eq!(got.len(), alone.len(), "{what}");
+                            for (x, y) in got.iter().zip(&alone) {
+                                assert_eq!(x.tokens, y.tokens, "{what}");
+                                assert_eq!(x.given, y.given, "{what}");
+                                assert!((x.score - y.score).abs() < 1e-4, "{what}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_biased_search_keeps_the_prefix() {
+        let options = SearchOptions::default();
+        for kind in KINDS {
+            let [model, _] = decoders(kind, 29);
+            let photo = &photos(&model, 1, 31)[0];
+            // A penalty on the prefix's own word and a bonus for another.
+            let c = Constraints {
+                prefix: vec![5, 9],
+                bias: vec![
+                    TokenBias {
+                        token: 5,
+                        bias: -5.0,
+                    },
+                    TokenBias {
+                        token: 12,
+                        bias: 3.0,
+                    },
+                ],
+            };
+            let captions = beam_search_constrained(&model, photo, 3, 10, &options, &c).unwrap();
+            for caption in &captions {
+                assert_eq!(&caption.tokens[..2], &[5, 9]);
+                assert_eq!(caption.given, 2);
+            }
+            let mut search = BatchSearch::new(&model, 3, 10, &options).unwrap();
+            search.push_constrained(0, photo, c.clone()).unwrap();
+            assert_eq!(search.finish().unwrap(), vec![(0, captions)]);
+        }
+    }
+
+    #[test]
+    fn unknown_words_repeat_nothing() {
+        let mut out = Vec::new();
+        // "<unk> on <unk>": the second unknown word need not be the first.
+        blocked_tokens(&[UNK, 6, UNK], 2, &mut out);
+        assert!(out.is_empty());
+        blocked_tokens(&[4, UNK, 6, 4, UNK], 3, &mut out);
+        assert!(out.is_empty());
+        blocked_tokens(&[4, UNK, 6, 4], 2, &mut out);
+        assert_eq!(out, vec![UNK]);
+    }
 
     #[test]
     fn top_k_masks_and_orders() {

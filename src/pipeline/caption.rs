@@ -16,7 +16,7 @@ use crate::model_dir::{self, LoadedModel};
 pub use crate::trust::grounding::{CaptionSource, Grounding, WordGrounding};
 
 /// How to decode.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DecodeOptions {
     /// Beam width; 1 is greedy decoding.
     pub beam: usize,
@@ -29,6 +29,10 @@ pub struct DecodeOptions {
     /// search of before ([`Grounding::Off`]: the same captions as without grounding).
     #[serde(default)]
     pub grounding: Grounding,
+    /// "Start the caption with": words every caption begins with, which the decoder goes
+    /// on from (empty or blank: none). See [`Prefix`] for how they are read.
+    #[serde(default)]
+    pub start_with: String,
 }
 
 impl Default for DecodeOptions {
@@ -38,7 +42,45 @@ impl Default for DecodeOptions {
             max_len: 30,
             search: decoder::SearchOptions::default(),
             grounding: Grounding::default(),
+            start_with: String::new(),
         }
+    }
+}
+
+impl DecodeOptions {
+    /// The same options with captions starting with `text` ([`DecodeOptions::start_with`]).
+    pub fn start_with(mut self, text: impl Into<String>) -> Self {
+        self.start_with = text.into();
+        self
+    }
+}
+
+/// The start a caption is given ([`DecodeOptions::start_with`]) as a caption model reads it
+/// ([`Captioner::prefix`]).
+///
+/// The text is split at whitespace; each piece is one word of the caption, shown as the user
+/// typed it ("A", "cat,"). The decoder is fed, for each, the vocabulary's id of the piece
+/// cleaned as training captions are (lower case, punctuation removed), or `<unk>` when the
+/// vocabulary lacks the word (or cleaning leaves nothing of it, as of "2"): the caption then
+/// still shows the user's word, and the decoder goes on from "a word it does not know".
+///
+/// The prefix's words are the user's, not the model's: a caption's score and confidence
+/// cover only the words after them (their word probabilities, the beam's agreement), its
+/// grounding checks only those (the prefix's words are never marked as unsupported), and a
+/// prefixed caption is never replaced by the image classifier's. They do count in the
+/// caption's length and in the n-gram blocking, and their content words are among its tags.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Prefix {
+    /// The words as given.
+    pub words: Vec<String>,
+    /// The token fed for each word.
+    pub tokens: Vec<u32>,
+}
+
+impl Prefix {
+    /// No prefix.
+    pub fn is_empty(&self) -> bool {
+        self.words.is_empty()
     }
 }
 
@@ -60,8 +102,15 @@ pub struct ScoredCaption {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct CaptionResult {
     pub text: String,
+    /// Each word of `text` with the model's probability for it (for the words of a given
+    /// start, the probability the model gave the word it was fed).
     pub words: Vec<ScoredWord>,
-    /// The beam's captions, best first (the first is `text`).
+    /// How many of the first `words` were given ([`DecodeOptions::start_with`]), not chosen
+    /// by the model; every alternative starts with them too. Left out of JSON when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub given_words: usize,
+    /// The beam's captions, best first (the first is `text`); their scores cover the words
+    /// after the given ones.
     pub alternatives: Vec<ScoredCaption>,
     /// Encode + decode time in milliseconds.
     pub millis: f64,
@@ -108,10 +157,16 @@ pub struct CaptionResult {
     pub grounding_note: Option<String>,
 }
 
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 impl CaptionResult {
-    /// The geometric mean of the word probabilities (see [`geometric_mean_probability`]).
+    /// The geometric mean of the word probabilities (see [`geometric_mean_probability`]) of
+    /// the words the model chose (not the given ones).
     pub fn word_probability_geomean(&self) -> f32 {
-        geometric_mean_probability(self.words.iter().map(|w| w.probability))
+        let chosen = self.words.get(self.given_words..).unwrap_or_default();
+        geometric_mean_probability(chosen.iter().map(|w| w.probability))
     }
 
     /// The caption needs review for a reason other than its confidence (an unfamiliar photo,
@@ -199,6 +254,31 @@ impl Captioner {
         })
     }
 
+    /// How this model reads a caption's given start (see [`Prefix`]).
+    pub fn prefix(&self, text: &str) -> Prefix {
+        let vocab = &self.model.vocab;
+        let mut prefix = Prefix::default();
+        for piece in text.split_whitespace() {
+            let cleaned = crate::dataset::clean_caption(piece, crate::dataset::Cleaning::Natural);
+            let token = match cleaned.as_slice() {
+                [word] => vocab
+                    .iter()
+                    .position(|w| w == word)
+                    .map_or(decoder::UNK, |i| i as u32),
+                _ => decoder::UNK,
+            };
+            // The special tokens are never fed as words ("<end>" typed is an unknown word).
+            let token = if token < decoder::SPECIAL_WORDS.len() as u32 {
+                decoder::UNK
+            } else {
+                token
+            };
+            prefix.words.push(piece.to_string());
+            prefix.tokens.push(token);
+        }
+        prefix
+    }
+
     /// Captions one preprocessed image.
     pub fn caption_image(
         &self,
@@ -268,7 +348,8 @@ impl Captioner {
         options: &DecodeOptions,
     ) -> Result<CaptionResult, PipelineError> {
         let t = Tensor::from_slice(features, (1, features.len()), self.model.decoder.device())?;
-        self.caption_tensor(&t, &self.pooled_of(features), options)
+        let prefix = self.prefix(&options.start_with);
+        self.caption_tensor(&t, &self.pooled_of(features), options, &prefix)
     }
 
     /// The pooled feature of a decoder input, which the trust figures read: the input itself,
@@ -330,6 +411,7 @@ impl Captioner {
             flight: HashMap::new(),
             grounded: self.grounding_unavailable(options.grounding).is_none(),
             grounding: options.grounding,
+            prefix: self.prefix(&options.start_with),
         })
     }
 
@@ -365,38 +447,44 @@ impl Captioner {
         input: &Tensor,
         feature: &[f32],
         options: &DecodeOptions,
+        prefix: &Prefix,
     ) -> Result<CaptionResult, PipelineError> {
         let pooled = input;
         let grounded = self.grounding_unavailable(options.grounding).is_none();
         let evidence = self.trust.evidence(feature);
         let mut captions: Vec<Caption> = if options.beam <= 1 {
-            decoder::greedy_with_options(
+            decoder::greedy_with_prefix(
                 &self.model.decoder,
                 pooled,
                 options.max_len,
                 &options.search,
+                &prefix.tokens,
             )?
         } else {
-            decoder::beam_search_with_options(
+            decoder::beam_search_constrained(
                 &self.model.decoder,
                 pooled,
                 options.beam,
                 options.max_len,
                 &options.search,
+                &decoder::Constraints::prefix(prefix.tokens.clone()),
             )?
         };
         if grounded && let Some(bias) = self.second_pass(&captions, &evidence) {
-            let second = decoder::beam_search_biased(
+            let second = decoder::beam_search_constrained(
                 &self.model.decoder,
                 pooled,
                 options.beam.max(1),
                 options.max_len,
                 &options.search,
-                &bias,
+                &decoder::Constraints {
+                    prefix: prefix.tokens.clone(),
+                    bias,
+                },
             )?;
             captions = merge_passes(second, captions);
         }
-        self.result_from(&captions, feature, &evidence, options.grounding)
+        self.result_from(&captions, feature, &evidence, options.grounding, prefix)
     }
 
     /// Whether grounded decoding searches a photo again, with token biases (returned): when
@@ -415,9 +503,12 @@ impl Captioner {
             .iter()
             .filter_map(|w| crate::trust::grounding::category_of(w))
             .collect();
+        // The given words are the user's: a penalised word among them is no reason to
+        // search again (the search could not take it out).
+        let chosen = best.tokens.get(best.given..).unwrap_or_default();
         let needed = bias.iter().any(|b| {
             if b.bias < 0.0 {
-                best.tokens.contains(&b.token)
+                chosen.contains(&b.token)
             } else {
                 // A bonus word is missing when the caption names nothing of its category
                 // ("dogs" has the dog of "dog").
@@ -433,13 +524,15 @@ impl Captioner {
     }
 
     /// The caption result of a search's captions (best first) of the photo with pooled
-    /// `feature`: words, alternatives, attention maps, grounding and trust figures.
+    /// `feature`: words, alternatives, attention maps, grounding and trust figures (see
+    /// [`Prefix`] for what the given words count in).
     fn result_from(
         &self,
         captions: &[Caption],
         feature: &[f32],
         evidence: &crate::trust::Evidence,
         grounding: Grounding,
+        prefix: &Prefix,
     ) -> Result<CaptionResult, PipelineError> {
         let unavailable = self.grounding_unavailable(grounding);
         let reranked;
@@ -452,7 +545,7 @@ impl Captioner {
         let best = captions
             .first()
             .ok_or_else(|| PipelineError::Other("the decoder returned no caption".into()))?;
-        let best_words = self.words(&best.tokens);
+        let best_words = self.caption_words(best, prefix);
         let text = best_words.join(" ");
         let words: Vec<ScoredWord> = best_words
             .into_iter()
@@ -462,10 +555,11 @@ impl Captioner {
         let mut result = CaptionResult {
             text,
             words,
+            given_words: best.given,
             alternatives: captions
                 .iter()
                 .map(|c| ScoredCaption {
-                    text: self.words(&c.tokens).join(" "),
+                    text: self.caption_words(c, prefix).join(" "),
                     score: c.score,
                 })
                 .collect(),
@@ -491,9 +585,13 @@ impl Captioner {
         match unavailable {
             Some(note) => result.grounding_note = Some(note),
             None => {
-                self.maybe_classifier_caption(&mut result, evidence);
+                if result.given_words == 0 {
+                    self.maybe_classifier_caption(&mut result, evidence);
+                }
                 let words: Vec<String> = result.words.iter().map(|w| w.word.clone()).collect();
+                let given = result.given_words;
                 result.grounding = self.trust.ground(evidence, &words);
+                result.grounding.retain(|g| g.position >= given);
             }
         }
         let a = self.assess_with(feature, &result, evidence);
@@ -504,7 +602,30 @@ impl Captioner {
         result.review_detail = a.review_detail;
         result.tags = a.tags;
         result.classifier_tags = a.classifier_tags;
+        if result.given_words > 0 {
+            // The given words' content words are tags too (cleaned as the vocabulary is).
+            let given: Vec<String> = result.words[..result.given_words]
+                .iter()
+                .flat_map(|w| {
+                    crate::dataset::clean_caption(&w.word, crate::dataset::Cleaning::Natural)
+                })
+                .collect();
+            for w in crate::trust::content_words(given.iter().map(String::as_str)) {
+                if !result.tags.contains(&w) {
+                    result.tags.push(w);
+                }
+            }
+        }
         Ok(result)
+    }
+
+    /// The words of a caption: the given ones as given, then the vocabulary's.
+    fn caption_words(&self, caption: &Caption, prefix: &Prefix) -> Vec<String> {
+        let mut words = self.words(&caption.tokens);
+        for (w, given) in words.iter_mut().zip(&prefix.words).take(caption.given) {
+            w.clone_from(given);
+        }
+        words
     }
 
     /// The beam's captions ranked by their score plus [`GroundingParams::rerank_weight`]
@@ -623,19 +744,32 @@ impl Captioner {
         self.trust.assess(feature, &words, &alternatives)
     }
 
+    /// The trust figures of the words the model chose (those after the given ones, of the
+    /// caption and of its alternatives).
     fn assess_with(
         &self,
         feature: &[f32],
         result: &CaptionResult,
         evidence: &crate::trust::Evidence,
     ) -> crate::trust::Assessment {
+        let given = result.given_words;
         let words: Vec<(String, f32)> = result
             .words
             .iter()
+            .skip(given)
             .map(|w| (w.word.clone(), w.probability))
             .collect();
-        let alternatives: Vec<String> =
-            result.alternatives.iter().map(|a| a.text.clone()).collect();
+        let alternatives: Vec<String> = result
+            .alternatives
+            .iter()
+            .map(|a| {
+                if given == 0 {
+                    a.text.clone()
+                } else {
+                    a.text.split(' ').skip(given).collect::<Vec<_>>().join(" ")
+                }
+            })
+            .collect();
         self.trust
             .assess_with(feature, &words, &alternatives, evidence)
     }
@@ -680,6 +814,8 @@ struct InFlight {
     evidence: crate::trust::Evidence,
     input: Tensor,
     first: Option<Vec<Caption>>,
+    /// Its captions' given start (the stream's, or its own).
+    prefix: Prefix,
 }
 
 /// A batched caption search ([`Captioner::stream`]): push photos' decoder inputs, step, and
@@ -692,16 +828,46 @@ pub struct CaptionStream<'a> {
     grounding: Grounding,
     /// Whether the search is grounded (biased per photo).
     grounded: bool,
+    /// The given start of its photos' captions ([`DecodeOptions::start_with`]) unless a
+    /// photo has its own ([`CaptionStream::push_starting_with`]).
+    prefix: Prefix,
 }
 
 impl CaptionStream<'_> {
     /// Starts captioning one photo from its decoder input; `id` comes back with its result.
     pub fn push(&mut self, id: usize, features: &[f32]) -> Result<(), PipelineError> {
+        let prefix = self.prefix.clone();
+        self.push_prefixed(id, features, prefix)
+    }
+
+    /// [`CaptionStream::push`] with the photo's own given start instead of the stream's
+    /// (`start_with` as [`DecodeOptions::start_with`]; empty: none).
+    pub fn push_starting_with(
+        &mut self,
+        id: usize,
+        features: &[f32],
+        start_with: &str,
+    ) -> Result<(), PipelineError> {
+        let prefix = self.captioner.prefix(start_with);
+        self.push_prefixed(id, features, prefix)
+    }
+
+    fn push_prefixed(
+        &mut self,
+        id: usize,
+        features: &[f32],
+        prefix: Prefix,
+    ) -> Result<(), PipelineError> {
         let device = self.captioner.model.decoder.device();
         let t = Tensor::from_slice(features, (1, features.len()), device)?;
         let pooled = self.captioner.pooled_of(features);
         let evidence = self.captioner.trust.evidence(&pooled);
-        self.search.push(id, &t)?;
+        if prefix.is_empty() {
+            self.search.push(id, &t)?;
+        } else {
+            let c = decoder::Constraints::prefix(prefix.tokens.clone());
+            self.search.push_constrained(id, &t, c)?;
+        }
         self.flight.insert(
             id,
             InFlight {
@@ -709,6 +875,7 @@ impl CaptionStream<'_> {
                 evidence,
                 input: t,
                 first: None,
+                prefix,
             },
         );
         Ok(())
@@ -733,7 +900,11 @@ impl CaptionStream<'_> {
                 && let Some(bias) = self.captioner.second_pass(&captions, &f.evidence)
             {
                 // Searched again with the biases; its result comes with that search's end.
-                self.search.push_biased(id, &f.input, bias)?;
+                let c = decoder::Constraints {
+                    prefix: f.prefix.tokens.clone(),
+                    bias,
+                };
+                self.search.push_constrained(id, &f.input, c)?;
                 f.first = Some(captions);
                 self.flight.insert(id, f);
                 continue;
@@ -744,8 +915,13 @@ impl CaptionStream<'_> {
             };
             out.push((
                 id,
-                self.captioner
-                    .result_from(&captions, &f.pooled, &f.evidence, self.grounding),
+                self.captioner.result_from(
+                    &captions,
+                    &f.pooled,
+                    &f.evidence,
+                    self.grounding,
+                    &f.prefix,
+                ),
             ));
         }
         Ok(out)

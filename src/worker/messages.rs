@@ -45,7 +45,13 @@ pub enum Command {
         options: ImportOptions,
     },
     /// Caption one image.
-    Caption { input: ImageInput, beam: usize },
+    Caption {
+        input: ImageInput,
+        beam: usize,
+        /// Words the caption must start with ([`crate::pipeline::DecodeOptions::start_with`];
+        /// empty: none).
+        start_with: String,
+    },
     /// Caption many images; one [`Event::BatchItem`] each (a bad image is reported and the
     /// batch goes on), then [`Event::BatchDone`].
     CaptionBatch {

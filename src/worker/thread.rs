@@ -222,8 +222,12 @@ impl State {
                     self.outbox.failed(Job::LoadModel, e);
                 }
             }
-            Command::Caption { input, beam } => {
-                if let Err(e) = self.caption(input, beam) {
+            Command::Caption {
+                input,
+                beam,
+                start_with,
+            } => {
+                if let Err(e) = self.caption(input, beam, start_with) {
                     self.outbox.failed(Job::Caption, e);
                 }
             }
@@ -329,10 +333,15 @@ impl State {
             .ok_or_else(|| JobError::msg("no caption model is loaded"))
     }
 
-    fn caption(&mut self, input: ImageInput, beam: usize) -> Result<(), JobError> {
+    fn caption(
+        &mut self,
+        input: ImageInput,
+        beam: usize,
+        start_with: String,
+    ) -> Result<(), JobError> {
         let outbox = self.outbox.clone();
         let captioner = self.captioner()?;
-        caption_with(captioner, &outbox, input, beam)
+        caption_with(captioner, &outbox, input, beam, start_with)
     }
 
     /// The captioner for a batch: the loaded one when it is `choice`, else `choice` loaded
@@ -446,9 +455,13 @@ impl State {
                 // keep everything else for after the run.
                 while let Ok(command) = commands.try_recv() {
                     match command {
-                        Command::Caption { input, beam } => {
+                        Command::Caption {
+                            input,
+                            beam,
+                            start_with,
+                        } => {
                             let result = match captioner {
-                                Some(c) => caption_with(c, &outbox, input, beam),
+                                Some(c) => caption_with(c, &outbox, input, beam, start_with),
                                 None => Err(JobError::msg("no caption model is loaded")),
                             };
                             if let Err(e) = result {
@@ -513,12 +526,14 @@ impl State {
     }
 }
 
-/// Captions one image and sends the result (with a preview) to the UI.
+/// Captions one image (its captions starting with `start_with`, if not empty) and sends the
+/// result (with a preview) to the UI.
 fn caption_with(
     captioner: &Captioner,
     outbox: &Outbox,
     input: ImageInput,
     beam: usize,
+    start_with: String,
 ) -> Result<(), JobError> {
     let source = input.label();
     let input = match input {
@@ -530,6 +545,7 @@ fn caption_with(
     };
     let options = DecodeOptions {
         beam: beam.max(1),
+        start_with,
         ..DecodeOptions::default()
     };
     let one =

@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use super::Shared;
 use super::tasks::{self, Dialog, Pending};
-use super::widgets::{DOUBT_LEGEND, confidence_color, grounding_hover, grounding_of, paint_doubt};
+use super::widgets::{
+    DOUBT_LEGEND, TypedPathPrompt, confidence_color, grounding_hover, grounding_of, paint_doubt,
+};
 use captioner::pipeline::CaptionSource;
 use captioner::worker::{CaptionOutput, Command, Event, ImageInput, ModelChoice, ModelEntry};
 
@@ -42,6 +44,26 @@ pub struct CaptionPanel {
     model_requested: bool,
     /// Overwrite an existing `.txt` beside the photo when saving the caption.
     pub overwrite_sidecar: bool,
+    /// "Start with": words the caption must begin with, which the model goes on from
+    /// (empty: none). Not kept between runs, so that a new session's captions are the model's
+    /// own.
+    #[serde(skip)]
+    pub start_with: String,
+    /// The start the caption on show (or being written) was asked with.
+    #[serde(skip)]
+    captioned_with: String,
+    /// Whether a file dialog can open here (detected on first use), or why not.
+    #[serde(skip)]
+    dialog_service: Option<Result<(), String>>,
+    /// The typed-path prompt of "Open image…" where no file dialog can open.
+    #[serde(skip)]
+    typed_path: Option<TypedPathPrompt>,
+    /// The caption's text box while the caption is being edited.
+    #[serde(skip)]
+    edit_buffer: Option<String>,
+    /// "Save caption" was pressed on a caption flagged for review: asking before saving.
+    #[serde(skip)]
+    confirm_save: bool,
 }
 
 /// The image on show and its caption.
@@ -52,6 +74,8 @@ pub struct Shown {
     pub path: Option<PathBuf>,
     /// Which of the beam's alternatives is the caption (0: the best).
     pub chosen: usize,
+    /// The caption as the user edited it (`None`: not edited); Copy and Save take it.
+    pub edited: Option<String>,
     texture: Option<egui::TextureHandle>,
     /// The photo as shown, to lay attention maps over.
     preview: Option<Arc<egui::ColorImage>>,
@@ -69,6 +93,14 @@ impl Shown {
     /// The caption taken: the chosen alternative's text (the best one unless another was
     /// clicked).
     pub fn caption(&self) -> &str {
+        if let Some(text) = &self.edited {
+            return text;
+        }
+        self.model_caption()
+    }
+
+    /// The model's caption taken (the chosen alternative), whatever the user edited.
+    pub fn model_caption(&self) -> &str {
         match self.output.alternatives.get(self.chosen) {
             Some(alt) if self.chosen > 0 => &alt.text,
             _ => &self.output.text,
@@ -135,10 +167,19 @@ impl Shown {
     }
 }
 
-/// An alternative's score as a percentage of the best one's: the ratio of their per-word
-/// probabilities (the scores are mean log-probabilities per word), so the best is 100%.
-pub fn relative_score(score: f32, best: f32) -> f32 {
-    ((score - best).exp() * 100.0).clamp(0.0, 100.0)
+/// Each of the beam's captions' share of the beam, in percent (summing to 100): its per-word
+/// probability (the exponential of its score, a mean log-probability per word) over the sum
+/// of theirs. A share compares the beam's captions with each other; it is not how likely a
+/// caption is to be right (that is the calibrated confidence), so the best of three close
+/// captions has about 33%, not 100%.
+pub fn beam_shares(scores: &[f32]) -> Vec<f32> {
+    let best = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if !best.is_finite() {
+        return vec![100.0 / scores.len().max(1) as f32; scores.len()];
+    }
+    let weights: Vec<f32> = scores.iter().map(|s| (s - best).exp()).collect();
+    let sum: f32 = weights.iter().sum();
+    weights.iter().map(|w| w / sum * 100.0).collect()
 }
 
 impl Default for CaptionPanel {
@@ -156,6 +197,12 @@ impl Default for CaptionPanel {
             model_info: None,
             model_requested: false,
             overwrite_sidecar: false,
+            start_with: String::new(),
+            captioned_with: String::new(),
+            dialog_service: None,
+            typed_path: None,
+            edit_buffer: None,
+            confirm_save: false,
         }
     }
 }
@@ -164,6 +211,11 @@ impl CaptionPanel {
     /// The caption on show.
     pub fn shown(&self) -> Option<&Shown> {
         self.shown.as_ref()
+    }
+
+    /// The caption on show, to change (tests: a caption flagged for review).
+    pub fn shown_mut(&mut self) -> Option<&mut Shown> {
+        self.shown.as_mut()
     }
 
     pub fn is_busy(&self) -> bool {
@@ -183,13 +235,49 @@ impl CaptionPanel {
         &self.models
     }
 
-    /// Takes the beam's alternative `index` as the caption.
+    /// Takes the beam's alternative `index` as the caption (an edit is dropped).
     pub fn choose_alternative(&mut self, index: usize) {
         if let Some(shown) = &mut self.shown
             && index < shown.output.alternatives.len().max(1)
         {
             shown.chosen = index;
+            shown.edited = None;
+            self.edit_buffer = None;
+            self.confirm_save = false;
         }
+    }
+
+    /// Pretends no file-dialog service exists (tests), or restores detection with `None`.
+    pub fn set_dialog_service(&mut self, service: Option<Result<(), String>>) {
+        self.dialog_service = service;
+    }
+
+    /// Whether the typed-path prompt of "Open image…" is showing (no file dialog), and why.
+    pub fn typed_path_reason(&self) -> Option<&str> {
+        self.typed_path.as_ref().map(|t| t.why.as_str())
+    }
+
+    /// Whether the caption is being edited in its text box.
+    pub fn is_editing(&self) -> bool {
+        self.edit_buffer.is_some()
+    }
+
+    /// Whether the panel is asking before saving a caption flagged for review.
+    pub fn is_confirming_save(&self) -> bool {
+        self.confirm_save
+    }
+
+    /// "Save caption": saves at once, or first asks when the caption is flagged for review
+    /// and the user has not edited it.
+    fn request_save(&mut self, shared: &mut Shared) {
+        let Some(shown) = &self.shown else { return };
+        let flagged = shown.output.needs_review == Some(true) && shown.chosen == 0;
+        if flagged && shown.edited.is_none() && !self.confirm_save {
+            self.confirm_save = true;
+            return;
+        }
+        self.confirm_save = false;
+        self.save_caption(shared);
     }
 
     /// Writes the caption taken beside the photo as `<photo>.txt` (atomically; an existing
@@ -208,7 +296,7 @@ impl CaptionPanel {
                 .unwrap_or_default(),
             path.clone(),
             shown.caption().to_string(),
-            if shown.chosen > 0 {
+            if shown.chosen > 0 || shown.edited.is_some() {
                 captioner::export::CaptionSource::Edited
             } else {
                 captioner::export::CaptionSource::Machine
@@ -230,6 +318,11 @@ impl CaptionPanel {
         } else if report.skipped > 0 {
             shared.status.warn(format!(
                 "{} exists and was left alone; tick \"overwrite\" to replace it",
+                target.display()
+            ));
+        } else if shown.output.needs_review == Some(true) && shown.edited.is_none() {
+            shared.status.warn(format!(
+                "caption saved to {}; it was flagged for review",
                 target.display()
             ));
         } else {
@@ -256,9 +349,11 @@ impl CaptionPanel {
             self.last_dir = p.parent().map(PathBuf::from);
         }
         self.last_input = Some(input.clone());
+        self.captioned_with = self.start_with.trim().to_string();
         if shared.send(Command::Caption {
             input,
             beam: self.beam.max(1),
+            start_with: self.captioned_with.clone(),
         }) {
             self.busy = true;
             self.error = None;
@@ -313,11 +408,14 @@ impl CaptionPanel {
                     }
                     _ => None,
                 };
+                self.edit_buffer = None;
+                self.confirm_save = false;
                 self.shown = Some(Shown {
                     source,
                     output,
                     path,
                     chosen: 0,
+                    edited: None,
                     texture,
                     preview,
                     focus_word: None,
@@ -370,15 +468,56 @@ impl CaptionPanel {
         }
     }
 
+    /// Opens a file dialog for a photo, or asks for a typed path where none can open.
     fn open_dialog(&mut self, shared: &mut Shared) {
+        let service = self
+            .dialog_service
+            .get_or_insert_with(tasks::dialog_service)
+            .clone();
+        if let Err(why) = service {
+            shared.status.warn(format!("{why}; type the path instead"));
+            let text = self
+                .last_dir
+                .as_ref()
+                .map(|d| format!("{}/", d.display()))
+                .unwrap_or_default();
+            self.typed_path = Some(TypedPathPrompt::new("Open a photo", why, text));
+            return;
+        }
         match tasks::open_dialog(&shared.ctx, Dialog::PickImage, self.last_dir.as_deref()) {
             Ok(p) => self.dialog = Some(p),
             Err(e) => shared.status.error(e),
         }
     }
 
+    /// The typed-path prompt, and the photo it names once OK'd.
+    fn typed_path_ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
+        let Some(t) = &mut self.typed_path else {
+            return;
+        };
+        match t.show(ui.ctx(), "caption_typed_path") {
+            Some(true) => {
+                let path = PathBuf::from(t.text.trim());
+                if !path.is_file() {
+                    t.problem = Some(format!("{} is not a file.", path.display()));
+                } else if !captioner::dataset::has_image_extension(&path) {
+                    t.problem = Some(format!(
+                        "{} is not a photo (JPEG, PNG, ...).",
+                        path.display()
+                    ));
+                } else {
+                    self.typed_path = None;
+                    self.caption(ImageInput::File(path), shared);
+                }
+            }
+            Some(false) => self.typed_path = None,
+            None => {}
+        }
+    }
+
     pub fn panel_ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
         self.ensure_model(shared);
+        self.typed_path_ui(ui, shared);
         self.toolbar_ui(ui, shared);
         ui.separator();
         if let Some(error) = &self.error {
@@ -399,7 +538,7 @@ impl CaptionPanel {
             {
                 self.open_dialog(shared);
             }
-            ui.weak("or drop / paste (Ctrl+V) a photo");
+            ui.weak("or drop a photo, or paste (Ctrl+V) a photo or its path");
             ui.separator();
             let label = ui.label("Beam");
             let beam = ui
@@ -408,6 +547,24 @@ impl CaptionPanel {
                 .on_hover_text("1 = greedy decoding; more = beam search, with alternatives");
             let beam_set = beam.drag_stopped() || (beam.changed() && !beam.dragged());
             if let Some(input) = self.last_input.clone().filter(|_| beam_set) {
+                self.caption(input, shared);
+            }
+            ui.separator();
+            let label = ui.label("Start with");
+            let start = ui
+                .add(
+                    egui::TextEdit::singleline(&mut self.start_with)
+                        .hint_text("(model's choice)")
+                        .desired_width(140.0),
+                )
+                .labelled_by(label.id)
+                .on_hover_text(
+                    "The caption starts with these words and the model goes on from them \
+                     (\"a cat\" -> \"a cat sitting on a windowsill\"); empty: the model \
+                     chooses every word. Press Enter to caption the photo again.",
+                );
+            let start_set = start.lost_focus() && self.start_with.trim() != self.captioned_with;
+            if let Some(input) = self.last_input.clone().filter(|_| start_set) {
                 self.caption(input, shared);
             }
             ui.separator();
@@ -431,7 +588,7 @@ impl CaptionPanel {
                     for m in self.models.iter().filter(|m| !m.shipped) {
                         let choice = m.choice();
                         if ui
-                            .selectable_label(self.model == choice, &m.name)
+                            .selectable_label(self.model == choice, m.label())
                             .on_hover_text(format!("{}\n{}", m.folder, m.description))
                             .clicked()
                         {
@@ -454,7 +611,7 @@ impl CaptionPanel {
         // The loaded model in words, on a line of its own, cut to the window's width.
         match &self.model_info {
             Some(info) => {
-                ui.add(egui::Label::new(egui::RichText::new(info).weak().small()).truncate())
+                ui.add(egui::Label::new(egui::RichText::new(info).weak()).truncate())
                     .on_hover_text(info);
             }
             None => {
@@ -475,7 +632,7 @@ impl CaptionPanel {
         let text = if self.busy {
             "Writing a caption…"
         } else {
-            "Drop a photo here (or anywhere on the window),\nclick to open one, or paste one with Ctrl+V."
+            "Drop a photo here (or anywhere on the window),\nclick to open one, or paste a photo or its path with Ctrl+V."
         };
         ui.painter().text(
             rect.center(),
@@ -551,7 +708,13 @@ impl CaptionPanel {
                     egui::ScrollArea::vertical()
                         .id_salt("caption-details")
                         .show(ui, |ui| {
-                            let (a, h) = caption_details_ui(ui, shown, &mut self.overwrite_sidecar);
+                            let (a, h) = caption_details_ui(
+                                ui,
+                                shown,
+                                &mut self.overwrite_sidecar,
+                                &mut self.edit_buffer,
+                                self.confirm_save,
+                            );
                             action = action.take().or(a);
                             hovered = hovered.or(h);
                         });
@@ -570,7 +733,13 @@ impl CaptionPanel {
                         })
                         .inner;
                     (action, hovered) = (a, h);
-                    let (a, h) = caption_details_ui(ui, shown, &mut self.overwrite_sidecar);
+                    let (a, h) = caption_details_ui(
+                        ui,
+                        shown,
+                        &mut self.overwrite_sidecar,
+                        &mut self.edit_buffer,
+                        self.confirm_save,
+                    );
                     action = action.take().or(a);
                     hovered = hovered.or(h);
                 });
@@ -583,8 +752,19 @@ impl CaptionPanel {
         }
         match action {
             Some(Action::Choose(i)) => self.choose_alternative(i),
-            Some(Action::Save) => self.save_caption(shared),
+            Some(Action::Save) => self.request_save(shared),
+            Some(Action::CancelSave) => self.confirm_save = false,
             Some(Action::Focus(w)) => self.focus_word(w),
+            Some(Action::Edit) => {
+                self.edit_buffer = self.shown.as_ref().map(|s| s.caption().to_string());
+            }
+            Some(Action::Edited(text)) => {
+                if let Some(shown) = &mut self.shown {
+                    let text = text.trim().to_string();
+                    shown.edited = (text != shown.model_caption()).then_some(text);
+                }
+            }
+            Some(Action::DoneEditing) => self.edit_buffer = None,
             None => {}
         }
     }
@@ -663,7 +843,16 @@ fn attention_row_ui(ui: &mut egui::Ui, shown: &Shown) -> (Option<Action>, Option
 /// What the caption's details asked for.
 enum Action {
     Choose(usize),
+    /// "Save caption" (or "Save anyway" when asked).
     Save,
+    /// "Cancel" of the question before saving a caption flagged for review.
+    CancelSave,
+    /// "Edit caption": the caption in a text box.
+    Edit,
+    /// The caption's text box now holds this.
+    Edited(String),
+    /// "Done" editing.
+    DoneEditing,
     /// Keep this word's attention map on the photo (`None`: none).
     Focus(Option<usize>),
 }
@@ -674,6 +863,8 @@ fn caption_details_ui(
     ui: &mut egui::Ui,
     shown: &Shown,
     overwrite: &mut bool,
+    edit_buffer: &mut Option<String>,
+    confirm_save: bool,
 ) -> (Option<Action>, Option<usize>) {
     let mut action = None;
     let mut hovered = None;
@@ -706,7 +897,25 @@ fn caption_details_ui(
     }
     ui.horizontal_wrapped(|ui| {
         ui.spacing_mut().item_spacing.x = 6.0;
-        if shown.chosen == 0 && !out.words.is_empty() {
+        if let Some(buffer) = edit_buffer {
+            let label = ui.label("Caption text");
+            let r = ui
+                .add(
+                    egui::TextEdit::multiline(buffer)
+                        .desired_rows(2)
+                        .desired_width(ui.available_width().min(520.0))
+                        .font(egui::FontId::proportional(20.0)),
+                )
+                .labelled_by(label.id);
+            if r.changed() {
+                action = Some(Action::Edited(buffer.clone()));
+            }
+            if ui.button("Done").clicked() {
+                action = Some(Action::DoneEditing);
+            }
+        } else if shown.edited.is_some() {
+            ui.label(egui::RichText::new(shown.caption()).size(24.0));
+        } else if shown.chosen == 0 && !out.words.is_empty() {
             // Each word coloured by the model's probability for it, with the figure on hover.
             for (i, w) in out.words.iter().enumerate() {
                 let text = egui::RichText::new(&w.word)
@@ -748,13 +957,52 @@ fn caption_details_ui(
             ui.label(egui::RichText::new(shown.caption()).size(24.0));
         }
     });
-    if shown.chosen == 0 {
+    if shown.edited.is_some() {
+        ui.label(
+            egui::RichText::new(
+                "Edited by you: Copy and Save take your text; the figures below are the model's caption's.",
+            )
+            .small()
+            .color(ui.visuals().warn_fg_color),
+        );
+    } else if shown.chosen == 0 {
         grounding_notes_ui(ui, out);
+    }
+    if confirm_save {
+        egui::Frame::new()
+            .fill(egui::Color32::from_rgb(90, 40, 20))
+            .corner_radius(4.0)
+            .inner_margin(8.0)
+            .show(ui, |ui| {
+                ui.label(
+                    egui::RichText::new(
+                        "This caption is flagged for review (see the warning above). Save it anyway?",
+                    )
+                    .color(egui::Color32::from_rgb(255, 210, 160))
+                    .strong(),
+                );
+                ui.horizontal(|ui| {
+                    if ui.button("Save anyway").clicked() {
+                        action = Some(Action::Save);
+                    }
+                    if ui.button("Cancel").clicked() {
+                        action = Some(Action::CancelSave);
+                    }
+                });
+            });
     }
     ui.add_space(4.0);
     ui.horizontal_wrapped(|ui| {
         if ui.button("Copy caption").clicked() {
             ui.ctx().copy_text(shown.caption().to_string());
+        }
+        if edit_buffer.is_none()
+            && ui
+                .button("Edit caption")
+                .on_hover_text("Change the caption's words before you copy or save it")
+                .clicked()
+        {
+            action = Some(Action::Edit);
         }
         let save = ui
             .add_enabled(shown.path.is_some(), egui::Button::new("Save caption"))
@@ -849,16 +1097,23 @@ fn caption_details_ui(
         ui.add_space(10.0);
         ui.strong("Other captions the beam found")
             .on_hover_text("Click one to take it as the caption");
-        let best = out.alternatives[0].score;
+        let scores: Vec<f32> = out.alternatives.iter().map(|a| a.score).collect();
+        let shares = beam_shares(&scores);
         egui::Grid::new("alternatives")
             .num_columns(2)
             .striped(true)
             .show(ui, |ui| {
-                for (i, alt) in out.alternatives.iter().enumerate() {
-                    let pct = relative_score(alt.score, best);
+                ui.weak("share of the beam").on_hover_text(
+                    "How the model splits its per-word likelihood among these captions. It \
+                     compares them with each other; how likely the caption is right is the \
+                     confidence above.",
+                );
+                ui.end_row();
+                for (i, (alt, pct)) in out.alternatives.iter().zip(&shares).enumerate() {
                     ui.label(format!("{pct:.0}%")).on_hover_text(format!(
-                        "How likely the model finds this caption, per word, compared with the \
-                         best one (100%). Mean log-probability per word: {:.3}",
+                        "This caption's share of the beam's per-word likelihood (all the \
+                         shares make 100%); not the confidence. Mean log-probability per \
+                         word: {:.3}",
                         alt.score
                     ));
                     if ui

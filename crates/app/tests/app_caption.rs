@@ -5,15 +5,14 @@ mod app_support;
 
 use app_support::{app, drop_files, fixtures, wait_until};
 use captioner_app::Tab;
-use captioner_app::caption::relative_score;
+use captioner_app::caption::beam_shares;
 use egui_kittest::kittest::Queryable;
 
 #[test]
-fn relative_scores_are_percentages_of_the_best() {
-    assert_eq!(relative_score(-1.0, -1.0), 100.0);
-    let half = relative_score(-1.0 - std::f32::consts::LN_2, -1.0);
-    assert!((half - 50.0).abs() < 1e-3, "{half}");
-    assert!(relative_score(-9.0, -1.0) < 0.1);
+fn beam_shares_are_percentages_of_the_beam() {
+    let s = beam_shares(&[-1.0, -1.0]);
+    assert_eq!(s, vec![50.0, 50.0]);
+    assert!(beam_shares(&[-1.0, -9.0])[1] < 0.1);
 }
 
 #[test]
@@ -38,8 +37,9 @@ fn clicking_an_alternative_takes_it_and_save_writes_a_sidecar() {
     let alternatives = shown.output.alternatives.clone();
     assert!(alternatives.len() >= 2, "{alternatives:?}");
     assert_eq!(shown.caption(), shown.output.text);
-    // The best scores 100%, shown as a plain percentage.
-    assert!(h.get_all_by_label("100%").count() >= 1);
+    // Each alternative shows its share of the beam, as a plain percentage (none is 100%).
+    assert!(h.get_all_by_label("share of the beam").count() == 1);
+    assert_eq!(h.query_all_by_label("100%").count(), 0);
     let second = alternatives[1].text.clone();
     assert_ne!(second, shown.output.text);
 

@@ -374,6 +374,11 @@ pub struct CaptionArgs {
     pub image: Vec<PathBuf>,
     #[command(flatten)]
     pub decode: DecodeArgs,
+    /// Start every caption with these words; the model goes on from them ("a cat" ->
+    /// "a cat sitting on a windowsill"). Words the model does not know are kept as written.
+    /// The confidence covers the words the model adds.
+    #[arg(long, value_name = "TEXT", default_value = "")]
+    pub start_with: String,
     /// Also print each word's probability and the beam's alternatives.
     #[arg(long)]
     pub verbose: bool,
@@ -393,6 +398,11 @@ pub struct BatchArgs {
     pub dir: PathBuf,
     #[command(flatten)]
     pub decode: DecodeArgs,
+    /// Start every caption with these words; the model goes on from them ("a cat" ->
+    /// "a cat sitting on a windowsill"). Unlike --prefix, the words are part of the caption
+    /// the model writes.
+    #[arg(long, value_name = "TEXT", default_value = "")]
+    pub start_with: String,
     /// Write a `.txt` sidecar beside each photo (existing ones are left alone unless
     /// --overwrite is given).
     #[arg(long)]
@@ -416,7 +426,8 @@ pub struct BatchArgs {
     /// the new caption after it ("old, new"; exporting again does not repeat it).
     #[arg(long, value_parser = captioner::export::Existing::parse)]
     pub existing: Option<captioner::export::Existing>,
-    /// Put this text (a trigger word, say) before every caption.
+    /// Put this text (a trigger word, say) before every caption, after captioning (see
+    /// --start-with to have the model continue from words).
     #[arg(long, default_value = "")]
     pub prefix: String,
     /// Put this text after every caption.

@@ -17,7 +17,7 @@ pub fn caption(args: &CaptionArgs) -> anyhow::Result<ExitCode> {
     if images.is_empty() {
         anyhow::bail!("no image given: captioner caption PHOTO.jpg (or -i PHOTO.jpg)");
     }
-    let options = args.decode.options()?;
+    let options = args.decode.options()?.start_with(args.start_with.trim());
     let device = device();
     let captioner = load_captioner(args.decode.model.as_deref(), &device)?;
     if let Some(note) = &captioner.trust_note {

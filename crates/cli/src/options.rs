@@ -65,6 +65,7 @@ impl DecodeArgs {
                 GroundingArg::On => Grounding::On,
                 GroundingArg::Off => Grounding::Off,
             },
+            start_with: String::new(),
         })
     }
 }
@@ -148,7 +149,7 @@ impl BatchArgs {
     /// How to caption the folder.
     pub fn folder_options(&self) -> anyhow::Result<FolderOptions> {
         Ok(FolderOptions {
-            decode: self.decode.options()?,
+            decode: self.decode.options()?.start_with(self.start_with.trim()),
             ..FolderOptions::default()
         })
     }

@@ -43,6 +43,10 @@ pub struct Settings {
     pub search: SearchOptions,
     /// Grounded decoding (prefer words the photo supports) or the plain beam search.
     pub grounding: Grounding,
+    /// "Start with": words every caption of the batch begins with, which the model goes on
+    /// from ([`DecodeOptions::start_with`]; empty: none). Unlike `prefix`, the model writes
+    /// the rest of the caption after them.
+    pub start_with: String,
     /// Thumbnail side in points.
     pub thumb_side: f32,
     /// Recently opened folders, newest first.
@@ -68,6 +72,7 @@ impl Default for Settings {
             max_len: decode.max_len,
             search: decode.search,
             grounding: decode.grounding,
+            start_with: decode.start_with,
             thumb_side: 136.0,
             recent: Vec::new(),
             filter: Filter::All,
@@ -97,7 +102,26 @@ impl Settings {
                 length_alpha,
             },
             grounding: self.grounding,
+            start_with: self.start_with.trim().to_string(),
         }
+    }
+
+    /// The "Start with" box (for the whole batch); true when its text changed.
+    pub fn start_with_ui(&mut self, ui: &mut egui::Ui, enabled: bool) -> bool {
+        let label = ui.label("Start with");
+        ui.add_enabled(
+            enabled,
+            egui::TextEdit::singleline(&mut self.start_with)
+                .hint_text("(model's choice)")
+                .desired_width(120.0),
+        )
+        .labelled_by(label.id)
+        .on_hover_text(
+            "Every caption starts with these words and the model goes on from them \
+             (\"a cat\" -> \"a cat sitting on a windowsill\"); empty: the model chooses \
+             every word. Caption the folder again to use it.",
+        )
+        .changed()
     }
 
     /// The options of a batch run: these decoding options, the library's defaults otherwise.
@@ -165,6 +189,7 @@ mod tests {
                 length_alpha: 0.5,
             },
             grounding: Grounding::Off,
+            start_with: " a dog ".into(),
             thumb_side: 200.0,
             recent: vec!["/photos/holiday".into(), "/photos/cats".into()],
             filter: Filter::NeedsReview,
@@ -207,6 +232,7 @@ mod tests {
         let want = Settings {
             search: SearchOptions::default(),
             grounding: Grounding::On,
+            start_with: String::new(),
             ..changed()
         };
         assert_eq!(back.batch.settings, want);
@@ -250,6 +276,7 @@ mod tests {
                     length_alpha: 0.5,
                 },
                 grounding: Grounding::Off,
+                start_with: "a dog".into(),
             }
         );
     }

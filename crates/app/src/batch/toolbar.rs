@@ -287,7 +287,7 @@ impl BatchPanel {
                 for m in models {
                     let choice = ModelChoice::Trained(m.dir.clone());
                     if ui
-                        .selectable_label(*current == choice, &m.name)
+                        .selectable_label(*current == choice, m.label())
                         .on_hover_text(&m.description)
                         .clicked()
                     {
@@ -334,6 +334,7 @@ impl BatchPanel {
         )
         .labelled_by(label.id)
         .on_hover_text("longest caption in words");
+        s.start_with_ui(ui, !busy);
     }
 
     /// The search options beyond beam and length, with the library's defaults a click away.
