@@ -239,9 +239,13 @@ fn hex(bytes: &[u8]) -> String {
 /// Windows paths read as usual).
 /// (Exports quote such names their own way: CSV and JSON.)
 pub fn shown(path: &Path) -> String {
-    let text = path.display().to_string();
+    shown_text(&path.display().to_string())
+}
+
+/// [`shown`] for any text that holds file names (an error message, say): one line of output.
+pub fn shown_text(text: &str) -> String {
     if !text.chars().any(char::is_control) {
-        return text;
+        return text.to_string();
     }
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {

@@ -14,7 +14,11 @@ pub fn batch(args: &BatchArgs) -> anyhow::Result<ExitCode> {
     let options = args.folder_options()?;
     let (images, unreadable) = caption::list_photos(&args.dir)?;
     for (dir, reason) in &unreadable {
-        eprintln!("skipped folder {}: {reason}", dir.display());
+        eprintln!(
+            "skipped folder {}: {}",
+            captioner::files::shown(dir),
+            captioner::files::shown_text(reason)
+        );
     }
     if images.is_empty() {
         anyhow::bail!("{}: no photos found", args.dir.display());

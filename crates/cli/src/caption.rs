@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use super::args::CaptionArgs;
 use super::render::{device, exit_code, interrupt_token, load_captioner};
 use captioner::export::ExportRow;
+use captioner::files::{shown, shown_text};
 use captioner::jobs::caption::{self, CaptionInput};
 use captioner::jobs::{JobError, JobEvent};
 use captioner::pipeline;
@@ -48,12 +49,12 @@ pub fn caption(args: &CaptionArgs) -> anyhow::Result<ExitCode> {
                 } else if images.len() == 1 {
                     println!("{}", c.text);
                 } else {
-                    println!("{}: {}", path.display(), c.text);
+                    println!("{}: {}", shown(path), c.text);
                 }
             }
             Err(e) => {
                 failed += 1;
-                eprintln!("error: {}: {}", path.display(), e.report());
+                eprintln!("error: {}: {}", shown(path), shown_text(&e.report()));
                 if args.json {
                     json.push(serde_json::json!({"image": path, "error": e.report()}));
                 }
@@ -121,7 +122,7 @@ fn write_attention(
     let Some(maps) = &result.attention else {
         eprintln!(
             "error: {}: no attention maps: {}",
-            path.display(),
+            shown(path),
             no_attention_reason(captioner)
         );
         return false;
@@ -136,7 +137,11 @@ fn write_attention(
             match caption::load_rgb_at_least(path, caption::PREVIEW_SIDE, &Default::default()) {
                 Ok(image) => image,
                 Err(e) => {
-                    eprintln!("error: {}: attention maps: {e}", path.display());
+                    eprintln!(
+                        "error: {}: attention maps: {}",
+                        shown(path),
+                        shown_text(&e.to_string())
+                    );
                     return false;
                 }
             }
@@ -147,14 +152,18 @@ fn write_attention(
         Ok(files) => {
             eprintln!(
                 "{}: {} attention maps in {}",
-                path.display(),
+                shown(path),
                 files.len(),
-                dir.display()
+                shown(dir)
             );
             true
         }
         Err(e) => {
-            eprintln!("error: {}: attention maps: {e}", path.display());
+            eprintln!(
+                "error: {}: attention maps: {}",
+                shown(path),
+                shown_text(&e.to_string())
+            );
             false
         }
     }
@@ -162,7 +171,7 @@ fn write_attention(
 
 /// `--verbose`: the caption, its trust figures, tags, word probabilities and alternatives.
 fn print_verbose(path: &Path, c: &pipeline::CaptionResult, trust_note: Option<&str>) {
-    println!("{}: {}", path.display(), c.text);
+    println!("{}: {}", shown(path), c.text);
     println!("  {}", trust_line(c, trust_note));
     println!("  tags: {}", c.tags.join(", "));
     let words: Vec<String> = c

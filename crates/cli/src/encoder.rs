@@ -34,7 +34,7 @@ pub fn classify(args: &ClassifyArgs) -> anyhow::Result<ExitCode> {
                         })).collect::<Vec<_>>(),
                     }));
                 } else {
-                    println!("{}", path.display());
+                    println!("{}", captioner::files::shown(path));
                     for p in &preds {
                         println!(
                             "  {:>4}  {:>6.2}%  {}",
@@ -48,7 +48,7 @@ pub fn classify(args: &ClassifyArgs) -> anyhow::Result<ExitCode> {
             Err(e) => {
                 failed += 1;
                 let message = captioner::jobs::report(e.as_ref());
-                eprintln!("error: {message}");
+                eprintln!("error: {}", captioner::files::shown_text(&message));
                 if args.json {
                     json.push(serde_json::json!({"image": path, "error": message}));
                 }

@@ -42,7 +42,10 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {}", captioner::jobs::report(e.as_ref()));
+            eprintln!(
+                "error: {}",
+                captioner::files::shown_text(&captioner::jobs::report(e.as_ref()))
+            );
             ExitCode::FAILURE
         }
     }

@@ -95,6 +95,8 @@ impl Renderer {
 
     /// A message on stderr (above the progress bar).
     pub fn message(&self, text: &str) {
+        // One message, one line: a file name with a line break must not split it.
+        let text = captioner::files::shown_text(text);
         match &self.bar {
             Some((_, bar)) => bar.suspend(|| eprintln!("{text}")),
             None => eprintln!("{text}"),
@@ -103,6 +105,7 @@ impl Renderer {
 
     /// A result line on stdout (above the progress bar).
     pub fn output(&self, text: &str) {
+        let text = captioner::files::shown_text(text);
         match &self.bar {
             Some((_, bar)) => bar.suspend(|| println!("{text}")),
             None => println!("{text}"),
