@@ -278,7 +278,7 @@ pub struct TrainArgs {
     /// Captions per batch.
     #[arg(long, default_value_t = defaults().train.batch_size)]
     pub batch: usize,
-    /// Initial learning rate (Adam) [default: 0.001; 0.0004 for attention].
+    /// Initial learning rate (Adam) [default: 0.001; 0.0004 for attention; 0.0001 with --from].
     #[arg(long)]
     pub lr: Option<f32>,
     /// Decoder: `merge` (the tutorial's), `inject` (Show and Tell) or `attention` (Show,
@@ -320,7 +320,7 @@ pub struct TrainArgs {
     /// Fine-tune this model folder (`default`: the shipped model) instead of training a new
     /// one: start from its weights and keep its decoder and vocabulary (caption words outside
     /// it count as unknown; --decoder, --embed, --hidden, --cleaning and --min-count are
-    /// ignored). A lower --lr than for a new model usually works best.
+    /// ignored). Its learning rate is 0.0001 unless --lr says otherwise.
     #[arg(long, value_name = "MODEL")]
     pub from: Option<PathBuf>,
     /// Cache folder for image features.

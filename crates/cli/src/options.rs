@@ -83,7 +83,8 @@ impl FeaturesArgs {
 
 impl TrainArgs {
     /// The training settings: the decoder's defaults ([`TrainSettings::for_decoder`]) where
-    /// `--hidden` and `--lr` are not given; `--from default` is the shipped model unless a
+    /// `--hidden` and `--lr` are not given (with `--from`, the fine-tuning rate
+    /// [`captioner::jobs::train::FINE_TUNE_LR`]); `--from default` is the shipped model unless a
     /// folder of that name exists.
     pub fn settings(&self) -> anyhow::Result<TrainSettings> {
         if self.resume && self.out.is_none() {
@@ -101,7 +102,12 @@ impl TrainArgs {
             train: TrainConfig {
                 epochs: self.epochs,
                 batch_size: self.batch,
-                lr: self.lr.unwrap_or(defaults.train.lr),
+                // Fine-tuning starts from a trained model: its own, lower default rate.
+                lr: self.lr.unwrap_or(if self.from.is_some() {
+                    captioner::jobs::train::FINE_TUNE_LR
+                } else {
+                    defaults.train.lr
+                }),
                 early_stop_patience: self.patience,
                 dev_bleu_images: self.dev_bleu_images,
                 seed: self.seed,
@@ -249,6 +255,19 @@ mod tests {
         };
         let s = args.settings().unwrap();
         assert_eq!((s.hidden_dim, s.train.lr), (64, 0.01));
+        // Fine-tuning: the fine-tuning rate unless --lr is given.
+        let Command::Train(args) = parse(&["train", "data", "--from", "some-model"]) else {
+            panic!("not train")
+        };
+        assert_eq!(
+            args.settings().unwrap().train.lr,
+            captioner::jobs::train::FINE_TUNE_LR
+        );
+        let Command::Train(args) = parse(&["train", "data", "--from", "m", "--lr", "0.0005"])
+        else {
+            panic!("not train")
+        };
+        assert_eq!(args.settings().unwrap().train.lr, 0.0005);
         let Command::Train(args) = parse(&["train", "data", "--resume"]) else {
             panic!("not train")
         };

@@ -21,9 +21,12 @@ fn is_root() -> bool {
     probe.as_file().metadata().is_ok_and(|m| m.uid() == 0)
 }
 
-/// How to run the binary as an ordinary user, and that user's ids; `None` (with the reason)
-/// where that cannot be done here.
-fn as_ordinary_user() -> Result<(Vec<String>, Option<(u32, u32)>), String> {
+/// The command words that run a program as another user, and that user's ids (none: this
+/// user already is an ordinary one).
+type AsUser = (Vec<String>, Option<(u32, u32)>);
+
+/// How to run the binary as an ordinary user; the reason where that cannot be done here.
+fn as_ordinary_user() -> Result<AsUser, String> {
     if !is_root() {
         return Ok((Vec::new(), None));
     }
