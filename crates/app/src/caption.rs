@@ -784,43 +784,40 @@ fn attention_row_ui(ui: &mut egui::Ui, shown: &Shown) -> (Option<Action>, Option
     let mut action = None;
     let mut hovered = None;
     ui.add_space(4.0);
-    egui::ScrollArea::horizontal()
-        .id_salt("attention-row")
-        .show(ui, |ui| {
-            ui.horizontal(|ui| {
-                for (i, (thumb, w)) in shown.thumbs.iter().zip(&shown.output.words).enumerate() {
-                    let selected = shown.focus_word == Some(i);
-                    let r = ui
-                        .vertical(|ui| {
-                            let img = ui.add(
-                                egui::Image::new(thumb)
-                                    .fit_to_exact_size(egui::vec2(40.0, 40.0))
-                                    .corner_radius(3.0)
-                                    .sense(egui::Sense::click())
-                                    .alt_text(format!("attention map of \"{}\"", w.word)),
-                            );
-                            let text = egui::RichText::new(&w.word).small();
-                            ui.label(if selected { text.strong() } else { text });
-                            img
-                        })
-                        .inner;
-                    if selected {
-                        ui.painter().rect_stroke(
-                            r.rect.expand(1.5),
-                            3.0,
-                            egui::Stroke::new(2.0, ui.visuals().selection.stroke.color),
-                            egui::StrokeKind::Outside,
-                        );
-                    }
-                    if r.hovered() {
-                        hovered = Some(i);
-                    }
-                    if r.clicked() {
-                        action = Some(Action::Focus((!selected).then_some(i)));
-                    }
-                }
-            });
-        });
+    // The maps wrap onto more rows in a narrow window (nothing is cut off or hidden).
+    ui.horizontal_wrapped(|ui| {
+        for (i, (thumb, w)) in shown.thumbs.iter().zip(&shown.output.words).enumerate() {
+            let selected = shown.focus_word == Some(i);
+            let r = ui
+                .vertical(|ui| {
+                    let img = ui.add(
+                        egui::Image::new(thumb)
+                            .fit_to_exact_size(egui::vec2(40.0, 40.0))
+                            .corner_radius(3.0)
+                            .sense(egui::Sense::click())
+                            .alt_text(format!("attention map of \"{}\"", w.word)),
+                    );
+                    let text = egui::RichText::new(&w.word).small();
+                    ui.label(if selected { text.strong() } else { text });
+                    img
+                })
+                .inner;
+            if selected {
+                ui.painter().rect_stroke(
+                    r.rect.expand(1.5),
+                    3.0,
+                    egui::Stroke::new(2.0, ui.visuals().selection.stroke.color),
+                    egui::StrokeKind::Outside,
+                );
+            }
+            if r.hovered() {
+                hovered = Some(i);
+            }
+            if r.clicked() {
+                action = Some(Action::Focus((!selected).then_some(i)));
+            }
+        }
+    });
     ui.horizontal(|ui| {
         ui.small("less attention");
         let (rect, _) = ui.allocate_exact_size(egui::vec2(120.0, 10.0), egui::Sense::hover());
@@ -1099,33 +1096,33 @@ fn caption_details_ui(
             .on_hover_text("Click one to take it as the caption");
         let scores: Vec<f32> = out.alternatives.iter().map(|a| a.score).collect();
         let shares = beam_shares(&scores);
-        egui::Grid::new("alternatives")
-            .num_columns(2)
-            .striped(true)
-            .show(ui, |ui| {
-                ui.weak("share of the beam").on_hover_text(
-                    "How the model splits its per-word likelihood among these captions. It \
-                     compares them with each other; how likely the caption is right is the \
-                     confidence above.",
-                );
-                ui.end_row();
-                for (i, (alt, pct)) in out.alternatives.iter().zip(&shares).enumerate() {
-                    ui.label(format!("{pct:.0}%")).on_hover_text(format!(
-                        "This caption's share of the beam's per-word likelihood (all the \
+        // One row per caption, the text wrapping within the panel (a narrow window cuts
+        // nothing off).
+        ui.weak("share of the beam").on_hover_text(
+            "How the model splits its per-word likelihood among these captions. It compares \
+             them with each other; how likely the caption is right is the confidence above.",
+        );
+        for (i, (alt, pct)) in out.alternatives.iter().zip(&shares).enumerate() {
+            ui.horizontal(|ui| {
+                ui.add_sized(
+                    egui::vec2(36.0, 18.0),
+                    egui::Label::new(format!("{pct:.0}%")),
+                )
+                .on_hover_text(format!(
+                    "This caption's share of the beam's per-word likelihood (all the \
                          shares make 100%); not the confidence. Mean log-probability per \
                          word: {:.3}",
-                        alt.score
-                    ));
-                    if ui
-                        .selectable_label(shown.chosen == i, &alt.text)
-                        .on_hover_text("Click to take this as the caption")
-                        .clicked()
-                    {
-                        action = Some(Action::Choose(i));
-                    }
-                    ui.end_row();
+                    alt.score
+                ));
+                if ui
+                    .add(egui::Button::selectable(shown.chosen == i, alt.text.as_str()).wrap())
+                    .on_hover_text("Click to take this as the caption")
+                    .clicked()
+                {
+                    action = Some(Action::Choose(i));
                 }
             });
+        }
     }
     (action, hovered)
 }

@@ -149,6 +149,15 @@ pub enum Tab {
     Batch,
 }
 
+/// The keys that, with Ctrl (Cmd), go to each tab of [`Tab::ALL`].
+const TAB_KEYS: [egui::Key; 5] = [
+    egui::Key::Num1,
+    egui::Key::Num2,
+    egui::Key::Num3,
+    egui::Key::Num4,
+    egui::Key::Num5,
+];
+
 impl Tab {
     pub const ALL: [Tab; 5] = [
         Tab::Dataset,
@@ -512,12 +521,27 @@ impl CaptionerApp {
         }
     }
 
+    /// Ctrl+1 to Ctrl+5 (Cmd on a Mac) go to the tabs, in the tab bar's order, from anywhere
+    /// (a text box keeps plain digits; the Batch panel's 1-9 take alternatives).
+    fn tab_shortcuts(&mut self, ctx: &egui::Context) {
+        for (k, tab) in Tab::ALL.into_iter().enumerate() {
+            if ctx.input_mut(|i| i.consume_key(egui::Modifiers::COMMAND, TAB_KEYS[k])) {
+                self.panels.tab = tab;
+            }
+        }
+    }
+
     fn top_bar_ui(&mut self, ui: &mut egui::Ui) {
         ui.horizontal(|ui| {
             ui.heading("captioner");
             ui.separator();
-            for tab in Tab::ALL {
-                ui.selectable_value(&mut self.panels.tab, tab, tab.title());
+            for (k, tab) in Tab::ALL.into_iter().enumerate() {
+                let shortcut = ui.ctx().format_shortcut(&egui::KeyboardShortcut::new(
+                    egui::Modifiers::COMMAND,
+                    TAB_KEYS[k],
+                ));
+                ui.selectable_value(&mut self.panels.tab, tab, tab.title())
+                    .on_hover_text(shortcut);
             }
         });
     }
@@ -585,6 +609,7 @@ impl eframe::App for CaptionerApp {
                 .send_viewport_cmd(egui::ViewportCommand::CancelClose);
             self.panels.tab = Tab::Batch;
         }
+        self.tab_shortcuts(ui.ctx());
         if self.panels.tab == Tab::Batch {
             // Undo, redo and save, before any text box can take the keys.
             self.panels

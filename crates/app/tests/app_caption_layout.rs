@@ -1,0 +1,86 @@
+//! The Caption panel in a small window (issue 29, point 11): at 800x500 every alternative and
+//! every per-word attention map stays inside the window (they wrap instead of running off the
+//! right edge).
+
+mod app_support;
+
+use app_support::{app, drop_files, fixtures, wait_until};
+use captioner_app::Tab;
+use egui_kittest::kittest::{NodeT as _, Queryable};
+
+#[test]
+fn at_800x500_the_alternatives_and_word_maps_stay_inside_the_window() {
+    let tmp = tempfile::tempdir().unwrap();
+    let photos = tmp.path().join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    let dog = photos.join("dog.jpg");
+    std::fs::copy(
+        fixtures().join("encoder/images/246231741_882b45c4e1.jpg"),
+        &dog,
+    )
+    .unwrap();
+    let mut h = app(&tmp.path().join("data"), Tab::Caption);
+    h.set_size(egui::vec2(800.0, 500.0));
+    drop_files(&mut h, std::slice::from_ref(&dog));
+    wait_until(&mut h, 60, "the caption", |a| {
+        a.panels.caption.shown().is_some() || a.panels.caption.error().is_some()
+    });
+    assert_eq!(h.state().panels.caption.error(), None);
+    h.run_ok();
+    h.step();
+    let shown = h.state().panels.caption.shown().unwrap();
+    let alternatives: Vec<String> = shown
+        .output
+        .alternatives
+        .iter()
+        .map(|a| a.text.clone())
+        .collect();
+    let words = shown.output.words.len();
+    assert!(alternatives.len() >= 2);
+    for text in &alternatives {
+        for node in h.get_all_by_label(text) {
+            let r = node.rect();
+            assert!(r.max.x <= 800.5, "\"{text}\" runs to x = {}", r.max.x);
+        }
+    }
+    let maps: Vec<egui::Rect> = h
+        .get_all_by_label_contains("attention map of")
+        .map(|n| n.rect())
+        .collect();
+    assert_eq!(maps.len(), words, "one map per word");
+    for r in maps {
+        assert!(r.max.x <= 800.5, "a word map runs to x = {}", r.max.x);
+    }
+}
+
+/// Ctrl+1 to Ctrl+5 go to the tabs from the keyboard (issue 29, point 9: the Caption panel
+/// was about 18 Tab stops away), even while a text box has the keyboard.
+#[test]
+fn ctrl_and_a_digit_go_to_each_tab() {
+    use captioner_app::CaptionerApp;
+    use egui::{Key, Modifiers};
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = app(&tmp.path().join("data"), Tab::Batch);
+    h.step();
+    let tab = |h: &egui_kittest::Harness<'static, CaptionerApp>| h.state().panels.tab;
+    for (key, want) in [
+        (Key::Num4, Tab::Caption),
+        (Key::Num1, Tab::Dataset),
+        (Key::Num2, Tab::Train),
+        (Key::Num3, Tab::Models),
+        (Key::Num5, Tab::Batch),
+    ] {
+        h.key_press_modifiers(Modifiers::COMMAND, key);
+        h.step();
+        assert_eq!(tab(&h), want);
+    }
+    // From inside the Batch panel's Folder box too.
+    h.get_all_by_label("Folder")
+        .find(|n| n.accesskit_node().role() == egui::accesskit::Role::TextInput)
+        .expect("the Folder box")
+        .focus();
+    h.step();
+    h.key_press_modifiers(Modifiers::COMMAND, Key::Num4);
+    h.step();
+    assert_eq!(tab(&h), Tab::Caption);
+}
