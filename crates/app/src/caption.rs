@@ -784,40 +784,63 @@ fn attention_row_ui(ui: &mut egui::Ui, shown: &Shown) -> (Option<Action>, Option
     let mut action = None;
     let mut hovered = None;
     ui.add_space(4.0);
-    // The maps wrap onto more rows in a narrow window (nothing is cut off or hidden).
-    ui.horizontal_wrapped(|ui| {
-        for (i, (thumb, w)) in shown.thumbs.iter().zip(&shown.output.words).enumerate() {
-            let selected = shown.focus_word == Some(i);
-            let r = ui
-                .vertical(|ui| {
-                    let img = ui.add(
-                        egui::Image::new(thumb)
-                            .fit_to_exact_size(egui::vec2(40.0, 40.0))
-                            .corner_radius(3.0)
-                            .sense(egui::Sense::click())
-                            .alt_text(format!("attention map of \"{}\"", w.word)),
+    // The maps go onto more rows in a narrow column (nothing is cut off or hidden): each in a
+    // cell of the same width, its word cut with "…" when longer.
+    const CELL: egui::Vec2 = egui::vec2(50.0, 58.0);
+    let gap = ui.spacing().item_spacing.x;
+    let per_row = (((ui.available_width() + gap) / (CELL.x + gap)).floor() as usize).max(1);
+    let items: Vec<(
+        usize,
+        (&egui::TextureHandle, &captioner::pipeline::ScoredWord),
+    )> = shown
+        .thumbs
+        .iter()
+        .zip(&shown.output.words)
+        .enumerate()
+        .collect();
+    for row in items.chunks(per_row) {
+        ui.horizontal(|ui| {
+            for &(i, (thumb, w)) in row {
+                let selected = shown.focus_word == Some(i);
+                let r = ui
+                    .allocate_ui_with_layout(
+                        CELL,
+                        egui::Layout::top_down(egui::Align::Center),
+                        |ui| {
+                            ui.set_width(CELL.x);
+                            let img = ui.add(
+                                egui::Image::new(thumb)
+                                    .fit_to_exact_size(egui::vec2(40.0, 40.0))
+                                    .corner_radius(3.0)
+                                    .sense(egui::Sense::click())
+                                    .alt_text(format!("attention map of \"{}\"", w.word)),
+                            );
+                            let text = egui::RichText::new(&w.word).small();
+                            ui.add(
+                                egui::Label::new(if selected { text.strong() } else { text })
+                                    .truncate(),
+                            );
+                            img
+                        },
+                    )
+                    .inner;
+                if selected {
+                    ui.painter().rect_stroke(
+                        r.rect.expand(1.5),
+                        3.0,
+                        egui::Stroke::new(2.0, ui.visuals().selection.stroke.color),
+                        egui::StrokeKind::Outside,
                     );
-                    let text = egui::RichText::new(&w.word).small();
-                    ui.label(if selected { text.strong() } else { text });
-                    img
-                })
-                .inner;
-            if selected {
-                ui.painter().rect_stroke(
-                    r.rect.expand(1.5),
-                    3.0,
-                    egui::Stroke::new(2.0, ui.visuals().selection.stroke.color),
-                    egui::StrokeKind::Outside,
-                );
+                }
+                if r.hovered() {
+                    hovered = Some(i);
+                }
+                if r.clicked() {
+                    action = Some(Action::Focus((!selected).then_some(i)));
+                }
             }
-            if r.hovered() {
-                hovered = Some(i);
-            }
-            if r.clicked() {
-                action = Some(Action::Focus((!selected).then_some(i)));
-            }
-        }
-    });
+        });
+    }
     ui.horizontal(|ui| {
         ui.small("less attention");
         let (rect, _) = ui.allocate_exact_size(egui::vec2(120.0, 10.0), egui::Sense::hover());

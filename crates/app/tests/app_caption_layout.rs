@@ -48,8 +48,15 @@ fn at_800x500_the_alternatives_and_word_maps_stay_inside_the_window() {
         .map(|n| n.rect())
         .collect();
     assert_eq!(maps.len(), words, "one map per word");
+    // ... and inside the photo's column, left of the caption's buttons.
+    let buttons = h.get_by_label("Copy caption").rect().min.x;
     for r in maps {
         assert!(r.max.x <= 800.5, "a word map runs to x = {}", r.max.x);
+        assert!(
+            r.max.x < buttons,
+            "a word map (to x = {}) reaches into the caption's column (from x = {buttons})",
+            r.max.x
+        );
     }
 }
 
