@@ -953,15 +953,16 @@ fn caption_details_ui(
                     } else {
                         text
                     };
-                    ui.add(egui::Label::new(text).sense(egui::Sense::click()))
-                        .on_hover_text(format!(
+                    hover_above(
+                        ui.add(egui::Label::new(text).sense(egui::Sense::click())),
+                        format!(
                             "p = {:.3}; the photo shows where the model looked for this word \
                              (click to keep it){support}",
                             w.probability
-                        ))
+                        ),
+                    )
                 } else {
-                    ui.label(text)
-                        .on_hover_text(format!("p = {:.3}{support}", w.probability))
+                    hover_above(ui.label(text), format!("p = {:.3}{support}", w.probability))
                 };
                 if grounding.is_some_and(|g| g.weak) {
                     paint_doubt(ui.painter(), r.rect, ui.visuals().warn_fg_color);
@@ -1164,6 +1165,33 @@ fn grounding_notes_ui(ui: &mut egui::Ui, out: &CaptionOutput) {
     if out.grounding.iter().any(|g| g.weak) {
         ui.weak(egui::RichText::new(DOUBT_LEGEND).small());
     }
+}
+
+/// Where a caption word's hover text goes: above the word, else below it.
+const ABOVE_FIRST: [egui::RectAlign; 2] =
+    [egui::RectAlign::TOP_START, egui::RectAlign::BOTTOM_START];
+
+/// A caption word's hover text, shown above the word: below it, the tooltip covered the Copy
+/// and Save buttons under the caption (issue 29, point 11). Also its accessible description,
+/// as `on_hover_text` gives.
+fn hover_above(r: egui::Response, text: String) -> egui::Response {
+    if r.ctx.has_accesskit_node(r.id) {
+        r.ctx.accesskit_node_builder(r.id, |node| {
+            if node.description().is_none() {
+                node.set_description(text.clone());
+            }
+        });
+    }
+    let mut tip = egui::Tooltip::for_enabled(&r);
+    tip.popup = tip
+        .popup
+        .align(egui::RectAlign::TOP_START)
+        .align_alternatives(&ABOVE_FIRST);
+    tip.show(|ui| {
+        ui.set_max_width(ui.spacing().tooltip_width);
+        ui.label(text);
+    });
+    r
 }
 
 /// A pasted text that names an existing image file (as file managers copy it), if it does.

@@ -91,3 +91,51 @@ fn ctrl_and_a_digit_go_to_each_tab() {
     h.step();
     assert_eq!(tab(&h), Tab::Caption);
 }
+
+/// A caption word's hover text opens above the word, so it does not cover Copy and Save under
+/// the caption (issue 29, point 11).
+#[test]
+fn a_words_hover_text_leaves_copy_and_save_visible() {
+    let tmp = tempfile::tempdir().unwrap();
+    let photos = tmp.path().join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    let dog = photos.join("dog.jpg");
+    std::fs::copy(
+        fixtures().join("encoder/images/246231741_882b45c4e1.jpg"),
+        &dog,
+    )
+    .unwrap();
+    let mut h = app(&tmp.path().join("data"), Tab::Caption);
+    drop_files(&mut h, std::slice::from_ref(&dog));
+    wait_until(&mut h, 60, "the caption", |a| {
+        a.panels.caption.shown().is_some() || a.panels.caption.error().is_some()
+    });
+    h.run_ok();
+    let word = h.state().panels.caption.shown().unwrap().output.words[0]
+        .word
+        .clone();
+    let copy = h.get_by_label("Copy caption").rect();
+    let save = h.get_by_label("Save caption").rect();
+    // The first word of the caption (the largest text; its label is the word alone).
+    let word_rect = h
+        .get_all_by_label(&word)
+        .map(|n| n.rect())
+        .max_by(|a, b| a.height().total_cmp(&b.height()))
+        .expect("the caption's first word");
+    h.hover_at(word_rect.center());
+    let mut tip = None;
+    for _ in 0..200 {
+        h.step();
+        if let Some(n) = h.query_by_label_contains("p = 0.") {
+            tip = Some(n.rect());
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let tip = tip.expect("the word's hover text opens");
+    assert!(
+        tip.max.y <= word_rect.min.y + 1.0,
+        "the hover text {tip:?} must open above the word {word_rect:?}"
+    );
+    assert!(!tip.intersects(copy) && !tip.intersects(save), "{tip:?}");
+}
