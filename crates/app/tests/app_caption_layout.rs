@@ -5,13 +5,16 @@
 mod app_support;
 
 use app_support::{app, drop_files, fixtures, wait_until};
-use captioner_app::Tab;
+use captioner_app::{CaptionerApp, Tab};
+use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT as _, Queryable};
 
-#[test]
-fn at_800x500_the_alternatives_and_word_maps_stay_inside_the_window() {
-    let tmp = tempfile::tempdir().unwrap();
-    let photos = tmp.path().join("photos");
+/// The Caption panel (at `size`, else the harness's) with a dog photo captioned.
+fn captioned_dog(
+    tmp: &std::path::Path,
+    size: Option<egui::Vec2>,
+) -> Harness<'static, CaptionerApp> {
+    let photos = tmp.join("photos");
     std::fs::create_dir_all(&photos).unwrap();
     let dog = photos.join("dog.jpg");
     std::fs::copy(
@@ -19,14 +22,23 @@ fn at_800x500_the_alternatives_and_word_maps_stay_inside_the_window() {
         &dog,
     )
     .unwrap();
-    let mut h = app(&tmp.path().join("data"), Tab::Caption);
-    h.set_size(egui::vec2(800.0, 500.0));
+    let mut h = app(&tmp.join("data"), Tab::Caption);
+    if let Some(size) = size {
+        h.set_size(size);
+    }
     drop_files(&mut h, std::slice::from_ref(&dog));
     wait_until(&mut h, 60, "the caption", |a| {
         a.panels.caption.shown().is_some() || a.panels.caption.error().is_some()
     });
     assert_eq!(h.state().panels.caption.error(), None);
     h.run_ok();
+    h
+}
+
+#[test]
+fn at_800x500_the_alternatives_and_word_maps_stay_inside_the_window() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = captioned_dog(tmp.path(), Some(egui::vec2(800.0, 500.0)));
     h.step();
     let shown = h.state().panels.caption.shown().unwrap();
     let alternatives: Vec<String> = shown
@@ -64,12 +76,11 @@ fn at_800x500_the_alternatives_and_word_maps_stay_inside_the_window() {
 /// was about 18 Tab stops away), even while a text box has the keyboard.
 #[test]
 fn ctrl_and_a_digit_go_to_each_tab() {
-    use captioner_app::CaptionerApp;
     use egui::{Key, Modifiers};
     let tmp = tempfile::tempdir().unwrap();
     let mut h = app(&tmp.path().join("data"), Tab::Batch);
     h.step();
-    let tab = |h: &egui_kittest::Harness<'static, CaptionerApp>| h.state().panels.tab;
+    let tab = |h: &Harness<'static, CaptionerApp>| h.state().panels.tab;
     for (key, want) in [
         (Key::Num4, Tab::Caption),
         (Key::Num1, Tab::Dataset),
@@ -97,20 +108,7 @@ fn ctrl_and_a_digit_go_to_each_tab() {
 #[test]
 fn a_words_hover_text_leaves_copy_and_save_visible() {
     let tmp = tempfile::tempdir().unwrap();
-    let photos = tmp.path().join("photos");
-    std::fs::create_dir_all(&photos).unwrap();
-    let dog = photos.join("dog.jpg");
-    std::fs::copy(
-        fixtures().join("encoder/images/246231741_882b45c4e1.jpg"),
-        &dog,
-    )
-    .unwrap();
-    let mut h = app(&tmp.path().join("data"), Tab::Caption);
-    drop_files(&mut h, std::slice::from_ref(&dog));
-    wait_until(&mut h, 60, "the caption", |a| {
-        a.panels.caption.shown().is_some() || a.panels.caption.error().is_some()
-    });
-    h.run_ok();
+    let mut h = captioned_dog(tmp.path(), None);
     let word = h.state().panels.caption.shown().unwrap().output.words[0]
         .word
         .clone();
