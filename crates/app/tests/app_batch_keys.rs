@@ -145,3 +145,57 @@ fn a_typed_path_box_opens_focused() {
     h.key_press(Key::Escape);
     h.step();
 }
+
+/// Ctrl+E and Ctrl+Shift+E: the CSV and JSON exports from the keyboard, their path box
+/// focused; Enter writes the file.
+#[test]
+fn ctrl_e_exports_from_the_keyboard() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, names) = photos(tmp.path());
+    let mut h = app(&tmp.path().join("data"), Tab::Batch);
+    h.state_mut()
+        .panels
+        .batch
+        .set_dialog_service(Some(Err("no file-dialog service (test)".into())));
+    app_support::drop_files(&mut h, &[dir]);
+    wait_until(&mut h, 30, "the folder listing", |a| {
+        a.panels.batch.entries().len() == names.len() && !a.panels.batch.is_listing()
+    });
+    // Nothing to export yet: the status says so, no path box.
+    h.key_press_modifiers(egui::Modifiers::COMMAND, Key::E);
+    h.step();
+    h.step();
+    assert!(h.query_all_by_label("Path").next().is_none());
+    h.state_mut().panels.batch.edit_caption(0, "a dog");
+    h.step();
+    for (modifiers, ext) in [
+        (egui::Modifiers::COMMAND, "csv"),
+        (egui::Modifiers::COMMAND | egui::Modifiers::SHIFT, "json"),
+    ] {
+        h.key_press_modifiers(modifiers, Key::E);
+        h.step();
+        h.step();
+        h.step();
+        let path_box = text_box(&h, "Path");
+        assert!(path_box.is_focused(), "the {ext} path box has the keyboard");
+        let path = PathBuf::from(path_box.value().unwrap_or_default());
+        assert_eq!(
+            path.extension().and_then(|e| e.to_str()),
+            Some(ext),
+            "{path:?}"
+        );
+        let path = tmp.path().join(format!("out.{ext}"));
+        h.state_mut()
+            .panels
+            .batch
+            .set_typed_path(&path.to_string_lossy());
+        h.step();
+        h.key_press(Key::Enter);
+        h.step();
+        wait_until(&mut h, 30, "the export", |a| {
+            !a.panels.batch.is_exporting() && path.exists()
+        });
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("a dog"), "{text}");
+    }
+}

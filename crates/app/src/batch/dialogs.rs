@@ -89,8 +89,13 @@ pub struct Dialogs {
 pub enum Ask {
     /// "Caption all again" would replace this many captions.
     Replace(usize),
-    /// "Caption again" on the selected photos would replace `captions` captions.
-    ReplaceSelected { photos: Vec<usize>, captions: usize },
+    /// "Caption again" on the selected photos would replace `captions` captions; the new
+    /// captions start with `start_with` when it is `Some` (the preview's box).
+    ReplaceSelected {
+        photos: Vec<usize>,
+        captions: usize,
+        start_with: Option<String>,
+    },
     /// Saving: these sidecars changed on disk since they were read, or are not UTF-8 text.
     /// The sidecars (names in the folder) that changed on disk or are not UTF-8 text.
     Conflicts(Vec<String>),
@@ -137,12 +142,20 @@ impl Ask {
                 yes: format!("Replace {n} captions"),
                 no: None,
             },
-            Ask::ReplaceSelected { photos, captions } => Wording {
+            Ask::ReplaceSelected {
+                photos,
+                captions,
+                start_with,
+            } => Wording {
                 title: "Replace captions?",
                 text: format!(
-                    "Captioning the {} again replaces {}, your own and existing ones included. \
-                     Ctrl+Z undoes it.",
+                    "Captioning the {} again{} replaces {}, your own and existing ones \
+                     included. Ctrl+Z undoes it.",
                     super::plural(photos.len(), "selected photo", "selected photos"),
+                    match start_with.as_deref().map(str::trim) {
+                        Some(start) if !start.is_empty() => format!(", starting with \"{start}\","),
+                        _ => String::new(),
+                    },
                     super::plural(*captions, "caption", "captions"),
                 ),
                 yes: format!(
@@ -207,6 +220,14 @@ impl BatchPanel {
     /// Pretends no file-dialog service exists (tests), or restores detection with `None`.
     pub fn set_dialog_service(&mut self, service: Option<Result<(), String>>) {
         self.dialogs.service = service;
+    }
+
+    /// Replaces the text of the typed-path prompt, when one is showing (tests type a path
+    /// this way instead of key by key).
+    pub fn set_typed_path(&mut self, text: &str) {
+        if let Some(t) = &mut self.dialogs.typed_path {
+            t.text = text.to_string();
+        }
     }
 
     /// Whether a typed-path prompt is showing (no file-dialog service), and why.
@@ -299,9 +320,14 @@ impl BatchPanel {
         match (&ask, choice) {
             (_, Choice::Cancel) if !matches!(ask, Ask::Unsaved { .. }) => self.ask = None,
             (Ask::Replace(_), _) => self.confirm_replace(shared),
-            (Ask::ReplaceSelected { photos, .. }, _) => {
+            (
+                Ask::ReplaceSelected {
+                    photos, start_with, ..
+                },
+                _,
+            ) => {
                 self.ask = None;
-                self.start_run_on(Some(photos.clone()), true, shared);
+                self.start_run_on(Some(photos.clone()), true, start_with.clone(), shared);
             }
             (Ask::Conflicts(_), Choice::Yes) => self.save_now(true, shared),
             (Ask::Conflicts(_), _) => self.save_now(false, shared),
@@ -521,10 +547,27 @@ mod tests {
         let w = Ask::ReplaceSelected {
             photos: vec![1, 2],
             captions: 1,
+            start_with: None,
         }
         .wording();
         assert_eq!(w.yes, "Replace 1 caption");
-        assert!(w.text.contains("the 2 selected photos"), "{}", w.text);
+        assert!(
+            w.text.contains("the 2 selected photos again replaces"),
+            "{}",
+            w.text
+        );
+        let w = Ask::ReplaceSelected {
+            photos: vec![1],
+            captions: 1,
+            start_with: Some(" a cat ".into()),
+        }
+        .wording();
+        assert!(
+            w.text
+                .contains("the 1 selected photo again, starting with \"a cat\", replaces"),
+            "{}",
+            w.text
+        );
         assert_eq!(w.no, None);
         let w = Ask::Conflicts(vec!["a.txt".into(), "sub/b.txt".into()]).wording();
         assert!(w.text.starts_with("2 .txt files changed"), "{}", w.text);

@@ -14,6 +14,10 @@ const REDO: [KeyboardShortcut; 2] = [
 ];
 const UNDO: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::Z);
 const SAVE: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::S);
+/// Export CSV: Ctrl+E; Export JSON: Ctrl+Shift+E.
+const EXPORT_CSV: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::E);
+const EXPORT_JSON: KeyboardShortcut =
+    KeyboardShortcut::new(Modifiers::COMMAND.plus(Modifiers::SHIFT), Key::E);
 
 /// The keys that move the selection, in the order they are read.
 const MOVE_KEYS: [Key; 8] = [
@@ -46,16 +50,21 @@ pub struct Shortcuts {
     pub undo: bool,
     pub redo: bool,
     pub save: bool,
+    pub export_csv: bool,
+    pub export_json: bool,
 }
 
-/// Takes the undo, redo and save shortcuts out of this frame's input. Redo is read first, as
-/// Ctrl+Z also matches Ctrl+Shift+Z.
+/// Takes the undo, redo, save and export shortcuts out of this frame's input. Redo is read
+/// first, as Ctrl+Z also matches Ctrl+Shift+Z (and Ctrl+Shift+E before Ctrl+E).
 pub fn take_shortcuts(i: &mut InputState) -> Shortcuts {
     let redo = REDO.iter().any(|s| i.consume_shortcut(s));
+    let export_json = i.consume_shortcut(&EXPORT_JSON);
     Shortcuts {
         redo,
         undo: i.consume_shortcut(&UNDO),
         save: i.consume_shortcut(&SAVE),
+        export_csv: i.consume_shortcut(&EXPORT_CSV),
+        export_json,
     }
 }
 
@@ -169,6 +178,21 @@ impl BatchPanel {
         }
         if keys.save {
             self.save(shared);
+        }
+        for (asked, kind) in [
+            (keys.export_csv, super::ExportKind::Csv),
+            (keys.export_json, super::ExportKind::Json),
+        ] {
+            if !asked {
+                continue;
+            }
+            if self.can_export() {
+                self.open_dialog(super::dialogs::DialogFor::Export(kind), shared);
+            } else if self.session.is_some() && self.running.is_none() && self.export.is_none() {
+                shared
+                    .status
+                    .info("nothing to export yet: caption the photos first");
+            }
         }
     }
 
@@ -291,6 +315,31 @@ mod tests {
         // A plain Z is typing, not a shortcut.
         assert_eq!(
             with_keys(&[(Modifiers::NONE, Key::Z)], take_shortcuts),
+            Shortcuts::default()
+        );
+    }
+
+    #[test]
+    fn ctrl_e_exports_csv_and_ctrl_shift_e_json() {
+        assert_eq!(
+            with_keys(&[(Modifiers::COMMAND, Key::E)], take_shortcuts),
+            Shortcuts {
+                export_csv: true,
+                ..Shortcuts::default()
+            }
+        );
+        assert_eq!(
+            with_keys(
+                &[(Modifiers::COMMAND | Modifiers::SHIFT, Key::E)],
+                take_shortcuts
+            ),
+            Shortcuts {
+                export_json: true,
+                ..Shortcuts::default()
+            }
+        );
+        assert_eq!(
+            with_keys(&[(Modifiers::NONE, Key::E)], take_shortcuts),
             Shortcuts::default()
         );
     }

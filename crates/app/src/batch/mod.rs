@@ -105,6 +105,9 @@ pub struct BatchPanel {
     new_tag: String,
     /// The selection row's tag box (add to or remove from the selected photos).
     bulk_tag: String,
+    /// The preview's "Start with" box: words the next "Caption again" of the selected
+    /// photos starts with (the toolbar's "Start with" is the folder's).
+    photo_start: String,
     /// The tag chip that had the keyboard last frame (Delete, Alt+arrows act on it).
     tag_focus: Option<(usize, egui::Id)>,
     /// Give this tag chip the keyboard next frame (after a move or a removal).
@@ -169,6 +172,7 @@ impl BatchPanel {
             tag_filter: None,
             new_tag: String::new(),
             bulk_tag: String::new(),
+            photo_start: String::new(),
             tag_focus: None,
             focus_tag: None,
         }

@@ -37,6 +37,8 @@ impl BatchPanel {
             focus: self.focus_tag.take(),
         };
         let marked = self.marked.len();
+        let photo_start = &mut self.photo_start;
+        let mut again = false;
         let editor = egui::ScrollArea::vertical()
             .id_salt("batch_preview_scroll")
             .auto_shrink(false)
@@ -51,18 +53,25 @@ impl BatchPanel {
                 details_ui(ui, &s.entries[i], i, s.entries.len());
                 tags_ui(ui, s, i, locked, &mut tags);
                 let editor = caption_editor_ui(ui, s, i, locked, focus);
+                again = start_again_ui(ui, photo_start, locked, marked);
                 alternatives_ui(ui, s, i, locked);
                 ui.add_space(8.0);
                 ui.weak(
                     "Keys: arrows, PageUp/PageDown, Home/End move · F2 edits · Enter accepts and \
                      moves on · Esc leaves the text box · 1-9 take an alternative · Ctrl+Z / \
-                     Ctrl+Shift+Z undo and redo · Ctrl+S saves · Ctrl-click, Shift-click, \
+                     Ctrl+Shift+Z undo and redo · Ctrl+S saves · Ctrl+E / Ctrl+Shift+E export CSV / JSON · \
+                     Ctrl-click, Shift-click, \
                      Ctrl+A select several photos, Esc clears · on a tag: Delete removes it, \
                      Alt+Left/Right moves it",
                 );
                 editor
             })
             .inner;
+        if again {
+            let start = self.photo_start.trim().to_string();
+            let start = (!start.is_empty()).then_some(start);
+            self.caption_selected_starting_with(start, shared);
+        }
         if editor.accept {
             self.accept_and_next();
             if !editor.from_text_box {
@@ -362,6 +371,42 @@ fn caption_editor_ui(
         }
     });
     editor
+}
+
+/// "Caption again, starting with": words this photo's caption (or the selected photos')
+/// must start with ("a cat" -> "a cat sitting on a windowsill"), for this one run; the
+/// toolbar's "Start with" box is the whole folder's. True when the user asked for it (the
+/// button, or Enter in the box).
+fn start_again_ui(ui: &mut egui::Ui, start: &mut String, locked: bool, marked: usize) -> bool {
+    let mut again = false;
+    ui.horizontal_wrapped(|ui| {
+        let label = ui.label("Start with");
+        let r = ui
+            .add_enabled(
+                !locked,
+                egui::TextEdit::singleline(start)
+                    .id_salt("batch_photo_start")
+                    .hint_text("e.g. a cat")
+                    .desired_width(140.0),
+            )
+            .labelled_by(label.id)
+            .on_hover_text(
+                "words the new caption must start with; the model writes the rest (empty: the \
+                 toolbar's Start with)",
+            );
+        let enter = r.lost_focus() && ui.input(|inp| inp.key_pressed(egui::Key::Enter));
+        let what = if marked > 1 {
+            format!("Caption the {marked} selected again")
+        } else {
+            "Caption again".to_string()
+        };
+        let clicked = ui
+            .add_enabled(!locked, egui::Button::new(what))
+            .on_hover_text("asks before it replaces a caption; Ctrl+Z undoes it")
+            .clicked();
+        again = !locked && (clicked || (enter && !start.trim().is_empty()));
+    });
+    again
 }
 
 /// The beam's alternatives, 1-9, the current one selected; clicking one takes it.

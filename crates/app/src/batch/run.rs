@@ -164,27 +164,44 @@ impl BatchPanel {
 
     /// Captions the selected photos again (asks first when that replaces captions).
     pub fn caption_selected(&mut self, shared: &mut Shared) {
+        self.caption_selected_starting_with(None, shared);
+    }
+
+    /// Captions the selected photos (or the one shown) again, each caption starting with
+    /// `start_with` instead of the panel's "Start with" words when it is `Some` (the preview's
+    /// box for this photo); asks first when that replaces captions.
+    pub fn caption_selected_starting_with(
+        &mut self,
+        start_with: Option<String>,
+        shared: &mut Shared,
+    ) {
         let photos = self.targets();
         let captions = photos
             .iter()
             .filter(|&&i| self.entries().get(i).is_some_and(|e| e.has_caption()))
             .count();
         if captions > 0 {
-            self.ask = Some(Ask::ReplaceSelected { photos, captions });
+            self.ask = Some(Ask::ReplaceSelected {
+                photos,
+                captions,
+                start_with,
+            });
         } else {
-            self.start_run_on(Some(photos), true, shared);
+            self.start_run_on(Some(photos), true, start_with, shared);
         }
     }
 
     fn start_run(&mut self, replace_all: bool, shared: &mut Shared) {
-        self.start_run_on(None, replace_all, shared);
+        self.start_run_on(None, replace_all, None, shared);
     }
 
-    /// Starts a run over the photos `only` (every photo with `None`).
+    /// Starts a run over the photos `only` (every photo with `None`), the captions starting
+    /// with `start_with` when it is `Some` (else with the panel's "Start with" words).
     pub(super) fn start_run_on(
         &mut self,
         only: Option<Vec<usize>>,
         replace_all: bool,
+        start_with: Option<String>,
         shared: &mut Shared,
     ) {
         if self.running.is_some() {
@@ -211,11 +228,15 @@ impl BatchPanel {
             .iter()
             .map(|&(i, _)| s.entries[i].path.clone())
             .collect();
+        let mut options = self.settings.folder_options();
+        if let Some(start) = start_with {
+            options.decode.start_with = start.trim().to_string();
+        }
         if shared.send(Command::CaptionBatch {
             id,
             paths,
             model: self.settings.model.clone(),
-            options: self.settings.folder_options(),
+            options,
             cancel: cancel.clone(),
         }) {
             self.running = Some(Running {

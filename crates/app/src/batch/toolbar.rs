@@ -448,19 +448,26 @@ impl BatchPanel {
         self.history_buttons(ui, shared);
     }
 
+    /// Whether an export can start: captions to export, no run or export going on.
+    pub(super) fn can_export(&self) -> bool {
+        self.running.is_none()
+            && self.export.is_none()
+            && self.entries().iter().any(Entry::has_caption)
+    }
+
     /// The exports and "Train on this folder…".
     fn exports_ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
-        let busy = self.running.is_some();
-        let has_captions = self.entries().iter().any(Entry::has_caption);
-        let can_export = !busy && self.export.is_none() && has_captions;
+        let can_export = self.can_export();
         if ui
             .add_enabled(can_export, egui::Button::new("Export CSV…"))
+            .on_hover_text("Ctrl+E")
             .clicked()
         {
             self.open_dialog(DialogFor::Export(ExportKind::Csv), shared);
         }
         if ui
             .add_enabled(can_export, egui::Button::new("Export JSON…"))
+            .on_hover_text("Ctrl+Shift+E")
             .clicked()
         {
             self.open_dialog(DialogFor::Export(ExportKind::Json), shared);
