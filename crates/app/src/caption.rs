@@ -498,6 +498,8 @@ impl CaptionPanel {
         match t.show(ui.ctx(), "caption_typed_path") {
             Some(true) => {
                 let path = PathBuf::from(t.text.trim());
+                // The prompt stays open: the keyboard goes back to the path box.
+                t.focus = true;
                 if !path.is_file() {
                     t.problem = Some(format!("{} is not a file.", path.display()));
                 } else if !captioner::dataset::has_image_extension(&path) {

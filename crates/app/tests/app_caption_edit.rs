@@ -184,6 +184,11 @@ fn open_image_without_a_file_dialog_asks_for_a_typed_path() {
         status(&h)
     );
     h.step();
+    // The path box has the keyboard: a newcomer just types.
+    assert!(
+        text_box(&h, "Path").is_focused(),
+        "the path box has the keyboard"
+    );
     // Not a photo: the prompt stays open and says why.
     text_box(&h, "Path").click();
     h.step();

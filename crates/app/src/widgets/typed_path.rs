@@ -11,6 +11,8 @@ pub struct TypedPathPrompt {
     pub text: String,
     /// Why the path typed last cannot be used (the prompt stays open).
     pub problem: Option<String>,
+    /// Give the path box the keyboard next frame (when the prompt opens, and after a problem).
+    pub focus: bool,
 }
 
 impl TypedPathPrompt {
@@ -21,6 +23,7 @@ impl TypedPathPrompt {
             why,
             text,
             problem: None,
+            focus: true,
         }
     }
 
@@ -39,6 +42,9 @@ impl TypedPathPrompt {
             let r = ui
                 .add(egui::TextEdit::singleline(&mut self.text).desired_width(440.0))
                 .labelled_by(label.id);
+            if std::mem::take(&mut self.focus) {
+                r.request_focus();
+            }
             if r.changed() {
                 self.problem = None;
             }
