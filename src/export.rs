@@ -71,17 +71,13 @@ impl Alternative {
     }
 }
 
-/// What the model reported about a caption beyond its confidence and tags. The command line
-/// has them for every caption it writes; the Batch panel's session does not keep them, so its
-/// exports have `None` (written as `null` and `[]`, see `docs/formats.md`).
+/// What the model reported about a caption beyond its confidence, review flag and tags. The
+/// command line has them for every caption it writes; the Batch panel's session does not keep
+/// them, so its exports have `None` (written as `null` and `[]`, see `docs/formats.md`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct CaptionDetails {
     /// How much the photo looks like the model's training photos (0..1).
     pub familiarity: Option<f32>,
-    /// Why the caption needs review.
-    pub review_reason: Option<ReviewReason>,
-    /// Specifics of the reason, for people.
-    pub review_detail: Option<String>,
     /// The geometric mean of the word probabilities.
     pub word_probability_geomean: f32,
     /// The model's caption word by word, each with its probability (before prefix and suffix).
@@ -120,6 +116,10 @@ pub struct ExportRow {
     pub confidence: Option<f32>,
     /// The model's flag that the caption is probably wrong (absent without a calibrated model).
     pub needs_review: Option<bool>,
+    /// Why the caption needs review (with `needs_review`).
+    pub review_reason: Option<ReviewReason>,
+    /// Specifics of the reason, for people.
+    pub review_detail: Option<String>,
     /// Keywords for the photo (written to metadata as `dc:subject`).
     pub tags: Vec<String>,
     /// The beam's captions, best first (prefix and suffix included).
@@ -138,6 +138,8 @@ impl ExportRow {
             source,
             confidence: None,
             needs_review: None,
+            review_reason: None,
+            review_detail: None,
             tags: Vec::new(),
             alternatives: Vec::new(),
             details: None,
@@ -156,6 +158,8 @@ impl ExportRow {
         ExportRow {
             confidence: result.confidence,
             needs_review: result.needs_review,
+            review_reason: result.review_reason,
+            review_detail: result.review_detail.clone(),
             tags: result.tags.clone(),
             alternatives: result
                 .alternatives
@@ -167,8 +171,6 @@ impl ExportRow {
                 .collect(),
             details: Some(CaptionDetails {
                 familiarity: result.familiarity,
-                review_reason: result.review_reason,
-                review_detail: result.review_detail.clone(),
                 word_probability_geomean: result.word_probability_geomean(),
                 words: result.words.clone(),
                 millis: result.millis,
@@ -223,7 +225,7 @@ struct Record<'a> {
 impl Serialize for ExportRow {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let d = self.details.as_ref();
-        let reason = d.and_then(|d| d.review_reason);
+        let reason = self.review_reason;
         Record {
             image: &self.image,
             path: self.path.to_string_lossy(),
@@ -235,7 +237,7 @@ impl Serialize for ExportRow {
             needs_review: self.needs_review,
             review_reason: reason,
             warning: reason.map(ReviewReason::warning),
-            review_detail: d.and_then(|d| d.review_detail.as_deref()),
+            review_detail: self.review_detail.as_deref(),
             familiarity: d.and_then(|d| d.familiarity),
             word_probability_geomean: d.map(|d| d.word_probability_geomean),
             tags: &self.tags,
@@ -433,10 +435,7 @@ pub fn to_csv(rows: &[ExportRow]) -> Result<Vec<u8>, String> {
             Some(false) => "no",
             None => "",
         };
-        let details = r.details.as_ref();
-        let reason = details
-            .and_then(|d| d.review_reason)
-            .map_or("", reason_name);
+        let reason = r.review_reason.map_or("", reason_name);
         w.write_record([
             r.image.as_str(),
             r.caption.trim(),
@@ -446,9 +445,7 @@ pub fn to_csv(rows: &[ExportRow]) -> Result<Vec<u8>, String> {
             r.tags.join(", ").as_str(),
             r.source.name(),
             reason,
-            details
-                .and_then(|d| d.review_detail.as_deref())
-                .unwrap_or_default(),
+            r.review_detail.as_deref().unwrap_or_default(),
         ])
         .map_err(err)?;
     }

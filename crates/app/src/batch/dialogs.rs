@@ -149,9 +149,13 @@ impl Ask {
             } => Wording {
                 title: "Replace captions?",
                 text: format!(
-                    "Captioning the {} again{} replaces {}, your own and existing ones \
+                    "Captioning {} again{} replaces {}, your own and existing ones \
                      included. Ctrl+Z undoes it.",
-                    super::plural(photos.len(), "selected photo", "selected photos"),
+                    if photos.len() == 1 {
+                        "this photo".to_string()
+                    } else {
+                        format!("the {} selected photos", photos.len())
+                    },
                     match start_with.as_deref().map(str::trim) {
                         Some(start) if !start.is_empty() => format!(", starting with \"{start}\","),
                         _ => String::new(),
@@ -564,7 +568,7 @@ mod tests {
         .wording();
         assert!(
             w.text
-                .contains("the 1 selected photo again, starting with \"a cat\", replaces"),
+                .contains("Captioning this photo again, starting with \"a cat\", replaces"),
             "{}",
             w.text
         );

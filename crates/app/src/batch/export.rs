@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use super::BatchPanel;
+use super::entry::flagged_by_model;
 use super::session::{Entry, Source};
 use crate::Shared;
 use crate::tasks::{self, Pending};
@@ -21,6 +22,12 @@ pub fn export_rows(entries: &[Entry]) -> Vec<ExportRow> {
             confidence: e.cell.confidence,
             needs_review: (e.cell.source == Source::Machine)
                 .then_some(e.cell.needs_review)
+                .flatten(),
+            review_reason: flagged_by_model(e)
+                .then_some(e.cell.review_reason)
+                .flatten(),
+            review_detail: flagged_by_model(e)
+                .then(|| e.cell.review_detail.clone())
                 .flatten(),
             tags: e.cell.tags.clone(),
             alternatives: e
@@ -125,6 +132,8 @@ mod tests {
             source: Source::Machine,
             confidence: Some(0.4),
             needs_review: Some(true),
+            review_reason: Some(captioner::trust::ReviewReason::Unfamiliar),
+            review_detail: Some("unlike the training photos".into()),
             tags: vec!["dog".into()],
             ..Cell::default()
         };
@@ -141,10 +150,19 @@ mod tests {
         assert_eq!(rows[0].needs_review, Some(true));
         assert_eq!(rows[0].confidence, Some(0.4));
         assert_eq!(rows[0].tags, ["dog"]);
+        assert_eq!(
+            rows[0].review_reason,
+            Some(captioner::trust::ReviewReason::Unfamiliar)
+        );
+        assert_eq!(
+            rows[0].review_detail.as_deref(),
+            Some("unlike the training photos")
+        );
         assert!(!rows[0].edited());
         assert_eq!(rows[1].image, "c.jpg");
         assert!(rows[1].edited());
         assert_eq!(rows[1].needs_review, None);
+        assert_eq!(rows[1].review_reason, None);
     }
 
     #[test]

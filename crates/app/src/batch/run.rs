@@ -81,6 +81,7 @@ pub fn machine_cell(output: &CaptionOutput, min_len: usize, prefix: &str, suffix
             .unwrap_or_else(|| output.word_probability_geomean())
     });
     let needs_review = if best { output.needs_review } else { None };
+    let flagged = best && output.needs_review == Some(true);
     // The model's tags are the classifier's and the shown caption's words (those of the best
     // caption as the model gave them; a flagged caption lends none).
     let tags = if best {
@@ -103,7 +104,7 @@ pub fn machine_cell(output: &CaptionOutput, min_len: usize, prefix: &str, suffix
         confidence,
         alternatives,
         needs_review,
-        review_note: if best && output.needs_review == Some(true) {
+        review_note: if flagged {
             output.review_reason.map(|r| match &output.review_detail {
                 Some(d) => format!("{} {d}", r.warning()),
                 None => r.warning().to_string(),
@@ -111,6 +112,8 @@ pub fn machine_cell(output: &CaptionOutput, min_len: usize, prefix: &str, suffix
         } else {
             None
         },
+        review_reason: flagged.then_some(output.review_reason).flatten(),
+        review_detail: flagged.then(|| output.review_detail.clone()).flatten(),
         tags,
         classifier_tags: Some(output.classifier_tags.clone()),
         tags_edited: false,

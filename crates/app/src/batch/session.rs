@@ -53,6 +53,12 @@ pub struct Cell {
     /// Why, for people (the model's worded warning and its specifics).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub review_note: Option<String>,
+    /// The model's reason for the flag and its specifics, for the exports (the same fields
+    /// as `captioner batch --json`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_reason: Option<captioner::trust::ReviewReason>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_detail: Option<String>,
     /// The photo's keywords as shown and exported (CSV, JSON, XMP `dc:subject`): the image
     /// classifier's, then the caption's content words; the user's own when `tags_edited`.
     #[serde(default)]
@@ -541,6 +547,8 @@ impl Session {
             confidence: None,
             needs_review: None,
             review_note: None,
+            review_reason: None,
+            review_detail: None,
             // The support of the model's own words stays (shown as such); its note on where
             // the caption came from no longer applies to the user's words.
             grounding_note: None,
