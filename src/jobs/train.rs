@@ -63,6 +63,12 @@ fn default_attention_dim() -> usize {
 /// or 0.0004) moves a trained model too far from what it knew.
 pub const FINE_TUNE_LR: f32 = 1e-4;
 
+/// The epochs a fine-tuning run trains by default, and its early-stop patience (0: never
+/// stops early): the README's recipe (`--epochs 3 --patience 0`), measured in
+/// docs/quality.md. A new model's 20 epochs would fit a small folder's captions by heart.
+pub const FINE_TUNE_EPOCHS: usize = 3;
+pub const FINE_TUNE_PATIENCE: usize = 0;
+
 /// Fewer training photos than this, for a new model, get a warning before and during training:
 /// the shipped models learned from Flickr8k's 6,000; from a few hundred a new model learns
 /// little beyond the most frequent words ("a a a a a"), and fine-tuning a trained model suits
@@ -132,15 +138,27 @@ impl TrainSettings {
             .map_or(self.decoder, |c| c.decoder.kind)
     }
 
-    /// Chooses the model to start from (`None`: a new model). The learning rate follows when
-    /// it still holds the default of what was chosen before: [`FINE_TUNE_LR`] for
-    /// fine-tuning, the decoder's default for a new model; a rate set by hand stays.
+    /// Chooses the model to start from (`None`: a new model). The learning rate, epochs and
+    /// early-stop patience follow where they still hold the defaults of what was chosen
+    /// before: [`FINE_TUNE_LR`], [`FINE_TUNE_EPOCHS`] and [`FINE_TUNE_PATIENCE`] for
+    /// fine-tuning, the decoder's defaults for a new model; a value set by hand stays.
     pub fn set_from(&mut self, from: Option<PathBuf>) {
-        let new_model_lr = TrainSettings::for_decoder(self.decoder).train.lr;
-        match (self.from.is_some(), from.is_some()) {
-            (false, true) if self.train.lr == new_model_lr => self.train.lr = FINE_TUNE_LR,
-            (true, false) if self.train.lr == FINE_TUNE_LR => self.train.lr = new_model_lr,
-            _ => {}
+        let new = TrainSettings::for_decoder(self.decoder).train;
+        let fine = (FINE_TUNE_LR, FINE_TUNE_EPOCHS, FINE_TUNE_PATIENCE);
+        let new = (new.lr, new.epochs, new.early_stop_patience);
+        let (was, becomes) = match (self.from.is_some(), from.is_some()) {
+            (false, true) => (new, fine),
+            (true, false) => (fine, new),
+            _ => (new, new),
+        };
+        if self.train.lr == was.0 {
+            self.train.lr = becomes.0;
+        }
+        if self.train.epochs == was.1 {
+            self.train.epochs = becomes.1;
+        }
+        if self.train.early_stop_patience == was.2 {
+            self.train.early_stop_patience = becomes.2;
         }
         self.from = from;
     }
@@ -725,17 +743,24 @@ mod tests {
         s.set_from(Some(shipped.clone()));
         assert_eq!(s.effective_decoder(), base);
         assert_eq!(s.train.lr, FINE_TUNE_LR);
-        // Back to a new model: the decoder's own default again.
+        assert_eq!((s.train.epochs, s.train.early_stop_patience), (3, 0));
+        // Back to a new model: the decoder's own defaults again.
         s.set_from(None);
         assert_eq!(s.effective_decoder(), DecoderKind::Merge);
         assert_eq!(s.train.lr, 1e-3);
-        // A rate set by hand stays either way.
+        assert_eq!((s.train.epochs, s.train.early_stop_patience), (20, 5));
+        // Values set by hand stay either way.
         s.train.lr = 3e-4;
-        s.set_from(Some(shipped));
+        s.train.epochs = 7;
+        s.set_from(Some(shipped.clone()));
         assert_eq!(s.train.lr, 3e-4);
-        // The README's recipe and the constant agree.
+        assert_eq!((s.train.epochs, s.train.early_stop_patience), (7, 0));
+        s.train.early_stop_patience = 2;
+        s.set_from(None);
+        assert_eq!((s.train.epochs, s.train.early_stop_patience), (7, 2));
+        // The README's recipe and the constants agree.
         let readme = include_str!("../../README.md");
-        assert!(readme.contains("--from default --lr 0.0001"));
+        assert!(readme.contains("--from default --lr 0.0001 --epochs 3 --patience 0"));
         assert_eq!(FINE_TUNE_LR.to_string(), "0.0001");
     }
 

@@ -15,7 +15,7 @@ use captioner::dataset::Cleaning;
 use captioner::decoder::DecoderConfig;
 use captioner::decoder::DecoderKind;
 use captioner::jobs::EndReason;
-use captioner::jobs::train::{FINE_TUNE_LR, data_warnings, degenerate_caption};
+use captioner::jobs::train::{FINE_TUNE_EPOCHS, FINE_TUNE_LR, data_warnings, degenerate_caption};
 use captioner::train::{EpochReport, ModelSummary, TrainEvent};
 use captioner::worker::{CancelToken, Command, Event, Job, TrainSettings};
 
@@ -59,6 +59,8 @@ pub struct Run {
     pub device: Option<String>,
     pub phase: String,
     pub features: Option<(usize, usize)>,
+    /// The feature extraction's estimate of the time it has left.
+    pub features_eta: Option<std::time::Duration>,
     pub summary: Option<ModelSummary>,
     pub total_epochs: usize,
     pub steps_per_epoch: usize,
@@ -346,10 +348,11 @@ impl TrainPanel {
                 done,
                 total,
                 message,
-                ..
+                eta,
             } => {
                 if total > 0 {
                     run.features = Some((done, total));
+                    run.features_eta = eta;
                     run.phase = "extracting image features".into();
                 } else {
                     shared.status.warn(message);
@@ -651,8 +654,9 @@ impl TrainPanel {
         if self.settings.from.is_some() {
             ui.label(format!(
                 "Fine-tuning keeps the model's decoder, sizes, vocabulary and cleaning (greyed \
-                 out below). It starts at a learning rate of {FINE_TUNE_LR}, the rate the \
-                 README's recipe and the measured fine-tuning runs use."
+                 out below). It starts with the README's recipe, measured in \
+                 docs/quality.md: a learning rate of {FINE_TUNE_LR}, {FINE_TUNE_EPOCHS} epochs, \
+                 no early stop."
             ));
         }
     }
@@ -697,8 +701,11 @@ impl TrainPanel {
             && run.running
         {
             ui.add(
-                egui::ProgressBar::new(done as f32 / total.max(1) as f32)
-                    .text(format!("image features {done} / {total}")),
+                egui::ProgressBar::new(done as f32 / total.max(1) as f32).text(features_text(
+                    done,
+                    total,
+                    run.features_eta,
+                )),
             );
         }
         if let Some((epoch, bleu)) = run.best() {
@@ -965,4 +972,31 @@ fn number_row<T>(
         field.text = value.to_string();
     }
     ui.end_row();
+}
+
+/// The feature extraction's progress in words, with the time it has left once it knows.
+fn features_text(done: usize, total: usize, eta: Option<std::time::Duration>) -> String {
+    let left = eta
+        .map(|d| format!(", about {} left", clock(d)))
+        .unwrap_or_default();
+    format!("image features {done} / {total}{left}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn feature_extraction_says_how_long_it_has_left() {
+        assert_eq!(features_text(0, 7000, None), "image features 0 / 7000");
+        let text = features_text(1184, 7000, Some(std::time::Duration::from_secs(95)));
+        assert!(
+            text.starts_with("image features 1184 / 7000, about "),
+            "{text}"
+        );
+        assert!(text.ends_with(&format!(
+            "{} left",
+            clock(std::time::Duration::from_secs(95))
+        )));
+    }
 }

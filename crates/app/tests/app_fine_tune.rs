@@ -145,6 +145,10 @@ fn fine_tune_settings_show_the_base_model_and_its_rate() {
     );
     assert!(field(&h, "Learning rate").0.starts_with("0.0001"));
     assert!(!field(&h, "Learning rate").1);
+    // The README's recipe: 3 epochs, no early stop (a new model's 20 would learn a small
+    // folder by heart).
+    assert_eq!(field(&h, "Epochs"), ("3".to_string(), false));
+    assert_eq!(field(&h, "Early-stop patience"), ("0".to_string(), false));
     // The run folder is named after the decoder it trains.
     h.get_by_label("Start").click();
     h.step();
@@ -158,5 +162,6 @@ fn fine_tune_settings_show_the_base_model_and_its_rate() {
     h.step();
     h.step();
     assert_eq!(h.state().panels.train.settings.train.lr, 1e-3);
+    assert_eq!(field(&h, "Epochs"), ("20".to_string(), false));
     assert_eq!(field(&h, "LSTM size"), ("256".to_string(), false));
 }

@@ -272,9 +272,9 @@ fn defaults() -> TrainSettings {
 pub struct TrainArgs {
     /// The dataset folder (train split for training, dev split for early stopping).
     pub dir: PathBuf,
-    /// Epochs to train (a resumed run may raise it).
-    #[arg(long, default_value_t = defaults().train.epochs)]
-    pub epochs: usize,
+    /// Epochs to train (a resumed run may raise it) [default: 20; 3 with --from].
+    #[arg(long)]
+    pub epochs: Option<usize>,
     /// Captions per batch.
     #[arg(long, default_value_t = defaults().train.batch_size)]
     pub batch: usize,
@@ -297,9 +297,10 @@ pub struct TrainArgs {
     /// Dropout probability.
     #[arg(long, default_value_t = defaults().dropout)]
     pub dropout: f32,
-    /// Epochs without a better dev BLEU-4 before training stops (0: never).
-    #[arg(long, default_value_t = defaults().train.early_stop_patience)]
-    pub patience: usize,
+    /// Epochs without a better dev BLEU-4 before training stops (0: never) [default: 5; 0
+    /// with --from].
+    #[arg(long)]
+    pub patience: Option<usize>,
     /// Dev images decoded each epoch for BLEU-4.
     #[arg(long, default_value_t = defaults().train.dev_bleu_images)]
     pub dev_bleu_images: usize,

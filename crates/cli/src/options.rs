@@ -83,9 +83,9 @@ impl FeaturesArgs {
 
 impl TrainArgs {
     /// The training settings: the decoder's defaults ([`TrainSettings::for_decoder`]) where
-    /// `--hidden` and `--lr` are not given (with `--from`, the fine-tuning rate
-    /// [`captioner::jobs::train::FINE_TUNE_LR`]); `--from default` is the shipped model unless a
-    /// folder of that name exists.
+    /// `--hidden`, `--lr`, `--epochs` and `--patience` are not given (with `--from`, the
+    /// fine-tuning ones, [`captioner::jobs::train::FINE_TUNE_LR`] and its neighbours);
+    /// `--from default` is the shipped model unless a folder of that name exists.
     pub fn settings(&self) -> anyhow::Result<TrainSettings> {
         if self.resume && self.out.is_none() {
             anyhow::bail!("--resume needs --out DIR: the folder of the run to continue");
@@ -100,7 +100,11 @@ impl TrainArgs {
             attention_dim: self.attention_dim,
             dropout: self.dropout,
             train: TrainConfig {
-                epochs: self.epochs,
+                epochs: self.epochs.unwrap_or(if self.from.is_some() {
+                    captioner::jobs::train::FINE_TUNE_EPOCHS
+                } else {
+                    defaults.train.epochs
+                }),
                 batch_size: self.batch,
                 // Fine-tuning starts from a trained model: its own, lower default rate.
                 lr: self.lr.unwrap_or(if self.from.is_some() {
@@ -108,7 +112,11 @@ impl TrainArgs {
                 } else {
                     defaults.train.lr
                 }),
-                early_stop_patience: self.patience,
+                early_stop_patience: self.patience.unwrap_or(if self.from.is_some() {
+                    captioner::jobs::train::FINE_TUNE_PATIENCE
+                } else {
+                    defaults.train.early_stop_patience
+                }),
                 dev_bleu_images: self.dev_bleu_images,
                 seed: self.seed,
                 engine: self.engine,
@@ -259,15 +267,33 @@ mod tests {
         let Command::Train(args) = parse(&["train", "data", "--from", "some-model"]) else {
             panic!("not train")
         };
-        assert_eq!(
-            args.settings().unwrap().train.lr,
-            captioner::jobs::train::FINE_TUNE_LR
-        );
-        let Command::Train(args) = parse(&["train", "data", "--from", "m", "--lr", "0.0005"])
-        else {
+        let fine = args.settings().unwrap().train;
+        assert_eq!(fine.lr, captioner::jobs::train::FINE_TUNE_LR);
+        // ... and the fine-tuning epochs and patience (the README's recipe).
+        assert_eq!((fine.epochs, fine.early_stop_patience), (3, 0));
+        let Command::Train(args) = parse(&[
+            "train",
+            "data",
+            "--from",
+            "m",
+            "--lr",
+            "0.0005",
+            "--epochs",
+            "9",
+            "--patience",
+            "4",
+        ]) else {
             panic!("not train")
         };
-        assert_eq!(args.settings().unwrap().train.lr, 0.0005);
+        let given = args.settings().unwrap().train;
+        assert_eq!(given.lr, 0.0005);
+        assert_eq!((given.epochs, given.early_stop_patience), (9, 4));
+        // A new model: 20 epochs, patience 5.
+        let Command::Train(args) = parse(&["train", "data"]) else {
+            panic!("not train")
+        };
+        let new = args.settings().unwrap().train;
+        assert_eq!((new.epochs, new.early_stop_patience), (20, 5));
         let Command::Train(args) = parse(&["train", "data", "--resume"]) else {
             panic!("not train")
         };
