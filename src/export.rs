@@ -53,7 +53,7 @@ impl CaptionSource {
 }
 
 /// One of the beam's captions.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct Alternative {
     pub text: String,
     /// Its length-normalised log-probability (`None` where the front end does not keep it:
@@ -250,6 +250,91 @@ impl Serialize for ExportRow {
             grounding_note: d.and_then(|d| d.grounding_note.as_deref()),
         }
         .serialize(s)
+    }
+}
+
+/// A JSON record read back ([`ExportRow`]'s `Deserialize`): the fields [`Record`] writes
+/// (`edited` and `warning` follow from the others and are not read).
+#[derive(serde::Deserialize)]
+struct ReadRecord {
+    image: String,
+    path: String,
+    #[serde(default)]
+    path_hex: Option<String>,
+    caption: String,
+    source: CaptionSource,
+    confidence: Option<f32>,
+    needs_review: Option<bool>,
+    review_reason: Option<ReviewReason>,
+    review_detail: Option<String>,
+    familiarity: Option<f32>,
+    word_probability_geomean: Option<f32>,
+    tags: Vec<String>,
+    words: Vec<ScoredWord>,
+    alternatives: Vec<Alternative>,
+    millis: Option<f64>,
+    attention: Option<AttentionMaps>,
+    grounding: Vec<WordGrounding>,
+    caption_source: Option<GeneratedBy>,
+    grounding_note: Option<String>,
+}
+
+/// The path a record names: the exact bytes of `path_hex` where it has them (a path that is
+/// not UTF-8), else `path`.
+fn record_path(path: String, hex: Option<&str>) -> Result<PathBuf, String> {
+    let Some(hex) = hex else {
+        return Ok(PathBuf::from(path));
+    };
+    if hex.len() % 2 != 0 || !hex.is_ascii() {
+        return Err(format!("path_hex {hex:?} is not hexadecimal"));
+    }
+    let bytes = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16))
+        .collect::<Result<Vec<u8>, _>>()
+        .map_err(|_| format!("path_hex {hex:?} is not hexadecimal"))?;
+    #[cfg(unix)]
+    let path =
+        PathBuf::from(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(bytes));
+    #[cfg(not(unix))]
+    let path = PathBuf::from(String::from_utf8_lossy(&bytes).into_owned());
+    Ok(path)
+}
+
+/// Reads a record back as [`to_json`] writes it, so that a row written and read again writes
+/// the same record (the shards of `captioner batch --shard`, merged by `captioner merge`).
+impl<'de> serde::Deserialize<'de> for ExportRow {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let r = ReadRecord::deserialize(d)?;
+        let path = record_path(r.path, r.path_hex.as_deref()).map_err(serde::de::Error::custom)?;
+        let details = match (r.word_probability_geomean, r.millis, r.caption_source) {
+            (Some(word_probability_geomean), Some(millis), Some(caption_source)) => {
+                Some(CaptionDetails {
+                    familiarity: r.familiarity,
+                    word_probability_geomean,
+                    words: r.words,
+                    millis,
+                    attention: r.attention,
+                    grounding: r.grounding,
+                    caption_source,
+                    grounding_note: r.grounding_note,
+                })
+            }
+            _ => None,
+        };
+        Ok(ExportRow {
+            image: r.image,
+            path,
+            caption: r.caption,
+            source: r.source,
+            confidence: r.confidence,
+            needs_review: r.needs_review,
+            review_reason: r.review_reason,
+            review_detail: r.review_detail,
+            tags: r.tags,
+            alternatives: r.alternatives,
+            details,
+        })
     }
 }
 
@@ -864,6 +949,29 @@ mod tests {
         }
     }
 
+    /// A record read back is the row that was written: the same row, and the same bytes
+    /// written again (what `captioner merge` relies on).
+    #[test]
+    fn records_read_back_are_the_rows_written() {
+        let d = Path::new("/x");
+        let rows = vec![
+            ExportRow::machine("a.jpg".into(), d.join("a.jpg"), &result(), "sks", ""),
+            ExportRow::new(
+                "b.jpg".into(),
+                d.join("b.jpg"),
+                "my words".into(),
+                CaptionSource::Edited,
+            ),
+        ];
+        let bytes = to_json(&rows).unwrap();
+        let back: Vec<ExportRow> = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(back, rows);
+        assert_eq!(to_json(&back).unwrap(), bytes);
+        let line = serde_json::to_string(&rows[0]).unwrap();
+        let one: ExportRow = serde_json::from_str(&line).unwrap();
+        assert_eq!(one, rows[0]);
+    }
+
     /// A machine caption with every figure and a row with a caption only (an edited or
     /// existing caption, or the Batch panel's session) are records of the same shape.
     #[test]
@@ -987,6 +1095,21 @@ mod tests {
 mod odd_names {
     use super::*;
     use std::os::unix::ffi::OsStrExt;
+
+    /// A path that is not UTF-8 comes back from its JSON record byte for byte.
+    #[test]
+    fn odd_paths_are_read_back_from_path_hex() {
+        let path = PathBuf::from(std::ffi::OsStr::from_bytes(b"/x/caf\xe9.jpg"));
+        let row = ExportRow::new(
+            "caf.jpg".into(),
+            path,
+            "a cup".into(),
+            CaptionSource::Machine,
+        );
+        let line = serde_json::to_string(&row).unwrap();
+        let back: ExportRow = serde_json::from_str(&line).unwrap();
+        assert_eq!(back.path, row.path);
+    }
 
     /// Names that are not UTF-8, or hold newlines, tabs, commas and quotes, survive CSV, JSON
     /// and sidecars.

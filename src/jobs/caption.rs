@@ -130,6 +130,29 @@ pub fn caption_folder(
     events: Sink,
     cancel: &CancelToken,
 ) -> Result<FolderReport, JobError> {
+    caption_photos(
+        captioner,
+        paths,
+        &|i| read_photo_file(&paths[i]),
+        options,
+        events,
+        cancel,
+    )
+}
+
+/// Reads the bytes of the photo at an index of a list (a file; a member of a tar archive).
+pub type ReadPhoto<'a> = &'a (dyn Fn(usize) -> Result<Vec<u8>, image_io::ImageLoadError> + Sync);
+
+/// [`caption_folder`] over photos that need not be files: `read(i)` gives the bytes of the
+/// photo `paths[i]` names (the path is its label in events and messages).
+pub fn caption_photos(
+    captioner: &Captioner,
+    paths: &[PathBuf],
+    read: ReadPhoto,
+    options: &FolderOptions,
+    events: Sink,
+    cancel: &CancelToken,
+) -> Result<FolderReport, JobError> {
     let started = Instant::now();
     let total = paths.len();
     let batch = options.batch.max(1);
@@ -159,9 +182,11 @@ pub fn caption_folder(
                     .par_iter()
                     .enumerate()
                     .map(|(i, path)| {
-                        let result = load_for_encoder(path, size, limits)
+                        let index = chunk_index * batch + i;
+                        let result = read(index)
+                            .and_then(|bytes| decode_for_encoder(&bytes, path, size, limits))
                             .job_context(|| format!("reading {}", path.display()));
-                        (chunk_index * batch + i, result)
+                        (index, result)
                     })
                     .collect();
                 if decoded_tx.send(decoded).is_err() {
@@ -357,14 +382,20 @@ pub fn load_for_encoder(
     Ok(image_io::normalize_rgb(&image_io::resize_rgb(rgb, size)))
 }
 
-/// Reads a photo as upright RGB, decoding big JPEGs at reduced size (still at least
-/// `min_side` pixels a side).
-pub fn load_rgb_at_least(
+/// [`load_for_encoder`] of a photo already read into memory (`path` names it in errors).
+pub fn decode_for_encoder(
+    bytes: &[u8],
     path: &Path,
-    min_side: u32,
+    size: u32,
     limits: &DecodeLimits,
-) -> Result<image::RgbImage, image_io::ImageLoadError> {
-    let bytes = std::fs::read(path).map_err(|e| match e.kind() {
+) -> Result<PreprocessedImage, image_io::ImageLoadError> {
+    let rgb = decode_rgb_at_least(bytes, path, size, limits)?;
+    Ok(image_io::normalize_rgb(&image_io::resize_rgb(rgb, size)))
+}
+
+/// The bytes of a photo file (a missing file is [`image_io::ImageLoadError::NotFound`]).
+pub fn read_photo_file(path: &Path) -> Result<Vec<u8>, image_io::ImageLoadError> {
+    std::fs::read(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => image_io::ImageLoadError::NotFound {
             path: path.to_path_buf(),
         },
@@ -372,10 +403,29 @@ pub fn load_rgb_at_least(
             path: path.to_path_buf(),
             source: e,
         },
-    })?;
-    match fast_jpeg::decode_scaled(&bytes, path, min_side, limits)? {
+    })
+}
+
+/// Reads a photo as upright RGB, decoding big JPEGs at reduced size (still at least
+/// `min_side` pixels a side).
+pub fn load_rgb_at_least(
+    path: &Path,
+    min_side: u32,
+    limits: &DecodeLimits,
+) -> Result<image::RgbImage, image_io::ImageLoadError> {
+    decode_rgb_at_least(&read_photo_file(path)?, path, min_side, limits)
+}
+
+/// [`load_rgb_at_least`] of a photo already read into memory (`path` names it in errors).
+pub fn decode_rgb_at_least(
+    bytes: &[u8],
+    path: &Path,
+    min_side: u32,
+    limits: &DecodeLimits,
+) -> Result<image::RgbImage, image_io::ImageLoadError> {
+    match fast_jpeg::decode_scaled(bytes, path, min_side, limits)? {
         Some(rgb) => Ok(rgb),
-        None => image_io::decode_rgb(&bytes, path, limits),
+        None => image_io::decode_rgb(bytes, path, limits),
     }
 }
 

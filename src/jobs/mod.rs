@@ -12,6 +12,7 @@
 //! | train a caption model | [`train::train`] |
 //! | caption one photo | [`caption::caption_one`] |
 //! | caption a folder | [`caption::caption_folder`] |
+//! | caption one shard of a photo list, resumably; merge the shards | [`shard::run_shard`], [`shard::merge`] |
 //! | score a model on a split | [`evaluate::evaluate`] |
 //! | train a model's concept detector | [`concepts::concepts`] |
 //!
@@ -25,6 +26,7 @@ pub mod evaluate;
 pub mod extract;
 pub mod import;
 pub mod models;
+pub mod shard;
 pub mod train;
 
 use std::path::PathBuf;

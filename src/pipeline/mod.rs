@@ -58,10 +58,8 @@ pub fn pick_device() -> (Device, Option<String>) {
 /// A short name of a device for people.
 pub fn device_name(device: &Device) -> String {
     match device {
-        Device::Cpu => format!(
-            "CPU ({} threads)",
-            std::thread::available_parallelism().map_or(1, |n| n.get())
-        ),
+        // The threads captioning runs on (every core unless `--threads` set fewer).
+        Device::Cpu => format!("CPU ({} threads)", rayon::current_num_threads()),
         Device::Cuda(_) => "CUDA GPU".to_string(),
         Device::Metal(_) => "Metal GPU".to_string(),
     }

@@ -39,6 +39,9 @@ pub enum Command {
     Eval(EvalArgs),
     /// Caption every photo in a folder (and its sub-folders); export sidecars, CSV or JSON.
     Batch(BatchArgs),
+    /// Merge the shards of `batch --shard K/N --out OUT` into one JSON or CSV file, after
+    /// checking that every shard finished with the same photo list, model and options.
+    Merge(MergeArgs),
     /// Fit a model's familiarity (train split) and calibrated confidence (dev split) and write
     /// them into the model folder.
     Calibrate(CalibrateArgs),
@@ -395,8 +398,24 @@ pub struct CaptionArgs {
 /// `captioner batch`.
 #[derive(Args, Debug)]
 pub struct BatchArgs {
-    /// The folder of photos.
-    pub dir: PathBuf,
+    /// The folder of photos, or a tar archive of photos (WebDataset layout: read in place).
+    #[arg(required_unless_present = "files_from", conflicts_with = "files_from")]
+    pub dir: Option<PathBuf>,
+    /// Caption the photos this file lists instead of a folder: one photo or tar archive per
+    /// line, relative to the list's folder (or the file is itself a tar archive).
+    #[arg(long, value_name = "LIST")]
+    pub files_from: Option<PathBuf>,
+    /// Caption only the K-th of N parts of the sorted photo list (K from 0), into
+    /// OUT/shard-K-of-N.jsonl, resumably, with a manifest when done (docs/cluster.md).
+    #[arg(long, value_name = "K/N", requires = "out", value_parser = parse_shard,
+          conflicts_with_all = ["sidecars", "xmp_sidecars", "embed", "alt_html", "alt_csv", "alt_json", "csv", "json"])]
+    pub shard: Option<captioner::jobs::shard::ShardSpec>,
+    /// The folder a shard's files go into (with --shard).
+    #[arg(long, value_name = "OUT", requires = "shard")]
+    pub out: Option<PathBuf>,
+    /// Threads to caption with (default: SLURM_CPUS_PER_TASK when set, else every core).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
     #[command(flatten)]
     pub decode: DecodeArgs,
     /// Start every caption with these words; the model goes on from them ("a cat" ->
@@ -451,6 +470,31 @@ pub struct BatchArgs {
     /// Write the captions as JSON (the Batch panel's JSON export, docs/formats.md).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+}
+
+fn parse_shard(s: &str) -> Result<captioner::jobs::shard::ShardSpec, String> {
+    s.parse()
+        .map_err(|e: captioner::jobs::shard::ShardError| e.to_string())
+}
+
+/// `captioner merge`.
+#[derive(Args, Debug)]
+pub struct MergeArgs {
+    /// The folder the shards were written into (`batch --shard K/N --out OUT`).
+    pub out: PathBuf,
+    /// Write the merged captions as JSON (the same file `batch --json` writes).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Write the merged captions as CSV (the same file `batch --csv` writes).
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+    /// Write a `.txt` sidecar beside each photo, as `batch --sidecars` does (existing ones are
+    /// left alone unless --overwrite is given).
+    #[arg(long)]
+    pub sidecars: bool,
+    /// Replace existing `.txt` sidecars (with --sidecars).
+    #[arg(long, requires = "sidecars")]
+    pub overwrite: bool,
 }
 
 /// `captioner eval`.

@@ -6,7 +6,7 @@
 //! - `render`: what the commands share at run time (Ctrl-C, device, model loading, progress
 //!   bars and JSON lines);
 //! - one module per command or group of commands: `dataset`, `encoder` (`classify`,
-//!   `features`), `train`, `caption`, `batch`, `evaluate` (`eval`, `calibrate`), `concepts`, `models`,
+//!   `features`), `train`, `caption`, `batch` (also `--shard`), `merge`, `evaluate` (`eval`, `calibrate`), `concepts`, `models`,
 //!   `bench`.
 //!
 //! The command modules import `args`, `options` and `render`, never each other or this module.
@@ -21,6 +21,7 @@ mod concepts;
 mod dataset;
 mod encoder;
 mod evaluate;
+mod merge;
 mod models;
 mod render;
 mod train;
@@ -61,6 +62,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Caption(args) => caption::caption(&args),
         Command::Eval(args) => evaluate::eval(&args),
         Command::Batch(args) => batch::batch(&args),
+        Command::Merge(args) => merge::merge(&args),
         Command::Calibrate(args) => evaluate::calibrate(&args),
         Command::Concepts(args) => concepts::concepts(&args),
         Command::Models(args) => models::models(&args),
