@@ -251,9 +251,35 @@ pub fn content_words<'a>(words: impl IntoIterator<Item = &'a str>) -> Vec<String
     out
 }
 
+/// Adds a caption's content words to a photo's tags, each once, leaving out a word that is
+/// already one of the words of a longer tag ("german" and "shepherd" beside the classifier's
+/// "german shepherd").
+pub fn add_word_tags(tags: &mut Vec<String>, words: impl IntoIterator<Item = String>) {
+    for w in words {
+        let covered = tags
+            .iter()
+            .any(|t| *t == w || (t.contains(' ') && t.split(' ').any(|part| part == w)));
+        if !covered {
+            tags.push(w);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_word_of_a_longer_tag_is_not_a_tag_again() {
+        let mut tags = vec!["german shepherd".to_string(), "dog".to_string()];
+        let words = content_words("a german shepherd dog runs in the woods".split(' '));
+        add_word_tags(&mut tags, words);
+        assert_eq!(tags, ["german shepherd", "dog", "runs", "woods"]);
+        // Words still come in once each, and a one-word tag is no prefix of another word.
+        let mut tags = vec!["cat".to_string()];
+        add_word_tags(&mut tags, vec!["cats".into(), "cat".into(), "cats".into()]);
+        assert_eq!(tags, ["cat", "cats"]);
+    }
 
     fn words(s: &str, mode: Cleaning) -> String {
         clean_caption(s, mode).join(" ")

@@ -610,11 +610,10 @@ impl Captioner {
                     crate::dataset::clean_caption(&w.word, crate::dataset::Cleaning::Natural)
                 })
                 .collect();
-            for w in crate::trust::content_words(given.iter().map(String::as_str)) {
-                if !result.tags.contains(&w) {
-                    result.tags.push(w);
-                }
-            }
+            crate::trust::add_word_tags(
+                &mut result.tags,
+                crate::trust::content_words(given.iter().map(String::as_str)),
+            );
         }
         Ok(result)
     }

@@ -64,7 +64,7 @@ pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T
 
 // The caption-text helpers live with the rest of caption text (dataset::text), below both
 // trust and concepts, so neither imports the other for them.
-pub use crate::dataset::text::{STOP_WORDS, content_words};
+pub use crate::dataset::text::{STOP_WORDS, add_word_tags, content_words};
 
 /// What a caption's trust is computed from.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -529,11 +529,7 @@ impl Trust {
         // A caption flagged as probably wrong lends no words to the tags: only what the
         // image classifier saw is kept then.
         if needs_review != Some(true) {
-            for w in content_words(words.iter().map(|w| w.0.as_str())) {
-                if !tags.contains(&w) {
-                    tags.push(w);
-                }
-            }
+            add_word_tags(&mut tags, content_words(words.iter().map(|w| w.0.as_str())));
         }
         let review_detail = match review_reason {
             Some(ReviewReason::AnimalMismatch) => {

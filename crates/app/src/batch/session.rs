@@ -137,11 +137,7 @@ impl Cell {
         };
         let mut tags = classifier.clone();
         if !(self.source == Source::Machine && self.needs_review == Some(true)) {
-            for w in caption_tags(&self.caption) {
-                if !tags.contains(&w) {
-                    tags.push(w);
-                }
-            }
+            captioner::trust::add_word_tags(&mut tags, caption_tags(&self.caption));
         }
         self.tags = tags;
     }
