@@ -40,8 +40,9 @@ for prog in desktop-file-validate appstreamcli; do
     fail "$prog is missing (apt-get install desktop-file-utils appstream, see .ci/apt-packages.txt)"
 done
 
-photo="$repo/tests/fixtures/everyday/$(ls tests/fixtures/everyday | grep -iE '\.(jpe?g|png)$' | head -n 1)"
-[ -f "$photo" ] || fail "no fixture photo in tests/fixtures/everyday"
+# A photo the shipped model describes in a sentence ("a white bird in the water").
+photo="$repo/tests/fixtures/everyday/duck.jpg"
+[ -f "$photo" ] || fail "the fixture photo $photo is missing"
 
 work=$(mktemp -d /tmp/captioner-package-test.XXXXXX)
 installed=0
@@ -124,7 +125,7 @@ check_caption /usr/bin/captioner /usr/bin/captioner
 check_models /usr/bin/captioner /usr/bin/captioner /usr/share/captioner/models
 
 # 4. A broken installation says which file is wrong and what to do: the models folder moved
-# away, then the encoder weights cut short.
+# away, then the encoder weights cut short, then the default model's.
 mv /usr/share/captioner/models "$work/models-aside"
 if run_outside /usr/bin/captioner caption "$photo" >/dev/null 2>"$work/err"; then
   fail "captioner caption worked without /usr/share/captioner/models"
@@ -142,6 +143,16 @@ fi
 grep -q "/usr/share/captioner/models/efficientnet-lite0.safetensors" "$work/err" ||
   fail "truncated encoder weights are not named: $(cat "$work/err")"
 say "with truncated weights: $(tail -n 1 "$work/err")"
+cp "$work/models-aside/efficientnet-lite0.safetensors" /usr/share/captioner/models/
+head -c 100000 "$work/models-aside/default/weights.safetensors" \
+  >/usr/share/captioner/models/default/weights.safetensors
+if run_outside /usr/bin/captioner caption "$photo" >/dev/null 2>"$work/err"; then
+  fail "captioner caption worked with the default model's weights truncated"
+fi
+grep -q "/usr/share/captioner/models/default/weights.safetensors" "$work/err" ||
+  fail "the default model's truncated weights are not named: $(cat "$work/err")"
+grep -qi "reinstall" "$work/err" || fail "a damaged default model does not say what to do: $(cat "$work/err")"
+say "with the default model's weights truncated: $(tail -n 1 "$work/err")"
 rm -rf /usr/share/captioner/models
 mv "$work/models-aside" /usr/share/captioner/models
 check_caption "/usr/bin/captioner (models restored)" /usr/bin/captioner
