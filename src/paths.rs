@@ -2,7 +2,7 @@
 //!
 //! | what | where |
 //! | --- | --- |
-//! | the shipped models ([`shipped_models_dir`]) | `$CAPTIONER_MODELS` when set, else `models/` beside the executable when it holds the encoder weights (a copy with its models beside it), else `../share/captioner/models` from the executable's folder when `../share/captioner` is there (an installed package: `/usr/share/captioner/models` for `/usr/bin/captioner`, `share/captioner/models` in the unpacked `.tar.gz`), else the source checkout's `models/` when it is there (a `cargo run`), else the installed place again (so that what is missing is named where a package puts it) |
+//! | the shipped models ([`shipped_models_dir`]) | `$CAPTIONER_MODELS` when set, else `models/` beside the executable when it holds the encoder weights (a copy with its models beside it), else `../share/captioner/models` from the executable's folder when it holds the encoder weights or `../share/captioner` is there and is not the per-user data folder (an installed package: `/usr/share/captioner/models` for `/usr/bin/captioner`, `share/captioner/models` in the unpacked `.tar.gz`), else the source checkout's `models/` when it is there (a `cargo run`), else the installed place again (so that what is missing is named where a package puts it) |
 //! | the per-user data folder ([`data_dir`]) | the OS data folder (`~/.local/share/captioner` on Linux), else [`FALLBACK_DATA_DIR`] |
 //! | feature caches ([`cache_dir`]) | `--cache DIR` when given, else `cache/` in the data folder |
 //! | trained models ([`trained_models_dir`]) | `models/` in the data folder |
@@ -32,8 +32,9 @@ pub const INSTALLED_MODELS: &str = "../share/captioner/models";
 
 /// The folder with the shipped models: `$CAPTIONER_MODELS` when set, else `models/` beside the
 /// executable when it holds the encoder weights, else [`INSTALLED_MODELS`] when the executable
-/// is installed (`../share/captioner` is there, whatever state its models are in, so that a
-/// broken installation is reported as such), else the source checkout's `models/` (a
+/// is installed (`../share/captioner` is there and is not the per-user data folder, whatever
+/// state its models are in, so that a broken installation is reported as such; or the folder
+/// holds the encoder weights), else the source checkout's `models/` (a
 /// `cargo run`), else [`INSTALLED_MODELS`] again. Whether the folder holds what it should is
 /// for the loaders to say (each names the file that is missing or wrong).
 pub fn shipped_models_dir() -> PathBuf {
@@ -48,11 +49,20 @@ fn shipped_models_dir_from(env: Option<OsString>, exe: Option<PathBuf>) -> PathB
         env,
         exe,
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("models"),
+        &data_dir(),
     )
 }
 
-/// [`shipped_models_dir_from`] with the source checkout's `models/` given.
-fn shipped_models_dir_in(env: Option<OsString>, exe: Option<PathBuf>, checkout: &Path) -> PathBuf {
+/// [`shipped_models_dir_from`] with the source checkout's `models/` and the per-user data
+/// folder given. The data folder is never taken for an installation: for an executable in
+/// `~/.local/bin`, `~/.local/share/captioner` is the user's data folder (its `models/` the
+/// trained ones), unless it holds the encoder weights.
+fn shipped_models_dir_in(
+    env: Option<OsString>,
+    exe: Option<PathBuf>,
+    checkout: &Path,
+    data: &Path,
+) -> PathBuf {
     if let Some(dir) = env {
         return PathBuf::from(dir);
     }
@@ -69,10 +79,9 @@ fn shipped_models_dir_in(env: Option<OsString>, exe: Option<PathBuf>, checkout: 
         let prefix = d.parent().unwrap_or(d);
         prefix.join("share").join("captioner").join("models")
     });
-    if let Some(dir) = installed
-        .as_ref()
-        .filter(|d| d.parent().is_some_and(Path::is_dir))
-    {
+    if let Some(dir) = installed.as_ref().filter(|d| {
+        d.join(ENCODER_WEIGHTS).is_file() || d.parent().is_some_and(|p| p.is_dir() && p != data)
+    }) {
         return dir.clone();
     }
     if checkout.is_dir() {
@@ -197,28 +206,29 @@ mod tests {
         let exe = Some(bin.join("captioner"));
         let checkout = prefix.path().join("checkout").join("models");
         std::fs::create_dir_all(&checkout).unwrap();
+        let data = prefix.path().join("home").join("data");
         let installed = prefix.path().join("share").join("captioner").join("models");
         // Not installed: the source checkout's.
         assert_eq!(
-            shipped_models_dir_in(None, exe.clone(), &checkout),
+            shipped_models_dir_in(None, exe.clone(), &checkout, &data),
             checkout
         );
         // Installed: found there with no environment variable, and named without `..`.
         std::fs::create_dir_all(&installed).unwrap();
         std::fs::write(installed.join(ENCODER_WEIGHTS), b"").unwrap();
         assert_eq!(
-            shipped_models_dir_in(None, exe.clone(), &checkout),
+            shipped_models_dir_in(None, exe.clone(), &checkout, &data),
             installed
         );
         // The environment still wins, and so do models beside the executable.
         assert_eq!(
-            shipped_models_dir_in(Some("/opt/m".into()), exe.clone(), &checkout),
+            shipped_models_dir_in(Some("/opt/m".into()), exe.clone(), &checkout, &data),
             PathBuf::from("/opt/m")
         );
         std::fs::create_dir(bin.join("models")).unwrap();
         std::fs::write(bin.join("models").join(ENCODER_WEIGHTS), b"").unwrap();
         assert_eq!(
-            shipped_models_dir_in(None, exe, &checkout),
+            shipped_models_dir_in(None, exe, &checkout, &data),
             bin.join("models")
         );
     }
@@ -230,20 +240,43 @@ mod tests {
         let checkout = prefix.path().join("checkout").join("models");
         std::fs::create_dir_all(&checkout).unwrap();
         std::fs::write(checkout.join(ENCODER_WEIGHTS), b"").unwrap();
+        let data = prefix.path().join("home").join("data");
         let installed = prefix.path().join("share").join("captioner").join("models");
         // share/captioner is there but its models are gone: that folder, so that the loaders
         // name the installed file that is missing, not the checkout's.
         std::fs::create_dir_all(installed.parent().unwrap()).unwrap();
         assert_eq!(
-            shipped_models_dir_in(None, exe.clone(), &checkout),
+            shipped_models_dir_in(None, exe.clone(), &checkout, &data),
             installed
         );
         // Neither installed nor a checkout: the installed place, where a package puts them.
         std::fs::remove_dir(installed.parent().unwrap()).unwrap();
         let gone = prefix.path().join("no-checkout");
-        assert_eq!(shipped_models_dir_in(None, exe, &gone), installed);
+        assert_eq!(shipped_models_dir_in(None, exe, &gone, &data), installed);
         // No executable path at all: the checkout's, as before.
-        assert_eq!(shipped_models_dir_in(None, None, &gone), gone);
+        assert_eq!(shipped_models_dir_in(None, None, &gone, &data), gone);
+    }
+
+    #[test]
+    fn the_users_data_folder_is_not_an_installation() {
+        // ~/.local/bin/captioner, with ~/.local/share/captioner the user's data folder (its
+        // models/ holds trained runs, not the shipped models).
+        let home = tempfile::tempdir().unwrap();
+        let exe = Some(home.path().join(".local").join("bin").join("captioner"));
+        let data = home.path().join(".local").join("share").join("captioner");
+        std::fs::create_dir_all(data.join("models")).unwrap();
+        let checkout = home.path().join("src").join("captioner").join("models");
+        std::fs::create_dir_all(&checkout).unwrap();
+        assert_eq!(
+            shipped_models_dir_in(None, exe.clone(), &checkout, &data),
+            checkout
+        );
+        // Shipped models put there (the encoder weights in it) are taken, though.
+        std::fs::write(data.join("models").join(ENCODER_WEIGHTS), b"").unwrap();
+        assert_eq!(
+            shipped_models_dir_in(None, exe, &checkout, &data),
+            data.join("models")
+        );
     }
 
     #[test]

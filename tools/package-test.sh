@@ -164,6 +164,10 @@ top="$work/tar/$(basename "$tarball" .tar.gz)"
 [ -f "$top/INSTALL" ] || fail "the tar.gz has no INSTALL"
 check_caption "tar.gz bin/captioner" "$top/bin/captioner"
 check_models "tar.gz bin/captioner" "$top/bin/captioner" "$top/share/captioner/models"
+# As INSTALL has it: a link on the PATH to bin/captioner in the unpacked folder.
+mkdir "$work/linkbin"
+ln -s "$top/bin/captioner" "$work/linkbin/captioner"
+check_models "a link to the tar.gz's bin/captioner" "$work/linkbin/captioner" "$top/share/captioner/models"
 
 # 6. Remove the package.
 DEBIAN_FRONTEND=noninteractive apt-get remove -y -qq captioner >/dev/null ||

@@ -124,16 +124,22 @@ bin/captioner finds its models in share/captioner/models beside bin/ (set CAPTIO
 use others). Keep bin/ and share/ together: moved alone, the program cannot find its models
 and says which file it misses.
 
-To put it on your PATH and in the desktop's menu, for one user:
+To put it on your PATH and in the desktop's menu, for one user (keep the folder whole and
+link to its program; do not copy share/captioner into ~/.local/share/captioner, which is
+where captioner keeps each user's own trained models and caches):
 
-  mkdir -p ~/.local/bin ~/.local/share
-  cp -r $name/share/. ~/.local/share/
-  cp $name/bin/captioner ~/.local/bin/
+  mkdir -p ~/.local/opt ~/.local/bin ~/.local/share
+  mv $name ~/.local/opt/
+  ln -s ~/.local/opt/$name/bin/captioner ~/.local/bin/captioner
+  cp -r ~/.local/opt/$name/share/applications ~/.local/opt/$name/share/icons \
+    ~/.local/opt/$name/share/metainfo ~/.local/share/
 
-(the same folders under /usr/local for all users, as root). To remove it again, delete
-~/.local/bin/captioner, ~/.local/share/captioner, ~/.local/share/applications/captioner.desktop,
-~/.local/share/metainfo/io.github.captioner.Captioner.metainfo.xml and
-~/.local/share/icons/hicolor/*/apps/captioner.*
+(for all users, as root: /opt and /usr/local/bin, /usr/local/share). To remove it again:
+
+  rm -r ~/.local/opt/$name ~/.local/bin/captioner \
+    ~/.local/share/applications/captioner.desktop \
+    ~/.local/share/metainfo/io.github.captioner.Captioner.metainfo.xml \
+    ~/.local/share/icons/hicolor/*/apps/captioner.*
 
 The window needs OpenGL (libGL/libEGL, e.g. Mesa) and the X11 or Wayland client libraries
 (on Debian or Ubuntu: libgl1 libegl1 libgl1-mesa-dri libxkbcommon-x11-0 libxcursor1 libxi6
