@@ -131,14 +131,14 @@ where captioner keeps each user's own trained models and caches):
   mkdir -p ~/.local/opt ~/.local/bin ~/.local/share
   mv $name ~/.local/opt/
   ln -s ~/.local/opt/$name/bin/captioner ~/.local/bin/captioner
-  cp -r ~/.local/opt/$name/share/applications ~/.local/opt/$name/share/icons \
+  cp -r ~/.local/opt/$name/share/applications ~/.local/opt/$name/share/icons \\
     ~/.local/opt/$name/share/metainfo ~/.local/share/
 
 (for all users, as root: /opt and /usr/local/bin, /usr/local/share). To remove it again:
 
-  rm -r ~/.local/opt/$name ~/.local/bin/captioner \
-    ~/.local/share/applications/captioner.desktop \
-    ~/.local/share/metainfo/io.github.captioner.Captioner.metainfo.xml \
+  rm -r ~/.local/opt/$name ~/.local/bin/captioner \\
+    ~/.local/share/applications/captioner.desktop \\
+    ~/.local/share/metainfo/io.github.captioner.Captioner.metainfo.xml \\
     ~/.local/share/icons/hicolor/*/apps/captioner.*
 
 The window needs OpenGL (libGL/libEGL, e.g. Mesa) and the X11 or Wayland client libraries
