@@ -68,6 +68,15 @@ pub enum EncoderError {
     },
     #[error("{0}")]
     Invalid(String),
+    /// The shipped encoder cannot be loaded from the shipped models folder
+    /// ([`crate::paths::shipped_models_dir`]); `source` names the file, `fix` says what to do.
+    #[error("the shipped models in {} are incomplete or damaged; {fix}", dir.display())]
+    Shipped {
+        dir: PathBuf,
+        fix: String,
+        #[source]
+        source: Box<EncoderError>,
+    },
     #[error("encoder computation failed: {0}")]
     Candle(#[from] candle_core::Error),
 }
@@ -115,7 +124,16 @@ pub fn load_model(
     // it and the VarBuilder is dropped at the end of this function); the weights file must not be
     // truncated by another process during those milliseconds, as for any mmap-based loader.
     let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, device) }
-        .map_err(|e| invalid(e.to_string()))?;
+        .map_err(|e| {
+            // The message names the file already: candle's own copy of the path goes.
+            let e = match e {
+                candle_core::Error::WithPath { inner, .. } => *inner,
+                e => e,
+            };
+            invalid(format!(
+                "not a readable safetensors file (truncated or corrupt?): {e}"
+            ))
+        })?;
     let n_blocks = config.blocks().len();
     if vb.contains_tensor(&format!("_blocks.{n_blocks}._project_conv.weight")) {
         return Err(invalid(format!(

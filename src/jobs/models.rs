@@ -84,10 +84,19 @@ pub fn load_captioner(
     device: &Device,
 ) -> Result<Captioner, JobError> {
     let dir = choice.dir();
+    // A shipped model that cannot be loaded means a damaged installation or checkout: the
+    // message says what to do (the cause that follows names the file).
+    let shipped = dir.starts_with(crate::paths::shipped_models_dir());
     let context = || match choice {
         ModelChoice::Default => format!(
-            "loading the shipped model from {} (pass --model DIR to use another)",
-            dir.display()
+            "cannot load the shipped model in {}; {}, or pass --model DIR to use another",
+            dir.display(),
+            crate::paths::shipped_models_fix()
+        ),
+        ModelChoice::Trained(_) if shipped => format!(
+            "cannot load the shipped model in {}; {}",
+            dir.display(),
+            crate::paths::shipped_models_fix()
         ),
         ModelChoice::Trained(_) => format!("loading the model in {}", dir.display()),
     };

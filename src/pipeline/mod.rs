@@ -28,9 +28,19 @@ pub use training_data::{
     prepare_training_data_with,
 };
 
-/// Loads the shipped encoder.
+/// Loads the shipped encoder. A weights file that is missing, unreadable or damaged comes as
+/// [`EncoderError::Shipped`], which says what to do ([`crate::paths::shipped_models_fix`]).
 pub fn load_encoder(device: &Device) -> Result<Encoder, EncoderError> {
-    Encoder::load(&crate::paths::encoder_weights(), Config::lite0(), device)
+    Encoder::load(&crate::paths::encoder_weights(), Config::lite0(), device).map_err(|e| match e {
+        EncoderError::WeightsNotFound { .. }
+        | EncoderError::WeightsIo { .. }
+        | EncoderError::InvalidWeights { .. } => EncoderError::Shipped {
+            dir: crate::paths::shipped_models_dir(),
+            fix: crate::paths::shipped_models_fix(),
+            source: Box::new(e),
+        },
+        e => e,
+    })
 }
 
 /// The compute device: CUDA when built with the `cuda` feature and a GPU is present, else the
