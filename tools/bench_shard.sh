@@ -5,7 +5,7 @@
 # that all three see the same machine load. Prints photos/s of every run and the medians;
 # appends one JSON line per round to bench/results-shard.jsonl (with the CPU model and load).
 #
-#   bash tools/bench_shard.sh [FLICKR8K_DIR] [ROUNDS]
+#   [LIMIT=N] bash tools/bench_shard.sh [FLICKR8K_DIR] [ROUNDS]   (LIMIT: the first N photos only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${1:-../shared/flickr8k}
@@ -20,7 +20,8 @@ mkdir -p "$SCRATCH/dev1000"
 while read -r name; do
   [ -n "$name" ] && [ ! -e "$SCRATCH/dev1000/$name" ] && cp "$DATA/Flicker8k_Dataset/$name" "$SCRATCH/dev1000/$name"
 done < "$DATA/Flickr8k_text/Flickr_8k.devImages.txt"
-find "$SCRATCH/dev1000" -name '*.jpg' | sort > "$SCRATCH/list.txt"
+LIMIT=${LIMIT:-1000}
+find "$SCRATCH/dev1000" -name '*.jpg' | sort | head -n "$LIMIT" > "$SCRATCH/list.txt"
 n=$(wc -l < "$SCRATCH/list.txt")
 
 shard_rate() { # threads -> photos/s from the manifest
@@ -29,7 +30,7 @@ shard_rate() { # threads -> photos/s from the manifest
   python3 -c 'import json,sys; print("%.1f" % json.load(open(sys.argv[1]))["timings"]["photos_per_second"])' "$SCRATCH/shard/shard-0-of-1.done.json"
 }
 bench_rate() {
-  "$BIN" bench batch "$SCRATCH/dev1000" | tail -1 | python3 -c 'import json,sys; print("%.1f" % json.loads(sys.stdin.read())["photos_per_s"])'
+  "$BIN" bench batch "$SCRATCH/dev1000" --limit "$LIMIT" | tail -1 | python3 -c 'import json,sys; print("%.1f" % json.loads(sys.stdin.read())["photos_per_s"])'
 }
 
 echo "$n photos; rounds: $ROUNDS; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
