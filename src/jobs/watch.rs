@@ -353,7 +353,8 @@ impl FolderWatcher {
         }
         let now = Instant::now();
         let remember = self.timing.remember;
-        self.handled.retain(|_, (_, at)| now.duration_since(*at) < remember);
+        self.handled
+            .retain(|_, (_, at)| now.duration_since(*at) < remember);
         let taken = self.queue.take_ready(now, max.max(1), Stamp::of);
         for (path, stamp) in taken.ready {
             if self.handled.get(&path).is_some_and(|(s, _)| *s == stamp) {
@@ -405,7 +406,11 @@ impl FolderWatcher {
             }
             Err(errors) => {
                 for e in errors {
-                    let path = e.paths.first().cloned().unwrap_or_else(|| self.root.clone());
+                    let path = e
+                        .paths
+                        .first()
+                        .cloned()
+                        .unwrap_or_else(|| self.root.clone());
                     let message = format!("cannot watch it: {}", watch_error_text(&e));
                     self.notes.push(Note::Problem { path, message });
                 }
@@ -486,7 +491,10 @@ impl FolderWatcher {
     /// photos changed since watching began are queued (those handled are not brought back).
     fn rescan(&mut self, now: Instant) {
         let root = self.root.clone();
-        let since = self.started - Duration::from_secs(2);
+        let since = self
+            .started
+            .checked_sub(Duration::from_secs(2))
+            .unwrap_or(self.started);
         self.add_folder(&root, now, Some(since));
     }
 }
@@ -534,7 +542,7 @@ impl Default for WatchOptions {
     fn default() -> Self {
         WatchOptions {
             folder: FolderOptions::default(),
-            sidecars: true,
+            sidecars: false,
             metadata: Vec::new(),
             existing: Existing::Skip,
             prefix: String::new(),
@@ -845,9 +853,7 @@ mod tests {
         q.push("fine.jpg".into(), t0);
         let stat = |p: &Path| match p.to_str() {
             Some("gone.jpg") => Err(std::io::Error::from(std::io::ErrorKind::NotFound)),
-            Some("locked.jpg") => Err(std::io::Error::from(
-                std::io::ErrorKind::PermissionDenied,
-            )),
+            Some("locked.jpg") => Err(std::io::Error::from(std::io::ErrorKind::PermissionDenied)),
             _ => Ok(stamp(5)),
         };
         let first = q.take_ready(t0, 10, stat);
@@ -876,20 +882,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let photo = dir.path().join("a.jpg");
         std::fs::write(&photo, b"x").unwrap();
-        let options = WatchOptions::default();
+        let options = WatchOptions {
+            sidecars: true,
+            ..WatchOptions::default()
+        };
         assert_eq!(already_captioned(&photo, &options), None);
+        // Nothing to write: nothing to leave alone.
+        assert_eq!(already_captioned(&photo, &WatchOptions::default()), None);
         std::fs::write(dir.path().join("a.txt"), "a dog\n").unwrap();
         let reason = already_captioned(&photo, &options).unwrap();
         assert!(reason.contains("a.txt"), "{reason}");
         let overwrite = WatchOptions {
             existing: Existing::Overwrite,
-            ..WatchOptions::default()
+            ..options.clone()
         };
         assert_eq!(already_captioned(&photo, &overwrite), None);
         // Sidecar there, but the metadata asked for has no description: captioned.
         let both = WatchOptions {
             metadata: vec![MetadataTarget::XmpSidecar],
-            ..WatchOptions::default()
+            ..options.clone()
         };
         assert_eq!(already_captioned(&photo, &both), None);
     }

@@ -40,7 +40,11 @@ fn a_photo_copied_into_a_watched_folder_appears_captioned() {
 
     // One photo copied in, and one that brings its own caption.
     std::fs::write(photos.join("mine.txt"), "my own words\n").unwrap();
-    std::fs::copy(images.join("246231741_882b45c4e1.jpg"), photos.join("mine.jpg")).unwrap();
+    std::fs::copy(
+        images.join("246231741_882b45c4e1.jpg"),
+        photos.join("mine.jpg"),
+    )
+    .unwrap();
     std::fs::create_dir(photos.join("later")).unwrap();
     std::fs::copy(
         images.join("2529205842_bdcb49d65b.jpg"),
@@ -60,14 +64,26 @@ fn a_photo_copied_into_a_watched_folder_appears_captioned() {
     assert_eq!(mine.cell.caption, "my own words");
     assert_eq!(mine.cell.source, Source::Existing);
     let new = entries.iter().find(|e| e.name == "later/new.jpg").unwrap();
-    assert!(new.cell.caption.split_whitespace().count() >= 3, "{:?}", new.cell);
+    assert!(
+        new.cell.caption.split_whitespace().count() >= 3,
+        "{:?}",
+        new.cell
+    );
     // The photos that were there are not captioned by the watch; nothing is written to disk.
-    assert!(entries.iter().filter(|e| e.cell.source == Source::Machine).count() == 1);
+    assert!(
+        entries
+            .iter()
+            .filter(|e| e.cell.source == Source::Machine)
+            .count()
+            == 1
+    );
     assert!(!photos.join("later").join("new.txt").exists());
 
     // The folder renamed: the watch ends and says so.
     std::fs::rename(&photos, tmp.path().join("renamed")).unwrap();
-    wait_until(&mut h, 60, "the watch to end", |a| !a.panels.batch.is_watching());
+    wait_until(&mut h, 60, "the watch to end", |a| {
+        !a.panels.batch.is_watching()
+    });
     let s = status(&h);
     assert!(s.contains("was renamed, moved or deleted"), "{s}");
 }

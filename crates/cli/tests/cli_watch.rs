@@ -168,7 +168,9 @@ fn new_photos_get_sidecars_and_the_watch_ends_when_the_folder_is_renamed() {
     slow.write_all(&bytes[bytes.len() / 2..]).unwrap();
     drop(slow);
 
-    wait_until("sub/nested.txt", || dir.join("sub").join("nested.txt").exists());
+    wait_until("sub/nested.txt", || {
+        dir.join("sub").join("nested.txt").exists()
+    });
     wait_until("slow.txt", || dir.join("slow.txt").exists());
     watch.wait_for_stderr("kept.jpg left alone", |l| {
         l.starts_with("skipped ") && l.contains("kept.jpg") && l.contains("already has a caption")
@@ -184,7 +186,10 @@ fn new_photos_get_sidecars_and_the_watch_ends_when_the_folder_is_renamed() {
         watch.stderr()
     );
     assert_eq!(first_line(&dir.join("kept.txt")), "my own words");
-    assert!(!dir.join("before.txt").exists(), "photos already there are not captioned");
+    assert!(
+        !dir.join("before.txt").exists(),
+        "photos already there are not captioned"
+    );
     let stdout = watch.stdout();
     for name in ["copied.jpg", "sub/nested.jpg", "slow.jpg"] {
         assert!(
@@ -225,10 +230,7 @@ fn a_deleted_folder_and_ctrl_c_end_the_watch_cleanly() {
     std::fs::create_dir(&dir).unwrap();
     let mut watch = Watch::start(tmp.path(), &[dir.to_str().unwrap(), "--sidecars"]);
     let pid = watch.child.id().to_string();
-    let killed = Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap();
+    let killed = Command::new("kill").args(["-INT", &pid]).status().unwrap();
     assert!(killed.success());
     let status = watch.wait_for_exit();
     assert!(status.success(), "{status:?}: {}", watch.stderr());
