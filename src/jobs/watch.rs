@@ -461,9 +461,7 @@ impl FolderWatcher {
             Ok((photos, unreadable)) => {
                 for photo in photos {
                     if let Some(since) = since {
-                        let changed = std::fs::metadata(&photo)
-                            .and_then(|m| m.modified())
-                            .is_ok_and(|t| t >= since);
+                        let changed = std::fs::metadata(&photo).is_ok_and(|m| arrived(&m) >= since);
                         if !changed {
                             continue;
                         }
@@ -497,6 +495,24 @@ impl FolderWatcher {
             .unwrap_or(self.started);
         self.add_folder(&root, now, Some(since));
     }
+}
+
+/// When a file last changed or arrived: its modification time, or on Unix its status change
+/// time when that is later (a copy that keeps the original's modification time, `cp -a`, or a
+/// photo moved in, arrives now with an old modification time).
+fn arrived(m: &std::fs::Metadata) -> SystemTime {
+    let modified = m.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let changed = u64::try_from(m.ctime()).ok().map(|s| {
+            SystemTime::UNIX_EPOCH + Duration::new(s, m.ctime_nsec().clamp(0, 999_999_999) as u32)
+        });
+        if let Some(c) = changed {
+            return modified.max(c);
+        }
+    }
+    modified
 }
 
 /// Whether a path is one the watcher looks at: inside the watched folder, and neither it nor a
