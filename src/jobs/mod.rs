@@ -14,6 +14,7 @@
 //! | caption a folder | [`caption::caption_folder`] |
 //! | caption one shard of a photo list, resumably; merge the shards | [`shard::run_shard`], [`shard::merge`] |
 //! | score a model on a split | [`evaluate::evaluate`] |
+//! | caption the photos that appear in a watched folder | [`watch::watch`] ([`watch::FolderWatcher`] for the app) |
 //! | train a model's concept detector | [`concepts::concepts`] |
 //!
 //! Errors are [`JobError`]s: they keep the whole cause chain (file, line, underlying I/O or
@@ -28,6 +29,7 @@ pub mod import;
 pub mod models;
 pub mod shard;
 pub mod train;
+pub mod watch;
 
 use std::path::PathBuf;
 use std::sync::Arc;

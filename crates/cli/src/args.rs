@@ -39,6 +39,9 @@ pub enum Command {
     Eval(EvalArgs),
     /// Caption every photo in a folder (and its sub-folders); export sidecars, CSV or JSON.
     Batch(BatchArgs),
+    /// Watch a folder (and its sub-folders): caption the photos that appear in it, as they
+    /// arrive, and write their sidecars or metadata; Ctrl-C stops (docs/watch.md).
+    Watch(WatchArgs),
     /// Merge the shards of `batch --shard K/N --out OUT` into one JSON or CSV file, after
     /// checking that every shard finished with the same photo list, model and options.
     Merge(MergeArgs),
@@ -470,6 +473,37 @@ pub struct BatchArgs {
     /// Write the captions as JSON (the Batch panel's JSON export, docs/formats.md).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+}
+
+/// `captioner watch`.
+#[derive(Args, Debug)]
+pub struct WatchArgs {
+    /// The folder to watch.
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub decode: DecodeArgs,
+    /// Start every caption with these words; the model goes on from them.
+    #[arg(long, value_name = "TEXT", default_value = "")]
+    pub start_with: String,
+    /// Write a `.txt` sidecar beside each new photo (as `batch --sidecars` does).
+    #[arg(long)]
+    pub sidecars: bool,
+    /// Write each caption to an XMP sidecar (`photo.xmp`), as `batch --xmp-sidecars` does.
+    #[arg(long)]
+    pub xmp_sidecars: bool,
+    /// Write each caption into the photo itself, as `batch --embed` does.
+    #[arg(long)]
+    pub embed: bool,
+    /// What to do with a photo that already has a caption (a `.txt` sidecar, a description in
+    /// its metadata): `skip` leaves it alone, `overwrite` replaces it, `append` adds to it.
+    #[arg(long, value_parser = captioner::export::Existing::parse, default_value = "skip")]
+    pub existing: captioner::export::Existing,
+    /// Put this text before every caption, after captioning.
+    #[arg(long, default_value = "")]
+    pub prefix: String,
+    /// Put this text after every caption.
+    #[arg(long, default_value = "")]
+    pub suffix: String,
 }
 
 fn parse_shard(s: &str) -> Result<captioner::jobs::shard::ShardSpec, String> {

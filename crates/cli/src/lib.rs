@@ -6,7 +6,7 @@
 //! - `render`: what the commands share at run time (Ctrl-C, device, model loading, progress
 //!   bars and JSON lines);
 //! - one module per command or group of commands: `dataset`, `encoder` (`classify`,
-//!   `features`), `train`, `caption`, `batch` (also `--shard`), `merge`, `evaluate` (`eval`, `calibrate`), `concepts`, `models`,
+//!   `features`), `train`, `caption`, `batch` (also `--shard`), `watch`, `merge`, `evaluate` (`eval`, `calibrate`), `concepts`, `models`,
 //!   `bench`.
 //!
 //! The command modules import `args`, `options` and `render`, never each other or this module.
@@ -25,6 +25,7 @@ mod merge;
 mod models;
 mod render;
 mod train;
+mod watch;
 
 use std::process::ExitCode;
 
@@ -63,6 +64,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Eval(args) => evaluate::eval(&args),
         Command::Batch(args) => batch::batch(&args),
         Command::Merge(args) => merge::merge(&args),
+        Command::Watch(args) => watch::watch(&args),
         Command::Calibrate(args) => evaluate::calibrate(&args),
         Command::Concepts(args) => concepts::concepts(&args),
         Command::Models(args) => models::models(&args),

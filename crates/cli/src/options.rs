@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use super::args::{
     BatchArgs, CalibrateArgs, DecodeArgs, EvalArgs, FeaturesArgs, GroundingArg, SplitArg, TextArgs,
-    TrainArgs,
+    TrainArgs, WatchArgs,
 };
 use captioner::dataset::{ImportOptions, Split};
 use captioner::decoder::SearchOptions;
@@ -17,6 +17,7 @@ use captioner::jobs::calibrate::{CalibrateOptions, MIN_DEV_PHOTOS};
 use captioner::jobs::caption::FolderOptions;
 use captioner::jobs::evaluate::EvalOptions;
 use captioner::jobs::train::TrainSettings;
+use captioner::jobs::watch::WatchOptions;
 use captioner::pipeline::{DecodeOptions, Grounding};
 use captioner::train::TrainConfig;
 
@@ -210,6 +211,31 @@ impl BatchArgs {
         .into_iter()
         .filter_map(|(kind, file)| file.clone().map(|f| (kind, f)))
         .collect()
+    }
+}
+
+impl WatchArgs {
+    /// How to caption and write the photos that appear.
+    pub fn watch_options(&self) -> anyhow::Result<WatchOptions> {
+        let mut metadata = Vec::new();
+        if self.xmp_sidecars {
+            metadata.push(MetadataTarget::XmpSidecar);
+        }
+        if self.embed {
+            metadata.push(MetadataTarget::Embedded);
+        }
+        Ok(WatchOptions {
+            folder: FolderOptions {
+                decode: self.decode.options()?.start_with(self.start_with.trim()),
+                ..FolderOptions::default()
+            },
+            sidecars: self.sidecars,
+            metadata,
+            existing: self.existing,
+            prefix: self.prefix.clone(),
+            suffix: self.suffix.clone(),
+            ..WatchOptions::default()
+        })
     }
 }
 

@@ -37,6 +37,7 @@ mod run;
 pub mod session;
 mod settings;
 mod toolbar;
+mod watch;
 
 use std::path::PathBuf;
 
@@ -116,6 +117,8 @@ pub struct BatchPanel {
     lock: Option<lock::FolderLock>,
     /// The folder last asked for is open in another window: what to tell the user.
     refused: Option<String>,
+    /// "Watch this folder" is on: the watcher of the open folder.
+    watch: Option<watch::FolderWatch>,
 }
 
 impl Default for BatchPanel {
@@ -175,6 +178,7 @@ impl BatchPanel {
             photo_start: String::new(),
             tag_focus: None,
             focus_tag: None,
+            watch: None,
         }
     }
 
@@ -487,6 +491,7 @@ impl BatchPanel {
     pub fn poll(&mut self, shared: &mut Shared) {
         self.restore_last_folder(shared);
         self.poll_listing(shared);
+        self.poll_watch(shared);
         self.poll_dialog(shared);
         self.poll_export(shared);
         match super::tasks::take_ready(&mut self.models_pending) {

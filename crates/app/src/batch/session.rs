@@ -976,6 +976,47 @@ impl Session {
         (added, missing, changed)
     }
 
+    /// Adds photos that appeared in the folder (a watched folder's): each new one is a new
+    /// entry; one already in the batch is marked present again, and a failure it had is
+    /// forgotten (it was probably read while still being written). Returns the entries of
+    /// `paths`, in order, and how many are new.
+    pub fn add_photos(&mut self, paths: Vec<PathBuf>) -> (Vec<usize>, usize) {
+        let mut known: HashMap<PathBuf, usize> = self
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.path.clone(), i))
+            .collect();
+        let root = self.root.clone();
+        let mut indices = Vec::with_capacity(paths.len());
+        let mut added = 0;
+        for path in paths {
+            if let Some(&i) = known.get(&path) {
+                let e = &mut self.entries[i];
+                e.photo = Photo::Present;
+                e.stamp = Stamp::of(&path);
+                if !e.has_caption() {
+                    e.failed = None;
+                }
+                indices.push(i);
+                continue;
+            }
+            let name = root
+                .as_deref()
+                .and_then(|r| path.strip_prefix(r).ok())
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_else(|| path.display().to_string());
+            known.insert(path.clone(), self.entries.len());
+            indices.push(self.entries.len());
+            self.entries.push(Entry::new(path, name));
+            added += 1;
+        }
+        if !indices.is_empty() {
+            self.touch();
+        }
+        (indices, added)
+    }
+
     /// The session file of a folder (or set of photos) inside `dir`.
     pub fn file_for(dir: &Path, key: &str) -> PathBuf {
         // FNV-1a: a stable name from the key.

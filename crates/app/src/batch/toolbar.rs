@@ -225,6 +225,22 @@ impl BatchPanel {
         {
             self.rescan(shared);
         }
+        let mut watching = self.is_watching();
+        if ui
+            .add_enabled(
+                has_root || watching,
+                egui::Checkbox::new(&mut watching, "Watch this folder"),
+            )
+            .on_hover_text(
+                "while on, photos that appear in this folder or its sub-folders (copied, saved \
+                 or moved in) are added to the grid and captioned once they are fully written; \
+                 captions you wrote or edited are never touched, and nothing is saved until \
+                 you Save",
+            )
+            .changed()
+        {
+            self.set_watching(watching, shared);
+        }
     }
 
     fn recent_menu(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
