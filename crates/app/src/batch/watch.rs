@@ -23,8 +23,6 @@ pub enum News {
     Note(String),
     /// The folder was renamed, moved or deleted; the thread has ended.
     Gone,
-    /// The folder could not be watched at all; the thread has ended.
-    Failed(String),
 }
 
 /// A watched folder: the thread and what it sent that the panel has not taken yet.
@@ -38,15 +36,18 @@ pub struct FolderWatch {
 
 impl FolderWatch {
     /// Starts watching `dir` on a thread of its own, waking the UI with `ctx` when something
-    /// arrives.
-    pub fn start(dir: PathBuf, ctx: egui::Context) -> std::io::Result<FolderWatch> {
+    /// arrives. The watch is set up before this returns, so a photo that arrives once the
+    /// switch is on is seen.
+    pub fn start(dir: PathBuf, ctx: egui::Context) -> Result<FolderWatch, String> {
+        let watcher =
+            FolderWatcher::start(&dir, &WatchTiming::default()).map_err(|e| e.report())?;
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, news) = crossbeam_channel::unbounded();
         let thread_stop = stop.clone();
-        let thread_dir = dir.clone();
         std::thread::Builder::new()
             .name("watch-folder".into())
-            .spawn(move || watch_thread(&thread_dir, &thread_stop, &tx, &ctx))?;
+            .spawn(move || watch_thread(watcher, &thread_stop, &tx, &ctx))
+            .map_err(|e| e.to_string())?;
         Ok(FolderWatch {
             dir,
             stop,
@@ -69,7 +70,7 @@ impl Drop for FolderWatch {
 }
 
 fn watch_thread(
-    dir: &Path,
+    mut watcher: FolderWatcher,
     stop: &AtomicBool,
     tx: &crossbeam_channel::Sender<News>,
     ctx: &egui::Context,
@@ -78,13 +79,6 @@ fn watch_thread(
         let ok = tx.send(news).is_ok();
         ctx.request_repaint();
         ok
-    };
-    let mut watcher = match FolderWatcher::start(dir, &WatchTiming::default()) {
-        Ok(w) => w,
-        Err(e) => {
-            send(News::Failed(e.report()));
-            return;
-        }
     };
     while !stop.load(Ordering::SeqCst) {
         let poll = watcher.poll(Duration::from_millis(200), 256);
@@ -149,9 +143,8 @@ impl BatchPanel {
                 ));
                 self.watch = Some(w);
             }
-            Err(e) => shared
-                .status
-                .error(format!("cannot watch {}: {e}", root.display())),
+            // The library's message names the folder and says what failed.
+            Err(e) => shared.status.error(e),
         }
     }
 
@@ -178,7 +171,6 @@ impl BatchPanel {
                         w.dir().display()
                     ))
                 }
-                News::Failed(e) => ended = Some(e),
             }
         }
         if let Some(text) = ended {
