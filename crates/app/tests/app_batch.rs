@@ -8,7 +8,7 @@ mod app_support;
 
 use std::path::{Path, PathBuf};
 
-use app_support::{app, copy_dir, drop_files, fixtures, wait_until};
+use app_support::{app, copy_dir, drop_files, fixtures, status, wait_until};
 use captioner_app::batch::session::{Disk, Photo, Session, Source};
 use captioner_app::batch::{Ask, BatchPanel};
 use captioner_app::{AppPaths, CaptionerApp, Panels, Tab};
@@ -45,17 +45,6 @@ fn text_box<'a>(h: &'a Harness<'static, CaptionerApp>, label: &'a str) -> egui_k
     h.get_all_by_label(label)
         .find(|n| n.accesskit_node().role() == egui::accesskit::Role::TextInput)
         .unwrap_or_else(|| panic!("no text box labelled {label}"))
-}
-
-fn status(h: &Harness<'static, CaptionerApp>) -> String {
-    h.state()
-        .shared
-        .status
-        .messages()
-        .iter()
-        .map(|m| m.text.clone())
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 #[test]

@@ -5,21 +5,10 @@
 
 mod app_support;
 
-use app_support::{app, copy_dir, drop_files, fixtures, wait_until};
+use app_support::{app, copy_dir, drop_files, fixtures, status, wait_until};
 use captioner_app::Tab;
 use captioner_app::batch::session::Source;
 use egui_kittest::kittest::Queryable;
-
-fn status(h: &egui_kittest::Harness<'static, captioner_app::CaptionerApp>) -> String {
-    h.state()
-        .shared
-        .status
-        .messages()
-        .iter()
-        .map(|m| m.text.clone())
-        .collect::<Vec<_>>()
-        .join("\n")
-}
 
 #[test]
 fn a_photo_copied_into_a_watched_folder_appears_captioned() {

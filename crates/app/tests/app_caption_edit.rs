@@ -6,7 +6,7 @@
 
 mod app_support;
 
-use app_support::{app, drop_files, fixtures, wait_until};
+use app_support::{app, drop_files, fixtures, status, wait_until};
 use captioner_app::caption::beam_shares;
 use captioner_app::{CaptionerApp, Tab};
 use egui::Key;
@@ -23,17 +23,6 @@ fn text_box<'a>(h: &'a Harness<'static, CaptionerApp>, label: &'a str) -> egui_k
             )
         })
         .unwrap_or_else(|| panic!("no text box labelled {label}"))
-}
-
-fn status(h: &Harness<'static, CaptionerApp>) -> String {
-    h.state()
-        .shared
-        .status
-        .messages()
-        .iter()
-        .map(|m| m.text.clone())
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// A copy of the dog photo in a folder of its own, and the app with it captioned.

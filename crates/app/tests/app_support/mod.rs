@@ -88,3 +88,15 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// The status line's messages so far, one per line.
+pub fn status(h: &Harness<'static, CaptionerApp>) -> String {
+    h.state()
+        .shared
+        .status
+        .messages()
+        .iter()
+        .map(|m| m.text.clone())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
