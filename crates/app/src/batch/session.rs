@@ -86,6 +86,14 @@ pub struct Cell {
     pub grounding_note: Option<String>,
 }
 
+/// A photo's name in the batch: its path inside the folder, or the whole path when it is
+/// outside (or there is no folder).
+fn shown_name(root: Option<&Path>, path: &Path) -> String {
+    root.and_then(|r| path.strip_prefix(r).ok())
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
+}
+
 /// The content words of a caption as tags: lower case, no stop words, no punctuation, each once.
 pub fn caption_tags(caption: &str) -> Vec<String> {
     captioner::trust::content_words(
@@ -486,11 +494,7 @@ impl Session {
         let entries = photos
             .into_iter()
             .map(|path| {
-                let name = root
-                    .as_deref()
-                    .and_then(|r| path.strip_prefix(r).ok())
-                    .map(|p| p.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| path.display().to_string());
+                let name = shown_name(root.as_deref(), &path);
                 Entry::new(path, name)
             })
             .collect();
@@ -965,11 +969,7 @@ impl Session {
             if known.contains_key(&path) {
                 continue;
             }
-            let name = root
-                .as_deref()
-                .and_then(|r| path.strip_prefix(r).ok())
-                .map(|p| p.to_string_lossy().into_owned())
-                .unwrap_or_else(|| path.display().to_string());
+            let name = shown_name(root.as_deref(), &path);
             self.entries.push(Entry::new(path, name));
             added += 1;
         }
@@ -1001,11 +1001,7 @@ impl Session {
                 indices.push(i);
                 continue;
             }
-            let name = root
-                .as_deref()
-                .and_then(|r| path.strip_prefix(r).ok())
-                .map(|p| p.to_string_lossy().into_owned())
-                .unwrap_or_else(|| path.display().to_string());
+            let name = shown_name(root.as_deref(), &path);
             known.insert(path.clone(), self.entries.len());
             indices.push(self.entries.len());
             self.entries.push(Entry::new(path, name));
